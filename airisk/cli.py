@@ -1,0 +1,155 @@
+"""The ``airisk`` command line: the composition root above probes, monitor and chaos.
+
+Exit statuses follow one rule: 0 all good, 1 the thing checked is not good (a target
+is not up, a config is invalid), 2 bad usage or a config that cannot be used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from airisk import runtime
+
+EMULATOR_URL_ENV = "AIRISK_EMULATOR_URL"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="airisk")
+def main() -> None:
+    """What happens to each feature when an outsourced AI provider goes down, and how fast you would know."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="airisk.yaml to read (default: ./airisk.yaml when present).")
+@click.option("--target", "target_names", multiple=True, help="Probe only this target (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option("--emulator", default=None, help=f"Emulator URL when no config is used (env {EMULATOR_URL_ENV}).")
+def probe(config_path: Path | None, target_names: tuple[str, ...], as_json: bool, emulator: str | None) -> None:
+    """Probe each target once, concurrently. Exit 0 when every target is up, 1 otherwise."""
+    from probes.report import print_json_lines, print_table
+
+    targets, note = _targets(config_path, emulator)
+    if target_names:
+        missing = sorted(set(target_names) - {t.name for t in targets})
+        if missing:
+            known = ", ".join(t.name for t in targets)
+            _fail(f"--target: no target named {', '.join(map(repr, missing))} (known: {known})")
+        targets = [t for t in targets if t.name in target_names]
+    if not targets:
+        _fail("no targets to probe: every target in the config is disabled")
+    if note and not as_json:
+        click.echo(note, err=True)
+    results = runtime.run(runtime.probe_all(targets))
+    if as_json:
+        print_json_lines(results)
+    else:
+        print_table(results)
+    sys.exit(0 if all(r.status == "up" for r in results) else 1)
+
+
+def _targets(config_path: Path | None, emulator: str | None):
+    from monitor.config import ConfigError, load_config
+
+    if config_path is None and Path("airisk.yaml").is_file():
+        config_path = Path("airisk.yaml")
+    if config_path is not None:
+        try:
+            return load_config(config_path).resolve_targets(), None
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(2)
+    url = (emulator or os.environ.get(EMULATOR_URL_ENV) or f"http://127.0.0.1:{runtime.EMULATOR_PORT}").rstrip("/")
+    if not runtime.run(runtime.emulator_running(url)):
+        _fail(f"no config: pass --config FILE (or create ./airisk.yaml), or start `airisk emulate` so its "
+              f"providers can be probed (nothing answers at {url})")
+    targets = runtime.emulator_targets(url)
+    return targets, f"No config given: probing the {len(targets)} emulated providers at {url}."
+
+
+def _fail(message: str) -> None:
+    click.echo(f"airisk: {message}", err=True)
+    sys.exit(2)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=runtime.EMULATOR_PORT, show_default=True, type=int)
+@click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--seed", type=int, default=None, help="Seed for latency jitter and fault dice.")
+@click.option("--ttft-ms", type=float, default=None, help="Default time to first token.")
+@click.option("--token-gap-ms", type=float, default=None, help="Default gap between tokens.")
+@click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON or YAML fault script to run from the start (see the control API's /timeline).")
+def emulate(host: str, port: int, allow_external: bool, seed: int | None, ttft_ms: float | None,
+            token_gap_ms: float | None, timeline_path: Path | None) -> None:
+    """Serve every catalog provider's protocol on one port, with faults on demand."""
+    if not _loopback(host) and not allow_external:
+        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the emulator")
+    timeline = None
+    if timeline_path is not None:
+        timeline = _read_timeline(timeline_path)
+    runtime.run(runtime.emulate_forever(host=host, port=port, seed=seed, ttft_ms=ttft_ms,
+                                        token_gap_ms=token_gap_ms, timeline=timeline))
+
+
+def _read_timeline(path: Path) -> dict:
+    import yaml
+
+    from chaos.control import validate_timeline
+
+    try:
+        data = yaml.safe_load(path.read_text())
+        validate_timeline(data)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        _fail(f"{path}: {str(exc).splitlines()[0]}")
+    return data
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--schema", is_flag=True, help="Print the config's JSON Schema instead (for editors).")
+def validate(file: Path, schema: bool) -> None:
+    """Check a config file: one line per problem (file:line: field: what is wrong)."""
+    from monitor.config import ConfigError, json_schema, load_config
+
+    if schema:
+        click.echo(json.dumps(json_schema(), indent=2))
+        return
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    targets = config.resolve_targets()
+    click.echo(f"{file}: ok ({len(targets)} target{'s' if len(targets) != 1 else ''})")
+
+
+@main.command()
+@click.option("--port", default=runtime.EMULATOR_PORT, show_default=True, type=int, help="Emulator port.")
+@click.option("--interval", default=15.0, show_default=True, type=float, help="Seconds between probe rounds.")
+@click.option("--rounds", default=0, type=int, help="Stop after this many rounds (0: run until Ctrl-C).")
+def up(port: int, interval: float, rounds: int) -> None:
+    """The main job: for now, the emulated providers with a demo incident script, probed on a loop."""
+    runtime.run(runtime.demo(port=port, interval=interval, rounds=rounds))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,117 @@
+"""Async plumbing behind the CLI: event loop choice, probing rounds, the emulator's life."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from probes import Target, make_client, probe
+from probes.catalog import CATALOG
+from probes.result import ProbeResult
+
+T = TypeVar("T")
+EMULATOR_PORT = 8470
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when installed: lower per-event overhead means truer latency figures."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is an optional extra
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def probe_all(targets: list[Target], *, client: httpx.AsyncClient | None = None) -> list[ProbeResult]:
+    """Probe every target once, concurrently, on one shared keep-alive client."""
+    own = client is None
+    client = client or make_client()
+    try:
+        return list(await asyncio.gather(*(probe(t, client=client) for t in targets)))
+    finally:
+        if own:
+            await client.aclose()
+
+
+async def emulator_running(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            response = await client.get(f"{url}/_airisk/health")
+            return response.status_code == 200 and response.json().get("ok") is True
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def emulator_targets(url: str) -> list[Target]:
+    """One target per catalog provider, pointed at the emulator's route for it."""
+    return [
+        Target.from_provider(p, base_url=url + p.emulator_prefix, key_env=None)
+        for p in CATALOG.values()
+    ]
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: float | None,
+                          token_gap_ms: float | None, timeline: dict | None) -> None:
+    from chaos.control import run_timeline, validate_timeline
+    from chaos.emulator import Emulator, Profile, serve
+
+    profile = Profile()
+    if ttft_ms is not None:
+        profile.ttft_ms = ttft_ms
+    if token_gap_ms is not None:
+        profile.token_gap_ms = token_gap_ms
+    emu = Emulator(seed=seed, profile=profile)
+    runner = await serve(emu, host=host, port=port)
+    print(f"airisk emulator on http://{host}:{port} (control API: /_airisk/, Ctrl-C stops)", flush=True)
+    if timeline is not None:
+        emu.timeline = asyncio.create_task(
+            run_timeline(emu, validate_timeline(timeline), repeat=bool(timeline.get("repeat"))))
+    try:
+        await _until_signalled()
+    finally:
+        emu.reset()
+        await runner.cleanup()
+
+
+async def demo(*, port: int, interval: float, rounds: int) -> None:
+    """Emulated providers with a scripted incident, probed every `interval` seconds."""
+    from chaos.control import run_timeline, validate_timeline
+    from chaos.demo import DEMO_TIMELINE
+    from chaos.emulator import Emulator, serve
+    from probes.report import print_table
+
+    emu = Emulator()
+    runner = await serve(emu, port=port)
+    url = f"http://127.0.0.1:{port}"
+    emu.timeline = asyncio.create_task(run_timeline(emu, validate_timeline(DEMO_TIMELINE), repeat=True))
+    print(f"airisk demo: emulated providers on {url}, probed every {interval:g}s (Ctrl-C stops)", flush=True)
+    targets = emulator_targets(url)
+    stopper = asyncio.create_task(_until_signalled())
+    client = make_client()
+    try:
+        done = 0
+        while not stopper.done() and (rounds == 0 or done < rounds):
+            print_table(await probe_all(targets, client=client))
+            done += 1
+            if rounds and done >= rounds:
+                break
+            await asyncio.wait([stopper], timeout=interval)
+    finally:
+        stopper.cancel()
+        await client.aclose()
+        emu.reset()
+        await runner.cleanup()

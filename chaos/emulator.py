@@ -1,0 +1,383 @@
+"""The provider emulator: every catalog provider's protocol on one loopback port.
+
+``/<provider>/...`` speaks that provider's protocol under the path its real API uses
+(``/openai/v1/chat/completions``, ``/anthropic/v1/messages``,
+``/gemini/v1beta/models/{model}:streamGenerateContent``, ``/cohere/v2/chat``,
+``/ollama/api/chat``, ``/azure-openai/openai/deployments/{d}/chat/completions``, ...),
+streaming and not, with model listings and a Statuspage-style
+``/status/<provider>/api/v2/summary.json``. Each route has a latency `Profile`; faults
+from `chaos.faults` are set at run time through the control API (`chaos.control`).
+
+It answers canary questions correctly (a good model), so a probe passes until a
+fault says otherwise. Served by aiohttp because a fault needs the raw transport:
+a connection reset is a real RST (SO_LINGER 0), a hang is a held socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from chaos.faults import FAULT_TYPES, Fault, FaultSet, Plan, RequestInfo
+from chaos.speakers import SPEAKERS, Ask, Speaker
+from chaos.statuspage import StatusPage
+from probes.canary import solve
+from probes.catalog import CATALOG, Provider
+
+DEFAULT_PORT = 8470
+FILLER = "is the answer to that sum, as far as this emulator can tell you today and tomorrow".split()
+TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
+
+
+@dataclass(slots=True)
+class Profile:
+    """How a healthy route behaves. Times in ms; sigma is the lognormal spread (0: fixed)."""
+
+    ttft_ms: float = 150.0
+    ttft_sigma: float = 0.0
+    token_gap_ms: float = 15.0
+    tokens: int = 12  # answer length in tokens, capped by the request's max_tokens
+
+    def sample_ttft(self, rng: random.Random) -> float:
+        base = self.ttft_ms / 1000
+        return base * math.exp(rng.gauss(0, self.ttft_sigma)) if self.ttft_sigma else base
+
+    def update(self, data: dict[str, Any]) -> None:
+        for key, value in data.items():
+            if key not in self.__dataclass_fields__:
+                raise ValueError(f"profile.{key}: unknown field (known: {', '.join(self.__dataclass_fields__)})")
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"profile.{key}: must be a non-negative number, got {value!r}")
+            setattr(self, key, type(getattr(self, key))(value))
+
+
+class Emulator:
+    """State shared by the handlers: faults, profiles, status pages, request log."""
+
+    def __init__(self, *, seed: int | None = None, profile: Profile | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.faults = FaultSet(random.Random(seed))
+        self.default_profile = profile or Profile()
+        self.profiles: dict[str, Profile] = {}
+        self.pages = {name: StatusPage(name) for name in CATALOG}
+        self.log: deque[dict[str, Any]] = deque(maxlen=2000)
+        self.timeline: asyncio.Task | None = None
+
+    def profile(self, route: str) -> Profile:
+        return self.profiles.get(route) or self.default_profile
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.profiles.clear()
+        for page in self.pages.values():
+            page.resolve_all()
+        if self.timeline is not None:
+            self.timeline.cancel()
+            self.timeline = None
+
+    def app(self) -> web.Application:
+        from chaos import control
+
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        for provider in CATALOG.values():
+            _add_provider_routes(app, self, provider)
+        app.router.add_get("/status/{provider}/api/v2/summary.json", self._summary)
+        app.router.add_get("/status/{provider}/api/v2/status.json", self._summary)
+        app.router.add_get("/status/{provider}/api/v2/incidents.json", self._incidents)
+        control.add_routes(app, self)
+        return app
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        page = self.pages.get(request.match_info["provider"])
+        if page is None:
+            raise web.HTTPNotFound()
+        return web.json_response(page.summary())
+
+    async def _incidents(self, request: web.Request) -> web.Response:
+        page = self.pages.get(request.match_info["provider"])
+        if page is None:
+            raise web.HTTPNotFound()
+        return web.json_response(page.incidents_json())
+
+
+def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider) -> None:
+    prefix = provider.emulator_prefix
+    speaker = SPEAKERS[provider.dialect]
+    route = provider.name
+
+    def gen(reader):
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await _generate(emu, request, route, speaker, reader)
+        return handler
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response(speaker.models([provider.model]))
+
+    if provider.dialect == "openai" and provider.options.get("azure"):
+        app.router.add_post(prefix + "/openai/deployments/{deployment}/chat/completions", gen(_read_azure))
+        app.router.add_get(prefix + "/openai/models", listing)
+    elif provider.dialect == "openai":
+        app.router.add_post(prefix + "/chat/completions", gen(_read_openai))
+        app.router.add_post(prefix + "/completions", gen(_read_openai_completions))
+        app.router.add_get(prefix + "/models", listing)
+    elif provider.dialect == "anthropic":
+        app.router.add_post(prefix + "/messages", gen(_read_anthropic))
+        app.router.add_get(prefix + "/models", listing)
+    elif provider.dialect == "gemini":
+        app.router.add_post(prefix + "/models/{model}:{action}", gen(_read_gemini))
+        app.router.add_get(prefix + "/models", listing)
+    elif provider.dialect == "cohere":
+        app.router.add_post(prefix + "/chat", gen(_read_cohere))
+        app.router.add_get(prefix.replace("/v2", "/v1") + "/models", listing)
+    elif provider.dialect == "ollama":
+        app.router.add_post(prefix + "/api/chat", gen(_read_ollama))
+        app.router.add_post(prefix + "/api/generate", gen(_read_ollama))
+        app.router.add_get(prefix + "/api/tags", listing)
+
+
+# -- reading requests -------------------------------------------------------------------
+
+class BadRequest(ValueError):
+    pass
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _last_user(messages: Any) -> str:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages: must be a non-empty array")
+    return _text(messages[-1].get("content") if isinstance(messages[-1], dict) else None)
+
+
+def _read_openai(body: dict, request: web.Request) -> Ask:
+    if "model" not in body:
+        raise BadRequest("you must provide a model parameter")
+    opts = body.get("stream_options") or {}
+    return Ask(model=body["model"], prompt=_last_user(body.get("messages")),
+               max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 64,
+               stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")))
+
+
+def _read_openai_completions(body: dict, request: web.Request) -> Ask:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise BadRequest("prompt: must be a string")
+    opts = body.get("stream_options") or {}
+    return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=body.get("max_tokens") or 16,
+               stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")), completions=True)
+
+
+def _read_azure(body: dict, request: web.Request) -> Ask:
+    if "api-version" not in request.query:
+        raise BadRequest("Missing required query parameter: api-version")
+    return _read_openai({"model": request.match_info["deployment"], **body}, request)
+
+
+def _read_anthropic(body: dict, request: web.Request) -> Ask:
+    for field in ("model", "max_tokens", "messages"):
+        if field not in body:
+            raise BadRequest(f"{field}: Field required")
+    return Ask(model=body["model"], prompt=_last_user(body["messages"]), max_tokens=body["max_tokens"],
+               stream=bool(body.get("stream")))
+
+
+def _read_gemini(body: dict, request: web.Request) -> Ask:
+    action = request.match_info["action"]
+    if action not in ("generateContent", "streamGenerateContent"):
+        raise BadRequest(f"unknown method {action}")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise BadRequest("contents is not specified")
+    parts = contents[-1].get("parts") or []
+    config = body.get("generationConfig") or {}
+    return Ask(model=request.match_info["model"], prompt=_text(parts), max_tokens=config.get("maxOutputTokens") or 64,
+               stream=action == "streamGenerateContent")
+
+
+def _read_cohere(body: dict, request: web.Request) -> Ask:
+    return Ask(model=body.get("model", ""), prompt=_last_user(body.get("messages")),
+               max_tokens=body.get("max_tokens") or 64, stream=bool(body.get("stream")))
+
+
+def _read_ollama(body: dict, request: web.Request) -> Ask:
+    generate = request.path.endswith("/generate")
+    prompt = body.get("prompt", "") if generate else _last_user(body.get("messages"))
+    options = body.get("options") or {}
+    return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=options.get("num_predict") or 64,
+               stream=body.get("stream", True) is not False, completions=generate)
+
+
+# -- answering --------------------------------------------------------------------------
+
+def _answer(ask: Ask, profile: Profile, wrong: bool) -> tuple[list[str], str]:
+    answer = solve(ask.prompt)
+    if answer is not None:
+        words = [str(answer + 7 if wrong else answer), *(" " + w for w in FILLER)]
+    else:
+        words = [TEXT[0], *(" " + w for w in TEXT[1:])]
+    limit = min(ask.max_tokens, profile.tokens)
+    return words[:limit], ("length" if limit == ask.max_tokens else "stop")
+
+
+async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Speaker, reader) -> web.StreamResponse:
+    loop = asyncio.get_running_loop()
+    arrived = loop.time()
+    entry: dict[str, Any] = {"at": time.time(), "route": route, "path": request.path,
+                             "feature": request.headers.get("x-airisk-feature")}
+    emu.log.append(entry)
+    try:
+        body = json.loads(await request.read())
+        if not isinstance(body, dict):
+            raise BadRequest("request body must be a JSON object")
+        ask = reader(body, request)
+    except (ValueError, BadRequest) as exc:
+        entry["status"] = 400
+        return _bad_request(speaker, str(exc))
+    entry["model"] = ask.model
+    plan = emu.faults.plan(RequestInfo(route=route, method=request.method, path=request.path, model=ask.model,
+                                       feature=entry["feature"]))
+    entry["faults"] = plan.names
+    if plan.respond is not None:
+        return await _respond_fault(request, speaker, ask, plan.respond, entry)
+    profile = emu.profile(route)
+    stream_fault = plan.stream
+    if stream_fault is not None and stream_fault.type in getattr(speaker, "unsupported", ()):
+        stream_fault = None
+    words, finish = _answer(ask, profile, wrong=stream_fault is not None and stream_fault.type == "wrong_answer")
+    if stream_fault is not None and stream_fault.type in ("empty_answer", "content_filtered"):
+        words = []
+        finish = "filter" if stream_fault.type == "content_filtered" else "stop"
+    first_at = arrived + profile.sample_ttft(emu.rng) + plan.first_token_delay_s
+    gap = plan.token_gap_s if plan.token_gap_s is not None else profile.token_gap_ms / 1000
+    entry["status"] = 200
+    if not ask.stream:
+        await asyncio.sleep(max(0.0, first_at + gap * max(0, len(words) - 1) - loop.time()))
+        entry["total_ms"] = round((loop.time() - arrived) * 1000, 3)
+        return web.json_response(speaker.complete(ask, "".join(words), finish, len(words)))
+    resp = web.StreamResponse(headers={"content-type": speaker.content_type, "cache-control": "no-cache"})
+    await resp.prepare(request)
+    if opening := speaker.open(ask):
+        await resp.write(opening)
+    for index, word in enumerate(words):
+        if stream_fault is not None and index == stream_fault.params.get("after_chunks", -1):
+            return await _break_stream(request, resp, speaker, ask, stream_fault, entry)
+        await asyncio.sleep(max(0.0, first_at + gap * index - loop.time()))
+        await resp.write(speaker.token(ask, word, index))
+        if index == 0:
+            entry["ttft_ms"] = round((loop.time() - arrived) * 1000, 3)
+    if stream_fault is not None and stream_fault.type in ("stream_cut", "stream_stall", "malformed_chunk",
+                                                          "stream_error"):
+        return await _break_stream(request, resp, speaker, ask, stream_fault, entry)
+    if not words:
+        await asyncio.sleep(max(0.0, first_at - loop.time()))
+    closing = speaker.close(ask, finish, len(words))
+    if stream_fault is None or stream_fault.type != "missing_terminator":
+        closing += speaker.terminator(ask, finish, len(words))
+    if closing:
+        await resp.write(closing)
+    await resp.write_eof()
+    entry["total_ms"] = round((loop.time() - arrived) * 1000, 3)
+    return resp
+
+
+async def _break_stream(request, resp, speaker: Speaker, ask: Ask, fault: Fault, entry) -> web.StreamResponse:
+    entry["broken"] = fault.type
+    if fault.type == "stream_stall":
+        await _hold(request, fault.params["seconds"])
+        _abort(request)
+        return resp
+    if fault.type == "malformed_chunk":
+        await resp.write(speaker.malformed(ask))
+    elif fault.type == "stream_error":
+        await resp.write(speaker.stream_error(ask, fault.params["error"]))
+    await resp.write_eof()  # stream_cut: a clean end with no terminator
+    return resp
+
+
+async def _respond_fault(request, speaker: Speaker, ask: Ask, fault: Fault, entry) -> web.StreamResponse:
+    if fault.type == "hang":
+        entry["status"] = None
+        await _hold(request, fault.params["seconds"])
+        _abort(request)
+        return web.Response(status=204)
+    if fault.type == "connection_reset":
+        entry["status"] = None
+        _abort(request, reset=True)
+        return web.Response(status=204)
+    kind = "server_error" if fault.type == "flapping" else fault.type
+    status, headers, body = speaker.error(kind, status=fault.params.get("status"),
+                                          retry_after=fault.params.get("retry_after"), ask=ask)
+    entry["status"] = status
+    return web.Response(status=status, headers=headers, body=body)
+
+
+def _bad_request(speaker: Speaker, message: str) -> web.Response:
+    status, headers, body = speaker.error("bad_request", status=400, retry_after=None, ask=None, detail=message)
+    return web.Response(status=status, headers=headers, body=body)
+
+
+async def _hold(request: web.Request, seconds: float) -> None:
+    """Keep the connection open and silent until the client leaves or `seconds` pass."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
+
+
+def _abort(request: web.Request, *, reset: bool = False) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 turns close() into an RST: what a crashed load balancer sends.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def known_fault_types() -> list[dict[str, Any]]:
+    return [{"type": t.name, "category": t.category, "doc": t.doc, "params": t.params,
+             "expect": str(t.expect) if t.expect else None} for t in FAULT_TYPES.values()]
+
+
+def profile_dict(profile: Profile) -> dict[str, Any]:
+    return asdict(profile)
+
+
+async def serve(emu: Emulator, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> web.AppRunner:
+    """Start serving in the running loop; the caller keeps the runner and calls ``cleanup()``."""
+    runner = web.AppRunner(emu.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return server.sockets[0].getsockname()[1]
+    raise RuntimeError("emulator is not listening")
+
+
+__all__ = ["DEFAULT_PORT", "Emulator", "Plan", "Profile", "bound_port", "known_fault_types", "serve"]

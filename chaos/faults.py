@@ -1,0 +1,253 @@
+"""The fault catalogue: every way a provider breaks, defined once, as data.
+
+A `Fault` is small data (after Toxiproxy's toxics): a type from `FAULT_TYPES`, its
+parameters, a probability, a `Scope` saying which requests it hits, and a lease after
+which it lapses by itself, so a dead drill runner can never leave an outage behind.
+
+Where a fault is injected (the emulator, the fault proxy, the httpx transport) it is
+turned into a `Plan` for one request by `FaultSet.plan`; each dialect's speaker in
+`chaos.speakers` renders the plan in that provider's own status, headers and bodies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes.result import ErrorKind
+
+
+@dataclass(frozen=True, slots=True)
+class FaultType:
+    name: str
+    category: str  # "error" (an error response), "connection", "timing", "stream"
+    doc: str
+    params: dict[str, Any] = field(default_factory=dict)  # name -> default
+    expect: ErrorKind | None = None  # what a probe should classify it as
+
+
+def _t(name: str, category: str, doc: str, expect: ErrorKind | None = None, **params: Any) -> tuple[str, FaultType]:
+    return name, FaultType(name, category, doc, params, expect)
+
+
+FAULT_TYPES: dict[str, FaultType] = dict([
+    _t("server_error", "error", "HTTP 5xx in the provider's error format", ErrorKind.SERVER_ERROR, status=500),
+    _t("overloaded", "error", "no capacity: Anthropic 529, OpenAI/Cohere/Ollama 503, Gemini 503 UNAVAILABLE",
+       ErrorKind.OVERLOADED),
+    _t("rate_limited", "error", "429 with Retry-After and the provider's rate-limit headers",
+       ErrorKind.RATE_LIMITED, retry_after=5),
+    _t("quota_exhausted", "error", "credit or spend cap used up: 429 (or 402) that waiting will not fix",
+       ErrorKind.QUOTA_EXHAUSTED),
+    _t("auth", "error", "API key revoked: 401", ErrorKind.AUTH),
+    _t("model_not_found", "error", "model retired or renamed: 404", ErrorKind.MODEL_NOT_FOUND),
+    _t("context_too_long", "error", "prompt over the context window: 400", ErrorKind.CONTEXT_TOO_LONG),
+    _t("content_filtered", "stream", "the answer is stopped by the provider's safety filter",
+       ErrorKind.CONTENT_FILTERED),
+    _t("stream_error", "stream", "an error event inside a 200 stream after N chunks",
+       ErrorKind.OVERLOADED, after_chunks=1, error="overloaded"),
+    _t("hang", "connection", "accept the request, then send nothing until the client gives up",
+       ErrorKind.FIRST_TOKEN_TIMEOUT, seconds=300),
+    _t("connection_reset", "connection", "reset the TCP connection (RST) before any response",
+       ErrorKind.CONNECTION_RESET),
+    _t("first_token_delay", "timing", "hold the first token back by delay_ms (+ uniform jitter_ms)",
+       None, delay_ms=2000, jitter_ms=0),
+    _t("slow_tokens", "timing", "gap_ms between chunks instead of the usual token rate", None, gap_ms=500),
+    _t("stream_cut", "stream", "end the body cleanly after N chunks, without the terminator",
+       ErrorKind.STREAM_CUT, after_chunks=2),
+    _t("stream_stall", "stream", "stop sending after N chunks but keep the connection open",
+       ErrorKind.STREAM_STALLED, after_chunks=2, seconds=300),
+    _t("malformed_chunk", "stream", "a chunk that is not valid JSON after N chunks",
+       ErrorKind.MALFORMED, after_chunks=1),
+    _t("missing_terminator", "stream", "the whole answer, but no end-of-stream marker", ErrorKind.STREAM_CUT),
+    _t("empty_answer", "stream", "a well-formed stream with no answer text", ErrorKind.EMPTY_ANSWER),
+    _t("wrong_answer", "stream", "a well-formed stream with a wrong answer", ErrorKind.WRONG_ANSWER),
+    _t("flapping", "error", "down for down_s, then up for up_s, repeating (5xx while down)",
+       ErrorKind.SERVER_ERROR, down_s=10, up_s=10, status=503),
+])
+
+_SCOPE_KEYS = ("route", "model", "feature", "method", "path")
+_ERROR_FROM_STREAM_ERROR = {"overloaded", "server_error", "rate_limited"}
+
+
+class FaultError(ValueError):
+    """A fault definition that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which requests a fault hits; an unset field matches everything."""
+
+    route: str | None = None  # a provider route, e.g. "openai", "anthropic"
+    model: str | None = None
+    feature: str | None = None  # the X-AIRisk-Feature request header
+    method: str | None = None
+    path: str | None = None  # a path prefix below the route
+
+    def matches(self, req: RequestInfo) -> bool:
+        return (
+            (self.route is None or self.route == req.route)
+            and (self.model is None or self.model == req.model)
+            and (self.feature is None or self.feature == req.feature)
+            and (self.method is None or self.method.upper() == req.method)
+            and (self.path is None or req.path.startswith(self.path))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    route: str
+    method: str = "POST"
+    path: str = ""
+    model: str | None = None
+    feature: str | None = None
+
+
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Fault:
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    probability: float = 1.0
+    scope: Scope = field(default_factory=Scope)
+    expires_at: float | None = None  # wall-clock seconds (time.time()); None = until removed
+    id: str = ""
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = f"f{next(_ids)}"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, now: float | None = None) -> Fault:
+        """Build from JSON-ish data; `FaultError` names the field and the problem."""
+        if not isinstance(data, dict):
+            raise FaultError("fault: must be an object with at least a 'type'")
+        unknown = set(data) - {"type", "params", "probability", "scope", "for_s", "expires_at", "id", *_SCOPE_KEYS}
+        if unknown:
+            raise FaultError(f"fault: unknown field {sorted(unknown)[0]!r}")
+        name = data.get("type")
+        ftype = FAULT_TYPES.get(name) if isinstance(name, str) else None
+        if ftype is None:
+            raise FaultError(f"fault.type: unknown fault {name!r} (known: {', '.join(sorted(FAULT_TYPES))})")
+        params = dict(ftype.params)
+        given = data.get("params") or {}
+        if not isinstance(given, dict):
+            raise FaultError("fault.params: must be an object")
+        for key, value in given.items():
+            if key not in ftype.params:
+                known = ", ".join(ftype.params) or "none"
+                raise FaultError(f"fault.params.{key}: {name} takes no such parameter (takes: {known})")
+            default = ftype.params[key]
+            if isinstance(default, int | float) and not isinstance(value, int | float):
+                raise FaultError(f"fault.params.{key}: must be a number, got {value!r}")
+            if isinstance(value, int | float) and value < 0:
+                raise FaultError(f"fault.params.{key}: must not be negative")
+            params[key] = value
+        if name == "stream_error" and params["error"] not in _ERROR_FROM_STREAM_ERROR:
+            raise FaultError(f"fault.params.error: one of {sorted(_ERROR_FROM_STREAM_ERROR)}")
+        probability = data.get("probability", 1.0)
+        if not isinstance(probability, int | float) or not 0 <= probability <= 1:
+            raise FaultError(f"fault.probability: must be between 0 and 1, got {probability!r}")
+        scope_data = dict(data.get("scope") or {})
+        scope_data.update({k: data[k] for k in _SCOPE_KEYS if k in data})
+        bad = set(scope_data) - set(_SCOPE_KEYS)
+        if bad:
+            raise FaultError(f"fault.scope: unknown field {sorted(bad)[0]!r} (known: {', '.join(_SCOPE_KEYS)})")
+        expires_at = data.get("expires_at")
+        if (for_s := data.get("for_s")) is not None:
+            if not isinstance(for_s, int | float) or for_s <= 0:
+                raise FaultError(f"fault.for_s: must be a positive number of seconds, got {for_s!r}")
+            expires_at = (now or time.time()) + for_s
+        return cls(
+            type=name, params=params, probability=float(probability), scope=Scope(**scope_data),
+            expires_at=expires_at, id=str(data.get("id") or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        scope = {k: getattr(self.scope, k) for k in _SCOPE_KEYS if getattr(self.scope, k) is not None}
+        return {
+            "id": self.id, "type": self.type, "params": self.params, "probability": self.probability,
+            "scope": scope, "expires_at": self.expires_at, "created_at": self.created_at,
+        }
+
+    def lapsed(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def flapping_down(self, now: float) -> bool:
+        period = self.params["down_s"] + self.params["up_s"]
+        return period > 0 and (now - self.created_at) % period < self.params["down_s"]
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to do to one request, after every matching fault has rolled its dice."""
+
+    faults: list[Fault] = field(default_factory=list)  # those that fired, for the request log
+    respond: Fault | None = None  # an error response or a connection fault; ends the request
+    first_token_delay_s: float = 0.0
+    token_gap_s: float | None = None
+    stream: Fault | None = None  # at most one stream fault
+
+    @property
+    def names(self) -> list[str]:
+        return [f.type for f in self.faults]
+
+
+class FaultSet:
+    """The faults in force at one injection point. Not thread-safe; one event loop owns it."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._faults: dict[str, Fault] = {}
+        self._rng = rng or random.Random()
+
+    def add(self, fault: Fault) -> Fault:
+        self._faults[fault.id] = fault
+        return fault
+
+    def remove(self, fault_id: str) -> bool:
+        return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> int:
+        count = len(self._faults)
+        self._faults.clear()
+        return count
+
+    def active(self, now: float | None = None) -> list[Fault]:
+        now = time.time() if now is None else now
+        for fid in [f.id for f in self._faults.values() if f.lapsed(now)]:
+            del self._faults[fid]
+        return list(self._faults.values())
+
+    def plan(self, req: RequestInfo, now: float | None = None) -> Plan:
+        now = time.time() if now is None else now
+        plan = Plan()
+        if not self._faults:
+            return plan
+        for fault in self.active(now):
+            if not fault.scope.matches(req):
+                continue
+            if fault.type == "flapping" and not fault.flapping_down(now):
+                continue
+            if fault.probability < 1 and self._rng.random() >= fault.probability:
+                continue
+            ftype = FAULT_TYPES[fault.type]
+            if ftype.category in ("error", "connection"):
+                if plan.respond is not None:
+                    continue
+                plan.respond = fault
+            elif fault.type == "first_token_delay":
+                jitter = fault.params["jitter_ms"]
+                plan.first_token_delay_s += (fault.params["delay_ms"] + self._rng.uniform(0, jitter)) / 1000
+            elif fault.type == "slow_tokens":
+                plan.token_gap_s = fault.params["gap_ms"] / 1000
+            else:
+                if plan.stream is not None:
+                    continue
+                plan.stream = fault
+            plan.faults.append(fault)
+        return plan

@@ -1,0 +1,81 @@
+"""Cohere Chat v2, server side.
+
+Formats as in `probes.dialects.cohere` (whose docstring cites the sources):
+``event:``/``data:`` pairs with kebab-case ``type`` (message-start, content-start,
+content-delta, content-end, message-end with finish_reason and usage); error bodies
+``{"id", "message"}`` with 400/401/402/404/429/500/503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, dumps, fill, sse
+
+_ERRORS: dict[str, tuple[int, str]] = {
+    "overloaded": (503, "The model is overloaded with requests (high demand), please try again later."),
+    "rate_limited": (429, "You are using a Trial key, which is limited to 20 API calls / minute."),
+    "quota_exhausted": (402, "Please add or update your payment method to continue: usage limit reached."),
+    "auth": (401, "invalid api token"),
+    "model_not_found": (404, "model '{model}' not found, make sure the correct model ID was used"),
+    "bad_request": (400, "{message}"),
+    "context_too_long": (400, "too many tokens: the prompt is too long for the model's context length"),
+}
+_FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "filter": "ERROR_TOXIC"}
+
+
+class CohereSpeaker:
+    name = "cohere"
+    content_type = "text/event-stream"
+
+    def error(
+        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
+    ) -> Rendered:
+        if kind in _ERRORS:
+            code, message = _ERRORS[kind]
+        else:
+            code = status or 500
+            message = SERVER_ERROR_TEXT.format(status=code)
+        headers = dict(JSON)
+        if kind == "rate_limited":
+            headers["retry-after"] = f"{retry_after if retry_after is not None else 5:g}"
+        body = {"id": ask.id if ask else "emulator", "message": fill(message, ask, detail)}
+        return code, headers, dumps(body)
+
+    def open(self, ask: Ask) -> bytes:
+        return (sse({"type": "message-start", "id": ask.id, "delta": {"message": {"role": "assistant"}}},
+                    "message-start")
+                + sse({"type": "content-start", "index": 0,
+                       "delta": {"message": {"content": {"type": "text", "text": ""}}}}, "content-start"))
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        return sse({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": text}}}},
+                   "content-delta")
+
+    def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        return sse({"type": "content-end", "index": 0}, "content-end")
+
+    def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        usage = {"billed_units": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens},
+                 "tokens": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}
+        return sse({"type": "message-end", "delta": {"finish_reason": _FINISH[finish], "usage": usage}},
+                   "message-end")
+
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
+        return b"data: " + body + b"\n\n"
+
+    def malformed(self, ask: Ask) -> bytes:
+        return b'event: content-delta\ndata: {"type":"content-delta","delta":{"mess\n\n'
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        return {"id": ask.id, "finish_reason": _FINISH[finish],
+                "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+                "usage": {"billed_units": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens},
+                          "tokens": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}}
+
+    def models(self, names: list[str]) -> dict[str, Any]:
+        return {"models": [{"name": n, "endpoints": ["chat"], "context_length": 128000} for n in names]}
+
+
+SPEAKER = CohereSpeaker()

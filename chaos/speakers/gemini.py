@@ -1,0 +1,103 @@
+"""Gemini API ``streamGenerateContent?alt=sse`` and ``generateContent``, server side.
+
+Formats as in `probes.dialects.gemini` (whose docstring cites the sources): ``data:``
+events separated by CRLF CRLF as Google's servers send them, no ``[DONE]``,
+``finishReason`` and ``usageMetadata`` on the last chunk; google.rpc.Status errors
+(UNAVAILABLE 503, RESOURCE_EXHAUSTED 429 with RetryInfo, INVALID_ARGUMENT 400 with
+reason API_KEY_INVALID, NOT_FOUND 404, INTERNAL 500); a stream that fails mid-way ends
+in a bare pretty-printed error object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, fill
+
+_ERRORS: dict[str, tuple[int, str, str]] = {
+    "overloaded": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+    "rate_limited": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+    "quota_exhausted": (429, "RESOURCE_EXHAUSTED",
+                        "You exceeded your current quota, please check your plan and billing details."),
+    "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
+    "model_not_found": (404, "NOT_FOUND", "models/{model} is not found for API version v1beta."),
+    "bad_request": (400, "INVALID_ARGUMENT", "{message}"),
+    "context_too_long": (400, "INVALID_ARGUMENT",
+                         "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."),
+}
+_STATUS_NAME = {500: "INTERNAL", 502: "INTERNAL", 503: "INTERNAL", 504: "DEADLINE_EXCEEDED"}
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "filter": "SAFETY"}
+
+
+def _event(data: Any) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
+
+
+class GeminiSpeaker:
+    name = "gemini"
+    content_type = "text/event-stream"
+
+    def _status(
+        self, kind: str, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
+    ) -> dict:
+        if kind in _ERRORS:
+            code, name, message = _ERRORS[kind]
+        else:
+            code = status or 500
+            name, message = _STATUS_NAME.get(code, "INTERNAL"), SERVER_ERROR_TEXT.format(status=code)
+        error: dict[str, Any] = {"code": code, "message": fill(message, ask, detail),
+                                 "status": name}
+        if kind == "auth":
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                                 "domain": "googleapis.com"}]
+        elif kind == "rate_limited":
+            wait = retry_after if retry_after is not None else 5
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:g}s"}]
+        return {"error": error}
+
+    def error(
+        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
+    ) -> Rendered:
+        body = self._status(kind, status, retry_after, ask, detail)
+        return body["error"]["code"], dict(JSON), json.dumps(body, indent=2).encode()
+
+    def _chunk(self, ask: Ask, text: str, finish: str | None = None, output_tokens: int | None = None) -> dict:
+        cand: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        if finish:
+            cand["finishReason"] = _FINISH[finish]
+        chunk: dict[str, Any] = {"candidates": [cand], "modelVersion": ask.model, "responseId": ask.id}
+        if output_tokens is not None:
+            chunk["usageMetadata"] = {"promptTokenCount": ask.input_tokens, "candidatesTokenCount": output_tokens,
+                                      "totalTokenCount": ask.input_tokens + output_tokens}
+        return chunk
+
+    def open(self, ask: Ask) -> bytes:
+        return b""
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        return _event(self._chunk(ask, text))
+
+    def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        # Gemini's end of stream is the chunk carrying finishReason; the body then ends.
+        return b""
+
+    def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        return _event(self._chunk(ask, "", finish, output_tokens))
+
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        return json.dumps(self._status(kind, None, None, ask), indent=2).encode() + b"\n"
+
+    def malformed(self, ask: Ask) -> bytes:
+        return b'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        return self._chunk(ask, text, finish, output_tokens)
+
+    def models(self, names: list[str]) -> dict[str, Any]:
+        return {"models": [{"name": f"models/{n}", "displayName": n,
+                            "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
+                           for n in names]}
+
+
+SPEAKER = GeminiSpeaker()

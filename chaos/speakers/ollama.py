@@ -1,0 +1,88 @@
+"""Ollama ``/api/chat`` and ``/api/generate``, server side.
+
+Formats as in `probes.dialects.ollama` (whose docstring cites the sources): NDJSON, a
+final object with ``done: true``, ``done_reason`` and nanosecond durations; errors
+``{"error": "<text>"}``; 503 when the queue is full; an error mid-stream is one more line.
+Ollama has no content filter, so ``content_filtered`` is not rendered for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, fill
+
+_ERRORS: dict[str, tuple[int, str]] = {
+    "overloaded": (503, "server busy, please try again.  maximum pending requests exceeded"),
+    "rate_limited": (429, "too many requests, please slow down"),
+    "quota_exhausted": (402, "you have reached your usage limit for this billing period (quota)"),
+    "auth": (401, "unauthorized"),
+    "model_not_found": (404, "model '{model}' not found"),
+    "bad_request": (400, "{message}"),
+    "context_too_long": (400, "the input is too long for the model's context length"),
+}
+
+
+def _line(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
+
+
+class OllamaSpeaker:
+    name = "ollama"
+    content_type = "application/x-ndjson"
+    unsupported = frozenset({"content_filtered"})
+
+    def error(
+        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
+    ) -> Rendered:
+        if kind in _ERRORS:
+            code, message = _ERRORS[kind]
+        else:
+            code = status or 500
+            message = SERVER_ERROR_TEXT.format(status=code)
+        headers = dict(JSON)
+        if kind == "rate_limited":
+            headers["retry-after"] = f"{retry_after if retry_after is not None else 5:g}"
+        return code, headers, _line({"error": fill(message, ask, detail)})
+
+    def _obj(self, ask: Ask, text: str, **extra: Any) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        if ask.completions:
+            return {"model": ask.model, "created_at": now, "response": text, **extra}
+        return {"model": ask.model, "created_at": now, "message": {"role": "assistant", "content": text}, **extra}
+
+    def open(self, ask: Ask) -> bytes:
+        return b""
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        return _line(self._obj(ask, text, done=False))
+
+    def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        return b""
+
+    def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        elapsed = max(1, int((time.time() - ask.created) * 1e9))
+        return _line(self._obj(ask, "", done=True, done_reason="length" if finish == "length" else "stop",
+                               total_duration=elapsed, load_duration=1000, prompt_eval_count=ask.input_tokens,
+                               prompt_eval_duration=1000, eval_count=output_tokens, eval_duration=elapsed))
+
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
+        return body
+
+    def malformed(self, ask: Ask) -> bytes:
+        return b'{"model":"' + ask.model.encode() + b'","message":{"role":"assis\n'
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        return self._obj(ask, text, done=True, done_reason="length" if finish == "length" else "stop",
+                         prompt_eval_count=ask.input_tokens, eval_count=output_tokens)
+
+    def models(self, names: list[str]) -> dict[str, Any]:
+        return {"models": [{"name": n, "model": n, "modified_at": "2025-01-01T00:00:00Z", "size": 1}
+                           for n in names]}
+
+
+SPEAKER = OllamaSpeaker()

@@ -1,0 +1,115 @@
+"""OpenAI Chat Completions, server side (also Azure OpenAI and OpenAI-compatible servers).
+
+Formats as in `probes.dialects.openai` (whose docstring cites the sources); error
+bodies follow OpenAI's ``{"error": {"message", "type", "param", "code"}}`` with the
+types and codes OpenAI uses: server_error, tokens/rate_limit_exceeded,
+insufficient_quota, invalid_api_key, model_not_found, context_length_exceeded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, dumps, fill, sse
+
+_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
+    "overloaded": (503, "server_error", None,
+                   "That model is currently overloaded with other requests. You can retry your request."),
+    "rate_limited": (429, "requests", "rate_limit_exceeded",
+                     "Rate limit reached for requests per min (RPM): Limit 500, Used 500, Requested 1."),
+    "quota_exhausted": (429, "insufficient_quota", "insufficient_quota",
+                        "You exceeded your current quota, please check your plan and billing details."),
+    "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-****."),
+    "model_not_found": (404, "invalid_request_error", "model_not_found",
+                        "The model `{model}` does not exist or you do not have access to it."),
+    "bad_request": (400, "invalid_request_error", None, "{message}"),
+    "context_too_long": (400, "invalid_request_error", "context_length_exceeded",
+                         "This model's maximum context length is 128000 tokens. Please reduce the length."),
+}
+
+
+class OpenAISpeaker:
+    name = "openai"
+    content_type = "text/event-stream"
+
+    def error(
+        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
+    ) -> Rendered:
+        if kind in _ERRORS:
+            code_status, etype, code, message = _ERRORS[kind]
+        else:  # server_error, flapping
+            code_status = status or 500
+            etype, code, message = "server_error", None, SERVER_ERROR_TEXT.format(status=code_status)
+        headers = dict(JSON)
+        if kind == "rate_limited":
+            wait = retry_after if retry_after is not None else 5
+            headers.update({
+                "retry-after": f"{wait:g}", "retry-after-ms": str(int(wait * 1000)),
+                "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{wait:g}s",
+            })
+        if kind == "quota_exhausted":
+            headers["x-should-retry"] = "false"
+        body = {"error": {"message": fill(message, ask, detail), "type": etype, "param": None, "code": code}}
+        return code_status, headers, dumps(body)
+
+    def _chunk(self, ask: Ask, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        obj = "text_completion" if ask.completions else "chat.completion.chunk"
+        return sse({"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
+                    "system_fingerprint": "fp_emulator", "choices": choices, **extra})
+
+    def open(self, ask: Ask) -> bytes:
+        if ask.completions:
+            return b""
+        return self._chunk(ask, [{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
+                                  "logprobs": None, "finish_reason": None}])
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        if ask.completions:
+            return self._chunk(ask, [{"index": 0, "text": text, "logprobs": None, "finish_reason": None}])
+        return self._chunk(ask, [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+
+    def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        reason = {"stop": "stop", "length": "length", "filter": "content_filter"}[finish]
+        choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": reason}
+        if ask.completions:
+            choice["text"] = ""
+        else:
+            choice["delta"] = {}
+        out = self._chunk(ask, [choice])
+        if ask.include_usage:
+            out += self._chunk(ask, [], usage=self._usage(ask, output_tokens))
+        return out
+
+    def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
+        return b"data: [DONE]\n\n"
+
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
+        return b"data: " + body + b"\n\n"
+
+    def malformed(self, ask: Ask) -> bytes:
+        return b'data: {"id":"chatcmpl-' + ask.id.encode() + b'","choices":[{"delta":{"content":"\n\n'
+
+    def _usage(self, ask: Ask, output_tokens: int) -> dict[str, int]:
+        return {"prompt_tokens": ask.input_tokens, "completion_tokens": output_tokens,
+                "total_tokens": ask.input_tokens + output_tokens}
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        reason = {"stop": "stop", "length": "length", "filter": "content_filter"}[finish]
+        if ask.completions:
+            choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+            obj = "text_completion"
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                      "logprobs": None, "finish_reason": reason}
+            obj = "chat.completion"
+        return {"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
+                "system_fingerprint": "fp_emulator", "choices": [choice], "usage": self._usage(ask, output_tokens)}
+
+    def models(self, names: list[str]) -> dict[str, Any]:
+        return {"object": "list",
+                "data": [{"id": n, "object": "model", "created": 1700000000, "owned_by": "emulator"} for n in names]}
+
+
+SPEAKER = OpenAISpeaker()

@@ -1,0 +1,22 @@
+"""How to talk to each AI backend, and measure one call."""
+
+from probes.canary import Canary
+from probes.catalog import CATALOG, Provider, get_provider
+from probes.client import make_client
+from probes.result import ErrorKind, ProbeResult, Status
+from probes.runner import probe
+from probes.target import Deadlines, Target
+
+__all__ = [
+    "CATALOG",
+    "Canary",
+    "Deadlines",
+    "ErrorKind",
+    "ProbeResult",
+    "Provider",
+    "Status",
+    "Target",
+    "get_provider",
+    "make_client",
+    "probe",
+]

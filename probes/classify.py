@@ -1,0 +1,185 @@
+"""The one place where failures become `ErrorKind`s.
+
+Three doors lead here:
+
+    from_exception(exc, answer_started)   httpx / OS / TLS errors raised while talking
+        ConnectTimeout                      -> CONNECT_TIMEOUT
+        ConnectError  <- gaierror           -> DNS
+                      <- ConnectionRefused  -> CONNECTION_REFUSED
+                      <- ENETUNREACH, ...   -> UNREACHABLE
+                      <- SSLError           -> TLS
+        ReadError, "disconnected"           -> CONNECTION_RESET
+        RemoteProtocolError, incomplete body-> STREAM_CUT (answer begun) / CONNECTION_RESET
+        other protocol garbage              -> MALFORMED
+    from_provider_error(dialect, error)   an error the provider stated (HTTP body or in-stream
+                                          event), by its own type/code first, HTTP status second
+    from_finish(finish)                   how a 200 stream said it ended
+
+Deadlines (first token, stall, total) are decided by the runner, which knows which
+clock ran out; it names the kind directly.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+
+import httpx
+
+from probes.dialects.base import ProviderError
+from probes.result import ErrorKind
+
+_UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+
+
+def _causes(exc: BaseException):
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def from_exception(exc: BaseException, *, answer_started: bool = False) -> tuple[ErrorKind, str]:
+    """The kind of a transport failure, and a short message for people."""
+    chain = list(_causes(exc))
+    message = _short(exc)
+    for cause in chain:
+        if isinstance(cause, socket.gaierror):
+            return ErrorKind.DNS, f"DNS lookup failed: {cause.strerror or cause}"
+        if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+            return ErrorKind.TLS, f"TLS failed: {_short(cause)}"
+        if isinstance(cause, ConnectionRefusedError):
+            return ErrorKind.CONNECTION_REFUSED, "connection refused"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return ErrorKind.CONNECTION_RESET, "connection reset by peer"
+        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS:
+            return ErrorKind.UNREACHABLE, f"unreachable: {cause.strerror}"
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return ErrorKind.CONNECT_TIMEOUT, message or "connect timed out"
+    if isinstance(exc, httpx.ConnectError):
+        lowered = message.lower()
+        if "name or service" in lowered or "nodename" in lowered or "getaddrinfo" in lowered:
+            return ErrorKind.DNS, message
+        return ErrorKind.CONNECTION_REFUSED, message or "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        lowered = message.lower()
+        if "incomplete" in lowered or "peer closed" in lowered:
+            return (ErrorKind.STREAM_CUT if answer_started else ErrorKind.CONNECTION_RESET), message
+        if "disconnected" in lowered or "without sending" in lowered:
+            return ErrorKind.CONNECTION_RESET, message
+        return ErrorKind.MALFORMED, message
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
+        return ErrorKind.CONNECTION_RESET, message or "connection lost"
+    if isinstance(exc, httpx.DecodingError | UnicodeDecodeError | ValueError):
+        return ErrorKind.MALFORMED, message
+    if isinstance(exc, httpx.TimeoutException):
+        return ErrorKind.TOTAL_TIMEOUT, message or "timed out"
+    return ErrorKind.MALFORMED, message or type(exc).__name__
+
+
+# Per dialect, the provider's own error type (or status string) -> kind.
+_BY_TYPE: dict[str, dict[str, ErrorKind]] = {
+    "anthropic": {
+        "overloaded_error": ErrorKind.OVERLOADED,
+        "rate_limit_error": ErrorKind.RATE_LIMITED,
+        "billing_error": ErrorKind.QUOTA_EXHAUSTED,
+        "authentication_error": ErrorKind.AUTH,
+        "permission_error": ErrorKind.AUTH,
+        "not_found_error": ErrorKind.MODEL_NOT_FOUND,
+        "invalid_request_error": ErrorKind.BAD_REQUEST,
+        "request_too_large": ErrorKind.BAD_REQUEST,
+        "api_error": ErrorKind.SERVER_ERROR,
+        "timeout_error": ErrorKind.SERVER_ERROR,
+    },
+    "gemini": {
+        "UNAVAILABLE": ErrorKind.OVERLOADED,
+        "RESOURCE_EXHAUSTED": ErrorKind.RATE_LIMITED,
+        "PERMISSION_DENIED": ErrorKind.AUTH,
+        "UNAUTHENTICATED": ErrorKind.AUTH,
+        "NOT_FOUND": ErrorKind.MODEL_NOT_FOUND,
+        "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
+        "FAILED_PRECONDITION": ErrorKind.BAD_REQUEST,
+        "INTERNAL": ErrorKind.SERVER_ERROR,
+        "UNKNOWN": ErrorKind.SERVER_ERROR,
+        "DEADLINE_EXCEEDED": ErrorKind.SERVER_ERROR,
+        "CANCELLED": ErrorKind.STREAM_ERROR,
+    },
+    "openai": {
+        "insufficient_quota": ErrorKind.QUOTA_EXHAUSTED,
+        "invalid_api_key": ErrorKind.AUTH,
+        "authentication_error": ErrorKind.AUTH,
+        "model_not_found": ErrorKind.MODEL_NOT_FOUND,
+        "context_length_exceeded": ErrorKind.CONTEXT_TOO_LONG,
+        "content_filter": ErrorKind.CONTENT_FILTERED,
+        "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
+        "server_error": ErrorKind.SERVER_ERROR,  # also OpenAI's overloaded 503; _refine tells them apart
+    },
+}
+
+# Words that providers use for "no capacity right now" in a 5xx body.
+_OVERLOAD_WORDS = ("overloaded", "capacity", "high demand", "server busy")
+_CONTEXT_WORDS = ("too long", "context length", "maximum context", "exceeds the maximum number of tokens")
+_QUOTA_WORDS = ("quota", "billing", "credit", "spend limit", "usage limit", "exceeded your current")
+
+
+def from_provider_error(dialect: str, err: ProviderError) -> ErrorKind:
+    """Kind of an error the provider stated, by its own code/type first, HTTP status second."""
+    table = _BY_TYPE.get(dialect, {})
+    lowered = err.message.lower()
+    for key in (err.code, err.type):
+        if key and key in table:
+            kind = table[key]
+            return _refine(kind, err, lowered)
+    status = err.http_status
+    kind = ErrorKind.STREAM_ERROR if status is None else _by_status(status)
+    return _refine(kind, err, lowered)
+
+
+def _refine(kind: ErrorKind, err: ProviderError, lowered: str) -> ErrorKind:
+    if err.code == "API_KEY_INVALID":
+        return ErrorKind.AUTH
+    if err.code == "enforced_spend_limit_reached":
+        return ErrorKind.QUOTA_EXHAUSTED
+    if kind in (ErrorKind.SERVER_ERROR, ErrorKind.STREAM_ERROR) and any(w in lowered for w in _OVERLOAD_WORDS):
+        return ErrorKind.OVERLOADED
+    if kind is ErrorKind.RATE_LIMITED and err.retry_after_s is None and any(w in lowered for w in _QUOTA_WORDS):
+        # A 429 with no retry hint that talks about money is a spent quota, not a burst:
+        # waiting will not help (OpenAI insufficient_quota, Anthropic spend limit, Gemini billing).
+        return ErrorKind.QUOTA_EXHAUSTED
+    if kind is ErrorKind.BAD_REQUEST and any(w in lowered for w in _CONTEXT_WORDS):
+        return ErrorKind.CONTEXT_TOO_LONG
+    return kind
+
+
+def _by_status(status: int) -> ErrorKind:
+    if status in (401, 403, 498):
+        return ErrorKind.AUTH
+    if status == 402:
+        return ErrorKind.QUOTA_EXHAUSTED
+    if status == 404:
+        return ErrorKind.MODEL_NOT_FOUND
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status == 529:
+        return ErrorKind.OVERLOADED
+    if status >= 500:
+        return ErrorKind.SERVER_ERROR
+    if status in (400, 413, 422):
+        return ErrorKind.BAD_REQUEST
+    return ErrorKind.MALFORMED  # an unexpected 1xx/2xx/3xx where a stream belongs
+
+
+def from_finish(finish: str | None) -> ErrorKind | None:
+    """Kind implied by how a stream ended, or None when the ending is fine."""
+    if finish == "filter":
+        return ErrorKind.CONTENT_FILTERED
+    if finish == "error":
+        return ErrorKind.STREAM_ERROR
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,110 @@
+"""Anthropic Messages API, streaming.
+
+Wire format, from:
+- Anthropic docs "Streaming Messages" (docs.claude.com/en/docs/build-with-claude/streaming):
+  named events ``message_start``, ``content_block_start``, ``content_block_delta``
+  (``delta.type == "text_delta"``), ``content_block_stop``, ``message_delta`` (stop_reason
+  and *cumulative* ``usage``), ``message_stop``; ``ping`` events anywhere; and
+  ``event: error`` inside a 200 stream, e.g. ``overloaded_error``. No ``[DONE]``.
+- Anthropic docs "Errors" (docs.claude.com/en/api/errors): body
+  ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``;
+  types invalid_request_error 400, authentication_error 401, permission_error 403,
+  not_found_error 404, request_too_large 413, rate_limit_error 429, api_error 500,
+  overloaded_error 529.
+- Anthropic docs "Rate limits": ``retry-after`` on 429, ``anthropic-ratelimit-*`` headers;
+  the spend-limit 429 carries ``details.error_code: enforced_spend_limit_reached``.
+- anthropic-sdk-python ``src/anthropic/_streaming.py``: dispatch on the SSE event name,
+  ``error`` events raise; ``src/anthropic/_client.py``: ``x-api-key`` and
+  ``anthropic-version: 2023-06-01`` headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import retry_after as header_retry_after
+from probes.framing import Event
+from probes.target import Target
+
+API_VERSION = "2023-06-01"
+_FINISH: dict[str, Finish] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "refusal": "filter",
+}
+
+
+class AnthropicDialect:
+    name = "anthropic"
+    framing: Literal["sse"] = "sse"
+
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+        headers = {
+            "accept": "text/event-stream",
+            "anthropic-version": str(target.options.get("anthropic_version", API_VERSION)),
+            **target.headers,
+        }
+        if api_key:
+            headers["x-api-key"] = api_key
+        body = {
+            "model": target.model,
+            "max_tokens": target.max_tokens,
+            "stream": True,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        return RequestSpec("POST", f"{target.base_url.rstrip('/')}/messages", headers, body)
+
+    def parse_event(self, event: Event) -> Chunk:
+        if event.stray:
+            return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"event is not a JSON object: {event.data[:80]!r}")
+        kind = event.event or data.get("type")
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            return Chunk(text=delta.get("text") or "")
+        if kind == "message_delta":
+            delta = data.get("delta") or {}
+            usage = data.get("usage") or {}
+            raw = delta.get("stop_reason")
+            return Chunk(
+                finish=_FINISH.get(raw, "other") if raw else None,
+                finish_raw=raw,
+                output_tokens=usage.get("output_tokens"),
+                input_tokens=usage.get("input_tokens"),
+            )
+        if kind == "message_start":
+            usage = (data.get("message") or {}).get("usage") or {}
+            return Chunk(input_tokens=usage.get("input_tokens"))
+        if kind == "message_stop":
+            return Chunk(done=True)
+        if kind == "error":
+            return Chunk(error=_error_from(data, None, event.data))
+        return Chunk()  # ping, content_block_start/stop, and event types added later
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        err = _error_from(body_json(body), status, error_text(body))
+        err.retry_after_s = header_retry_after(headers)
+        return err
+
+
+def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
+    inner = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(inner, dict):
+        return ProviderError(http_status=status, message=fallback[:300])
+    details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
+    return ProviderError(
+        http_status=status,
+        type=inner.get("type"),
+        code=details.get("error_code"),
+        message=str(inner.get("message") or fallback)[:300],
+    )
+
+
+DIALECT = AnthropicDialect()

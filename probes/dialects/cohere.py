@@ -1,0 +1,97 @@
+"""Cohere Chat API v2, streaming.
+
+Wire format, from:
+- Cohere API reference "Chat" v2 (docs.cohere.com/reference/chat-stream):
+  ``POST /v2/chat`` with ``stream: true``, ``Authorization: Bearer``; SSE events whose
+  ``data`` carries a kebab-case ``type``: ``message-start``, ``content-start``,
+  ``content-delta`` (text at ``delta.message.content.text``), ``content-end``,
+  ``message-end`` (``delta.finish_reason`` COMPLETE | MAX_TOKENS | STOP_SEQUENCE |
+  TOOL_CALL | ERROR, and ``delta.usage.tokens``/``billed_units``).
+- cohere-python ``src/cohere/v2/raw_client.py``: dispatches on ``data.type`` (the SSE event
+  name is ignored), skips empty data, stops on a ``[DONE]`` line if one arrives.
+- Cohere "Errors" page: ``{"message": ...}`` bodies with 400, 401, 402 (payment/quota),
+  404, 429 (rate limited), 498 (invalid token), 499, 500, 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import retry_after as header_retry_after
+from probes.framing import Event
+from probes.target import Target
+
+_FINISH: dict[str, Finish] = {
+    "COMPLETE": "stop",
+    "STOP_SEQUENCE": "stop",
+    "MAX_TOKENS": "length",
+    "ERROR": "error",
+    "ERROR_TOXIC": "filter",
+}
+
+
+class CohereDialect:
+    name = "cohere"
+    framing: Literal["sse"] = "sse"
+
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+        headers = {"accept": "text/event-stream", **target.headers}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        body = {
+            "model": target.model,
+            "stream": True,
+            "max_tokens": target.max_tokens,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        return RequestSpec("POST", f"{target.base_url.rstrip('/')}/chat", headers, body)
+
+    def parse_event(self, event: Event) -> Chunk:
+        if event.stray:
+            return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
+        if not event.data.strip():
+            return Chunk()
+        if event.data.startswith("[DONE]"):
+            return Chunk(done=True)
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"event is not a JSON object: {event.data[:80]!r}")
+        kind = data.get("type")
+        delta = data.get("delta") or {}
+        if kind == "content-delta":
+            content = (delta.get("message") or {}).get("content") or {}
+            return Chunk(text=content.get("text") or "")
+        if kind == "message-end":
+            raw = delta.get("finish_reason")
+            tokens = (delta.get("usage") or {}).get("tokens") or {}
+            chunk = Chunk(
+                finish=_FINISH.get(raw, "other") if raw else None,
+                finish_raw=raw,
+                input_tokens=tokens.get("input_tokens"),
+                output_tokens=tokens.get("output_tokens"),
+                done=True,
+            )
+            if raw == "ERROR":
+                chunk.error = ProviderError(http_status=None, type="ERROR", message=str(delta.get("error", "")))
+            return chunk
+        if "message" in data and kind is None:  # an error object sent as an event
+            return Chunk(error=_error_from(data, None, event.data))
+        return Chunk()
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        err = _error_from(body_json(body), status, error_text(body))
+        err.retry_after_s = header_retry_after(headers)
+        return err
+
+
+def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
+    if isinstance(data, dict) and data.get("message"):
+        return ProviderError(http_status=status, message=str(data["message"])[:300])
+    return ProviderError(http_status=status, message=fallback[:300])
+
+
+DIALECT = CohereDialect()

@@ -1,0 +1,114 @@
+"""Google Gemini API (Generative Language), ``streamGenerateContent?alt=sse``.
+
+Wire format, from:
+- Gemini API reference "Generating content" (ai.google.dev/api/generate-content):
+  ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` with the key in
+  ``x-goog-api-key``; each SSE ``data:`` event is a GenerateContentResponse
+  (``candidates[].content.parts[].text``, ``candidates[].finishReason``, ``usageMetadata``
+  with ``promptTokenCount``/``candidatesTokenCount``, ``promptFeedback.blockReason``);
+  ``generationConfig.maxOutputTokens``. There is no ``[DONE]``: the end of the body ends
+  the stream, and the last chunk carries ``finishReason``.
+- Gemini API "Troubleshooting" / google.rpc.Status: errors are
+  ``{"error": {"code", "message", "status", "details": [{"@type": ...}]}}`` with status
+  INVALID_ARGUMENT 400 (also a bad API key, reason API_KEY_INVALID), PERMISSION_DENIED 403,
+  NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (``google.rpc.RetryInfo.retryDelay`` e.g. "26s"),
+  INTERNAL 500, UNAVAILABLE 503 ("The model is overloaded"), DEADLINE_EXCEEDED 504.
+- google-genai ``google/genai/_api_client.py``: a stream that fails mid-way ends in a bare,
+  pretty-printed error object without ``data:`` (read here as a stray block).
+- FinishReason enum: STOP, MAX_TOKENS, SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import retry_after as header_retry_after
+from probes.framing import Event
+from probes.target import Target
+
+_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+_FINISH: dict[str, Finish] = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+class GeminiDialect:
+    name = "gemini"
+    framing: Literal["sse"] = "sse"
+
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+        headers = {"accept": "text/event-stream", **target.headers}
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"maxOutputTokens": target.max_tokens, "temperature": 0},
+        }
+        url = f"{target.base_url.rstrip('/')}/models/{target.model}:streamGenerateContent"
+        return RequestSpec("POST", url, headers, body, {"alt": "sse"})
+
+    def parse_event(self, event: Event) -> Chunk:
+        if event.stray:
+            return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"event is not a JSON object: {event.data[:80]!r}")
+        if "error" in data:
+            return Chunk(error=_error_from(data, None, event.data))
+        chunk = Chunk()
+        if usage := data.get("usageMetadata"):
+            chunk.input_tokens = usage.get("promptTokenCount")
+            chunk.output_tokens = usage.get("candidatesTokenCount")
+        if blocked := (data.get("promptFeedback") or {}).get("blockReason"):
+            chunk.finish, chunk.finish_raw, chunk.done = "filter", blocked, True
+            return chunk
+        for cand in data.get("candidates") or ():
+            for part in (cand.get("content") or {}).get("parts") or ():
+                if not part.get("thought"):
+                    chunk.text += part.get("text") or ""
+            if raw := cand.get("finishReason"):
+                chunk.finish_raw = raw
+                chunk.finish = "filter" if raw in _FILTERED else _FINISH.get(raw, "other")
+                # Gemini has no end marker; the chunk with finishReason is the last one sent
+                # (older servers repeat it on every chunk, which only moves "done" earlier).
+                chunk.done = True
+        return chunk
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        err = _error_from(body_json(body), status, error_text(body))
+        if err.retry_after_s is None:
+            err.retry_after_s = header_retry_after(headers)
+        return err
+
+
+def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
+    inner = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(inner, dict):
+        return ProviderError(http_status=status, message=fallback[:300])
+    reason = None
+    retry = None
+    for detail in inner.get("details") or ():
+        if not isinstance(detail, dict):
+            continue
+        reason = reason or detail.get("reason")
+        if delay := detail.get("retryDelay"):
+            retry = _seconds(delay)
+    return ProviderError(
+        http_status=status,
+        type=inner.get("status"),
+        code=reason,
+        message=str(inner.get("message") or fallback)[:300],
+        retry_after_s=retry,
+    )
+
+
+def _seconds(duration: str) -> float | None:
+    """A protobuf Duration in JSON form, e.g. "26s" or "0.5s"."""
+    try:
+        return float(duration.rstrip("s"))
+    except (AttributeError, ValueError):
+        return None
+
+
+DIALECT = GeminiDialect()

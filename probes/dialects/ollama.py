@@ -1,0 +1,76 @@
+"""Ollama's native chat API (``/api/chat``), newline-delimited JSON.
+
+Wire format, from the Ollama API docs (github.com/ollama/ollama docs/api.md, and
+docs.ollama.com/api: "Generate a chat completion", "Streaming", "Errors", "Usage"):
+- ``POST /api/chat`` with ``stream: true`` answers ``application/x-ndjson``: one object per
+  line with ``message.content``; the last has ``done: true``, ``done_reason`` (stop | length)
+  and ``prompt_eval_count``/``eval_count`` token counts (durations in nanoseconds).
+- Errors are ``{"error": "<text>"}`` with 400, 404 (``model "x" not found``), 500, and 503
+  when the server's queue is full; an error while streaming is one more line holding
+  ``{"error": ...}`` and no ``done: true``.
+- ``options.num_predict`` caps output tokens; ``options.temperature``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import retry_after as header_retry_after
+from probes.framing import Event
+from probes.target import Target
+
+_FINISH: dict[str, Finish] = {"stop": "stop", "length": "length"}
+
+
+class OllamaDialect:
+    name = "ollama"
+    framing: Literal["ndjson"] = "ndjson"
+
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+        headers = {"accept": "application/x-ndjson", **target.headers}
+        if api_key:  # Ollama's hosted API and authenticating reverse proxies
+            headers["authorization"] = f"Bearer {api_key}"
+        body = {
+            "model": target.model,
+            "stream": True,
+            "messages": [{"role": "user", "content": prompt}],
+            "options": {"num_predict": target.max_tokens, "temperature": 0},
+        }
+        return RequestSpec("POST", f"{target.base_url.rstrip('/')}/api/chat", headers, body)
+
+    def parse_event(self, event: Event) -> Chunk:
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"line is not a JSON object: {event.data[:80]!r}")
+        if "error" in data:
+            return Chunk(error=_error_from(data, None, event.data))
+        message = data.get("message")  # /api/chat; /api/generate streams "response" instead
+        text = (message.get("content") if isinstance(message, dict) else data.get("response")) or ""
+        chunk = Chunk(text=text)
+        if data.get("done"):
+            raw = data.get("done_reason") or "stop"
+            chunk.done = True
+            chunk.finish_raw = raw
+            chunk.finish = _FINISH.get(raw, "other")
+            chunk.input_tokens = data.get("prompt_eval_count")
+            chunk.output_tokens = data.get("eval_count")
+        return chunk
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        err = _error_from(body_json(body), status, error_text(body))
+        err.retry_after_s = header_retry_after(headers)
+        return err
+
+
+def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
+    if isinstance(data, dict) and "error" in data:
+        inner = data["error"]
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        return ProviderError(http_status=status, message=str(message)[:300])
+    return ProviderError(http_status=status, message=fallback[:300])
+
+
+DIALECT = OllamaDialect()

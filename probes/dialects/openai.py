@@ -1,0 +1,125 @@
+"""OpenAI Chat Completions streaming, and everything that speaks it.
+
+Covers OpenAI, Azure OpenAI, and the OpenAI-compatible servers in the catalog (Mistral,
+Groq, Together, DeepSeek, OpenRouter, Fireworks, vLLM, llama.cpp's ``llama-server``).
+
+Wire format, from:
+- OpenAI API reference, "Create chat completion" and "The chat completion chunk object"
+  (platform.openai.com/docs/api-reference/chat/create, .../chat-streaming): ``stream``,
+  ``stream_options.include_usage`` (the last chunk then has ``choices: []`` and only
+  ``usage``), ``max_tokens``, ``finish_reason`` in stop|length|content_filter|tool_calls.
+- openai-python ``src/openai/_streaming.py``: events are bare ``data:`` lines, the stream
+  ends with ``data: [DONE]`` (``sse.data.startswith("[DONE]")``), and any chunk carrying
+  an ``error`` key is an error inside a 200 stream. ``src/openai/_base_client.py``: retry
+  hints ``retry-after-ms``, ``retry-after``, ``x-should-retry``.
+- OpenAI "Error codes" guide: 401 invalid_api_key, 429 rate_limit_exceeded vs
+  insufficient_quota (not retryable), 500 server_error, 503 "engine is overloaded".
+- Azure OpenAI REST reference (learn.microsoft.com/azure/ai-services/openai/reference):
+  ``POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``
+  with an ``api-key`` header; "Content streaming" page: a first event with ``choices: []``
+  and ``prompt_filter_results``, and ``finish_reason: content_filter`` on a filtered stream.
+- vLLM (older servers) put errors at the top level: ``{"object": "error", "message": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import retry_after as header_retry_after
+from probes.framing import Event
+from probes.target import Target
+
+_FINISH: dict[str, Finish] = {"stop": "stop", "length": "length", "content_filter": "filter"}
+
+
+class OpenAIDialect:
+    name = "openai"
+    framing: Literal["sse"] = "sse"
+
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+        opts = target.options
+        base = target.base_url.rstrip("/")
+        headers = {"accept": "text/event-stream", **target.headers}
+        params: dict[str, str] = {}
+        completions = opts.get("mode") == "completions"
+        endpoint = "completions" if completions else "chat/completions"
+        if opts.get("azure"):
+            deployment = opts.get("deployment") or target.model
+            url = f"{base}/openai/deployments/{deployment}/{endpoint}"
+            params["api-version"] = str(opts.get("api_version", "2024-10-21"))
+            if api_key:
+                headers["api-key"] = api_key
+        else:
+            url = f"{base}/{endpoint}"
+            if api_key:
+                headers["authorization"] = f"Bearer {api_key}"
+        body: dict[str, Any] = {
+            "model": target.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": 0,
+            # Reasoning models reject max_tokens and want max_completion_tokens.
+            opts.get("max_tokens_field", "max_tokens"): target.max_tokens,
+        }
+        if completions:
+            body["prompt"] = prompt
+        else:
+            body["messages"] = [{"role": "user", "content": prompt}]
+        return RequestSpec("POST", url, headers, body, params)
+
+    def parse_event(self, event: Event) -> Chunk:
+        if event.stray:
+            return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
+        if event.data.startswith("[DONE]"):
+            return Chunk(done=True)
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"chunk is not a JSON object: {event.data[:80]!r}")
+        if "error" in data or data.get("object") == "error":
+            return Chunk(error=_error_from(data, None, event.data))
+        chunk = Chunk()
+        if usage := data.get("usage"):
+            chunk.input_tokens = usage.get("prompt_tokens")
+            chunk.output_tokens = usage.get("completion_tokens")
+        choices = data.get("choices")
+        if choices is None:
+            raise ValueError(f"chunk has no choices: {event.data[:80]!r}")
+        for choice in choices:
+            delta = choice.get("delta")
+            if delta is not None:
+                chunk.text += delta.get("content") or ""
+                if delta.get("refusal"):
+                    chunk.finish, chunk.finish_raw = "filter", "refusal"
+            else:
+                chunk.text += choice.get("text") or ""  # /v1/completions
+            if raw := choice.get("finish_reason"):
+                chunk.finish_raw = raw
+                chunk.finish = _FINISH.get(raw, "other")
+        return chunk
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        err = _error_from(body_json(body), status, error_text(body))
+        err.retry_after_s = header_retry_after(headers)
+        return err
+
+
+def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            code = inner.get("code")
+            return ProviderError(
+                http_status=status,
+                type=inner.get("type"),
+                code=str(code) if code is not None else None,
+                message=str(inner.get("message") or fallback)[:300],
+            )
+        if isinstance(inner, str):  # some compatible servers: {"error": "text"}
+            return ProviderError(http_status=status, message=inner[:300])
+    return ProviderError(http_status=status, message=fallback[:300])
+
+
+DIALECT = OpenAIDialect()

@@ -1,0 +1,45 @@
+"""Shared fixtures: a real emulator on a loopback port, and the shared probe client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chaos.emulator import Emulator, Profile, bound_port, serve
+from probes import Deadlines, Target, make_client
+from probes.catalog import get_provider
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+# Quick but not instant: a first token after 20 ms, tokens 2 ms apart.
+FAST = Profile(ttft_ms=20, token_gap_ms=2, tokens=8)
+SHORT = Deadlines(connect=2.0, first_token=1.0, total=5.0, stall=0.4)
+
+
+class RunningEmulator:
+    def __init__(self, emu: Emulator, url: str) -> None:
+        self.emu = emu
+        self.url = url
+
+    def target(self, provider: str, **overrides) -> Target:
+        p = get_provider(provider)
+        overrides.setdefault("deadlines", SHORT)
+        return Target.from_provider(p, base_url=self.url + p.emulator_prefix, key_env=None, **overrides)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    emu = Emulator(seed=7, profile=Profile(**{k: getattr(FAST, k) for k in FAST.__dataclass_fields__}))
+    runner = await serve(emu, port=0)
+    try:
+        yield RunningEmulator(emu, f"http://127.0.0.1:{bound_port(runner)}")
+    finally:
+        emu.reset()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def client():
+    async with make_client() as c:
+        yield c
