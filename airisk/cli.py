@@ -123,15 +123,17 @@ def _read_timeline(path: Path) -> dict:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--schema", is_flag=True, help="Print the config's JSON Schema instead (for editors).")
-def validate(file: Path, schema: bool) -> None:
+def validate(file: Path | None, schema: bool) -> None:
     """Check a config file: one line per problem (file:line: field: what is wrong)."""
-    from monitor.config import ConfigError, json_schema, load_config
+    from monitor.config import AiriskConfig, ConfigError, load_config
 
     if schema:
-        click.echo(json.dumps(json_schema(), indent=2))
+        click.echo(json.dumps(AiriskConfig.json_schema(), indent=2))
         return
+    if file is None:
+        _fail("validate: give the config FILE to check (or --schema)")
     try:
         config = load_config(file)
     except ConfigError as exc:

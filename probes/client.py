@@ -15,6 +15,7 @@ import httpcore
 import httpx
 
 from probes.netbackend import TimedBackend, TimedStream
+from probes.pool import LifoPool
 
 __all__ = ["TimedTransport", "make_client", "stream_timing"]
 
@@ -50,20 +51,17 @@ class TimedTransport(httpx.AsyncHTTPTransport):
             retries=retries,
             socket_options=socket_options,
         )
-        # httpx 0.28 has no public parameter for httpcore's network backend, so the pool
-        # `super()` built is replaced by one configured the same way plus the backend. Its
-        # SSL context is reused rather than built again (verify and trust_env honoured once).
-        # No `cert`: httpx 0.28 deprecates it; load a client certificate into `verify`'s SSLContext.
-        self._pool = httpcore.AsyncConnectionPool(
+        # httpx 0.28 has no public parameter for httpcore's network backend, and httpcore's
+        # pool serialises queued requests onto one connection (see probes.pool), so the pool
+        # `super()` built is replaced by our LIFO pool on the timed backend. Its SSL context is
+        # reused rather than built again (verify and trust_env honoured once). No `cert`:
+        # httpx 0.28 deprecates it; load a client certificate into `verify`'s SSLContext.
+        self._pool = LifoPool(
             ssl_context=self._pool._ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
+            max_connections=limits.max_connections or 1000,
             keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            uds=uds,
             local_address=local_address,
-            retries=retries,
+            uds=uds,
             socket_options=socket_options,
             network_backend=network_backend or TimedBackend(),
         )
@@ -84,6 +82,8 @@ def make_client(
     defaults, timeouts and ``trust_env`` included, stand unless given. Because the
     transport is explicit, httpx does not pick proxies up from the environment.
     """
+    # Keep-alive up to the full pool. (httpcore 1.0.9 also counts *all* connections, not
+    # idle ones, against max_keepalive_connections, so a lower cap closes idle ones early.)
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,

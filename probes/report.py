@@ -20,7 +20,8 @@ def _ms(value: float | None) -> str:
 def print_table(results: list[ProbeResult], console: Console | None = None) -> None:
     table = Table(header_style="bold")
     for column in ("target", "model", "status", "kind", "http", "ttft ms", "total ms", "tok/s", "canary", "note"):
-        table.add_column(column, justify="right" if column.endswith(("ms", "s", "http")) else "left")
+        table.add_column(column, justify="right" if column.endswith(("ms", "s", "http")) else "left",
+                         no_wrap=column != "note")
     for r in results:
         canary = "-" if r.canary_pass is None else ("pass" if r.canary_pass else "FAIL")
         table.add_row(
@@ -28,7 +29,11 @@ def print_table(results: list[ProbeResult], console: Console | None = None) -> N
             str(r.error_kind), str(r.http_status or "-"), _ms(r.ttft_ms), _ms(r.total_ms),
             "-" if r.tokens_per_s is None else f"{r.tokens_per_s:.0f}", canary, r.message[:60],
         )
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or captured: do not squeeze into 80 columns
+            console = Console(width=200)
+    console.print(table)
 
 
 def print_json_lines(results: list[ProbeResult]) -> None:
