@@ -17,282 +17,30 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import UnionType
-from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Union, get_args, get_origin
 
 import yaml
-from annotated_types import Ge, Interval, MinLen
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
-    Field,
     ValidationError,
-    ValidationInfo,
-    model_validator,
 )
 
-from monitor.durations import Duration, format_duration
-from probes.catalog import CATALOG
-from probes.target import Deadlines, Target
-
-Loc = tuple[str | int, ...]
-
-# Field names (lower case, "-" as "_") that can only mean a secret typed into the file.
-_SECRET_FIELDS = {"api_key", "apikey", "key", "token", "access_token", "auth_token", "secret",
-                  "client_secret", "password"}
-_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
-                       "cookie"}
-
-
-def _no_secrets(what: str) -> str:
-    where = "put the key in an environment variable and name it with key_env"
-    return f"{what} are not read from the config file: {where}"
-
-
-# --- field types -------------------------------------------------------------------------------
-
-
-def _known_provider(name: str) -> str:
-    if name in CATALOG:
-        return name
-    close = difflib.get_close_matches(name.lower(), CATALOG, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise ValueError(f"unknown provider {name!r} ({hint}known: {', '.join(sorted(CATALOG))})")
-
-
-def _http_url(url: str) -> str:
-    # The value is never quoted back: a URL can carry a key (`?key=` is Gemini's own style).
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
-    except ValueError:  # e.g. a port that is not a number
-        ok = False
-    if not ok:
-        raise ValueError("must be an http:// or https:// URL")
-    query_names = {name.lower().replace("-", "_") for name, _ in parse_qsl(parts.query)}
-    if parts.username or parts.password or query_names & _SECRET_FIELDS:
-        raise ValueError(_no_secrets("credentials in a URL"))
-    return url
-
-
-def _env_name(name: str) -> str:
-    # Not quoted back either: the likeliest mistake here is pasting the key itself.
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError("must be the name of an environment variable (letters, digits and _, "
-                         "e.g. OPENAI_API_KEY), not the key itself")
-    return name
-
-
-Text = Annotated[str, MinLen(1)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-Price = Annotated[float, Ge(0), Field(allow_inf_nan=False)]
-MaxTokens = Annotated[int, Interval(ge=1, le=4096)]
-Provider = Annotated[str, AfterValidator(_known_provider), Field(json_schema_extra={"enum": sorted(CATALOG)})]
-
-# --- the model ---------------------------------------------------------------------------------
-
-
-class Section(BaseModel):
-    """Base of every model in the file."""
-
-    # Unknown keys are errors because they are nearly always typos; field docstrings become the JSON
-    # Schema's descriptions; pydantic's own error text never shows the input, which may be a secret.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
-
-
-class DeadlinesConfig(Section):
-    """Probe deadlines; each unset one is inherited (target <- defaults <- built-in)."""
-
-    connect: Duration | None = None
-    """DNS + TCP + TLS (built-in 5s)."""
-    first_token: Duration | None = None
-    """Request start to the first byte of answer text (built-in 20s)."""
-    total: Duration | None = None
-    """Request start to the end of the stream (built-in 60s)."""
-    stall: Duration | None = None
-    """Longest silence between two chunks once the answer has started (built-in 15s)."""
-
-    def over(self, base: Deadlines) -> Deadlines:
-        """``base`` with the deadlines set here replacing its own."""
-        return replace(base, **self.model_dump(exclude_none=True))
-
-
-class ProbeDefaults(Section):
-    """Settings every target inherits unless it sets its own."""
-
-    interval: Duration = 60.0
-    """Time between two probes of a target."""
-    region: str | None = None
-    """Where this monitor runs (a label on every result)."""
-    max_tokens: MaxTokens = 16
-    """Answer length asked for: small, because every probe is paid for."""
-    deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
-
-
-class TargetConfig(Section):
-    """One backend to probe: a catalog provider, with any catalog field overridden."""
-
-    provider: Provider
-    """A key of the provider catalog (probes.catalog.CATALOG)."""
-    name: Text | None = None
-    """Unique name of the target; defaults to the provider."""
-    enabled: bool = True
-    model: Text | None = None
-    base_url: HttpUrl | None = None
-    key_env: EnvName | None = None
-    """Name of the environment variable holding the API key (the key never goes in this file)."""
-    price_in: Price | None = None
-    """USD per million input tokens."""
-    price_out: Price | None = None
-    """USD per million output tokens."""
-    status_page: HttpUrl | None = None
-    local: bool | None = None
-    """Owned (runs on our machines) rather than outsourced."""
-    options: dict[str, Any] | None = None
-    """Dialect options, merged over the catalog's (e.g. Azure's api_version)."""
-    headers: dict[str, str] | None = None
-    """Extra request headers; never credentials."""
-    region: str | None = None
-    interval: Duration | None = None
-    max_tokens: MaxTokens | None = None
-    deadlines: DeadlinesConfig | None = None
-
-    @property
-    def target_name(self) -> str:
-        return self.name or self.provider
-
-
-_CATALOG_OVERRIDES = {"model", "base_url", "key_env", "price_in", "price_out", "status_page", "local",
-                      "options", "headers"}
-_DEFER_CROSS_CHECKS = "airisk.defer_cross_checks"
-
-
-class AiriskConfig(Section):
-    """The whole of `airisk.yaml`.
-
-    Each section is one field with its own `Section` model: storage, features, alerts and local_model
-    join as fields like ``defaults`` (and, if a rule spans sections, a clause in `_cross_checks`).
-    """
-
-    version: Literal[1] = 1
-    defaults: ProbeDefaults = Field(default_factory=ProbeDefaults)
-    targets: list[TargetConfig]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_section_is_absent(cls, data: Any) -> Any:
-        # A section whose lines are all commented out parses as null; it means "use the defaults".
-        if not isinstance(data, dict):
-            return data
-        optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
-        return {k: v for k, v in data.items() if v is not None or k not in optional}
-
-    @model_validator(mode="after")
-    def _cross_checks(self, info: ValidationInfo) -> Self:
-        # The loader runs these itself, on the parts that are valid, so that they are reported along
-        # with field errors (an after-validator only runs once every field is valid).
-        if info.context and info.context.get(_DEFER_CROSS_CHECKS):
-            return self
-        targets = list(enumerate(self.targets))
-        problems = _name_problems((i, t.target_name, t.name is None) for i, t in targets)
-        problems += _deadline_problems(self.defaults.deadlines, [(i, t.deadlines) for i, t in targets])
-        if problems:
-            raise ValueError("; ".join(f"{format_path(loc)}: {message}" for loc, message in problems))
-        return self
-
-    def resolve_schedule(self) -> list[tuple[Target, float]]:
-        """Each enabled target, fully resolved, with its probe interval in seconds, in file order.
-
-        Catalog entry <- the target's catalog overrides (``options`` merged key by key); region,
-        max_tokens, interval and each deadline come from the target, else from ``defaults``.
-        """
-        d = self.defaults
-        base_deadlines = d.deadlines.over(Deadlines())
-        schedule = []
-        for t in self.targets:
-            if t.enabled:
-                target = Target.from_provider(
-                    t.provider,
-                    name=t.name,
-                    region=_first(t.region, d.region),
-                    max_tokens=_first(t.max_tokens, d.max_tokens),
-                    deadlines=t.deadlines.over(base_deadlines) if t.deadlines else base_deadlines,
-                    **t.model_dump(include=_CATALOG_OVERRIDES, exclude_none=True),
-                )
-                schedule.append((target, _first(t.interval, d.interval)))
-        return schedule
-
-    def resolve_targets(self) -> list[Target]:
-        """The enabled targets as `probes.target.Target` (see `resolve_schedule`), in file order."""
-        return [target for target, _ in self.resolve_schedule()]
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        """JSON Schema of the file, for editors. It describes values after ``${VAR}`` interpolation."""
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **cls.model_json_schema()}
-        schema["title"] = "airisk.yaml"
-        return schema
-
-
-def _first(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def _name_problems(names: Iterable[tuple[int, str, bool]]) -> list[tuple[Loc, str]]:
-    """Target names must be unique; ``names`` holds (index, name, whether it came from the provider)."""
-    problems, first_use = [], {}
-    for i, name, implicit in names:
-        if name in first_use:
-            source = " (taken from its provider)" if implicit else ""
-            problems.append((("targets", i, "name"), f"name {name!r}{source} is already used by "
-                             f"targets[{first_use[name]}]; give each target a distinct name"))
-        first_use.setdefault(name, i)
-    return problems
-
-
-def _deadline_problems(
-    defaults: DeadlinesConfig | None, targets: Iterable[tuple[int, DeadlinesConfig | None]]
-) -> list[tuple[Loc, str]]:
-    """first_token <= total, for the defaults and for each target once merged over them.
-
-    ``defaults`` is None when it is itself invalid: a target's pair is then judged only if it sets both.
-    """
-    problems = _deadline_order(("defaults", "deadlines"), defaults, Deadlines()) if defaults else []
-    base = defaults.over(Deadlines()) if defaults else Deadlines()
-    for i, own in targets:
-        if own and (defaults or None not in (own.first_token, own.total)):
-            problems += _deadline_order(("targets", i, "deadlines"), own, base)
-    return problems
-
-
-def _deadline_order(loc: Loc, own: DeadlinesConfig, base: Deadlines) -> list[tuple[Loc, str]]:
-    merged = own.over(base)
-    # Blamed only where first_token or total is set, so a bad default is reported once, not per target.
-    if merged.first_token <= merged.total or (own.first_token, own.total) == (None, None):
-        return []
-    field = "first_token" if own.first_token is not None else "total"
-    return [((*loc, field), f"first_token ({format_duration(merged.first_token)}) must not be longer "
-                            f"than total ({format_duration(merged.total)})")]
-
+from monitor.config.model import (
+    _CREDENTIAL_HEADERS,
+    _DEFER_CROSS_CHECKS,
+    _SECRET_FIELDS,
+    AiriskConfig,
+    DeadlinesConfig,
+    Loc,
+    _deadline_problems,
+    _name_problems,
+    _no_secrets,
+    format_path,
+)
 
 # --- problems ----------------------------------------------------------------------------------
-
-
-def format_path(loc: Loc) -> str:
-    """``("targets", 0, "deadlines", "total")`` -> ``targets[0].deadlines.total``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][\w-]*", str(part)):
-            out += f".{part}" if out else str(part)
-        else:
-            out += f"[{str(part)!r}]"
-    return out
 
 
 @dataclass(frozen=True, slots=True)
