@@ -40,15 +40,20 @@ class AnthropicSpeaker:
             code_status = status or 500
             etype, message = "api_error", SERVER_ERROR_TEXT.format(status=code_status)
         error: dict[str, Any] = {"type": etype, "message": fill(message, ask, detail)}
-        headers = dict(JSON)
-        headers["x-should-retry"] = "false" if kind in ("quota_exhausted", "auth", "model_not_found") else "true"
+        request_id = f"req_{(ask.id if ask else 'emulator')}"
+        # request-id as the real API sends it (the SDK reads it into APIStatusError.request_id);
+        # x-should-retry false on every 4xx but 429, as on the wire (a live 400 says false). The
+        # spend-cap 429 is retried too: "Retries, including the SDK's automatic retries, fail until
+        # access resumes" (docs, Rate limits > Hitting your spend limit).
+        headers = {**JSON, "request-id": request_id}
+        headers["x-should-retry"] = "true" if code_status == 429 or code_status >= 500 else "false"
         if kind == "quota_exhausted":
             error["details"] = {"error_code": "enforced_spend_limit_reached"}
         if kind == "rate_limited":
             wait = retry_after if retry_after is not None else 5
             headers.update({"retry-after": f"{wait:g}", "anthropic-ratelimit-requests-limit": "50",
                             "anthropic-ratelimit-requests-remaining": "0"})
-        body = {"type": "error", "error": error, "request_id": f"req_{(ask.id if ask else 'emulator')}"}
+        body = {"type": "error", "error": error, "request_id": request_id}
         return code_status, headers, dumps(body)
 
     def open(self, ask: Ask) -> bytes:

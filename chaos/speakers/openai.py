@@ -48,8 +48,6 @@ class OpenAISpeaker:
                 "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
                 "x-ratelimit-reset-requests": f"{wait:g}s",
             })
-        if kind == "quota_exhausted":
-            headers["x-should-retry"] = "false"
         body = {"error": {"message": fill(message, ask, detail), "type": etype, "param": None, "code": code}}
         return code_status, headers, dumps(body)
 
