@@ -10,10 +10,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[fast]'
+	$(BIN)/pip install --quiet -e '.[fast,local]'
 
 dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,fast]'
+	$(BIN)/pip install --quiet -e '.[dev,fast,local]'
 
 up: install
 	$(BIN)/airisk up

@@ -153,5 +153,50 @@ def up(port: int, interval: float, rounds: int) -> None:
     runtime.run(runtime.demo(port=port, interval=interval, rounds=rounds))
 
 
+@main.group()
+def local() -> None:
+    """The bundled open model: a fallback that no vendor outage can take away."""
+
+
+@local.command("serve")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A GGUF file (default: the bundled Gemma 3 270M, Q4_K_M).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8011, show_default=True, type=int)
+@click.option("--threads", type=int, default=None, help="Threads for generation (default: every core).")
+@click.option("--alias", default="gemma-3-270m", show_default=True, help="Model name the server answers to.")
+@click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
+def local_serve(model_path: Path | None, host: str, port: int, threads: int | None, alias: str,
+                allow_external: bool) -> None:
+    """Serve a local model behind an OpenAI-compatible API until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from monitor.localmodel import LocalModelError, LocalModelServer, default_model_path
+
+    if not _loopback(host) and not allow_external:
+        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the model")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the child exists, so no signal is missed
+        signal.signal(sig, lambda *_: stop.set())
+    server = None
+    try:
+        model = model_path or default_model_path()
+        server = LocalModelServer(model=model, host=host, port=port, alias=alias,
+                                  **({"threads": threads} if threads else {}))
+        server.start()
+        took = server.wait_ready()
+        click.echo(f"local model {alias} ({model.name}) ready at {server.url}/v1 in {took:.1f}s "
+                   f"with {server.threads} threads (log: {server.log_path}); Ctrl-C stops", err=True)
+        while not stop.wait(0.5):
+            if not server.running():
+                _fail(f"local serve: the model server exited (log: {server.log_path})")
+    except LocalModelError as exc:
+        _fail(f"local serve: {exc}")
+    finally:
+        if server is not None:
+            server.stop()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -64,6 +64,14 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+async def until_signalled_or(alive) -> None:
+    """Wait for SIGINT/SIGTERM, or until ``alive()`` turns false (a child process died)."""
+    stopper = asyncio.create_task(_until_signalled())
+    while not stopper.done() and alive():
+        await asyncio.wait([stopper], timeout=0.5)
+    stopper.cancel()
+
+
 async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: float | None,
                           token_gap_ms: float | None, timeline: dict | None) -> None:
     from chaos.control import run_timeline, validate_timeline

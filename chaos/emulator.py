@@ -35,7 +35,7 @@ from probes.canary import solve
 from probes.catalog import CATALOG, Provider
 
 DEFAULT_PORT = 8470
-FILLER = "is the answer to that sum, as far as this emulator can tell you today and tomorrow".split()
+FILLER = "is my answer, as far as this emulator can tell you today, tomorrow and the day after".split()
 TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
 
 
@@ -228,7 +228,9 @@ def _read_ollama(body: dict, request: web.Request) -> Ask:
 def _answer(ask: Ask, profile: Profile, wrong: bool) -> tuple[list[str], str]:
     answer = solve(ask.prompt)
     if answer is not None:
-        words = [str(answer + 7 if wrong else answer), *(" " + w for w in FILLER)]
+        if wrong:
+            answer = str(int(answer) + 7) if answer.strip().isdigit() else " Atlantis"
+        words = [answer, *(" " + w for w in FILLER)]
     else:
         words = [TEXT[0], *(" " + w for w in TEXT[1:])]
     limit = min(ask.max_tokens, profile.tokens)

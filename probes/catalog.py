@@ -67,6 +67,8 @@ CATALOG: dict[str, Provider] = dict(
            emulator_prefix="/ollama"),
         _p("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", "Qwen/Qwen2.5-0.5B-Instruct", None,
            local=True, emulator_prefix="/vllm/v1"),
+        _p("local", "openai", "http://127.0.0.1:8011/v1", None, "gemma-3-270m", None, local=True,
+           options={"mode": "completions"}, emulator_prefix="/local/v1"),
         _p("llamacpp", "openai", "http://127.0.0.1:8080/v1", None, "gemma-3-270m", None, local=True,
            emulator_prefix="/llamacpp/v1"),
     ]

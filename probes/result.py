@@ -86,6 +86,7 @@ class ProbeResult:
     error_kind: ErrorKind
     http_status: int | None = None
     connect_ms: float | None = None  # DNS + TCP + TLS; None on a reused keep-alive connection
+    ttfb_ms: float | None = None  # request start to the response headers (some servers send them early)
     ttft_ms: float | None = None  # request start to the first byte of answer text
     total_ms: float | None = None  # request start to the end of the stream (or the failure)
     output_tokens: int | None = None

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import httpx
 
 from probes import classify
-from probes.canary import Canary, arithmetic
+from probes.canary import CANARIES, Canary
 from probes.client import stream_timing
 from probes.dialects import Chunk, ProviderError, get_dialect
 from probes.framing import NDJSONParser, SSEParser
@@ -34,7 +34,7 @@ class _Run:
     """Mutable state of one probe while it runs."""
 
     __slots__ = (
-        "canary", "done", "error", "finish", "first_ns", "http_status", "input_tokens", "last_ns",
+        "canary", "done", "error", "finish", "first_ns", "headers_ns", "http_status", "input_tokens", "last_ns",
         "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "timing",
     )
 
@@ -42,6 +42,7 @@ class _Run:
         self.canary = canary
         self.start_ns = start_ns
         self.first_ns: int | None = None
+        self.headers_ns: int | None = None
         self.last_ns: int | None = None
         self.last_token_ns: int | None = None
         self.text: list[str] = []
@@ -77,7 +78,7 @@ class _Run:
 async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | None = None) -> ProbeResult:
     """Probe ``target`` once. Never raises for an outage: every failure is a result."""
     dialect = get_dialect(target.dialect)
-    canary = canary or arithmetic()
+    canary = canary or pick_canary(target)
     spec = dialect.build_request(target, canary.prompt, api_key=target.api_key())
     dl = target.deadlines
     at = datetime.now(UTC)
@@ -97,6 +98,7 @@ async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | N
             try:
                 run.timing = stream_timing(response)
                 run.start_ns = _request_start(run.timing, run.start_ns)
+                run.headers_ns = _now(run.timing)
                 run.http_status = response.status_code
                 if response.status_code != 200:
                     body = await _read_capped(response)
@@ -120,6 +122,12 @@ async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | N
     except OSError as exc:
         kind, message = classify.from_exception(exc, answer_started=run.first_ns is not None)
     return _result(target, at, run, kind, message)
+
+
+def pick_canary(target: Target) -> Canary:
+    """The target's canary set: ``options.canary``, else by the request mode (chat or completions)."""
+    default = "completion" if target.options.get("mode") == "completions" else "arithmetic"
+    return CANARIES[target.options.get("canary", default)]()
 
 
 async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadline: float, stall: float) -> None:
@@ -189,6 +197,7 @@ def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, mes
         error_kind=kind,
         http_status=run.http_status,
         connect_ms=connect_ms,
+        ttfb_ms=_ms(run.headers_ns - run.start_ns) if run.headers_ns else None,
         ttft_ms=_ms(run.first_ns - run.start_ns) if run.first_ns else None,
         total_ms=_ms(end_ns - run.start_ns),
         output_tokens=output_tokens,

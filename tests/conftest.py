@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import os
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,12 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
 async def client():
     async with make_client() as c:
         yield c
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip with ``reason`` where a component is missing, but fail under CI=true, where it must run."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)

