@@ -95,8 +95,21 @@ async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: fl
         await runner.cleanup()
 
 
-async def demo(*, port: int, interval: float, rounds: int) -> None:
-    """Emulated providers with a scripted incident, probed every `interval` seconds."""
+def _start_local_model(port: int):
+    """The bundled model on loopback, or None (and why) when it cannot run here."""
+    from monitor.localmodel import LocalModelError, LocalModelServer, default_model_path
+
+    try:
+        server = LocalModelServer(model=default_model_path(), port=port)
+        server.start()
+        server.wait_ready()
+    except LocalModelError as exc:
+        return None, str(exc)
+    return server, ""
+
+
+async def demo(*, port: int, interval: float, rounds: int, local_port: int = 8011) -> None:
+    """Emulated providers with a scripted incident, plus the real local model, probed every `interval` s."""
     from chaos.control import run_timeline, validate_timeline
     from chaos.demo import DEMO_TIMELINE
     from chaos.emulator import Emulator, serve
@@ -106,8 +119,15 @@ async def demo(*, port: int, interval: float, rounds: int) -> None:
     runner = await serve(emu, port=port)
     url = f"http://127.0.0.1:{port}"
     emu.timeline = asyncio.create_task(run_timeline(emu, validate_timeline(DEMO_TIMELINE), repeat=True))
+    targets = [t for t in emulator_targets(url) if t.provider != "local"]
+    local, why = await asyncio.to_thread(_start_local_model, local_port)
+    if local is not None:
+        targets.append(Target.from_provider("local", base_url=f"{local.url}/v1"))
+        print(f"local model: {local.alias} served by llama.cpp at {local.url}/v1", flush=True)
+    else:
+        targets.append(Target.from_provider("local", base_url=url + CATALOG["local"].emulator_prefix))
+        print(f"local model: emulated ({why})", flush=True)
     print(f"airisk demo: emulated providers on {url}, probed every {interval:g}s (Ctrl-C stops)", flush=True)
-    targets = emulator_targets(url)
     stopper = asyncio.create_task(_until_signalled())
     client = make_client()
     try:
@@ -121,5 +141,7 @@ async def demo(*, port: int, interval: float, rounds: int) -> None:
     finally:
         stopper.cancel()
         await client.aclose()
+        if local is not None:
+            await asyncio.to_thread(local.stop)
         emu.reset()
         await runner.cleanup()

@@ -10,7 +10,9 @@ Facts that shaped this (measured here, PERF_NOTES.md): llama.cpp uses one thread
 told, about 20% slower on two cores, so ``n_threads`` defaults to every core; the bundled
 GGUF is a *base* model with no chat template, so it is probed through ``/v1/completions``
 (``mode: completions``); ``/v1/models`` can take seconds while the model generates, so
-readiness is only polled at start-up.
+readiness is only polled at start-up; and its server interrupts a running stream when a
+new request arrives unless told not to, which airisk's probes found (``stream_cut`` at four
+concurrent probes).
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class LocalModelServer:
             "--host", self.host, "--port", str(self.port),
             "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
             "--n_ctx", str(self.n_ctx),
+            # llama-cpp-python's server cuts a streaming answer short whenever another request
+            # arrives (interrupt_requests defaults to True): under any concurrency a fallback
+            # would fail its users. Queue them instead.
+            "--interrupt_requests", "False",
         ]
 
     def start(self) -> None:

@@ -55,6 +55,14 @@ async def test_local_model_answers_the_canary_like_a_provider(server):
     assert result.ttfb_ms <= result.ttft_ms
 
 
+async def test_concurrent_requests_queue_instead_of_cutting_each_other(server):
+    import asyncio
+
+    async with make_client() as client:
+        results = await asyncio.gather(*(probe(_target(server), client=client) for _ in range(4)))
+    assert [r.error_kind for r in results] == [ErrorKind.OK] * 4, [r.message for r in results]
+
+
 @pytest.mark.parametrize("country", sorted(CAPITALS))
 async def test_every_completion_canary_passes_at_temperature_zero(server, country):
     # The canary set is only honest if the real model gets each one right with a nonce in front.
