@@ -2,7 +2,8 @@
 
 The nonce leads the prompt because prompt caches (the providers', and llama.cpp's own)
 match on prefixes: a fresh first token forces a real prefill, so time to first token is
-the real one. Two sets:
+the real one. It is eight decimal digits, which tokenizers split the same way every time,
+so every probe's prompt has the same length in tokens and its prefill the same cost. Two sets:
 
 - ``arithmetic`` for chat models: fresh operands each time, so the answer itself cannot
   be cached; the first number in the answer must be the sum.
@@ -47,10 +48,14 @@ class Canary:
         return match is not None and match.group().replace(",", "") == str(self.expected)
 
 
+def new_nonce() -> str:
+    return f"{secrets.randbelow(10**8):08d}"
+
+
 def arithmetic(rng: random.Random | None = None) -> Canary:
     rng = rng or random.Random()
     a, b = rng.randint(100, 999), rng.randint(100, 999)
-    nonce = secrets.token_hex(4)
+    nonce = new_nonce()
     prompt = f"[probe {nonce}] What is {a} plus {b}? Reply with the number only."
     return Canary(prompt=prompt, expected=a + b, nonce=nonce)
 
@@ -58,7 +63,7 @@ def arithmetic(rng: random.Random | None = None) -> Canary:
 def completion(rng: random.Random | None = None) -> Canary:
     rng = rng or random.Random()
     country = rng.choice(sorted(CAPITALS))
-    nonce = secrets.token_hex(4)
+    nonce = new_nonce()
     prompt = f"[probe {nonce}]\n{_SHOTS}The capital of {country} is"
     return Canary(prompt=prompt, expected=CAPITALS[country], nonce=nonce, kind="word")
 

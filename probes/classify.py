@@ -113,6 +113,7 @@ _BY_TYPE: dict[str, dict[str, ErrorKind]] = {
         "model_not_found": ErrorKind.MODEL_NOT_FOUND,
         "context_length_exceeded": ErrorKind.CONTEXT_TOO_LONG,
         "content_filter": ErrorKind.CONTENT_FILTERED,
+        "refusal": ErrorKind.CONTENT_FILTERED,  # the model declined in delta.refusal (our dialect's label)
         "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
         "server_error": ErrorKind.SERVER_ERROR,  # also OpenAI's overloaded 503; _refine tells them apart
     },
@@ -120,8 +121,14 @@ _BY_TYPE: dict[str, dict[str, ErrorKind]] = {
 
 # Words that providers use for "no capacity right now" in a 5xx body.
 _OVERLOAD_WORDS = ("overloaded", "capacity", "high demand", "server busy")
-_CONTEXT_WORDS = ("too long", "context length", "maximum context", "exceeds the maximum number of tokens")
+_CONTEXT_WORDS = (
+    "too long", "context length", "maximum context", "exceeds the maximum number of tokens",
+    "too many tokens",  # Cohere: "too many tokens: total number of tokens ... cannot exceed 2048"
+)
 _QUOTA_WORDS = ("quota", "billing", "credit", "spend limit", "usage limit", "exceeded your current")
+# Codes that name a rate limit outright. Google says "quota" for every limit, a per-minute
+# one included (reason RATE_LIMIT_EXCEEDED), so the money words must not override these.
+_RATE_LIMIT_CODES = {"rate_limit_exceeded", "RATE_LIMIT_EXCEEDED"}
 
 
 def from_provider_error(dialect: str, err: ProviderError) -> ErrorKind:
@@ -144,7 +151,12 @@ def _refine(kind: ErrorKind, err: ProviderError, lowered: str) -> ErrorKind:
         return ErrorKind.QUOTA_EXHAUSTED
     if kind in (ErrorKind.SERVER_ERROR, ErrorKind.STREAM_ERROR) and any(w in lowered for w in _OVERLOAD_WORDS):
         return ErrorKind.OVERLOADED
-    if kind is ErrorKind.RATE_LIMITED and err.retry_after_s is None and any(w in lowered for w in _QUOTA_WORDS):
+    if (
+        kind is ErrorKind.RATE_LIMITED
+        and err.retry_after_s is None
+        and err.code not in _RATE_LIMIT_CODES
+        and any(w in lowered for w in _QUOTA_WORDS)
+    ):
         # A 429 with no retry hint that talks about money is a spent quota, not a burst:
         # waiting will not help (OpenAI insufficient_quota, Anthropic spend limit, Gemini billing).
         return ErrorKind.QUOTA_EXHAUSTED
@@ -166,7 +178,7 @@ def _by_status(status: int) -> ErrorKind:
         return ErrorKind.OVERLOADED
     if status >= 500:
         return ErrorKind.SERVER_ERROR
-    if status in (400, 413, 422):
+    if 400 <= status < 500:  # 400, 413, 422, and any other refusal of the request (405, 409, Cohere's 499)
         return ErrorKind.BAD_REQUEST
     return ErrorKind.MALFORMED  # an unexpected 1xx/2xx/3xx where a stream belongs
 

@@ -36,6 +36,8 @@ class SSEParser:
         self._pending_cr = False
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if not chunk:
+            return []  # an empty read must not forget a CR that may be half of a CRLF
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across two reads
         self._pending_cr = False

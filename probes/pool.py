@@ -22,7 +22,6 @@ import httpcore
 
 from probes.netbackend import TimedBackend
 
-
 _Key = tuple[bytes, bytes, int]
 
 

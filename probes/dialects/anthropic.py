@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -59,6 +59,7 @@ class AnthropicDialect:
         }
         return RequestSpec("POST", f"{target.base_url.rstrip('/')}/messages", headers, body)
 
+    @checked
     def parse_event(self, event: Event) -> Chunk:
         if event.stray:
             return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))

@@ -8,9 +8,11 @@ what an error *means* for availability: it extracts the provider's own words
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import httpx
 
@@ -39,6 +41,14 @@ class ProviderError:
     message: str = ""
     retry_after_s: float | None = None
 
+    def __post_init__(self) -> None:
+        # Bodies are untrusted JSON: a type or code may arrive as a number, list or object.
+        # Kept as text so `probes.classify` can always look it up (an int code such as
+        # llama.cpp's 503 becomes "503"; a list no longer crashes a dict lookup).
+        self.type = None if self.type is None else str(self.type)
+        self.code = None if self.code is None else str(self.code)
+        self.message = str(self.message)
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -64,6 +74,35 @@ class Dialect(Protocol):
         ...
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError: ...
+
+
+_FINISHES = frozenset(get_args(Finish))
+
+
+def checked(parse_event: Callable[[Any, Event], Chunk]) -> Callable[[Any, Event], Chunk]:
+    """Wrap a dialect's ``parse_event`` so an event of the wrong shape is a ValueError.
+
+    Valid JSON can still hold a number where an object belongs (``"choices": [1]``) or a
+    list where text belongs; reading it must end as the probe's MALFORMED, never as an
+    AttributeError or TypeError escaping `probes.runner.probe`, which promises not to raise.
+    """
+
+    @functools.wraps(parse_event)
+    def wrapper(self: Any, event: Event) -> Chunk:
+        try:
+            chunk = parse_event(self, event)
+        except (AttributeError, TypeError) as exc:
+            raise ValueError(f"unexpected event shape ({exc}): {event.data[:80]!r}") from None
+        counts_ok = all(
+            n is None or (isinstance(n, int | float) and not isinstance(n, bool))
+            for n in (chunk.input_tokens, chunk.output_tokens)
+        )
+        finish_ok = chunk.finish is None or chunk.finish in _FINISHES
+        if not isinstance(chunk.text, str) or not counts_ok or not finish_ok:
+            raise ValueError(f"unexpected event shape: {event.data[:80]!r}")
+        return chunk
+
+    return wrapper
 
 
 def loads(text: str) -> Any:
@@ -101,6 +140,8 @@ def retry_after(headers: httpx.Headers) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:  # a date without a zone (or "-0000"): HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 

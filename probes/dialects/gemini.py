@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -48,6 +48,7 @@ class GeminiDialect:
         url = f"{target.base_url.rstrip('/')}/models/{target.model}:streamGenerateContent"
         return RequestSpec("POST", url, headers, body, {"alt": "sse"})
 
+    @checked
     def parse_event(self, event: Event) -> Chunk:
         if event.stray:
             return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
@@ -88,7 +89,8 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         return ProviderError(http_status=status, message=fallback[:300])
     reason = None
     retry = None
-    for detail in inner.get("details") or ():
+    details = inner.get("details")
+    for detail in details if isinstance(details, list) else ():
         if not isinstance(detail, dict):
             continue
         reason = reason or detail.get("reason")

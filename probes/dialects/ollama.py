@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -41,6 +41,7 @@ class OllamaDialect:
         }
         return RequestSpec("POST", f"{target.base_url.rstrip('/')}/api/chat", headers, body)
 
+    @checked
     def parse_event(self, event: Event) -> Chunk:
         data = loads(event.data)
         if not isinstance(data, dict):

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, error_text, loads
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -70,6 +70,7 @@ class OpenAIDialect:
             body["messages"] = [{"role": "user", "content": prompt}]
         return RequestSpec("POST", url, headers, body, params)
 
+    @checked
     def parse_event(self, event: Event) -> Chunk:
         if event.stray:
             return Chunk(error=_error_from(body_json(event.data.encode()), None, event.data))
@@ -91,8 +92,10 @@ class OpenAIDialect:
             delta = choice.get("delta")
             if delta is not None:
                 chunk.text += delta.get("content") or ""
-                if delta.get("refusal"):
-                    chunk.finish, chunk.finish_raw = "filter", "refusal"
+                if refusal := delta.get("refusal"):
+                    # Stated as an error, not a finish: the refusal is followed by an ordinary
+                    # finish_reason "stop" chunk, and the last finish read is the one kept.
+                    chunk.error = ProviderError(http_status=None, type="refusal", message=str(refusal))
             else:
                 chunk.text += choice.get("text") or ""  # /v1/completions
             if raw := choice.get("finish_reason"):
