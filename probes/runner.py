@@ -172,6 +172,13 @@ def _ms(ns: int) -> float:
     return round(ns / 1e6, 3)
 
 
+def _redact(text: str, secret: str | None) -> str:
+    """A provider may echo the key back in an error body; it must not reach logs or storage."""
+    if secret and len(secret) >= 4 and secret in text:
+        return text.replace(secret, "[redacted]")
+    return text
+
+
 def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, message: str) -> ProbeResult:
     answer = "".join(run.text)
     canary_pass = run.canary.check(answer) if answer else None
@@ -209,8 +216,8 @@ def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, mes
         region=target.region,
         retry_after_s=run.retry_after,
         local=target.local,
-        message=message,
-        answer=answer[:200],
+        message=_redact(message, target.api_key()),
+        answer=_redact(answer[:200], target.api_key()),
     )
 
 

@@ -41,7 +41,12 @@ class Target:
 
     @classmethod
     def from_provider(cls, provider: Provider | str, *, name: str | None = None, **overrides: Any) -> Target:
-        """A target for a catalog provider; any field may be overridden (``None`` keeps the default)."""
+        """A target for a catalog provider; any field may be overridden.
+
+        ``None`` keeps the catalog's value, except for ``key_env``: an explicit ``key_env=None``
+        means "send no key" (an emulator, a keyless local server), so a real key in the
+        environment is never sent where it was not meant to go.
+        """
         if isinstance(provider, str):
             provider = get_provider(provider)
         base = {
@@ -58,7 +63,7 @@ class Target:
             "options": dict(provider.options),
         }
         options = overrides.pop("options", None) or {}
-        base.update({k: v for k, v in overrides.items() if v is not None})
+        base.update({k: v for k, v in overrides.items() if v is not None or k == "key_env"})
         base["options"].update(options)
         return cls(**base)
 

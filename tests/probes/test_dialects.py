@@ -734,3 +734,24 @@ def test_any_error_body_classifies(dialect, data):
     err = get_dialect(dialect).parse_error(data.draw(st.sampled_from([400, 429, 500, 503, 529])), headers, body)
     _assert_classifiable(dialect, err)
     assert err.retry_after_s is None or isinstance(err.retry_after_s, float)
+
+
+async def test_a_key_echoed_by_the_provider_never_reaches_the_result(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-echoed-secret-123")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx.Response(401, text=f"<html>bad key {key} for this gateway</html>")
+
+    target = Target.from_provider("openai")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await probe(target, client=client)
+    assert result.error_kind is ErrorKind.AUTH
+    assert "sk-echoed-secret-123" not in str(result.to_dict())
+    assert "[redacted]" in result.message
+
+
+def test_explicit_key_env_none_sends_no_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    assert Target.from_provider("openai").api_key() == "sk-real"
+    assert Target.from_provider("openai", key_env=None).api_key() is None
