@@ -19,6 +19,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import socket
 import struct
 import time
@@ -35,6 +36,7 @@ from probes.canary import solve
 from probes.catalog import CATALOG, Provider
 
 DEFAULT_PORT = 8470
+_NONCE = re.compile(r"\[probe (\w+)\]")
 FILLER = "is my answer, as far as this emulator can tell you today, tomorrow and the day after".split()
 TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
 
@@ -241,6 +243,7 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     arrived_pc = time.perf_counter()  # uvloop's clock ticks in whole ms; the log wants better
+    arrived_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC: comparable with other processes' stamps
     entry: dict[str, Any] = {"at": time.time(), "route": route, "path": request.path,
                              "feature": request.headers.get("x-airisk-feature")}
     emu.log.append(entry)
@@ -253,6 +256,9 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
         entry["status"] = 400
         return _bad_request(speaker, str(exc))
     entry["model"] = ask.model
+    entry["arrived_mono_ns"] = arrived_ns
+    if nonce := _NONCE.search(ask.prompt):
+        entry["nonce"] = nonce.group(1)
     plan = emu.faults.plan(RequestInfo(route=route, method=request.method, path=request.path, model=ask.model,
                                        feature=entry["feature"]))
     entry["faults"] = plan.names
@@ -288,7 +294,8 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
         await resp.write(pending + speaker.token(ask, word, index))
         pending = b""
         if index == 0:
-            entry["ttft_ms"] = round((time.perf_counter() - arrived_pc) * 1000, 3)
+            entry["first_token_mono_ns"] = time.perf_counter_ns()
+            entry["ttft_ms"] = round((entry["first_token_mono_ns"] - arrived_ns) / 1e6, 3)
             first_at = loop.time()  # later gaps count from when the first token really left
     if pending:
         await resp.write(pending)

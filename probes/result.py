@@ -100,6 +100,10 @@ class ProbeResult:
     local: bool = False
     message: str = ""
     answer: str = field(default="", repr=False)
+    # CLOCK_MONOTONIC ns of the request's start: lines this probe up with another process's
+    # stamps on the same host (the emulator's log, the fault proxy's), nothing more.
+    started_mono_ns: int | None = field(default=None, repr=False)
+    nonce: str | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -218,6 +218,8 @@ def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, mes
         local=target.local,
         message=_redact(message, target.api_key()),
         answer=_redact(answer[:200], target.api_key()),
+        started_mono_ns=run.start_ns,
+        nonce=run.canary.nonce,
     )
 
 
