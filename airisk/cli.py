@@ -159,16 +159,32 @@ def local() -> None:
 
 
 @local.command("serve")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take model, port, threads and alias from this file's local_model section.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A GGUF file (default: the bundled Gemma 3 270M, Q4_K_M).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8011, show_default=True, type=int)
+@click.option("--port", type=int, default=None, help="Port to listen on  [default: 8011]")
 @click.option("--threads", type=int, default=None, help="Threads for generation (default: every core).")
-@click.option("--alias", default="gemma-3-270m", show_default=True, help="Model name the server answers to.")
+@click.option("--alias", default=None, help="Model name the server answers to  [default: gemma-3-270m]")
 @click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
-def local_serve(model_path: Path | None, host: str, port: int, threads: int | None, alias: str,
-                allow_external: bool) -> None:
+def local_serve(config_path: Path | None, model_path: Path | None, host: str, port: int | None,
+                threads: int | None, alias: str | None, allow_external: bool) -> None:
     """Serve a local model behind an OpenAI-compatible API until Ctrl-C or SIGTERM."""
+    from monitor.config import ConfigError, LocalModelConfig, load_config
+
+    section = LocalModelConfig()
+    if config_path is not None:
+        try:
+            section = load_config(config_path).local_model or section
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(2)
+    model_path = model_path or (Path(section.model) if section.model else None)
+    port = port or section.port
+    threads = threads or section.threads
+    alias = alias or section.alias
     import signal
     import threading
 

@@ -69,6 +69,8 @@ CATALOG: dict[str, Provider] = dict(
            local=True, emulator_prefix="/vllm/v1"),
         _p("local", "openai", "http://127.0.0.1:8011/v1", None, "gemma-3-270m", None, local=True,
            options={"mode": "completions"}, emulator_prefix="/local/v1"),
+        _p("tgi", "openai", "http://127.0.0.1:3000/v1", None, "tgi", None, local=True,
+           emulator_prefix="/tgi/v1"),
         _p("llamacpp", "openai", "http://127.0.0.1:8080/v1", None, "gemma-3-270m", None, local=True,
            emulator_prefix="/llamacpp/v1"),
     ]

@@ -1,12 +1,21 @@
 """`airisk.yaml`: the model (`monitor.config.model`) and its loader (`monitor.config.loader`)."""
 
 from monitor.config.loader import ConfigError, Problem, load_config, parse_config
-from monitor.config.model import AiriskConfig, DeadlinesConfig, ProbeDefaults, Section, TargetConfig, format_path
+from monitor.config.model import (
+    AiriskConfig,
+    DeadlinesConfig,
+    LocalModelConfig,
+    ProbeDefaults,
+    Section,
+    TargetConfig,
+    format_path,
+)
 
 __all__ = [
     "AiriskConfig",
     "ConfigError",
     "DeadlinesConfig",
+    "LocalModelConfig",
     "ProbeDefaults",
     "Problem",
     "Section",

@@ -161,6 +161,27 @@ _CATALOG_OVERRIDES = {"model", "base_url", "key_env", "price_in", "price_out", "
 _DEFER_CROSS_CHECKS = "airisk.defer_cross_checks"
 
 
+class LocalModelConfig(Section):
+    """The open model airisk serves itself (`airisk local serve`, `airisk up`), probed as target "local".
+
+    A model server you already run (Ollama, vLLM, llama.cpp's llama-server, TGI) is a normal
+    target instead: ``provider: ollama`` (or vllm, llamacpp, tgi) with its ``base_url``.
+    """
+
+    serve: bool = True
+    """Serve it and probe it; false leaves the local model to your own targets."""
+    model: Text | None = None
+    """Path of a GGUF file; unset: the bundled Gemma 3 270M (Q4_K_M)."""
+    port: Annotated[int, Interval(ge=1, le=65535)] = 8011
+    """Loopback port of its OpenAI-compatible server."""
+    threads: Annotated[int, Ge(1)] | None = None
+    """Generation threads; unset: every core (llama.cpp's own default, 1, is ~20% slower on 2 cores)."""
+    alias: Text = "gemma-3-270m"
+    """The model name the server answers to."""
+    interval: Duration | None = None
+    """Time between probes; unset: defaults.interval."""
+
+
 class AiriskConfig(Section):
     """The whole of `airisk.yaml`.
 
@@ -171,6 +192,8 @@ class AiriskConfig(Section):
     version: Literal[1] = 1
     defaults: ProbeDefaults = Field(default_factory=ProbeDefaults)
     targets: list[TargetConfig]
+    local_model: LocalModelConfig | None = None
+    """The bundled open model; absent: not served."""
 
     @model_validator(mode="before")
     @classmethod
@@ -214,6 +237,13 @@ class AiriskConfig(Section):
                     **t.model_dump(include=_CATALOG_OVERRIDES, exclude_none=True),
                 )
                 schedule.append((target, _first(t.interval, d.interval)))
+        local = self.local_model
+        if local is not None and local.serve and all(t.name != "local" for t, _ in schedule):
+            target = Target.from_provider(
+                "local", base_url=f"http://127.0.0.1:{local.port}/v1", model=local.alias, region=d.region,
+                max_tokens=d.max_tokens, deadlines=base_deadlines,
+            )
+            schedule.append((target, _first(local.interval, d.interval)))
         return schedule
 
     def resolve_targets(self) -> list[Target]:

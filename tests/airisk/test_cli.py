@@ -70,7 +70,7 @@ def test_probe_says_it_is_probing_the_emulator(emulator_url, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     result = run("probe", "--emulator", emulator_url, "--target", "openai")
     assert result.exit_code == 0
-    assert f"probing the 15 emulated providers at {emulator_url}" in result.stderr
+    assert f"probing the 16 emulated providers at {emulator_url}" in result.stderr
     assert "openai" in result.stdout and "pass" in result.stdout
 
 

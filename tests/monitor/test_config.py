@@ -421,3 +421,32 @@ def test_json_schema_lets_an_editor_check_the_file():
     pattern = next(branch["pattern"] for branch in duration if branch.get("type") == "string")
     assert all(re.match(pattern, text) for text in ("500ms", "30s", "1m30s", "60"))
     assert not re.match(pattern, "5 minutes")
+
+
+def test_local_model_section_adds_the_served_model_as_a_local_target(tmp_path):
+    path = tmp_path / "airisk.yaml"
+    path.write_text("defaults: {interval: 30s}\ntargets:\n  - provider: openai\n"
+                    "local_model:\n  port: 8123\n  alias: tiny\n  interval: 10s\n")
+    config = load_config(path)
+    schedule = config.resolve_schedule()
+    local, interval = schedule[-1]
+    assert (local.name, local.base_url, local.model, local.local) == ("local", "http://127.0.0.1:8123/v1", "tiny", True)
+    assert local.options["mode"] == "completions"  # the bundled model is a base model
+    assert interval == 10
+
+
+def test_local_model_not_served_adds_nothing(tmp_path):
+    path = tmp_path / "airisk.yaml"
+    path.write_text("targets:\n  - provider: ollama\n    base_url: http://127.0.0.1:11434\n"
+                    "local_model: {serve: false}\n")
+    [only] = load_config(path).resolve_targets()
+    assert only.provider == "ollama" and only.local is True
+
+
+def test_local_model_bad_port_names_the_field(tmp_path):
+    path = tmp_path / "airisk.yaml"
+    path.write_text("targets: []\nlocal_model:\n  port: 70000\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    [problem] = err.value.problems
+    assert str(problem).startswith(f"{path}:3: local_model.port: ")
