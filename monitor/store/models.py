@@ -1,0 +1,169 @@
+"""The tables. Every timestamp is timezone-aware UTC; no table holds a secret.
+
+Raw results (`ProbeRow`) are kept for a retention window (default 14 days); per-minute
+and per-hour rollups (`RollupMinute`, `RollupHour`) keep long history cheap, and hold
+latency as fixed-bucket histograms so percentiles stay computable over any window
+(percentiles themselves cannot be merged). Schema changes go through Alembic
+(`monitor/store/migrations`), never ``create_all`` outside tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC; gives them back aware (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: airisk stores UTC-aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# sa_type, not sa_column: a Column object cannot be shared by the two rollup tables.
+def _ts(*, index: bool = False, nullable: bool = False, default: Any = None) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, index=index, nullable=True)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, index=index, nullable=False)
+
+
+def _json(factory: type = dict) -> Any:
+    return Field(default_factory=factory, sa_type=JSON, nullable=False)
+
+
+class TargetRow(SQLModel, table=True):
+    """A probed backend as last configured (no key, no headers: nothing secret)."""
+
+    __tablename__ = "target"
+    name: str = Field(primary_key=True)
+    provider: str
+    model: str
+    dialect: str
+    base_url: str
+    local: bool = False
+    updated_at: datetime = _ts()
+
+
+class ProbeRow(SQLModel, table=True):
+    """One `probes.ProbeResult`, as measured from one region."""
+
+    __tablename__ = "probe_result"
+    __table_args__ = (sa.Index("ix_probe_result_target_at", "target", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    target: str
+    region: str = ""
+    at: datetime = _ts(index=True)
+    status: str  # up | degraded | down
+    error_kind: str
+    http_status: int | None = None
+    connect_ms: float | None = None
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+    tokens_per_s: float | None = None
+    stream_complete: bool = False
+    canary_pass: bool | None = None
+    cost_usd: float | None = None
+    retry_after_s: float | None = None
+    local: bool = False
+    confirm: bool = False  # a confirmation probe, sent after a failure
+    message: str = ""
+
+
+class _Rollup(SQLModel):
+    target: str = Field(primary_key=True)
+    region: str = Field(default="", primary_key=True)
+    bucket: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    count: int = 0
+    up: int = 0
+    degraded: int = 0
+    down: int = 0
+    ttft_hist: list[int] = _json(list)  # counts per bucket of monitor.store.histogram.EDGES_MS
+    total_hist: list[int] = _json(list)
+    errors: dict[str, int] = _json()  # error_kind -> count
+    cost_usd: float = 0.0
+    tokens_per_s_sum: float = 0.0
+    tokens_per_s_n: int = 0
+
+
+class RollupMinute(_Rollup, table=True):
+    __tablename__ = "rollup_minute"
+
+
+class RollupHour(_Rollup, table=True):
+    __tablename__ = "rollup_hour"
+
+
+class IncidentRow(SQLModel, table=True):
+    """A stretch of time a target was DOWN or DEGRADED, with why."""
+
+    __tablename__ = "incident"
+    id: int | None = Field(default=None, primary_key=True)
+    target: str = Field(index=True)
+    provider: str
+    region: str = ""
+    state: str  # down | degraded (the worst reached)
+    opened_at: datetime = _ts(index=True)
+    closed_at: datetime | None = _ts(nullable=True)
+    cause: dict[str, Any] = _json()  # error kinds seen, thresholds crossed, the values
+    vendor_first_post_at: datetime | None = _ts(nullable=True)
+    lead_time_s: float | None = None  # vendor's first post minus our detection; > 0: we were first
+
+
+class StatusSnapshot(SQLModel, table=True):
+    """What a vendor's status page said, when we looked."""
+
+    __tablename__ = "status_snapshot"
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(index=True)
+    fetched_at: datetime = _ts(index=True)
+    indicator: str  # none | minor | major | critical
+    description: str = ""
+    incidents: list[dict[str, Any]] = _json(list)
+
+
+class AlertOutbox(SQLModel, table=True):
+    """An alert to deliver to one channel. Written in the same transaction as its cause;
+    dispatchers take rows with FOR UPDATE SKIP LOCKED (PostgreSQL), so each goes out once."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (sa.UniqueConstraint("channel", "event_key", name="uq_alert_outbox_channel_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts(index=True)
+    channel: str  # a channel name from the config
+    rule: str  # down | degraded | recovered | slo_burn | reminder
+    event_key: str  # unique per (channel, event): enqueueing the same event twice is a no-op
+    dedup_key: str  # stable per incident (PagerDuty dedup_key)
+    target: str = ""
+    provider: str = ""
+    payload: dict[str, Any] = _json()
+    state: str = Field(default="pending", index=True)  # pending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(index=True)
+    sent_at: datetime | None = _ts(nullable=True)
+    last_error: str = ""
+
+
+ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox]
