@@ -57,6 +57,7 @@ class Scheduler:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._rng = random.Random(seed)
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._inflight: set[asyncio.Task] = set()
 
     def start(self) -> None:
         now = datetime.now(UTC)
@@ -69,9 +70,12 @@ class Scheduler:
             )
         self._scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 30.0) -> None:
+        """No new runs; let the probes in flight finish (each is bounded by its deadlines)."""
+        self._scheduler.pause()  # shutdown() would cancel the runs in flight (AsyncIOExecutor)
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
         self._scheduler.shutdown(wait=False)
-        await asyncio.sleep(0)
 
     def _confirm_later(self, name: str, seconds: float) -> None:
         when = datetime.now(UTC) + timedelta(seconds=seconds)
@@ -79,6 +83,14 @@ class Scheduler:
                                 id=f"{name}:confirm", replace_existing=True, misfire_grace_time=30)
 
     async def _run(self, name: str, confirm: bool, first_due: datetime) -> None:
+        task = asyncio.current_task()
+        self._inflight.add(task)
+        try:
+            await self._run_one(name, confirm, first_due)
+        finally:
+            self._inflight.discard(task)
+
+    async def _run_one(self, name: str, confirm: bool, first_due: datetime) -> None:
         watch = self.watches[name]
         due = self._due(name, confirm, first_due)
         watch.delays_ms.append((datetime.now(UTC) - due).total_seconds() * 1000)

@@ -22,7 +22,7 @@ async def _collect(emulator, client, watches, seconds, *, confirm_after=None):
     scheduler = Scheduler(watches=watches, client=client, handle=handle, seed=3)
     scheduler.start()
     await asyncio.sleep(seconds)
-    await scheduler.stop()
+    await scheduler.stop(grace=2.0)
     return seen
 
 
@@ -47,6 +47,6 @@ async def test_a_hanging_provider_does_not_delay_the_others(emulator, client):
     hanging = emulator.target("gemini", deadlines=Deadlines(connect=1, first_token=30, total=30, stall=30))
     watches = [Watch(hanging, 0.2), Watch(emulator.target("openai"), 0.2)]
     seen = await _collect(emulator, client, watches, 1.5)
-    assert seen["gemini"] == []  # still hanging: no overlapping runs piled up behind it
+    assert len(seen["gemini"]) <= 1  # hung until stop: no overlapping runs piled up behind it
     assert len(seen["openai"]) >= 5
     assert max(watches[1].delays_ms) < 100  # openai's runs started on time
