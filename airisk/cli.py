@@ -153,6 +153,36 @@ def up(port: int, interval: float, rounds: int) -> None:
     runtime.run(runtime.demo(port=port, interval=interval, rounds=rounds))
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="airisk.yaml to read (default: ./airisk.yaml).")
+@click.option("--region", default="", help="Where this monitor runs; several regions can share one PostgreSQL.")
+@click.option("--metrics-port", type=int, default=9464, show_default=True, help="Prometheus /metrics; 0: off.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_host: str) -> None:
+    """Probe every target on schedule, detect outages, keep history, send alerts (headless).
+
+    History goes to AIRISK_DATABASE_URL (PostgreSQL) or else a SQLite file under AIRISK_HOME.
+    """
+    from monitor.config import ConfigError, load_config
+    from monitor.store import database_url, make_engine
+
+    config_path = config_path or Path("airisk.yaml")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(2)
+    if not _loopback(metrics_host):
+        _fail(f"--metrics-host {metrics_host}: not a loopback address")
+    url = database_url()
+    click.echo(f"airisk monitor: {len(config.resolve_schedule())} targets, region {region or '-'}, "
+               f"history in {url.split('@')[-1]}", err=True)
+    runtime.run(runtime.monitor_forever(config=config, engine=make_engine(url), region=region,
+                                        metrics_port=metrics_port, metrics_host=metrics_host))
+
+
 @main.group()
 def local() -> None:
     """The bundled open model: a fallback that no vendor outage can take away."""

@@ -50,7 +50,7 @@ async def emulator_running(url: str) -> bool:
 def emulator_targets(url: str) -> list[Target]:
     """One target per catalog provider, pointed at the emulator's route for it."""
     return [
-        Target.from_provider(p, base_url=url + p.emulator_prefix, key_env=None)
+        Target.from_provider(p, base_url=url + p.emulator_prefix, key_env=None, status_page=f"{url}/status/{p.name}")
         for p in CATALOG.values()
     ]
 
@@ -70,6 +70,25 @@ async def until_signalled_or(alive) -> None:
     while not stopper.done() and alive():
         await asyncio.wait([stopper], timeout=0.5)
     stopper.cancel()
+
+
+async def monitor_forever(*, config, engine, region: str, metrics_port: int, metrics_host: str) -> None:
+    from monitor.service import MonitorService
+
+    service = MonitorService(config=config, engine=engine, region=region)
+    server = service.metrics.serve(port=metrics_port, host=metrics_host) if metrics_port else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.run(stop)
+    finally:
+        if server is not None:
+            server[0].shutdown()
+            server[0].server_close()
+        engine.dispose()
 
 
 async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: float | None,

@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
 )
 
+from monitor.config.alerts import AlertsConfig
 from monitor.config.model import (
     _CREDENTIAL_HEADERS,
     _DEFER_CROSS_CHECKS,
@@ -131,6 +132,13 @@ def _cross_check_raw(data: dict[str, Any], report: _Report) -> None:
     defaults = data.get("defaults") or {}
     report.extend(_deadline_problems(valid(defaults.get("deadlines")) if isinstance(defaults, dict) else None,
                                      [(i, valid(t.get("deadlines"))) for i, t in enumerate(targets)]))
+    try:
+        alerts = (AlertsConfig.model_validate(data["alerts"], context={_DEFER_CROSS_CHECKS: True})
+                  if data.get("alerts") else None)
+    except ValidationError:
+        alerts = None  # its field errors are reported already
+    if alerts is not None:
+        report.extend((("alerts", *loc), message) for loc, message in alerts.problems())
 
 
 class _Report:

@@ -7,91 +7,36 @@ one-line problem reports live in `monitor.config.loader`.
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import parse_qsl, urlsplit
 
-from annotated_types import Ge, Interval, MinLen
+from annotated_types import Ge, Interval
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     model_validator,
 )
 
+from monitor.config.alerts import AlertsConfig
+from monitor.config.base import (  # noqa: F401 - re-exported: sections import these from here too
+    _CREDENTIAL_HEADERS,
+    _SECRET_FIELDS,
+    DEFER_CROSS_CHECKS,
+    EnvName,
+    HttpUrl,
+    Loc,
+    MaxTokens,
+    Price,
+    Provider,
+    Section,
+    Text,
+    _no_secrets,
+    format_path,
+)
+from monitor.config.detection import DetectionConfig
 from monitor.durations import Duration, format_duration
-from probes.catalog import CATALOG
 from probes.target import Deadlines, Target
-
-Loc = tuple[str | int, ...]
-
-# Field names (lower case, "-" as "_") that can only mean a secret typed into the file.
-_SECRET_FIELDS = {"api_key", "apikey", "key", "token", "access_token", "auth_token", "secret",
-                  "client_secret", "password"}
-_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
-                       "cookie"}
-
-
-def _no_secrets(what: str) -> str:
-    where = "put the key in an environment variable and name it with key_env"
-    return f"{what} are not read from the config file: {where}"
-
-
-# --- field types -------------------------------------------------------------------------------
-
-
-def _known_provider(name: str) -> str:
-    if name in CATALOG:
-        return name
-    close = difflib.get_close_matches(name.lower(), CATALOG, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise ValueError(f"unknown provider {name!r} ({hint}known: {', '.join(sorted(CATALOG))})")
-
-
-def _http_url(url: str) -> str:
-    # The value is never quoted back: a URL can carry a key (`?key=` is Gemini's own style).
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
-    except ValueError:  # e.g. a port that is not a number
-        ok = False
-    if not ok:
-        raise ValueError("must be an http:// or https:// URL")
-    query_names = {name.lower().replace("-", "_") for name, _ in parse_qsl(parts.query)}
-    if parts.username or parts.password or query_names & _SECRET_FIELDS:
-        raise ValueError(_no_secrets("credentials in a URL"))
-    return url
-
-
-def _env_name(name: str) -> str:
-    # Not quoted back either: the likeliest mistake here is pasting the key itself.
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError("must be the name of an environment variable (letters, digits and _, "
-                         "e.g. OPENAI_API_KEY), not the key itself")
-    return name
-
-
-Text = Annotated[str, MinLen(1)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-Price = Annotated[float, Ge(0), Field(allow_inf_nan=False)]
-MaxTokens = Annotated[int, Interval(ge=1, le=4096)]
-Provider = Annotated[str, AfterValidator(_known_provider), Field(json_schema_extra={"enum": sorted(CATALOG)})]
-
-# --- the model ---------------------------------------------------------------------------------
-
-
-class Section(BaseModel):
-    """Base of every model in the file."""
-
-    # Unknown keys are errors because they are nearly always typos; field docstrings become the JSON
-    # Schema's descriptions; pydantic's own error text never shows the input, which may be a secret.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
 
 
 class DeadlinesConfig(Section):
@@ -158,7 +103,7 @@ class TargetConfig(Section):
 
 _CATALOG_OVERRIDES = {"model", "base_url", "key_env", "price_in", "price_out", "status_page", "local",
                       "options", "headers"}
-_DEFER_CROSS_CHECKS = "airisk.defer_cross_checks"
+_DEFER_CROSS_CHECKS = DEFER_CROSS_CHECKS
 
 
 class LocalModelConfig(Section):
@@ -194,6 +139,10 @@ class AiriskConfig(Section):
     targets: list[TargetConfig]
     local_model: LocalModelConfig | None = None
     """The bundled open model; absent: not served."""
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    """How results become up / degraded / down (thresholds, confirmation probes, maintenance)."""
+    alerts: AlertsConfig | None = None
+    """Channels and rules; absent: no alerts are sent."""
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +162,8 @@ class AiriskConfig(Section):
         targets = list(enumerate(self.targets))
         problems = _name_problems((i, t.target_name, t.name is None) for i, t in targets)
         problems += _deadline_problems(self.defaults.deadlines, [(i, t.deadlines) for i, t in targets])
+        if self.alerts is not None:
+            problems += [(("alerts", *loc), message) for loc, message in self.alerts.problems()]
         if problems:
             raise ValueError("; ".join(f"{format_path(loc)}: {message}" for loc, message in problems))
         return self
@@ -256,19 +207,6 @@ class AiriskConfig(Section):
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **cls.model_json_schema()}
         schema["title"] = "airisk.yaml"
         return schema
-
-
-def format_path(loc: Loc) -> str:
-    """``("targets", 0, "deadlines", "total")`` -> ``targets[0].deadlines.total``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][\w-]*", str(part)):
-            out += f".{part}" if out else str(part)
-        else:
-            out += f"[{str(part)!r}]"
-    return out
 
 
 def _first(value: Any, default: Any) -> Any:

@@ -95,7 +95,9 @@ class ProbeRow(SQLModel, table=True):
 class _Rollup(SQLModel):
     target: str = Field(primary_key=True)
     region: str = Field(default="", primary_key=True)
-    bucket: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    # Indexed on its own: pruning and all-target windows filter on bucket alone, which the
+    # (target, region, bucket) primary key cannot serve.
+    bucket: datetime = Field(sa_type=UTCDateTime, primary_key=True, index=True)
     count: int = 0
     up: int = 0
     degraded: int = 0

@@ -1,0 +1,75 @@
+"""Email over SMTP: stdlib smtplib in a worker thread, STARTTLS and login optional.
+
+Retryable: connection errors, timeouts and 4xx SMTP replies (the server's "try again later").
+Not retryable: 5xx replies (a refused sender or recipient, a failed login) and a server without
+STARTTLS when it is asked for. A message some recipients accepted counts as delivered: sending
+it again would reach the others twice. Each message's Message-ID derives from the event key and
+its References from the incident, so mail clients thread an incident's alerts together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import httpx
+
+from monitor.alerts.channels.base import Alert, DeliveryError
+from monitor.alerts.redact import redact
+
+SECRET = "password_env"
+
+
+def message(alert: Alert) -> EmailMessage:
+    e, cfg = alert.event, alert.config
+    msg = EmailMessage()
+    msg["Subject"] = f"[airisk {e.severity}] {e.title}"
+    msg["From"] = cfg.from_addr
+    msg["To"] = ", ".join(cfg.to_addrs or [])
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = f"<{_digest(e.event_key)}@airisk>"
+    msg["References"] = f"<{_digest(e.dedup_key)}@airisk>"
+    msg["X-Airisk-Event-Key"] = e.event_key
+    msg["X-Airisk-Dedup-Key"] = e.dedup_key
+    text = "\n".join(e.lines())
+    msg.set_content(f"{text}\n\nrule: {e.rule} ({e.action}), severity: {e.severity}\nat: {e.at.isoformat()}\n")
+    return msg
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _deliver(alert: Alert, msg: EmailMessage) -> None:
+    cfg = alert.config
+    assert cfg.smtp_host is not None  # the config requires it for an email channel
+    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port_or_default, timeout=cfg.timeout) as smtp:
+        if cfg.use_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if cfg.username:
+            smtp.login(cfg.username, alert.secret or "")
+        smtp.send_message(msg)
+
+
+async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
+    """Sends the alert as one message to every ``to_addrs`` (``client`` is not used)."""
+    secrets = [alert.secret] if alert.secret else []
+    try:
+        await asyncio.to_thread(_deliver, alert, message(alert))
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        retryable = all(400 <= code < 500 for code in codes)
+        raise DeliveryError(retryable, f"every recipient refused (SMTP {', '.join(map(str, codes))})") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(False, redact(f"the SMTP server does not support it: {exc}", secrets)) from None
+    except smtplib.SMTPResponseException as exc:
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        raise DeliveryError(400 <= exc.smtp_code < 500, redact(f"SMTP {exc.smtp_code}: {text}", secrets)) from None
+    except TimeoutError:
+        raise DeliveryError(True, f"no answer within {alert.config.timeout:g}s") from None
+    except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, TLS failures
+        raise DeliveryError(True, redact(f"{type(exc).__name__}: {exc}", secrets)) from None

@@ -1,0 +1,158 @@
+"""The shapes alerting works on: what detection reports (`Transition`), and what is queued for one
+channel (`AlertEvent`, one outbox row).
+
+An `AlertEvent` is plain data that survives a round trip through `AlertOutbox.payload` (JSON), so
+the dispatcher rebuilds exactly what the rules produced, however long the channel was down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from monitor.durations import format_duration
+from monitor.store.models import AlertOutbox
+
+SEVERITY = {"down": "critical", "degraded": "warning", "recovered": "info", "slo_burn": "error"}
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A target changing state (up | degraded | down), as detection reports it."""
+
+    target: str
+    provider: str
+    from_state: str
+    to_state: str
+    at: datetime
+    incident_id: int | None = None
+    """The incident this opens, worsens or closes."""
+    region: str = ""
+    cause: Mapping[str, Any] = field(default_factory=dict)
+    """Why: error kinds seen, thresholds crossed and the measured values."""
+    opened_at: datetime | None = None
+    """For a recovery: when the incident opened (says how long it lasted; see maintenance)."""
+
+
+class IncidentLike(Protocol):
+    """What reminders need of an open incident (`monitor.store.models.IncidentRow` fits)."""
+
+    id: int | None
+    target: str
+    provider: str
+    region: str
+    state: str
+    opened_at: datetime
+    closed_at: datetime | None
+    cause: dict[str, Any]
+
+
+def incident_key(incident_id: int | None, target: str, region: str = "") -> str:
+    """The dedup key of one incident: stable from trigger to resolve (PagerDuty's dedup_key)."""
+    if incident_id is not None:
+        return f"airisk-incident-{incident_id}"
+    return f"airisk-{target}@{region}" if region else f"airisk-{target}"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One target's part in an alert (an alert groups the targets of one provider)."""
+
+    target: str
+    region: str
+    incident_id: int | None
+    dedup_key: str
+    from_state: str
+    to_state: str
+    at: datetime
+    cause: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.target}@{self.region}" if self.region else self.target
+
+    @classmethod
+    def of(cls, t: Transition) -> Member:
+        return cls(t.target, t.region, t.incident_id, incident_key(t.incident_id, t.target, t.region),
+                   t.from_state, t.to_state, t.at, _jsonable(t.cause))
+
+    def line(self) -> str:
+        cause = ", ".join(f"{k}={_short(v)}" for k, v in self.cause.items())
+        return f"{self.label}: {self.from_state} -> {self.to_state} at {self.at:%H:%M:%SZ}" + (
+            f" ({cause})" if cause else "")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert for one channel: a row of the outbox.
+
+    ``event_key`` is unique per channel and deterministic (``{rule}:{incident or group}:{channel}``),
+    so enqueueing the same event twice is a no-op. ``dedup_key`` is stable per incident (or group):
+    the trigger and the resolve of one incident share it.
+    """
+
+    channel: str
+    rule: str
+    """down | degraded | recovered | slo_burn | reminder"""
+    action: str
+    """trigger | resolve"""
+    event_key: str
+    dedup_key: str
+    provider: str
+    title: str
+    severity: str
+    """critical | error | warning | info (PagerDuty's scale)"""
+    at: datetime
+    members: tuple[Member, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.label for m in self.members))
+
+    def lines(self) -> list[str]:
+        """The alert as text lines: the title, then one line per target, then the details."""
+        return [self.title, *(m.line() for m in self.members),
+                *(f"{k}: {_short(v)}" for k, v in self.details.items())]
+
+    def to_row(self) -> dict[str, Any]:
+        """The `AlertOutbox` columns this event fills (state and attempts start at their defaults)."""
+        payload = {"action": self.action, "title": self.title, "severity": self.severity,
+                   "at": self.at.isoformat(), "details": _jsonable(self.details),
+                   "members": [{**{f: getattr(m, f) for f in Member.__slots__}, "at": m.at.isoformat()}
+                               for m in self.members]}
+        first = self.members[0].target if self.members else ""
+        return {"channel": self.channel, "rule": self.rule, "event_key": self.event_key,
+                "dedup_key": self.dedup_key, "target": first, "provider": self.provider, "payload": payload}
+
+    @classmethod
+    def from_row(cls, row: AlertOutbox) -> AlertEvent:
+        p = row.payload
+        members = tuple(Member(**{**m, "at": datetime.fromisoformat(m["at"])}) for m in p.get("members", ()))
+        return cls(row.channel, row.rule, p["action"], row.event_key, row.dedup_key, row.provider, p["title"],
+                   p["severity"], datetime.fromisoformat(p["at"]), members, p.get("details", {}))
+
+
+def title_for(rule: str, provider: str, members: tuple[Member, ...], *, since: datetime | None = None) -> str:
+    """"openai: gpt-4o is DOWN", "openai: 2 targets DOWN (a, b)", "openai: a recovered after 12m"."""
+    labels = list(dict.fromkeys(m.label for m in members))
+    who = labels[0] if len(labels) == 1 else f"{len(labels)} targets ({', '.join(labels)})"
+    verb = {"down": "is DOWN", "degraded": "is DEGRADED", "recovered": "recovered"}.get(rule, rule)
+    if len(labels) > 1:
+        verb = verb.removeprefix("is ")
+    if since is not None:
+        verb += f" after {format_duration(max((members[0].at - since).total_seconds(), 0.001))}"
+    return f"{provider}: {who} {verb}"
+
+
+def _jsonable(value: Any) -> Any:
+    # The cause comes from detection and may hold datetimes or enums: store what JSON can keep.
+    return json.loads(json.dumps(value, default=str))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,235 @@
+"""The ``alerts`` section of `airisk.yaml`: where alerts go (channels) and when (rules).
+
+```yaml
+alerts:
+  channels:
+    - {name: oncall, type: pagerduty, routing_key_env: PD_ROUTING_KEY}
+    - {name: team, type: slack, url_env: SLACK_WEBHOOK_URL}
+  rules:
+    - {rule: down, channels: [oncall, team]}
+    - {rule: recovered, channels: [oncall, team]}
+    - {rule: slo_burn, channels: [team], objective: 0.995, window: 1h}
+  group_window: 10s
+  reminder_every: 30m
+```
+
+Secrets are never in the file: a channel names the environment variable that holds its URL,
+routing key or password (``*_env``), and a Slack or Discord webhook URL counts as a secret.
+Every problem message names the field it is about; none quotes a value read from the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from annotated_types import Ge, Gt, Interval, Lt, MinLen
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+
+from monitor.config.base import DEFER_CROSS_CHECKS, EnvName, HttpUrl, Loc, Section, Text, format_path
+from monitor.config.detection import MaintenanceWindow
+from monitor.durations import Duration, format_duration
+
+# One maintenance model for the whole file: detection.maintenance stops state changes being
+# announced; alerts.maintenance only silences alerts (history and incidents still record them).
+MaintenanceConfig = MaintenanceWindow
+
+ChannelType = Literal["webhook", "slack", "pagerduty", "email", "apprise"]
+RuleKind = Literal["down", "degraded", "recovered", "slo_burn"]
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+# Per channel type: the fields it needs, and the optional ones that only it may set.
+_OWN_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "webhook": ({"url_env"}, set()),
+    "slack": ({"url_env"}, set()),
+    "apprise": ({"url_env"}, set()),
+    "pagerduty": ({"routing_key_env"}, {"events_url"}),
+    "email": ({"smtp_host", "from_addr", "to_addrs"}, {"smtp_port", "starttls", "username", "password_env"}),
+}
+_WHAT = {
+    "url_env": "the name of the environment variable holding the URL",
+    "routing_key_env": "the name of the environment variable holding the integration's routing key",
+    "smtp_host": "the SMTP server to send through",
+    "from_addr": "the sender address",
+    "to_addrs": "the recipient addresses",
+}
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (write user@example.com)")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class ChannelConfig(Section):
+    """One place alerts are delivered to. Which fields apply depends on ``type``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    """Unique name; rules refer to the channel by it."""
+    type: ChannelType
+    timeout: Duration = 10.0
+    """Longest wait for the receiver to accept one alert."""
+    url_env: EnvName | None = None
+    """webhook, slack, apprise: environment variable holding the URL (a webhook URL is a secret)."""
+    routing_key_env: EnvName | None = None
+    """pagerduty: environment variable holding the Events API v2 integration (routing) key."""
+    events_url: HttpUrl | None = None
+    """pagerduty: the Events API v2 endpoint (default https://events.pagerduty.com/v2/enqueue)."""
+    smtp_host: Text | None = None
+    """email: the SMTP server."""
+    smtp_port: Annotated[int, Interval(ge=1, le=65535)] | None = None
+    """email: the SMTP port (default 587 with STARTTLS, else 25)."""
+    starttls: bool | None = None
+    """email: upgrade the connection with STARTTLS before sending (default true)."""
+    username: Text | None = None
+    """email: the SMTP login, if the server wants one (with password_env)."""
+    password_env: EnvName | None = None
+    """email: environment variable holding the SMTP password."""
+    from_addr: Address | None = None
+    """email: the sender address."""
+    to_addrs: Annotated[list[Address], MinLen(1)] | None = None
+    """email: the recipient addresses."""
+
+    @model_validator(mode="after")
+    def _fields_fit_the_type(self) -> Self:
+        required, optional = _OWN_FIELDS[self.type]
+        others = set().union(*(r | o for t, (r, o) in _OWN_FIELDS.items() if t != self.type)) - required - optional
+        a = "an" if self.type[0] in "aeiou" else "a"
+        problems = [f"{f}: required for {a} {self.type} channel ({_WHAT[f]})"
+                    for f in sorted(required) if getattr(self, f) is None]
+        problems += [f"{f}: does not apply to {a} {self.type} channel" for f in sorted(others & self.model_fields_set)]
+        if self.type == "email" and (self.username is None) != (self.password_env is None):
+            missing = "password_env" if self.password_env is None else "username"
+            problems.append(f"{missing}: username and password_env go together (SMTP login)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def pagerduty_url(self) -> str:
+        return self.events_url or PAGERDUTY_EVENTS_URL
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or (587 if self.use_starttls else 25)
+
+    @property
+    def use_starttls(self) -> bool:
+        return True if self.starttls is None else self.starttls
+
+
+class RuleConfig(Section):
+    """When to alert, and where."""
+
+    rule: RuleKind
+    """down / degraded: a target enters that state; recovered: it is up again; slo_burn: its
+    availability over ``window`` falls below ``objective`` (and, once, when it is back above)."""
+    channels: Annotated[list[Text], MinLen(1)]
+    """Names of the channels to alert."""
+    targets: Annotated[list[Text], MinLen(1)] | None = None
+    """Only these targets (by name); unset: every target."""
+    objective: Annotated[float, Gt(0), Lt(1)] | None = None
+    """slo_burn: the availability objective, e.g. 0.995."""
+    window: Duration | None = None
+    """slo_burn: the period availability is measured over, e.g. 1h."""
+
+    @model_validator(mode="after")
+    def _slo_fields(self) -> Self:
+        slo = self.rule == "slo_burn"
+        problems = [f"{f}: required for a slo_burn rule" for f in ("objective", "window")
+                    if slo and getattr(self, f) is None]
+        problems += [f"{f}: only a slo_burn rule has one" for f in ("objective", "window")
+                     if not slo and getattr(self, f) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def matches(self, target: str) -> bool:
+        return self.targets is None or target in self.targets
+
+    @property
+    def slo_id(self) -> str:
+        """A stable name for a slo_burn rule ("slo99.5%/1h"), independent of its place in the file."""
+        return f"slo{(self.objective or 0) * 100:g}%/{format_duration(self.window or 0)}"
+
+
+class RetryConfig(Section):
+    """How failed deliveries are retried: capped exponential backoff, then given up on."""
+
+    first_delay: Duration = 10.0
+    """Wait after the first failure; each further failure doubles it."""
+    max_delay: Duration = 300.0
+    """The longest wait between two tries (so a channel back up gets its alerts within this)."""
+    max_attempts: Annotated[int, Ge(1)] = 200
+    """Tries before an alert is given up on (state dead)."""
+    max_age: Duration = 86400.0
+    """An alert not delivered this long after it was raised is given up on."""
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after ``attempts`` failed tries; a receiver's Retry-After is honoured up to
+        ``max_delay``."""
+        backoff = self.first_delay * 2 ** min(max(attempts - 1, 0), 32)
+        return min(max(backoff, retry_after or 0.0), self.max_delay)
+
+
+class AlertsConfig(Section):
+    """Channels, rules and how alerts are grouped, repeated and retried."""
+
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    group_window: Duration = 10.0
+    """Transitions of targets of one provider this close together make one alert."""
+    reminder_every: Duration | None = 1800.0
+    """Repeat the alert for an incident still open this long after it opened, and every period
+    after (not to PagerDuty, which escalates on its own); null: never."""
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> Self:
+        # Inside a file load the loader reports these itself, with their lines (see loader).
+        if info.context and info.context.get(DEFER_CROSS_CHECKS):
+            return self
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(f"{format_path(loc)}: {message}" for loc, message in problems))
+        return self
+
+    def problems(self) -> list[tuple[Loc, str]]:
+        """Checks spanning fields: unique channel names, rules naming known channels, and each
+        PagerDuty channel that gets triggers also getting the resolves (else its alerts stay open)."""
+        problems: list[tuple[Loc, str]] = []
+        first: dict[str, int] = {}
+        for i, channel in enumerate(self.channels):
+            if channel.name in first:
+                problems.append((("channels", i, "name"), f"name {channel.name!r} is already used by "
+                                 f"channels[{first[channel.name]}]; give each channel a distinct name"))
+            first.setdefault(channel.name, i)
+        for i, rule in enumerate(self.rules):
+            for j, name in enumerate(rule.channels):
+                if name not in first:
+                    close = difflib.get_close_matches(name, first, n=1, cutoff=0.6)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    known = ", ".join(first) or "none defined"
+                    problems.append((("rules", i, "channels", j), f"unknown channel {name!r} ({hint}known: {known})"))
+        resolved = {n for r in self.rules if r.rule == "recovered" for n in r.channels}
+        for i, rule in enumerate(self.rules):
+            for j, name in enumerate(rule.channels):
+                channel = self.channel(name)
+                if rule.rule in ("down", "degraded") and channel and channel.type == "pagerduty" \
+                        and name not in resolved:
+                    problems.append((("rules", i, "channels", j), f"PagerDuty channel {name!r} gets triggers but "
+                                     "no recovered rule sends it the resolves: add it to a recovered rule"))
+        return problems
+
+    def channel(self, name: str) -> ChannelConfig | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def in_maintenance(self, target: str, at: datetime) -> bool:
+        return any(m.covers(target, at) for m in self.maintenance)

@@ -1,0 +1,141 @@
+"""The ``detection`` section of `airisk.yaml`: when a target counts as DEGRADED or DOWN.
+
+```yaml
+detection:
+  failure_threshold: 4          # consecutive failed probes (confirmations included) -> DOWN
+  success_threshold: 2          # consecutive good probes -> out of DOWN
+  confirm_after: [1s, 2s, 3s]   # extra probes after a failure, each this long after the previous one
+  degraded_ttft_ms: 4000        # the window's median time to first token above this -> DEGRADED
+  window: 20                    # recent results judged together
+  degraded_error_rate: 0.3      # failed share of a full window at or above this -> DEGRADED
+  maintenance:
+    - {start: 2025-03-01T02:00:00Z, end: 2025-03-01T04:00:00Z, targets: [openai], reason: vendor upgrade}
+```
+
+`monitor.detect.Detector` applies it; why each default is what it is, with the figures,
+is in ``bench/detection.py`` and docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Self
+
+from annotated_types import Ge, Gt, Interval, Le, MaxLen, MinLen
+from pydantic import AfterValidator, Field, model_validator
+
+from monitor.config.base import Loc, Section, Text
+from monitor.durations import Duration
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a time zone, e.g. 2025-03-01T02:00:00Z or 2025-03-01T03:00:00+01:00")
+    return value.astimezone(UTC)
+
+
+AwareTime = Annotated[datetime, AfterValidator(_aware)]
+Millis = Annotated[float, Gt(0), Field(allow_inf_nan=False)]
+Rate = Annotated[float, Gt(0), Le(1)]
+
+
+class MaintenanceWindow(Section):
+    """A planned window, one-off, between two absolute times.
+
+    Inside it the state is still tracked but no transition is announced (no alert); if the
+    state at the end differs from the one announced before, that change is announced with the
+    first result after the window. Recurring windows are not supported: write each one.
+    """
+
+    start: AwareTime
+    """When it begins, with a time zone (stored as UTC)."""
+    end: AwareTime
+    """When it ends (exclusive), with a time zone."""
+    targets: Annotated[list[Text], MinLen(1)] | None = None
+    """Only these targets (by name); unset: every target."""
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"end ({_iso(self.end)}) must be after start ({_iso(self.start)})")
+        return self
+
+    def covers(self, target: str, at: datetime) -> bool:
+        """Whether a probe of ``target`` started at ``at`` falls inside this window."""
+        return self.start <= at < self.end and (self.targets is None or target in self.targets)
+
+
+class DetectionConfig(Section):
+    """Thresholds of the per-target state machine (UP, DEGRADED, DOWN)."""
+
+    # Why 4 (bench/detection.py): if 2% of probes fail at random, 2 in a row page about every
+    # 40 target-hours, 3 every ~2,000, 4 every ~100,000; each step costs one confirmation probe.
+    failure_threshold: Annotated[int, Interval(ge=1, le=20)] = 4
+    """Consecutive DOWN-kind results (confirmation probes included) before a target is DOWN."""
+    success_threshold: Annotated[int, Interval(ge=1, le=20)] = 2
+    """Consecutive good results before a target leaves DOWN (or DEGRADED). It doubles, up to
+    ``window``, each time a target falls DOWN again soon after recovering (a flapping target
+    must prove itself for longer)."""
+    # Short, so an outage is DOWN ~8 s after its first failed probe; spread over 6 s, so a blip of a
+    # second or two (a connection reset, a load balancer flip) cannot page on its own.
+    confirm_after: Annotated[list[Duration], MaxLen(10)] = Field(default_factory=lambda: [1.0, 2.0, 3.0])
+    """Extra probes sent after a failure (or a first good result while DOWN), each this long after
+    the previous result, so an outage is confirmed in seconds instead of intervals; empty: none."""
+    degraded_ttft_ms: Millis | None = None
+    """The window's median time to first token above this (ms) -> DEGRADED; unset: not judged."""
+    degraded_total_ms: Millis | None = None
+    """The window's median total time above this (ms) -> DEGRADED; unset: not judged."""
+    # 20, not 10: at 2% random failures, 3 of 10 happen by chance (a DEGRADED notice every ~80
+    # target-hours in the benchmark); 6 of 20 practically never do.
+    window: Annotated[int, Interval(ge=2, le=1000)] = 20
+    """How many recent results the error rate and the latency medians are taken over."""
+    degraded_error_rate: Rate = 0.3
+    """Share of failed results in a full window at or above which a target is DEGRADED."""
+    recover_error_rate: Annotated[float, Ge(0), Le(1)] | None = None
+    """A target DEGRADED by its error rate is UP again only at or below this (hysteresis, so a
+    rate hovering at the limit does not flap); unset: half of degraded_error_rate."""
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    """Planned windows: state tracked, no alerts."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = []
+        if self.window < self.failure_threshold:
+            problems.append(f"window ({self.window}) must be at least failure_threshold "
+                            f"({self.failure_threshold}): the window holds the failures it judges")
+        if self.recover_error_rate is not None and self.recover_error_rate >= self.degraded_error_rate:
+            problems.append(f"recover_error_rate ({self.recover_error_rate:g}) must be below "
+                            f"degraded_error_rate ({self.degraded_error_rate:g})")
+        ttft, total = self.degraded_ttft_ms, self.degraded_total_ms
+        if ttft is not None and total is not None and ttft > total:
+            problems.append(f"degraded_ttft_ms ({self.degraded_ttft_ms:g}) must not be above degraded_total_ms "
+                            f"({self.degraded_total_ms:g}): the first token never comes after the end")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def recover_rate(self) -> float:
+        """The error rate a target DEGRADED by its error rate must fall to (or below) to be UP again."""
+        return self.degraded_error_rate / 2 if self.recover_error_rate is None else self.recover_error_rate
+
+    def maintenance_for(self, target: str, at: datetime) -> MaintenanceWindow | None:
+        """The first maintenance window covering a probe of ``target`` started at ``at``, if any."""
+        return next((m for m in self.maintenance if m.covers(target, at)), None)
+
+    def target_problems(self, names: set[str], loc: Loc = ("detection",)) -> list[tuple[Loc, str]]:
+        """Maintenance windows naming a target the file does not define (a cross-section check
+        for the loader: ``names`` are the configured target names)."""
+        problems: list[tuple[Loc, str]] = []
+        for i, window in enumerate(self.maintenance):
+            for j, name in enumerate(window.targets or ()):
+                if name not in names:
+                    known = ", ".join(sorted(names)) or "none"
+                    problems.append(((*loc, "maintenance", i, "targets", j),
+                                     f"no target is named {name!r} (targets: {known})"))
+        return problems
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,264 @@
+"""`airisk monitor`: probes on schedule -> detection -> incidents -> alerts, all stored.
+
+Wiring only; each part lives in its own module:
+
+    schedule.Scheduler -- probe --> _handle --> store.buffer.ResultWriter (raw rows, rollups)
+                                       |------> metrics.Metrics
+                                       '------> detect.Detector --transition--> _apply (incident
+                                                 + alerts.rules.Grouper) --> alerts.outbox
+    alerts.dispatch.Dispatcher <-- outbox rows (FOR UPDATE SKIP LOCKED on PostgreSQL)
+    _vendor_loop: status pages -> status snapshots, lead time of open incidents
+    _housekeeping: held alert groups, reminders, retention
+
+Transitions that cannot reach the database (it is down) are held in memory and applied when
+it returns, as results are by the `ResultWriter`: nothing is lost while the process lives.
+After a restart, each detector starts from its target's open incident, so a restart neither
+re-alerts an outage nor forgets one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, select
+
+from monitor.alerts import events as alert_events
+from monitor.alerts.dispatch import Dispatcher
+from monitor.alerts.outbox import enqueue
+from monitor.alerts.rules import Grouper, events_for, reminders
+from monitor.alerts.slo import Availability, slo_events
+from monitor.config import AiriskConfig
+from monitor.config.alerts import AlertsConfig
+from monitor.config.detection import DetectionConfig
+from monitor.detect import Detector, Transition
+from monitor.metrics import Metrics
+from monitor.schedule import Scheduler, Watch
+from monitor.statuspoll import fetch_status, lead_time, summary_url
+from monitor.store import ResultWriter, migrate
+from monitor.store.incidents import close_incident, open_incident, open_incident_for, record_status, set_vendor_post
+from monitor.store.models import IncidentRow
+from monitor.store.queries import target_summary
+from monitor.store.results import prune, upsert_targets
+from probes import Status, Target, make_client
+from probes.result import ProbeResult
+
+log = logging.getLogger("airisk.monitor")
+
+
+@dataclass
+class _Held:
+    target: Target
+    transition: Transition
+    attempts: int = 0
+
+
+@dataclass
+class MonitorService:
+    config: AiriskConfig
+    engine: Engine
+    region: str = ""
+    metrics: Metrics = field(default_factory=Metrics)
+    status_interval: float = 60.0
+    housekeeping_interval: float = 1.0
+    slo_interval: float = 60.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.detection: DetectionConfig = getattr(self.config, "detection", None) or DetectionConfig()
+        self.alerts: AlertsConfig = getattr(self.config, "alerts", None) or AlertsConfig()
+        self.schedule = self.config.resolve_schedule()
+        self.targets = {t.name: t for t, _ in self.schedule}
+        self.detectors: dict[str, Detector] = {}
+        self.grouper = Grouper(window=self.alerts.group_window)
+        self._held: list[_Held] = []
+        self.writer: ResultWriter | None = None
+        self.started = asyncio.Event()
+        self._slo_rules = [rule for rule in self.alerts.rules if rule.rule == "slo_burn"]
+        self._slo_checked = datetime.min.replace(tzinfo=UTC)
+        self._burning: dict = {}
+
+    # -- start-up ---------------------------------------------------------------------------
+    def _prepare(self) -> dict[str, IncidentRow]:
+        migrate(self.engine)
+        with Session(self.engine) as session:
+            upsert_targets(session=session, targets=list(self.targets.values()))
+            open_rows = {
+                row.target: row for row in session.exec(
+                    select(IncidentRow).where(IncidentRow.closed_at.is_(None), IncidentRow.region == self.region))
+            }
+            session.commit()
+        return open_rows
+
+    async def run(self, stop: asyncio.Event, *, client: httpx.AsyncClient | None = None) -> None:
+        open_rows = await asyncio.to_thread(self._prepare)
+        for name in self.targets:
+            state = Status(open_rows[name].state) if name in open_rows else Status.UP
+            self.detectors[name] = Detector(self.detection, name, state=state)
+            self.metrics.set_state(target=name, provider=self.targets[name].provider, region=self.region,
+                                   state=str(state))
+        own_client = client is None
+        client = client or make_client()
+        self.writer = ResultWriter(self.engine, region=self.region)
+        self.writer.start()
+        scheduler = Scheduler(watches=[Watch(t, interval) for t, interval in self.schedule], client=client,
+                              handle=self._handle, seed=self.seed)
+        loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client))]
+        if self.alerts.channels:
+            loops.append(asyncio.create_task(Dispatcher(self.engine, self.alerts, client).run_forever(stop)))
+        scheduler.start()
+        self.started.set()
+        try:
+            await stop.wait()
+        finally:
+            await scheduler.stop()
+            await self._apply_held(force=True)
+            await self.writer.close()
+            for task in loops:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(*loops, return_exceptions=True)
+            if own_client:
+                await client.aclose()
+
+    # -- every result -------------------------------------------------------------------------
+    async def _handle(self, watch: Watch, result: ProbeResult, confirm: bool) -> float | None:
+        assert self.writer is not None
+        self.writer.submit(result, confirm=confirm)
+        self.metrics.observe(result, region=self.region)
+        decision = self.detectors[watch.target.name].feed(result, confirm=confirm)
+        self.metrics.set_state(target=watch.target.name, provider=watch.target.provider, region=self.region,
+                               state=str(decision.state))
+        if decision.transition is not None:
+            self._held.append(_Held(watch.target, decision.transition))
+            await self._apply_held()
+        return decision.confirm_in
+
+    async def _apply_held(self, *, force: bool = False) -> None:
+        if not self._held:
+            return
+        batch, self._held = self._held, []
+        try:
+            done = await asyncio.to_thread(self._apply, batch)
+        except SQLAlchemyError as exc:  # the database is away: keep them, try again shortly
+            log.warning("database unavailable, holding %d state changes: %s", len(batch), exc.__class__.__name__)
+            self._held = batch + self._held
+            return
+        self.grouper.add(done)
+        if force:  # shutting down: send what is held now rather than lose it with the process
+            await self._enqueue_due(datetime.now(UTC), take_at=datetime.now(UTC) + timedelta(
+                seconds=self.alerts.group_window))
+
+    def _apply(self, batch: list[_Held]) -> list[alert_events.Transition]:
+        """Open, worsen or close incidents for these state changes, in one transaction."""
+        out = []
+        with Session(self.engine) as session:
+            for held in batch:
+                t, tr = held.target, held.transition
+                if tr.to is Status.UP:
+                    row = open_incident_for(session=session, target=t.name, region=self.region)
+                    if row is None:
+                        continue
+                    close_incident(session=session, incident_id=row.id, at=tr.at)
+                else:
+                    row = open_incident(session=session, target=t.name, provider=t.provider, region=self.region,
+                                        state=str(tr.to), cause=dict(tr.cause), at=tr.since)
+                out.append(alert_events.Transition(
+                    target=t.name, provider=t.provider, from_state=str(tr.from_), to_state=str(tr.to), at=tr.at,
+                    incident_id=row.id, region=self.region, cause=dict(tr.cause), opened_at=row.opened_at))
+            session.commit()
+        return out
+
+    # -- background loops ---------------------------------------------------------------------
+    async def _enqueue_due(self, now: datetime, *, take_at: datetime | None = None) -> None:
+        ready = self.grouper.take(take_at or now)
+        if not ready and not self.alerts.reminder_every and not self._slo_rules:
+            return
+        events = await asyncio.to_thread(self._enqueue, ready, now)
+        if events:
+            log.info("queued %d alerts", events)
+
+    def _enqueue(self, ready: list[alert_events.Transition], now: datetime) -> int:
+        with Session(self.engine) as session:
+            incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None))))
+            events = events_for(ready, config=self.alerts, now=now) + reminders(incidents, config=self.alerts, now=now)
+            if self._slo_rules and now - self._slo_checked >= timedelta(seconds=self.slo_interval):
+                events += self._slo_events(session, now)
+                self._slo_checked = now
+            count = enqueue(session=session, events=events, now=now) if events else 0
+            session.commit()
+        return count
+
+    def _slo_events(self, session: Session, now: datetime) -> list:
+        """The SLO burn rule: availability over each rule's window, from this region's history."""
+        samples = []
+        for window in {rule.window for rule in self._slo_rules}:
+            for summary in target_summary(session=session, since=now - timedelta(seconds=window), until=now,
+                                          region=self.region):
+                target = self.targets.get(summary.target)
+                if target is not None and summary.availability is not None:
+                    samples.append(Availability(target=summary.target, provider=target.provider, window=window,
+                                                value=summary.availability, region=self.region))
+        events, self._burning = slo_events(samples, config=self.alerts, burning=self._burning, now=now)
+        return events
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        last_prune = datetime.min.replace(tzinfo=UTC)
+        while not stop.is_set():
+            now = datetime.now(UTC)
+            try:
+                await self._apply_held()
+                await self._enqueue_due(now)
+                if now - last_prune > timedelta(hours=1):
+                    await asyncio.to_thread(self._prune, now)
+                    last_prune = now
+            except SQLAlchemyError as exc:
+                log.warning("housekeeping deferred, database unavailable: %s", exc.__class__.__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.housekeeping_interval)
+
+    def _prune(self, now: datetime) -> None:
+        with Session(self.engine) as session:
+            prune(session=session, now=now)
+            session.commit()
+
+    async def _vendor_loop(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
+        pages = {t.provider: t.status_page for t in self.targets.values() if t.status_page}
+        while not stop.is_set() and pages:
+            statuses = await asyncio.gather(*(fetch_status(client, summary_url(url), provider=provider)
+                                              for provider, url in pages.items()))
+            try:
+                await asyncio.to_thread(self._record_vendor, statuses)
+            except SQLAlchemyError as exc:
+                log.warning("status snapshots deferred: %s", exc.__class__.__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.status_interval)
+
+    def _record_vendor(self, statuses) -> None:
+        with Session(self.engine) as session:
+            for status in statuses:
+                if status.error:
+                    continue
+                record_status(session=session, provider=status.provider, fetched_at=status.fetched_at,
+                              indicator=status.indicator, description=status.description,
+                              incidents=[_incident_json(i) for i in status.incidents])
+                for row in session.exec(select(IncidentRow).where(
+                        IncidentRow.provider == status.provider, IncidentRow.vendor_first_post_at.is_(None))):
+                    found = lead_time(row.opened_at, status.incidents, window=timedelta(hours=2))
+                    if found is not None:
+                        set_vendor_post(session=session, incident_id=row.id, first_post_at=found[0])
+            session.commit()
+
+
+def _incident_json(incident) -> dict:
+    def iso(when: datetime | None) -> str | None:
+        return when.isoformat() if when else None
+
+    return {"id": incident.id, "name": incident.name, "status": incident.status, "impact": incident.impact,
+            "created_at": iso(incident.created_at), "first_post_at": iso(incident.first_post_at)}

@@ -1,0 +1,314 @@
+"""Every read the dashboard and the CLI need. Plain dataclasses and dicts out, never ORM rows.
+
+Windows are half-open ``[since, until)`` with aware datetimes. Which table answers depends on
+the window's length: raw results up to 2 hours (exact percentiles), minute rollups up to 2 days,
+hour rollups beyond (percentiles from the histograms, within one bucket, < 15 %). When the
+chosen table has been pruned past ``since`` and a coarser one reaches further back, the coarser
+one answers. Rollups cover whole buckets: results say which ``source`` answered and the span
+it actually covered. Confirmation probes are not counted (see `monitor.store.results`).
+
+The incident helpers the monitor writes with live in `monitor.store.incidents` and are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from monitor.store import histogram
+from monitor.store.incidents import (  # noqa: F401  (re-exported)
+    close_incident,
+    open_incident,
+    open_incident_for,
+    record_status,
+    set_vendor_post,
+)
+from monitor.store.models import IncidentRow, ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.results import Agg, _aware, floor_hour, floor_minute
+
+RAW_MAX = timedelta(hours=2)
+MINUTE_MAX = timedelta(days=2)
+_SOURCES = {  # name: (table, time column, bucket width, floor)
+    "raw": (ProbeRow.__table__, "at", None, None),
+    "minute": (RollupMinute.__table__, "bucket", timedelta(minutes=1), floor_minute),
+    "hour": (RollupHour.__table__, "bucket", timedelta(hours=1), floor_hour),
+}
+_LATEST_COLUMNS = ("at", "status", "error_kind", "http_status", "ttft_ms", "total_ms", "message", "confirm")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """A target's latest result as seen from one region, and its open incident if any."""
+
+    target: str
+    region: str
+    provider: str | None
+    model: str | None
+    latest: dict[str, Any] | None  # the latest result's fields (_LATEST_COLUMNS); None: never probed
+    open_incident: bool
+    incident_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSummary:
+    target: str
+    source: str  # raw | minute | hour
+    since: datetime  # the span actually covered (rollups: whole buckets)
+    until: datetime
+    count: int
+    up: int
+    degraded: int
+    down: int
+    availability: float | None  # up / count; None without probes
+    degraded_share: float | None  # degraded / count
+    ttft_p50: float | None
+    ttft_p95: float | None
+    ttft_p99: float | None
+    total_p50: float | None
+    total_p95: float | None
+    total_p99: float | None
+    errors: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    tokens_per_s: float | None = None  # mean over probes that measured it
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    target: str
+    provider: str
+    region: str
+    state: str
+    opened_at: datetime
+    closed_at: datetime | None
+    duration_s: float | None  # None while open
+    cause: dict[str, Any]
+    vendor_first_post_at: datetime | None
+    lead_time_s: float | None  # > 0: we detected it before the vendor posted
+
+
+def _oldest(session: Session, source: str) -> datetime | None:
+    table, col, _, _ = _SOURCES[source]
+    return session.exec(sa.select(sa.func.min(table.c[col]))).scalar_one_or_none()
+
+
+def pick_source(*, session: Session, since: datetime, until: datetime) -> str:
+    """``raw`` | ``minute`` | ``hour``: which table answers for ``[since, until)`` (see module doc)."""
+    span = until - since
+    order = ["raw", "minute", "hour"] if span <= RAW_MAX else ["minute", "hour"] if span <= MINUTE_MAX else ["hour"]
+    # How far back each reaches (to the minute). The finest that covers `since` answers.
+    reach = {s: floor_minute(o) for s in order if (o := _oldest(session, s)) is not None}
+    if not reach:
+        return order[0]
+    for source in order:
+        if source in reach and reach[source] <= since:
+            return source
+    # None does (the window starts before the history): the one reaching furthest back, judged
+    # by the hour so that a fresh database, where all three start together, keeps the finest.
+    earliest = min(floor_hour(r) for r in reach.values())
+    return next(s for s in order if s in reach and floor_hour(reach[s]) == earliest)
+
+
+def _window(source: str, since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    width, floor = _SOURCES[source][2], _SOURCES[source][3]
+    if floor is None:
+        return since, until
+    end = floor(until)
+    return floor(since), end if end == until else end + width
+
+
+def _fetch(session: Session, source: str, since: datetime, until: datetime, where: list[Any]) -> list[Any]:
+    table, col, _, _ = _SOURCES[source]
+    lo, hi = _window(source, since, until)
+    cond = [table.c[col] >= lo, table.c[col] < hi, *where]
+    if source == "raw":
+        cond.append(table.c.confirm.is_(False))
+        cols = [table.c[c] for c in ("target", "region", "at", "status", "error_kind", "ttft_ms", "total_ms",
+                                     "cost_usd", "tokens_per_s")]
+        return session.exec(sa.select(*cols).where(*cond)).all()
+    return session.exec(sa.select(table).where(*cond)).all()
+
+
+def _filters(source: str, target: str | None, region: str | None) -> list[Any]:
+    table = _SOURCES[source][0]
+    return [c for c in (table.c.target == target if target is not None else None,
+                        table.c.region == region if region is not None else None) if c is not None]
+
+
+def _source(session: Session, since: datetime, until: datetime, source: str | None) -> str:
+    if source is None:
+        return pick_source(session=session, since=since, until=until)
+    if source not in _SOURCES:
+        raise ValueError(f"source must be one of {', '.join(_SOURCES)}, got {source!r}")
+    return source
+
+
+def target_summary(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    target: str | None = None,
+    region: str | None = None,
+    source: str | None = None,
+) -> list[TargetSummary]:
+    """One summary per target (all regions together unless ``region``), sorted by target.
+
+    ``source`` (``raw`` | ``minute`` | ``hour``) overrides the choice by window length.
+    """
+    since, until = _aware(since, "since"), _aware(until, "until")
+    source = _source(session, since, until, source)
+    lo, hi = _window(source, since, until)
+    aggs: dict[str, Agg] = defaultdict(Agg)
+    exact: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for row in _fetch(session, source, since, until, _filters(source, target, region)):
+        if source == "raw":
+            values = row._asdict()
+            aggs[row.target].add(values)
+            # The same latencies the rollups count, kept as values for exact percentiles.
+            for kept, v in zip(exact[row.target], Agg.latencies(values), strict=True):
+                if v is not None:
+                    kept.append(v)
+        else:
+            aggs[row.target].merge_row(row)
+    out = []
+    for name in sorted(aggs):
+        a = aggs[name]
+        if source == "raw":
+            ttft, tot = exact[name]
+            pct = [histogram.exact_percentile(v, q) for v in (ttft, tot) for q in (0.5, 0.95, 0.99)]
+        else:
+            pct = [histogram.percentile(h, q) for h in (a.ttft_hist, a.total_hist) for q in (0.5, 0.95, 0.99)]
+        out.append(TargetSummary(
+            name, source, lo, hi, a.count, a.up, a.degraded, a.down,
+            a.up / a.count if a.count else None, a.degraded / a.count if a.count else None, *pct,
+            errors=dict(sorted(a.errors.items())), cost_usd=a.cost_usd,
+            tokens_per_s=a.tokens_per_s_sum / a.tokens_per_s_n if a.tokens_per_s_n else None,
+        ))
+    return out
+
+
+def availability_series(
+    *,
+    session: Session,
+    target: str,
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+    region: str | None = None,
+    source: str | None = None,
+) -> list[dict[str, Any]]:
+    """Availability per ``step``-long bin: ``start, end, count, up, degraded, down, availability, source``.
+
+    Empty bins are included (``availability`` None), so a chart shows gaps. The step is rounded
+    up to a whole number of the source's buckets.
+    """
+    since, until = _aware(since, "since"), _aware(until, "until")
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    source = _source(session, since, until, source)
+    width = _SOURCES[source][2]
+    if width is not None:
+        step = width * max(1, math.ceil(step / width))
+    lo, hi = _window(source, since, until)
+    n = math.ceil((hi - lo) / step)
+    if n > 20_000:
+        raise ValueError(f"{n} bins: use a longer step")
+    bins = [Agg() for _ in range(n)]
+    col = "at" if source == "raw" else "bucket"
+    for row in _fetch(session, source, since, until, _filters(source, target, region)):
+        i = int((getattr(row, col) - lo) // step)
+        if source == "raw":
+            bins[i].add(row._asdict())
+        else:
+            bins[i].merge_row(row)
+    return [
+        {"start": lo + i * step, "end": lo + (i + 1) * step, "count": b.count, "up": b.up,
+         "degraded": b.degraded, "down": b.down, "availability": b.up / b.count if b.count else None,
+         "source": source}
+        for i, b in enumerate(bins)
+    ]
+
+
+def error_counts(
+    *, session: Session, since: datetime, until: datetime, target: str | None = None, source: str | None = None
+) -> list[dict[str, Any]]:
+    """``{target, error_kind, count, source}`` for each kind seen (``ok`` excluded), most first."""
+    since, until = _aware(since, "since"), _aware(until, "until")
+    source = _source(session, since, until, source)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for row in _fetch(session, source, since, until, _filters(source, target, None)):
+        if source == "raw":
+            if row.error_kind != "ok":
+                counts[(row.target, row.error_kind)] += 1
+        else:
+            for kind, n in (row.errors or {}).items():
+                counts[(row.target, kind)] += n
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [{"target": t, "error_kind": k, "count": n, "source": source} for (t, k), n in ordered]
+
+
+def current_states(*, session: Session) -> list[TargetState]:
+    """Each (target, region)'s latest result, configured-but-never-probed targets included."""
+    known = {t.name: t for t in session.exec(sa.select(TargetRow)).scalars()}
+    # Pairs come from the minute rollups (small, indexed) rather than a scan of the raw table.
+    pairs = {(t, r) for t, r in session.exec(sa.select(RollupMinute.target, RollupMinute.region).distinct())}
+    open_rows = session.exec(sa.select(IncidentRow).where(IncidentRow.closed_at.is_(None))).scalars()
+    open_ids = {(r.target, r.region): r.id for r in sorted(open_rows, key=lambda r: r.opened_at)}
+    cols = [getattr(ProbeRow, c) for c in _LATEST_COLUMNS]
+    out = []
+    for name in sorted(known.keys() - {t for t, _ in pairs}):
+        # No recent scheduled probe: the latest result from any region, if there is one.
+        row = session.exec(sa.select(ProbeRow.region, *cols).where(ProbeRow.target == name)
+                           .order_by(ProbeRow.at.desc(), ProbeRow.id.desc()).limit(1)).first()
+        pairs.add((name, row.region if row else ""))
+    for name, region in sorted(pairs):
+        row = session.exec(sa.select(*cols).where(ProbeRow.target == name, ProbeRow.region == region)
+                           .order_by(ProbeRow.at.desc(), ProbeRow.id.desc()).limit(1)).first()
+        t = known.get(name)
+        incident = open_ids.get((name, region))
+        out.append(TargetState(name, region, t.provider if t else None, t.model if t else None,
+                               row._asdict() if row else None, incident is not None, incident))
+    return out
+
+
+def incidents(
+    *, session: Session, since: datetime | None = None, open_only: bool = False, target: str | None = None
+) -> list[Incident]:
+    """Incidents open at some time at or after ``since`` (all without it), newest first."""
+    q = sa.select(IncidentRow)
+    if open_only:
+        q = q.where(IncidentRow.closed_at.is_(None))
+    if since is not None:
+        since = _aware(since, "since")
+        q = q.where(sa.or_(IncidentRow.closed_at.is_(None), IncidentRow.closed_at >= since))
+    if target is not None:
+        q = q.where(IncidentRow.target == target)
+    rows = session.exec(q.order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())).scalars()
+    return [
+        Incident(r.id, r.target, r.provider, r.region, r.state, r.opened_at, r.closed_at,
+                 (r.closed_at - r.opened_at).total_seconds() if r.closed_at else None, dict(r.cause or {}),
+                 r.vendor_first_post_at, r.lead_time_s)
+        for r in rows
+    ]
+
+
+def latest_status(*, session: Session) -> list[dict[str, Any]]:
+    """Each provider's latest status-page snapshot: ``provider, fetched_at, indicator, description, incidents``."""
+    newest = (sa.select(StatusSnapshot.provider, sa.func.max(StatusSnapshot.fetched_at).label("at"))
+              .group_by(StatusSnapshot.provider).subquery())
+    q = (sa.select(StatusSnapshot)
+         .join(newest, sa.and_(StatusSnapshot.provider == newest.c.provider, StatusSnapshot.fetched_at == newest.c.at))
+         .order_by(StatusSnapshot.provider, StatusSnapshot.id.desc()))
+    out: dict[str, dict[str, Any]] = {}
+    for r in session.exec(q).scalars():
+        out.setdefault(r.provider, {"provider": r.provider, "fetched_at": r.fetched_at, "indicator": r.indicator,
+                                    "description": r.description, "incidents": list(r.incidents or [])})
+    return list(out.values())

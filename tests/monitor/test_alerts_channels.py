@@ -1,0 +1,262 @@
+"""Each alert channel against a real receiver on loopback: what arrives, and how failures are judged."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from monitor.alerts import Alert, DeliveryError, Transition, events_for, registry
+from monitor.alerts.channels import apprise_channel, email, pagerduty, slack, webhook
+from monitor.alerts.redact import redact
+from monitor.config.alerts import AlertsConfig, ChannelConfig
+from tests.monitor.test_alerts_harness import Receiver, SmtpSink, free_port
+
+T0 = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
+TOKEN = "tok" + secrets.token_hex(12)
+
+
+def down(target: str = "gpt-4o", incident: int = 7, at: datetime = T0, provider: str = "openai") -> Transition:
+    return Transition(target, provider, "up", "down", at, incident_id=incident, region="eu-west",
+                      cause={"error_kind": "overloaded", "http_status": 529, "failed": "3/3"})
+
+
+def up(target: str = "gpt-4o", incident: int = 7, at: datetime = T0 + timedelta(minutes=12)) -> Transition:
+    return Transition(target, "openai", "down", "up", at, incident_id=incident, region="eu-west",
+                      opened_at=T0)
+
+
+def config(channel: dict) -> AlertsConfig:
+    return AlertsConfig.model_validate({
+        "channels": [{"name": "ch", **channel}],
+        "rules": [{"rule": "down", "channels": ["ch"]}, {"rule": "recovered", "channels": ["ch"]}],
+    })
+
+
+def alert_for(cfg: AlertsConfig, transitions: list[Transition], secret: str | None) -> Alert:
+    (event,) = events_for(transitions, config=cfg, now=T0 + timedelta(hours=1))
+    return Alert(event, cfg.channels[0], secret)
+
+
+@pytest.fixture
+async def receiver():
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def http():
+    async with httpx.AsyncClient(trust_env=False) as c:
+        yield c
+
+
+def test_registry_has_one_module_per_channel_type():
+    types = ChannelConfig.model_fields["type"].annotation.__args__
+    assert sorted(registry) == sorted(types)
+    for module in registry.values():
+        assert callable(module.send)
+        assert module.SECRET in ChannelConfig.model_fields
+
+
+def test_redact_masks_a_url_and_the_parts_libraries_print_alone():
+    url = f"https://hooks.slack.com/services/T0123/B0456/{TOKEN}?sig=abcdef0123456789"
+    said = [url, f"POST /services/T0123/B0456/{TOKEN}", f"json://{url[8:]}", f"token {TOKEN}", "?sig=abcdef0123456789",
+            "key abcdef0123456789"]
+    assert [redact(text, [url]) for text in said] == [
+        "[redacted]", "POST [redacted]", "json://[redacted]", "token [redacted]", "?[redacted]", "key [redacted]"]
+    # Words of the URL that are not key material stay readable.
+    assert redact("hooks.slack.com services", [url]) == "hooks.slack.com services"
+
+
+async def test_webhook_posts_the_alert_as_json_with_an_idempotency_key(receiver, http):
+    cfg = config({"type": "webhook", "url_env": "HOOK_URL"})
+    alert = alert_for(cfg, [down()], f"{receiver.url}/hook/{TOKEN}")
+    await webhook.send(alert, client=http)
+
+    (request,) = receiver.accepted()
+    assert request.path == f"/hook/{TOKEN}"
+    assert request.headers["Idempotency-Key"] == alert.event.event_key == "down:openai:7:ch"
+    body = request.body
+    assert (body["rule"], body["action"], body["severity"], body["provider"]) == ("down", "trigger", "critical",
+                                                                                  "openai")
+    assert body["title"] == "openai: gpt-4o@eu-west is DOWN"
+    assert body["targets"] == ["gpt-4o@eu-west"]
+    assert body["dedup_key"] == "airisk-incident-7"
+    assert body["members"][0]["cause"] == {"error_kind": "overloaded", "http_status": 529, "failed": "3/3"}
+    assert datetime.fromisoformat(body["at"]) == T0
+
+
+async def test_slack_gets_text_and_blocks(receiver, http):
+    cfg = config({"type": "slack", "url_env": "SLACK_URL"})
+    await slack.send(alert_for(cfg, [down()], f"{receiver.url}/slack/services/T0/B0/{TOKEN}"), client=http)
+
+    body = receiver.accepted()[0].body
+    assert body["text"] == ":red_circle: openai: gpt-4o@eu-west is DOWN"
+    header, section, context = body["blocks"]
+    assert header == {"type": "header", "text": {"type": "plain_text", "text": "openai: gpt-4o@eu-west is DOWN",
+                                                 "emoji": True}}
+    assert section["text"]["text"] == ("• gpt-4o@eu-west: up -&gt; down at 12:00:00Z "
+                                       "(error_kind=overloaded, http_status=529, failed=3/3)")
+    assert "critical · down · 2025-03-04 12:00:00Z" in context["elements"][0]["text"]
+
+
+async def test_pagerduty_trigger_then_resolve_share_the_dedup_key(receiver, http):
+    cfg = config({"type": "pagerduty", "routing_key_env": "PD_KEY", "events_url": f"{receiver.url}/pd/v2/enqueue"})
+    routing_key = "R" + secrets.token_hex(16)
+    await pagerduty.send(alert_for(cfg, [down()], routing_key), client=http)
+    await pagerduty.send(alert_for(cfg, [up()], routing_key), client=http)
+
+    trigger, resolve = (r.body for r in receiver.accepted("/pd/v2/enqueue"))
+    assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "airisk-incident-7"
+    assert trigger["routing_key"] == resolve["routing_key"] == routing_key
+    payload = trigger["payload"]
+    assert payload["summary"] == "openai: gpt-4o@eu-west is DOWN"
+    assert (payload["severity"], payload["source"], payload["component"]) == ("critical", "gpt-4o@eu-west", "openai")
+    assert payload["custom_details"]["cause"]["error_kind"] == "overloaded"
+    assert datetime.fromisoformat(payload["timestamp"]) == T0
+    assert "payload" not in resolve
+
+
+async def test_pagerduty_sends_each_grouped_incident_its_own_dedup_key(receiver, http):
+    cfg = config({"type": "pagerduty", "routing_key_env": "PD_KEY", "events_url": f"{receiver.url}/pd/v2/enqueue"})
+    group = [down("gpt-4o", 7), down("gpt-4o-mini", 8, T0 + timedelta(seconds=3))]
+    await pagerduty.send(alert_for(cfg, group, "key"), client=http)
+    bodies = [r.body for r in receiver.accepted()]
+    assert [b["dedup_key"] for b in bodies] == ["airisk-incident-7", "airisk-incident-8"]
+    assert {b["payload"]["summary"] for b in bodies} == {
+        "openai: 2 targets (gpt-4o@eu-west, gpt-4o-mini@eu-west) DOWN"}
+
+
+async def test_apprise_json_url_reaches_the_receiver(receiver, http):
+    cfg = config({"type": "apprise", "url_env": "APPRISE_URL"})
+    url = f"json://127.0.0.1:{receiver.port}/apprise/{TOKEN}"
+    await apprise_channel.send(alert_for(cfg, [down()], url), client=http)
+
+    (request,) = receiver.accepted()
+    assert request.path == f"/apprise/{TOKEN}"
+    assert request.body["title"] == "openai: gpt-4o@eu-west is DOWN"
+    assert request.body["type"] == "failure"
+    assert "gpt-4o@eu-west: up -> down" in request.body["message"]
+
+
+async def test_apprise_failure_is_retryable_and_an_unknown_url_is_not(receiver, http):
+    cfg = config({"type": "apprise", "url_env": "APPRISE_URL"})
+    receiver.fail_next.append(503)
+    url = f"json://127.0.0.1:{receiver.port}/apprise/{TOKEN}"
+    with pytest.raises(DeliveryError) as failed:
+        await apprise_channel.send(alert_for(cfg, [down()], url), client=http)
+    assert failed.value.retryable
+    assert "503" in failed.value.message and TOKEN not in failed.value.message
+
+    with pytest.raises(DeliveryError) as unknown:
+        await apprise_channel.send(alert_for(cfg, [down()], f"nosuchservice://{TOKEN}"), client=http)
+    assert not unknown.value.retryable
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(400, False), (404, False), (410, False), (429, True),
+                                                   (500, True), (503, True)])
+async def test_http_status_decides_whether_to_retry(receiver, http, status, retryable):
+    cfg = config({"type": "webhook", "url_env": "HOOK_URL"})
+    receiver.fail_next.append(status)
+    with pytest.raises(DeliveryError) as caught:
+        await webhook.send(alert_for(cfg, [down()], f"{receiver.url}/hook/{TOKEN}"), client=http)
+    assert caught.value.retryable is retryable
+    assert caught.value.message.startswith(f"HTTP {status}")
+    # The receiver quoted the request path back, token included; the message must not.
+    assert "rejected [redacted]: {" in caught.value.message
+    assert TOKEN not in caught.value.message
+    assert caught.value.retry_after == (0.0 if status == 429 else None)
+
+
+async def test_closed_port_and_timeout_are_retryable(receiver, http):
+    cfg = config({"type": "slack", "url_env": "SLACK_URL", "timeout": "200ms"})
+    closed = f"http://127.0.0.1:{free_port()}/slack/{TOKEN}"
+    with pytest.raises(DeliveryError) as refused:
+        await slack.send(alert_for(cfg, [down()], closed), client=http)
+    assert refused.value.retryable and "ConnectError" in refused.value.message
+
+    receiver.delay = 1.0
+    with pytest.raises(DeliveryError) as slow:
+        await slack.send(alert_for(cfg, [down()], f"{receiver.url}/slack/{TOKEN}"), client=http)
+    assert slow.value.retryable and slow.value.message.startswith("no answer within 0.2s")
+
+
+async def test_a_missing_secret_is_retryable(http):
+    cfg = config({"type": "webhook", "url_env": "HOOK_URL"})
+    with pytest.raises(DeliveryError) as caught:
+        await webhook.send(alert_for(cfg, [down()], None), client=http)
+    assert caught.value.retryable
+    assert caught.value.message == "channel 'ch': its secret environment variable is not set"
+
+
+# --- email ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp():
+    sinks: list[SmtpSink] = []
+
+    def start(**kwargs) -> SmtpSink:
+        sink = SmtpSink(**kwargs)
+        sink.start()
+        sinks.append(sink)
+        return sink
+
+    yield start
+    for sink in sinks:
+        sink.stop()
+
+
+def email_config(port: int, **extra) -> AlertsConfig:
+    return config({"type": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "starttls": False,
+                   "from_addr": "airisk@example.com", "to_addrs": ["oncall@example.com", "lead@example.com"],
+                   **extra})
+
+
+async def test_email_is_sent_over_smtp_with_login(smtp, http):
+    password = "pw-" + secrets.token_hex(8)
+    sink = smtp(users={"airisk": password})
+    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD")
+    alert = alert_for(cfg, [down()], password)
+    await email.send(alert, client=http)
+    await email.send(alert_for(cfg, [up()], password), client=http)
+
+    (sender, rcpts, msg), (_, _, resolved) = sink.messages
+    assert sender == "airisk@example.com"
+    assert rcpts == ["oncall@example.com", "lead@example.com"]
+    assert msg["Subject"] == "[airisk critical] openai: gpt-4o@eu-west is DOWN"
+    assert "gpt-4o@eu-west: up -> down at 12:00:00Z (error_kind=overloaded" in msg.get_content()
+    assert msg["X-Airisk-Event-Key"] == "down:openai:7:ch"
+    # One incident's messages thread together; each message has its own stable id.
+    assert msg["References"] == resolved["References"]
+    assert msg["Message-ID"] != resolved["Message-ID"]
+    assert resolved["Subject"] == "[airisk info] openai: gpt-4o@eu-west recovered after 12m"
+
+
+async def test_email_failures_are_judged_by_the_smtp_reply(smtp, http):
+    sink = smtp(users={"airisk": "right"})
+    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD")
+    with pytest.raises(DeliveryError) as bad_login:
+        await email.send(alert_for(cfg, [down()], "wrong-" + TOKEN), client=http)
+    assert not bad_login.value.retryable and bad_login.value.message.startswith("SMTP 535")
+
+    for reply, retryable in (("550 5.1.1 no such user", False), ("450 4.2.1 mailbox busy", True)):
+        refusing = smtp(refuse=reply)
+        with pytest.raises(DeliveryError) as refused:
+            await email.send(alert_for(email_config(refusing.port), [down()], None), client=http)
+        assert refused.value.retryable is retryable, reply
+        assert "every recipient refused" in refused.value.message
+
+    plain = smtp()
+    with pytest.raises(DeliveryError) as no_tls:
+        await email.send(alert_for(email_config(plain.port, starttls=True), [down()], None), client=http)
+    assert not no_tls.value.retryable and "STARTTLS" in no_tls.value.message
+
+    with pytest.raises(DeliveryError) as closed:
+        await email.send(alert_for(email_config(free_port()), [down()], None), client=http)
+    assert closed.value.retryable and "ConnectionRefusedError" in closed.value.message

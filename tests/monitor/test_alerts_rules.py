@@ -1,0 +1,199 @@
+"""Alert rules as pure functions: which transitions alert whom, grouped, deduplicated, silenced, repeated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import monitor.alerts
+import monitor.alerts.channels
+from monitor.alerts import Availability, Grouper, Transition, events_for, kind_of, slo_events
+from monitor.config.alerts import AlertsConfig
+
+T0 = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
+
+
+def s(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def tr(target: str, frm: str, to: str, at: datetime = T0, *, incident: int | None = 1, provider: str = "openai",
+       opened_at: datetime | None = None) -> Transition:
+    return Transition(target, provider, frm, to, at, incident_id=incident, opened_at=opened_at)
+
+
+def cfg(**extra: Any) -> AlertsConfig:
+    data = {
+        "channels": [{"name": "team", "type": "slack", "url_env": "SLACK_URL"},
+                     {"name": "hook", "type": "webhook", "url_env": "HOOK_URL"},
+                     {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY"}],
+        "rules": [{"rule": "down", "channels": ["team", "pd"]},
+                  {"rule": "degraded", "channels": ["team"]},
+                  {"rule": "recovered", "channels": ["team", "pd"]}],
+    }
+    return AlertsConfig.model_validate({**data, **extra})
+
+
+def keys(events) -> list[str]:
+    return sorted(e.event_key for e in events)
+
+
+@pytest.mark.parametrize("package", [monitor.alerts, monitor.alerts.channels])
+def test_public_names_are_sorted_and_exist(package):
+    assert package.__all__ == sorted(package.__all__)
+    assert all(hasattr(package, name) for name in package.__all__)
+
+
+@pytest.mark.parametrize(("frm", "to", "kind"), [
+    ("up", "down", "down"), ("degraded", "down", "down"), ("up", "degraded", "degraded"),
+    ("down", "up", "recovered"), ("degraded", "up", "recovered"), ("down", "degraded", None), ("up", "up", None),
+])
+def test_kind_of_a_transition(frm, to, kind):
+    assert kind_of(tr("a", frm, to)) == kind
+
+
+def test_targets_of_one_provider_failing_together_make_one_alert_per_channel():
+    transitions = [tr("gpt-4o", "up", "down", s(0), incident=7), tr("gpt-4o-mini", "up", "down", s(3), incident=8),
+                   tr("claude", "up", "down", s(1), incident=9, provider="anthropic")]
+    events = events_for(transitions, config=cfg(), now=s(20))
+    assert keys(events) == ["down:anthropic:9:pd", "down:anthropic:9:team", "down:openai:7:pd",
+                            "down:openai:7:team"]
+    openai = next(e for e in events if e.event_key == "down:openai:7:team")
+    assert openai.targets == ("gpt-4o", "gpt-4o-mini")
+    assert openai.title == "openai: 2 targets (gpt-4o, gpt-4o-mini) DOWN"
+    assert (openai.dedup_key, openai.action, openai.severity, openai.at) == ("airisk-incident-7", "trigger",
+                                                                             "critical", s(0))
+    assert [m.dedup_key for m in openai.members] == ["airisk-incident-7", "airisk-incident-8"]
+
+
+def test_transitions_further_apart_than_the_group_window_alert_separately():
+    transitions = [tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(10.5), incident=2)]
+    events = events_for(transitions, config=cfg(group_window="10s"), now=s(30))
+    assert keys(events) == ["down:openai:1:pd", "down:openai:1:team", "down:openai:2:pd", "down:openai:2:team"]
+
+
+def test_same_input_gives_the_same_keys_and_two_rules_to_one_channel_give_one_event():
+    config = cfg(rules=[{"rule": "down", "channels": ["team"]}, {"rule": "down", "channels": ["team", "hook"]}])
+    transitions = [tr("a", "up", "down", s(0))]
+    first = events_for(transitions, config=config, now=s(20))
+    assert keys(first) == keys(events_for(transitions, config=config, now=s(99))) == [
+        "down:openai:1:hook", "down:openai:1:team"]
+
+
+def test_each_rule_fires_on_its_own_kind_and_respects_its_target_filter():
+    config = cfg(rules=[{"rule": "degraded", "channels": ["team"], "targets": ["a"]},
+                        {"rule": "recovered", "channels": ["hook"]}])
+    transitions = [tr("a", "up", "degraded", s(0), incident=1), tr("b", "up", "degraded", s(0), incident=2),
+                   tr("c", "up", "down", s(0), incident=3), tr("d", "down", "up", s(0), incident=4),
+                   tr("e", "down", "degraded", s(0), incident=5)]
+    events = events_for(transitions, config=config, now=s(20))
+    assert keys(events) == ["degraded:openai:1:team", "recovered:openai:4:hook"]
+    recovered = next(e for e in events if e.rule == "recovered")
+    assert (recovered.action, recovered.severity, recovered.dedup_key) == ("resolve", "info", "airisk-incident-4")
+
+
+def test_a_recovery_says_how_long_the_incident_lasted():
+    (event, _) = events_for([tr("a", "down", "up", s(750), opened_at=s(0))], config=cfg(), now=s(800))
+    assert event.title == "openai: a recovered after 12m30s"
+
+
+def test_nothing_is_raised_inside_a_maintenance_window():
+    config = cfg(maintenance=[{"start": s(0).isoformat(), "end": s(600).isoformat(), "targets": ["a"]}])
+    transitions = [
+        tr("a", "up", "down", s(10), incident=1),  # inside: silent
+        tr("b", "up", "down", s(10), incident=2),  # another target: alerts
+        tr("a", "down", "up", s(900), incident=1, opened_at=s(10)),  # its incident began inside: silent
+        tr("a", "up", "down", s(1000), incident=3),  # after the window: alerts
+        tr("a", "down", "up", s(1200), incident=4, opened_at=-timedelta(seconds=60) + s(0)),  # began before
+    ]
+    events = events_for(transitions, config=config, now=s(2000))
+    assert keys(events) == ["down:openai:2:pd", "down:openai:2:team", "down:openai:3:pd", "down:openai:3:team",
+                            "recovered:openai:4:pd", "recovered:openai:4:team"]
+
+
+@dataclass
+class Incident:
+    id: int | None
+    target: str
+    opened_at: datetime
+    state: str = "down"
+    provider: str = "openai"
+    region: str = ""
+    closed_at: datetime | None = None
+    cause: dict[str, Any] = field(default_factory=dict)
+
+
+def test_reminders_repeat_once_per_period_and_skip_pagerduty():
+    config = cfg(reminder_every="30m")
+    incidents = [Incident(7, "a", s(0)), Incident(8, "b", s(0), closed_at=s(60)),
+                 Incident(9, "c", s(0), state="degraded")]
+
+    def at(minutes: float) -> list[str]:
+        return keys(events_for([], config=config, now=s(minutes * 60), incidents=incidents))
+
+    assert at(29) == []
+    assert at(31) == at(59) == ["reminder:openai:7#1:team", "reminder:openai:9#1:team"]
+    assert at(61) == ["reminder:openai:7#2:team", "reminder:openai:9#2:team"]
+    (event, _) = events_for([], config=config, now=s(61 * 60), incidents=incidents)
+    assert event.title == "openai: a still DOWN after 1h"
+    assert event.dedup_key == "airisk-incident-7"
+
+
+def test_no_reminders_when_disabled_or_in_maintenance():
+    incidents = [Incident(7, "a", s(0))]
+    assert events_for([], config=cfg(reminder_every=None), now=s(7200), incidents=incidents) == []
+    quiet = cfg(maintenance=[{"start": s(0).isoformat(), "end": s(9000).isoformat()}])
+    assert events_for([], config=quiet, now=s(7200), incidents=incidents) == []
+
+
+def test_grouper_holds_transitions_until_their_window_closes():
+    grouper = Grouper(window=10)
+    a, b = tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(3), incident=2)
+    c = tr("c", "up", "down", s(20), incident=3)
+    grouper.add([a])
+    assert grouper.take(s(5)) == []
+    grouper.add([b])
+    assert grouper.take(s(10)) == [a, b]
+    grouper.add([c])
+    assert grouper.take(s(29)) == [] and len(grouper) == 1
+    assert grouper.take(s(30)) == [c]
+    (event, _) = events_for([a, b], config=cfg(), now=s(10))
+    assert event.targets == ("a", "b")
+
+
+# --- slo_burn ---------------------------------------------------------------------------------
+
+
+def slo_cfg() -> AlertsConfig:
+    return cfg(rules=[{"rule": "slo_burn", "channels": ["team", "pd"], "objective": 0.995, "window": "1h"},
+                      {"rule": "slo_burn", "channels": ["hook"], "objective": 0.9, "window": "24h",
+                       "targets": ["a"]}])
+
+
+def test_slo_burn_fires_once_below_and_once_back_above():
+    config, burning = slo_cfg(), {}
+    timeline = [(0, 0.999), (60, 0.990), (120, 0.980), (180, 0.996), (240, 0.996), (300, 0.97)]
+    fired = []
+    for minute, value in timeline:
+        events, burning = slo_events([Availability("a", "openai", 3600, value)], config=config, burning=burning,
+                                     now=s(minute * 60))
+        fired += [(minute, e.channel, e.action, e.dedup_key) for e in events]
+    first, second = "airisk-slo99.5%/1h:a@20250304T130000", "airisk-slo99.5%/1h:a@20250304T170000"
+    assert fired == [(60, "team", "trigger", first), (60, "pd", "trigger", first),
+                     (180, "team", "resolve", first), (180, "pd", "resolve", first),
+                     (300, "team", "trigger", second), (300, "pd", "trigger", second)]
+
+
+def test_slo_burn_message_and_matching_by_window_and_target():
+    config = slo_cfg()
+    samples = [Availability("a", "openai", 86400, 0.85, region="eu"), Availability("b", "openai", 86400, 0.5),
+               Availability("b", "openai", 60, 0.1)]  # no rule has a 1-minute window
+    events, burning = slo_events(samples, config=config, burning={}, now=s(0))
+    (event,) = events
+    assert event.channel == "hook" and event.rule == "slo_burn" and event.severity == "error"
+    assert event.title == "openai: a@eu availability 85.000% over 24h is below the 90.000% objective"
+    assert event.event_key == "slo_burn:slo90%/24h:a@20250304T120000:hook"
+    assert burning == {("slo90%/24h", "a"): s(0)}

@@ -1,0 +1,143 @@
+"""`airisk monitor` end to end: emulator -> probes -> detection -> incidents -> alerts, stored."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import Session, select
+
+from chaos.faults import Fault
+from monitor.config import parse_config
+from monitor.service import MonitorService
+from monitor.store import make_engine
+from monitor.store.models import IncidentRow, ProbeRow
+from tests.monitor.test_alerts_harness import Receiver
+
+
+def _config(emulator, *, hook_env: str, extra: str = "", rules: str = ""):
+    text = f"""
+defaults:
+  interval: 0.4s
+  deadlines: {{connect: 2s, first_token: 2s, total: 5s, stall: 1s}}
+targets:
+  - provider: openai
+    base_url: {emulator.url}/openai/v1
+    status_page: {emulator.url}/status/openai
+  - provider: anthropic
+    base_url: {emulator.url}/anthropic/v1
+    status_page: {emulator.url}/status/anthropic
+detection:
+  failure_threshold: 2
+  success_threshold: 2
+  confirm_after: [0.1s]
+alerts:
+  group_window: 0.2s
+  reminder_every: null
+  channels:
+    - {{name: oncall, type: webhook, url_env: {hook_env}}}
+  rules:
+    - {{rule: down, channels: [oncall]}}
+    - {{rule: recovered, channels: [oncall]}}
+{rules}{extra}"""
+    return parse_config(text, environ={})
+
+
+@pytest.fixture
+async def receiver():
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+async def test_an_outage_opens_an_incident_alerts_and_recovers(emulator, receiver, tmp_path, monkeypatch):
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK"), engine=engine, region="eu",
+                             status_interval=0.5, housekeeping_interval=0.1, seed=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
+        emulator.emu.pages["anthropic"].post(name="Elevated errors", impact="major")
+        [down] = await receiver.wait_for(1, "/hook", within=15)
+        assert "anthropic" in str(down.body) and "down" in str(down.body).lower()
+        emulator.emu.faults.clear()
+        alerts = await receiver.wait_for(2, "/hook", within=15)
+        assert "recovered" in str(alerts[1].body).lower()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    with Session(engine) as session:
+        [incident] = session.exec(select(IncidentRow)).all()
+        assert (incident.target, incident.state, incident.region) == ("anthropic", "down", "eu")
+        assert incident.closed_at is not None and incident.closed_at > incident.opened_at
+        assert incident.cause["kinds"] == {"overloaded": incident.cause["kinds"]["overloaded"]}
+        assert incident.vendor_first_post_at is not None and incident.lead_time_s is not None
+        rows = session.exec(select(ProbeRow)).all()
+        assert {r.target for r in rows} == {"openai", "anthropic"}
+        assert any(r.confirm for r in rows)  # confirmation probes were sent and stored as such
+        assert all(r.region == "eu" for r in rows)
+    assert not [r for r in receiver.requests if "openai" in str(r.body)]
+    engine.dispose()
+
+
+async def test_two_regions_share_postgresql_and_each_alert_goes_out_once(emulator, receiver, monkeypatch):
+    from collections import Counter
+
+    from tests.monitor.conftest import pg_schema
+
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    with pg_schema() as db:
+        services = [
+            MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK"), engine=db.engine(), region=region,
+                           status_interval=0.5, housekeeping_interval=0.1, seed=i)
+            for i, region in enumerate(("eu", "us"))
+        ]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(s.run(stop)) for s in services]
+        try:
+            for s in services:
+                await asyncio.wait_for(s.started.wait(), 10)
+            emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
+            await receiver.wait_for(2, "/hook", within=15)  # one "down" per region
+            emulator.emu.faults.clear()
+            await receiver.wait_for(4, "/hook", within=15)  # and one "recovered" per region
+            await asyncio.sleep(1.0)  # time for a duplicate to show up, if either dispatcher sent one
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        with Session(db.engine()) as session:
+            incidents = session.exec(select(IncidentRow)).all()
+            regions = {r.region for r in session.exec(select(ProbeRow)).all()}
+    bodies = [str(r.body) for r in receiver.accepted("/hook")]
+    assert len(bodies) == 4, bodies
+    assert Counter(bodies).most_common(1)[0][1] == 1  # no alert delivered twice
+    assert sorted(i.region for i in incidents) == ["eu", "us"]
+    assert regions == {"eu", "us"}
+
+
+async def test_slo_burn_rule_fires_when_availability_falls_below_objective(emulator, receiver, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    config = _config(emulator, hook_env="ONCALL_HOOK",
+                     rules="    - {rule: slo_burn, channels: [oncall], objective: 0.99, window: 1h}\n")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    service = MonitorService(config=config, engine=engine, housekeeping_interval=0.1, slo_interval=0.3,
+                             status_interval=60)
+    emulator.emu.faults.add(Fault.from_dict({"type": "server_error", "route": "openai", "probability": 0.5}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while not [r for r in receiver.accepted("/hook") if "objective" in str(r.body)]:
+                receiver.changed.clear()
+                await receiver.changed.wait()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    [burn] = [r for r in receiver.accepted("/hook") if "objective" in str(r.body)]
+    assert "openai" in str(burn.body) and "99.000% objective" in str(burn.body)
+    engine.dispose()
