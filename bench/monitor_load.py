@@ -1,7 +1,8 @@
 """Monitor under load: 200 targets at a 10 s interval against the emulator.
 
 The emulator runs in its own process on CPU 1 (TTFT 200 ms, 20 ms between tokens); the
-monitor's scheduler, probes and result handling run here on CPU 0. Prints, in one run:
+whole monitor (`monitor.service.MonitorService`: scheduler, probes, detection, metrics,
+the buffered SQLite writer with its rollups) runs here on CPU 0. Prints, in one run:
 - CPU used by the monitor process (share of one core);
 - scheduling delay (how late each run started against its due time): p50, p99, max;
   goal p99 <= 50 ms;
@@ -15,50 +16,55 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.probe_accuracy import GAP_MS, TTFT_MS, free_port, pct, start_emulator, target  # noqa: E402
-from monitor.schedule import Scheduler, Watch  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from bench.probe_accuracy import GAP_MS, TTFT_MS, free_port, pct, start_emulator  # noqa: E402
+from monitor.config import parse_config  # noqa: E402
+from monitor.service import MonitorService  # noqa: E402
+from monitor.store import make_engine  # noqa: E402
+from monitor.store.models import ProbeRow  # noqa: E402
 from probes import make_client  # noqa: E402
 
 
 async def run(url: str, n: int, interval: float, seconds: float) -> tuple[list[float], list[float], float]:
-    errors: list[float] = []
-    failures = 0
-
-    async def handle(watch, result, confirm):
-        nonlocal failures
-        if result.ttft_ms is None:
-            failures += 1
-        else:
-            errors.append(result.ttft_ms - TTFT_MS)
-        return None
-
-    base = target(url)
-    watches = [Watch(dataclasses.replace(base, name=f"t{i:03d}"), interval) for i in range(n)]
-    async with make_client(max_connections=n + 10) as client:
-        scheduler = Scheduler(watches=watches, client=client, handle=handle, seed=1)
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        wall0 = time.perf_counter()
-        scheduler.start()
-        await asyncio.sleep(seconds)
-        await scheduler.stop()
-        wall = time.perf_counter() - wall0
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    targets = "".join(f"  - {{name: t{i:03d}, provider: openai, base_url: {url}/openai/v1}}\n" for i in range(n))
+    config = parse_config(
+        f"defaults: {{interval: {interval:g}s, deadlines: {{first_token: 10s, total: 30s, stall: 10s}}}}\n"
+        f"targets:\n{targets}", environ={})
+    with tempfile.TemporaryDirectory() as home:
+        engine = make_engine(f"sqlite:///{home}/airisk.db")
+        service = MonitorService(config=config, engine=engine, seed=1, status_interval=3600)
+        stop = asyncio.Event()
+        async with make_client(max_connections=n + 10) as client:
+            task = asyncio.create_task(service.run(stop, client=client))
+            await service.started.wait()
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            wall0 = time.perf_counter()
+            await asyncio.sleep(seconds)
+            wall = time.perf_counter() - wall0
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            stop.set()
+            await task
+        with Session(engine) as session:
+            rows = session.exec(select(ProbeRow.ttft_ms, ProbeRow.error_kind)).all()
+        engine.dispose()
+    failures = sum(1 for _, kind in rows if kind != "ok")
     if failures:
         print(f"   ({failures} probes failed)")
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    delays = [d for w in watches for d in w.delays_ms]
-    return errors, delays, cpu / wall
+    delays = [d for w in service.scheduler.watches.values() for d in w.delays_ms]
+    return [ttft - TTFT_MS for ttft, _ in rows if ttft is not None], delays, cpu / wall
 
 
 def line(label: str, values: list[float]) -> str:

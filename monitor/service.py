@@ -79,6 +79,7 @@ class MonitorService:
         self.grouper = Grouper(window=self.alerts.group_window)
         self._held: list[_Held] = []
         self.writer: ResultWriter | None = None
+        self.scheduler: Scheduler | None = None
         self.started = asyncio.Event()
         self._slo_rules = [rule for rule in self.alerts.rules if rule.rule == "slo_burn"]
         self._slo_checked = datetime.min.replace(tzinfo=UTC)
@@ -107,8 +108,8 @@ class MonitorService:
         client = client or make_client()
         self.writer = ResultWriter(self.engine, region=self.region)
         self.writer.start()
-        scheduler = Scheduler(watches=[Watch(t, interval) for t, interval in self.schedule], client=client,
-                              handle=self._handle, seed=self.seed)
+        scheduler = self.scheduler = Scheduler(watches=[Watch(t, interval) for t, interval in self.schedule],
+                                               client=client, handle=self._handle, seed=self.seed)
         loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client))]
         if self.alerts.channels:
             loops.append(asyncio.create_task(Dispatcher(self.engine, self.alerts, client).run_forever(stop)))
