@@ -64,23 +64,29 @@ def probe(config_path: Path | None, target_names: tuple[str, ...], as_json: bool
 
 
 def _targets(config_path: Path | None, emulator: str | None):
-    from monitor.config import ConfigError, load_config
 
     if config_path is None and Path("airisk.yaml").is_file():
         config_path = Path("airisk.yaml")
     if config_path is not None:
-        try:
-            return load_config(config_path).resolve_targets(), None
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            sys.exit(2)
+        return _config_or_exit(config_path).resolve_targets(), None
     url = (emulator or os.environ.get(EMULATOR_URL_ENV) or f"http://127.0.0.1:{runtime.EMULATOR_PORT}").rstrip("/")
     if not runtime.run(runtime.emulator_running(url)):
         _fail(f"no config: pass --config FILE (or create ./airisk.yaml), or start `airisk emulate` so its "
               f"providers can be probed (nothing answers at {url})")
     targets = runtime.emulator_targets(url)
     return targets, f"No config given: probing the {len(targets)} emulated providers at {url}."
+
+
+def _config_or_exit(path: Path, *, status: int = 2):
+    """The loaded config, or every problem on stderr (one line each) and exit ``status``."""
+    from monitor.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(status)
 
 
 def _fail(message: str) -> None:
@@ -127,19 +133,14 @@ def _read_timeline(path: Path) -> dict:
 @click.option("--schema", is_flag=True, help="Print the config's JSON Schema instead (for editors).")
 def validate(file: Path | None, schema: bool) -> None:
     """Check a config file: one line per problem (file:line: field: what is wrong)."""
-    from monitor.config import AiriskConfig, ConfigError, load_config
+    from monitor.config import AiriskConfig
 
     if schema:
         click.echo(json.dumps(AiriskConfig.json_schema(), indent=2))
         return
     if file is None:
         _fail("validate: give the config FILE to check (or --schema)")
-    try:
-        config = load_config(file)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    config = _config_or_exit(file, status=1)
     targets = config.resolve_targets()
     click.echo(f"{file}: ok ({len(targets)} target{'s' if len(targets) != 1 else ''})")
 
@@ -164,16 +165,9 @@ def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_ho
 
     History goes to AIRISK_DATABASE_URL (PostgreSQL) or else a SQLite file under AIRISK_HOME.
     """
-    from monitor.config import ConfigError, load_config
     from monitor.store import database_url, make_engine
 
-    config_path = config_path or Path("airisk.yaml")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(2)
+    config = _config_or_exit(config_path or Path("airisk.yaml"))
     if not _loopback(metrics_host):
         _fail(f"--metrics-host {metrics_host}: not a loopback address")
     url = database_url()
@@ -201,16 +195,11 @@ def local() -> None:
 def local_serve(config_path: Path | None, model_path: Path | None, host: str, port: int | None,
                 threads: int | None, alias: str | None, allow_external: bool) -> None:
     """Serve a local model behind an OpenAI-compatible API until Ctrl-C or SIGTERM."""
-    from monitor.config import ConfigError, LocalModelConfig, load_config
+    from monitor.config import LocalModelConfig
 
     section = LocalModelConfig()
     if config_path is not None:
-        try:
-            section = load_config(config_path).local_model or section
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            sys.exit(2)
+        section = _config_or_exit(config_path).local_model or section
     model_path = model_path or (Path(section.model) if section.model else None)
     port = port or section.port
     threads = threads or section.threads

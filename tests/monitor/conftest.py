@@ -139,3 +139,14 @@ def make_result(
         status=Status(status), error_kind=ErrorKind(kind or _DEFAULT_KIND[status]), ttft_ms=ttft,
         total_ms=total, cost_usd=cost, tokens_per_s=tps, **extra,
     )
+
+
+@pytest.fixture
+async def receiver():
+    """A real HTTP receiver on loopback (webhook, Slack, PagerDuty and Apprise json:// endpoints)."""
+    from tests.monitor.test_alerts_harness import Receiver
+
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()

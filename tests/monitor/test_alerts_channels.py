@@ -12,7 +12,7 @@ from monitor.alerts import Alert, DeliveryError, Transition, events_for, registr
 from monitor.alerts.channels import apprise_channel, email, pagerduty, slack, webhook
 from monitor.alerts.redact import redact
 from monitor.config.alerts import AlertsConfig, ChannelConfig
-from tests.monitor.test_alerts_harness import Receiver, SmtpSink, free_port
+from tests.monitor.test_alerts_harness import SmtpSink, free_port
 
 T0 = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 TOKEN = "tok" + secrets.token_hex(12)
@@ -38,14 +38,6 @@ def config(channel: dict) -> AlertsConfig:
 def alert_for(cfg: AlertsConfig, transitions: list[Transition], secret: str | None) -> Alert:
     (event,) = events_for(transitions, config=cfg, now=T0 + timedelta(hours=1))
     return Alert(event, cfg.channels[0], secret)
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

@@ -35,14 +35,6 @@ def db(request, tmp_path):
 
 
 @pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def http():
     async with httpx.AsyncClient(trust_env=False) as client:
         yield client

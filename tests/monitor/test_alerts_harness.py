@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
-import os
 import socket
 import uuid
 from collections import deque
@@ -34,8 +32,7 @@ from sqlmodel import SQLModel
 
 from monitor.store.models import AlertOutbox
 from tests.conftest import need
-
-PG_URL = os.environ.get("AIRISK_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.monitor.conftest import PG_URL, pg_available
 
 
 @dataclass
@@ -154,18 +151,6 @@ class SmtpSink:
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
-
-
-@functools.cache
-def pg_available() -> bool:
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}, poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        engine.dispose()
-        return True
-    except Exception:
-        return False
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlmodel import Session, select
 
 from chaos.faults import Fault
@@ -12,7 +11,6 @@ from monitor.config import parse_config
 from monitor.service import MonitorService
 from monitor.store import make_engine
 from monitor.store.models import IncidentRow, ProbeRow
-from tests.monitor.test_alerts_harness import Receiver
 
 
 def _config(emulator, *, hook_env: str, extra: str = "", rules: str = ""):
@@ -41,14 +39,6 @@ alerts:
     - {{rule: recovered, channels: [oncall]}}
 {rules}{extra}"""
     return parse_config(text, environ={})
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def test_an_outage_opens_an_incident_alerts_and_recovers(emulator, receiver, tmp_path, monkeypatch):
