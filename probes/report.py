@@ -24,8 +24,9 @@ def print_table(results: list[ProbeResult], console: Console | None = None) -> N
                          no_wrap=column != "note")
     for r in results:
         canary = "-" if r.canary_pass is None else ("pass" if r.canary_pass else "FAIL")
+        label = r.target + (" (local)" if r.local and "local" not in r.target else "")
         table.add_row(
-            r.target + (" (local)" if r.local else ""), r.model, f"[{_STYLE[r.status]}]{r.status}[/]",
+            label, r.model, f"[{_STYLE[r.status]}]{r.status}[/]",
             str(r.error_kind), str(r.http_status or "-"), _ms(r.ttft_ms), _ms(r.total_ms),
             "-" if r.tokens_per_s is None else f"{r.tokens_per_s:.0f}", canary, r.message[:60],
         )
