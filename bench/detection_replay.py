@@ -1,0 +1,154 @@
+"""Detection through the real emulator, in real time: the check behind bench/detection.py.
+
+The emulator (its own process) replays a timeline of outages on eight provider routes;
+two complete monitors (`MonitorService`, each with its own SQLite) watch the same routes at
+once: airisk's defaults, and the baseline "down after 3 consecutive failures at the base
+interval" with no confirmation probes. Time is compressed by 20 (a 3 s interval stands for
+60 s; confirmations at 50/100/150 ms stand for 1/2/3 s; a first-token deadline of 1 s for
+20 s), and outage durations and gaps are the published ones (bench/data/incident_durations.csv,
+from Chu et al., ICPE 2025) scaled like bench/detection.py's (1/30), so the two benchmarks
+see outages of the same length in intervals. Noise that is not an outage: 2% of requests fail
+on every route all the time. 10% of outages hang instead of failing fast.
+
+Prints, per policy: time to detect in intervals (median, p95), outages missed (>= 2
+intervals long, never declared down), false alarms (down with no outage in its evidence).
+
+Usage: .venv/bin/python bench/detection_replay.py [--minutes 6] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.detection import load_table  # noqa: E402
+from bench.probe_accuracy import free_port, pct, start_emulator  # noqa: E402
+from monitor.config import parse_config  # noqa: E402
+from monitor.service import MonitorService  # noqa: E402
+from monitor.store import make_engine  # noqa: E402
+from probes import Status  # noqa: E402
+from probes.catalog import get_provider  # noqa: E402
+
+ROUTES = ["openai", "anthropic", "gemini", "cohere", "mistral", "groq", "together", "deepseek"]
+INTERVAL = 3.0  # stands for 60 s
+COMPRESS = 60.0 / INTERVAL
+SCALE = 1 / 30 / COMPRESS  # real incident seconds -> replay seconds (bench/detection.py's 1/30, compressed)
+
+
+def timeline(seed: int, minutes: float) -> tuple[dict, list[tuple[str, float, float]]]:
+    durations, gaps = load_table()
+    rng = random.Random(seed)
+    steps: list[dict] = [{"at": 0, "add": {"type": "server_error", "route": r, "probability": 0.02,
+                                           "params": {"status": 503}}} for r in ROUTES]
+    truth = []
+    horizon = minutes * 60
+    for route in ROUTES:
+        t = rng.uniform(5, 20)
+        while True:
+            length = max(0.5, rng.choice(durations) * SCALE)
+            if t + length > horizon - 10:
+                break
+            kind = "hang" if rng.random() < 0.1 else "overloaded"
+            fid = f"{route}-{len(truth)}"
+            steps.append({"at": round(t, 3), "add": {"id": fid, "type": kind, "route": route}})
+            steps.append({"at": round(t + length, 3), "remove": fid})
+            truth.append((route, t, t + length))
+            t += length + max(INTERVAL, rng.choice(gaps) * SCALE)
+    return {"steps": steps}, truth
+
+
+def config(url: str, baseline: bool):
+    detection = ("detection: {failure_threshold: 3, confirm_after: []}" if baseline else
+                 "detection: {confirm_after: [50ms, 100ms, 150ms]}")
+    targets = "".join(f"  - {{provider: {r}, base_url: {url}{get_provider(r).emulator_prefix}}}\n" for r in ROUTES)
+    return parse_config(f"defaults: {{interval: {INTERVAL:g}s, deadlines: {{connect: 1s, first_token: 1s, "
+                        f"total: 3s, stall: 1s}}}}\n{detection}\ntargets:\n{targets}", environ={})
+
+
+def score(changes: list[tuple[str, Status, datetime, datetime]], truth, t0: datetime) -> dict:
+    def sec(when: datetime) -> float:
+        return (when - t0).total_seconds()
+
+    downs = [(target, sec(at), sec(since)) for target, to, at, since in changes if to is Status.DOWN]
+    ttd, missed = [], 0
+    for route, start, end in truth:
+        found = [at for target, at, _ in downs if target == route and start <= at <= end + 2 * INTERVAL]
+        if found:
+            ttd.append((min(found) - start) / INTERVAL)
+        elif end - start >= 2 * INTERVAL:
+            missed += 1
+    false = sum(1 for target, _, since in downs
+                if not any(r == target and s - INTERVAL <= since <= e + INTERVAL for r, s, e in truth))
+    long_ = [r for r in truth if r[2] - r[1] >= 2 * INTERVAL]
+    return {"ttd": ttd, "missed": missed, "false": false, "outages": len(truth), "long": len(long_)}
+
+
+async def watch(service: MonitorService, changes: list, stop: asyncio.Event) -> None:
+    original = service._apply
+
+    def recording(batch):
+        changes.extend((h.target.name, h.transition.to, h.transition.at, h.transition.since) for h in batch)
+        return original(batch)
+
+    service._apply = recording
+    await service.run(stop)
+
+
+async def main(args: argparse.Namespace) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emu = start_emulator(port)
+    try:
+        async with httpx.AsyncClient() as c:
+            await c.put(f"{url}/_airisk/profiles/*", json={"ttft_ms": 30, "token_gap_ms": 3, "tokens": 6})
+        script, truth = timeline(args.seed, args.minutes)
+        with tempfile.TemporaryDirectory() as home:
+            runs = {name: ([], MonitorService(config=config(url, baseline), engine=make_engine(
+                f"sqlite:///{home}/{name}.db"), status_interval=3600, seed=args.seed))
+                for name, baseline in (("airisk", False), ("baseline", True))}
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(watch(s, changes, stop)) for changes, s in runs.values()]
+            for _, s in runs.values():
+                await s.started.wait()
+            async with httpx.AsyncClient() as c:
+                t0 = datetime.now(UTC)
+                (await c.post(f"{url}/_airisk/timeline", json=script)).raise_for_status()
+            print(f"replaying {len(truth)} outages on {len(ROUTES)} routes for {args.minutes:g} min "
+                  f"(interval {INTERVAL:g} s stands for 60 s; seed {args.seed})", flush=True)
+            began = time.monotonic()
+            await asyncio.sleep(args.minutes * 60)
+            stop.set()
+            await asyncio.gather(*tasks)
+            wall = time.monotonic() - began
+        print(f"{'policy':<34}{'outages':>8}{'>=2 iv':>8}{'median':>8}{'p95':>8}{'missed':>8}{'false':>7}")
+        for name, (changes, _) in runs.items():
+            r = score(changes, truth, t0 - timedelta(seconds=0))
+            label = "airisk (defaults, compressed)" if name == "airisk" else "baseline (3 fails, no confirm)"
+            med = statistics.median(r["ttd"]) if r["ttd"] else float("nan")
+            p95 = pct(r["ttd"], 95) if r["ttd"] else float("nan")
+            print(f"{label:<34}{r['outages']:>8}{r['long']:>8}{med:>8.2f}{p95:>8.2f}{r['missed']:>8}{r['false']:>7}")
+        print(f"({wall:.0f} s of real time; times to detect are in probe intervals)")
+    finally:
+        emu.terminate()
+        emu.wait(5)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=6)
+    parser.add_argument("--seed", type=int, default=1)
+    import uvloop
+
+    uvloop.run(main(parser.parse_args()))
