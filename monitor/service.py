@@ -71,8 +71,8 @@ class MonitorService:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.detection: DetectionConfig = getattr(self.config, "detection", None) or DetectionConfig()
-        self.alerts: AlertsConfig = getattr(self.config, "alerts", None) or AlertsConfig()
+        self.detection: DetectionConfig = self.config.detection
+        self.alerts: AlertsConfig = self.config.alerts or AlertsConfig()
         self.schedule = self.config.resolve_schedule()
         self.targets = {t.name: t for t, _ in self.schedule}
         self.detectors: dict[str, Detector] = {}
