@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chaos.faults import FAULT_TYPES, Fault, FaultSet, Plan, RequestInfo
+from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
 from chaos.speakers import SPEAKERS, Ask, Speaker
 from chaos.statuspage import StatusPage
 from probes.canary import solve
@@ -302,8 +302,6 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     if stream_fault is not None and stream_fault.type in ("stream_cut", "stream_stall", "malformed_chunk",
                                                           "stream_error"):
         return await _break_stream(request, resp, speaker, ask, stream_fault, entry)
-    if not words:
-        await asyncio.sleep(max(0.0, first_at - loop.time()))
     closing = speaker.close(ask, finish, len(words))
     if stream_fault is None or stream_fault.type != "missing_terminator":
         closing += speaker.terminator(ask, finish, len(words))
@@ -398,4 +396,4 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("emulator is not listening")
 
 
-__all__ = ["DEFAULT_PORT", "Emulator", "Plan", "Profile", "bound_port", "known_fault_types", "serve"]
+__all__ = ["DEFAULT_PORT", "Emulator", "Profile", "bound_port", "known_fault_types", "serve"]
