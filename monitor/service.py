@@ -226,7 +226,7 @@ class MonitorService:
 
     def _prune(self, now: datetime) -> None:
         with Session(self.engine) as session:
-            prune(session=session, now=now)
+            prune(session=session, now=now, **self.config.storage.model_dump())
             session.commit()
 
     async def _vendor_loop(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:

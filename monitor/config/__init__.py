@@ -7,6 +7,7 @@ from monitor.config.model import (
     LocalModelConfig,
     ProbeDefaults,
     Section,
+    StorageConfig,
     TargetConfig,
     format_path,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "ProbeDefaults",
     "Problem",
     "Section",
+    "StorageConfig",
     "TargetConfig",
     "format_path",
     "load_config",

@@ -127,6 +127,19 @@ class LocalModelConfig(Section):
     """Time between probes; unset: defaults.interval."""
 
 
+class StorageConfig(Section):
+    """How long history is kept. Where it is kept comes from the environment
+    (``AIRISK_DATABASE_URL`` for PostgreSQL, else a SQLite file under ``AIRISK_HOME``), because a
+    database URL may carry a password."""
+
+    raw_days: Annotated[int, Interval(ge=1, le=3650)] = 14
+    """Raw probe results; older windows are answered from the rollups."""
+    rollup_minute_days: Annotated[int, Interval(ge=1, le=3650)] = 2
+    rollup_hour_days: Annotated[int, Interval(ge=1, le=3650)] = 365
+    status_days: Annotated[int, Interval(ge=1, le=3650)] = 30
+    """Vendor status-page snapshots."""
+
+
 class AiriskConfig(Section):
     """The whole of `airisk.yaml`.
 
@@ -143,6 +156,8 @@ class AiriskConfig(Section):
     """How results become up / degraded / down (thresholds, confirmation probes, maintenance)."""
     alerts: AlertsConfig | None = None
     """Channels and rules; absent: no alerts are sent."""
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    """Retention of history."""
 
     @model_validator(mode="before")
     @classmethod

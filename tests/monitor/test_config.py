@@ -450,3 +450,14 @@ def test_local_model_bad_port_names_the_field(tmp_path):
         load_config(path)
     [problem] = err.value.problems
     assert str(problem).startswith(f"{path}:3: local_model.port: ")
+
+
+def test_storage_retention_is_configurable_and_checked(tmp_path):
+    path = tmp_path / "airisk.yaml"
+    path.write_text("targets: []\nstorage:\n  raw_days: 7\n")
+    assert load_config(path).storage.raw_days == 7
+    assert load_config(path).storage.rollup_hour_days == 365
+    path.write_text("targets: []\nstorage:\n  raw_days: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value.problems[0]).startswith(f"{path}:3: storage.raw_days: ")

@@ -131,3 +131,22 @@ async def test_slo_burn_rule_fires_when_availability_falls_below_objective(emula
     [burn] = [r for r in receiver.accepted("/hook") if "objective" in str(r.body)]
     assert "openai" in str(burn.body) and "99.000% objective" in str(burn.body)
     engine.dispose()
+
+
+def test_retention_follows_the_storage_section(emulator, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.store import migrate
+
+    config = _config(emulator, hook_env="UNUSED", extra="storage: {raw_days: 3}\n")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    migrate(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        for age in (1, 5):
+            session.add(ProbeRow(target="openai", at=now - timedelta(days=age), status="up", error_kind="ok"))
+        session.commit()
+    MonitorService(config=config, engine=engine)._prune(now)
+    with Session(engine) as session:
+        assert [r.at.date() for r in session.exec(select(ProbeRow))] == [(now - timedelta(days=1)).date()]
+    engine.dispose()
