@@ -150,3 +150,37 @@ def test_retention_follows_the_storage_section(emulator, tmp_path):
     with Session(engine) as session:
         assert [r.at.date() for r in session.exec(select(ProbeRow))] == [(now - timedelta(days=1)).date()]
     engine.dispose()
+
+
+async def test_database_away_during_an_outage_loses_no_result_and_no_incident(emulator, receiver, tmp_path,
+                                                                               monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    db = tmp_path / "airisk.db"
+    engine = make_engine(f"sqlite:///{db}")  # it waits 5 s (busy_timeout) for a lock, then gives up
+    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK"), engine=engine,
+                             status_interval=3600, housekeeping_interval=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    lock = sqlite3.connect(db, timeout=5)
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        lock.execute("BEGIN EXCLUSIVE")  # the database is unreachable for everyone else from here
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
+        await asyncio.sleep(7)  # the outage is detected, and writing it times out, while nothing can be written
+        assert service.writer.pending > 0 and not receiver.requests
+        submitted = service.writer.pending + service.writer.written
+        lock.rollback()  # the database is back
+        [down] = await receiver.wait_for(1, "/hook", within=15)
+        assert "anthropic" in str(down.body)
+    finally:
+        lock.close()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    with Session(engine) as session:
+        rows = session.exec(select(ProbeRow)).all()
+        [incident] = session.exec(select(IncidentRow)).all()
+    assert len(rows) >= submitted  # every result measured while the database was away is there
+    assert incident.target == "anthropic" and incident.state == "down"
+    engine.dispose()
