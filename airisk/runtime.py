@@ -78,13 +78,12 @@ async def monitor_forever(*, config, engine, region: str, metrics_port: int, met
     service = MonitorService(config=config, engine=engine, region=region)
     server = service.metrics.serve(port=metrics_port, host=metrics_host) if metrics_port else None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    signals = asyncio.create_task(_until_signalled())
+    signals.add_done_callback(lambda _: stop.set())
     try:
         await service.run(stop)
     finally:
+        signals.cancel()
         if server is not None:
             server[0].shutdown()
             server[0].server_close()

@@ -250,17 +250,22 @@ def _score(world: World, run: Run, downs: list[tuple[float, float]], changes: li
         else:  # the first DOWN whose evidence overlaps the outage
             i = bisect.bisect_left(down_ats, o.start)
             hit = down_ats[i] if i < len(downs) and downs[i][0] < o.end else None
-        if o.length >= 2 * INTERVAL:
-            ttd = (hit - o.start) / INTERVAL if hit is not None else math.inf
-            run.ttd.append(ttd)
-            run.ttd_by_mode["hang" if o.hang else "fast"].append(ttd)
-            run.missed += hit is None
-        else:
-            run.short_total += 1
-            run.short_detected += hit is not None
+        _tally(run, o, hit)
         k, state = state_at(o.end)
         if state is Status.DOWN and k + 1 < len(changes):
             run.recover.append((changes[k + 1][0] - o.end) / INTERVAL)
+
+
+def _tally(run: Run, o: Outage, hit: float | None) -> None:
+    """Counts one outage for ``run``: detected at ``hit`` (simulated seconds), or missed (None)."""
+    if o.length >= 2 * INTERVAL:
+        ttd = (hit - o.start) / INTERVAL if hit is not None else math.inf
+        run.ttd.append(ttd)
+        run.ttd_by_mode["hang" if o.hang else "fast"].append(ttd)
+        run.missed += hit is None
+    else:
+        run.short_total += 1
+        run.short_detected += hit is not None
 
 
 def floor_run(world: World) -> Run:
@@ -272,14 +277,7 @@ def floor_run(world: World) -> Run:
         if i < len(world.base_times) and world.base_times[i] < o.end:
             t = world.base_times[i]
             hit = t + (world.probe(t).total_ms or 0) / 1000
-        if o.length >= 2 * INTERVAL:
-            ttd = (hit - o.start) / INTERVAL if hit is not None else math.inf
-            run.ttd.append(ttd)
-            run.ttd_by_mode["hang" if o.hang else "fast"].append(ttd)
-            run.missed += hit is None
-        else:
-            run.short_total += 1
-            run.short_detected += hit is not None
+        _tally(run, o, hit)
     run.probes, run.hours = len(world.base_times), world.horizon / 3600
     return run
 

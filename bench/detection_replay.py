@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.detection import load_table  # noqa: E402
-from bench.probe_accuracy import free_port, pct, start_emulator  # noqa: E402
+from bench.probe_accuracy import emulator_process, free_port, pct  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
 from monitor.service import MonitorService  # noqa: E402
 from monitor.store import make_engine  # noqa: E402
@@ -107,10 +107,7 @@ async def watch(service: MonitorService, changes: list, stop: asyncio.Event) -> 
 
 
 async def main(args: argparse.Namespace) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = start_emulator(port)
-    try:
+    with emulator_process(free_port()) as url:
         async with httpx.AsyncClient() as c:
             await c.put(f"{url}/_airisk/profiles/*", json={"ttft_ms": 30, "token_gap_ms": 3, "tokens": 6})
         script, truth = timeline(args.seed, args.minutes)
@@ -140,9 +137,6 @@ async def main(args: argparse.Namespace) -> None:
             p95 = pct(r["ttd"], 95) if r["ttd"] else float("nan")
             print(f"{label:<34}{r['outages']:>8}{r['long']:>8}{med:>8.2f}{p95:>8.2f}{r['missed']:>8}{r['false']:>7}")
         print(f"({wall:.0f} s of real time; times to detect are in probe intervals)")
-    finally:
-        emu.terminate()
-        emu.wait(5)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, select  # noqa: E402
 
-from bench.probe_accuracy import GAP_MS, TTFT_MS, free_port, pct, start_emulator  # noqa: E402
+from bench.probe_accuracy import GAP_MS, TTFT_MS, emulator_process, free_port, pct  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
 from monitor.service import MonitorService  # noqa: E402
 from monitor.store import make_engine  # noqa: E402
@@ -74,10 +74,7 @@ def line(label: str, values: list[float]) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     os.sched_setaffinity(0, {0})
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = start_emulator(port)
-    try:
+    with emulator_process(free_port()) as url:
         print(f"emulator on CPU 1 (TTFT {TTFT_MS:g} ms, gap {GAP_MS:g} ms); monitor on CPU 0\n")
         alone, _, _ = await run(url, 1, 1.0, min(args.seconds, 30))
         print("one target alone, every 1 s (baseline):")
@@ -89,9 +86,6 @@ async def main(args: argparse.Namespace) -> None:
         print(line("TTFT error vs configured", errors))
         print(f"   p50 error under load minus alone: {statistics.median(errors) - statistics.median(alone):+.2f} ms;"
               f" p99: {pct(errors, 99) - pct(alone, 99):+.2f} ms (goal: within 2 ms)")
-    finally:
-        emu.terminate()
-        emu.wait(5)
 
 
 if __name__ == "__main__":

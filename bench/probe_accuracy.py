@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -70,6 +71,17 @@ def start_emulator(port: int) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"emulator did not start: {proc.stderr.read().decode()[:500]}")
+
+
+@contextlib.contextmanager
+def emulator_process(port: int):
+    """`start_emulator` for a ``with`` block: the emulator is stopped however the block ends."""
+    proc = start_emulator(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
 
 
 def target(url: str, max_tokens: int = 16) -> Target:
@@ -178,11 +190,8 @@ def row(label: str, values: list[float]) -> str:
 
 async def main(quick: bool) -> None:
     os.sched_setaffinity(0, {0})
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = start_emulator(port)
     scale = 0.25 if quick else 1.0
-    try:
+    with emulator_process(free_port()) as url:
         print(f"emulator on CPU 1, probes on CPU 0; true TTFT {TTFT_MS:g} ms, token gap {GAP_MS:g} ms\n")
         print("1. concurrency 1, measured minus true TTFT")
         if shutil.which("curl"):
@@ -225,9 +234,6 @@ async def main(quick: bool) -> None:
         print(f"   airisk probe (parse, classify, time): {ours_rate:7.0f}/s  ({ours_eff:6.0f} per CPU-second)")
         print(f"   probe / bare loop on the same transport: {ours_rate / bare_rate:.2f}x;"
               f" airisk probe / stock httpx loop: {ours_rate / stock_rate:.2f}x")
-    finally:
-        emu.terminate()
-        emu.wait(5)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class MonitorService:
     status_interval: float = 60.0
     housekeeping_interval: float = 1.0
     slo_interval: float = 60.0
+    reminder_check: float = 30.0  # how often open incidents are looked at for reminders, at most
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -83,6 +84,7 @@ class MonitorService:
         self.started = asyncio.Event()
         self._slo_rules = [rule for rule in self.alerts.rules if rule.rule == "slo_burn"]
         self._slo_checked = datetime.min.replace(tzinfo=UTC)
+        self._reminders_checked = datetime.min.replace(tzinfo=UTC)
         self._burning: dict = {}
 
     # -- start-up ---------------------------------------------------------------------------
@@ -123,8 +125,7 @@ class MonitorService:
             await self.writer.close()
             for task in loops:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
             if own_client:
                 await client.aclose()
 
@@ -179,21 +180,32 @@ class MonitorService:
     # -- background loops ---------------------------------------------------------------------
     async def _enqueue_due(self, now: datetime, *, take_at: datetime | None = None) -> None:
         ready = self.grouper.take(take_at or now)
-        if not ready and not self.alerts.reminder_every and not self._slo_rules:
+        # Reminders and the SLO check read the database, so they run on their own period, not
+        # on every housekeeping tick; transitions that are ready always go out at once.
+        remind = bool(self.alerts.reminder_every) and now - self._reminders_checked >= timedelta(
+            seconds=min(self.alerts.reminder_every or 0, self.reminder_check))
+        slo = bool(self._slo_rules) and now - self._slo_checked >= timedelta(seconds=self.slo_interval)
+        if not (ready or remind or slo):
             return
-        events = await asyncio.to_thread(self._enqueue, ready, now)
+        events = await asyncio.to_thread(self._enqueue, ready, now, remind, slo)
         if events:
             log.info("queued %d alerts", events)
 
-    def _enqueue(self, ready: list[alert_events.Transition], now: datetime) -> int:
+    def _enqueue(self, ready: list[alert_events.Transition], now: datetime, remind: bool, slo: bool) -> int:
         with Session(self.engine) as session:
-            incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None))))
-            events = events_for(ready, config=self.alerts, now=now) + reminders(incidents, config=self.alerts, now=now)
-            if self._slo_rules and now - self._slo_checked >= timedelta(seconds=self.slo_interval):
+            events = events_for(ready, config=self.alerts, now=now)
+            if remind:
+                incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None))))
+                events += reminders(incidents, config=self.alerts, now=now)
+            if slo:
                 events += self._slo_events(session, now)
-                self._slo_checked = now
             count = enqueue(session=session, events=events, now=now) if events else 0
             session.commit()
+        # Marked only once committed: a check the database refused is tried again next tick.
+        if remind:
+            self._reminders_checked = now
+        if slo:
+            self._slo_checked = now
         return count
 
     def _slo_events(self, session: Session, now: datetime) -> list:
