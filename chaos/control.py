@@ -133,11 +133,7 @@ def add_routes(app: web.Application, emu: Emulator) -> None:
 
 
 def apply_add(emu: Emulator, data: Any) -> Fault:
-    fault = Fault.from_dict(data)
-    route = fault.scope.route
-    if route is not None and route not in CATALOG:
-        raise FaultError(f"fault.route: unknown route {route!r} (known: {', '.join(sorted(CATALOG))})")
-    return emu.faults.add(fault)
+    return emu.faults.add(Fault.from_dict(data, routes=CATALOG))
 
 
 def apply_profile(emu: Emulator, route: str, data: Any):

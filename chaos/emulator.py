@@ -16,7 +16,6 @@ a connection reset is a real RST (SO_LINGER 0), a hang is a held socket.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import re
@@ -29,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.asks import BadRequest, read_ask
 from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
 from chaos.speakers import SPEAKERS, Ask, Speaker
 from chaos.statuspage import StatusPage
@@ -117,112 +117,35 @@ def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider
     speaker = SPEAKERS[provider.dialect]
     route = provider.name
 
-    def gen(reader):
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return await _generate(emu, request, route, speaker, reader)
-        return handler
+    async def gen(request: web.Request) -> web.StreamResponse:
+        try:
+            return await _generate(emu, request, route, speaker, provider.dialect)
+        except ConnectionResetError:  # the client hung up mid-answer (aiohttp's own error subclasses it)
+            return web.Response(status=499)
 
     async def listing(request: web.Request) -> web.Response:
         return web.json_response(speaker.models([provider.model]))
 
     if provider.dialect == "openai" and provider.options.get("azure"):
-        app.router.add_post(prefix + "/openai/deployments/{deployment}/chat/completions", gen(_read_azure))
+        app.router.add_post(prefix + "/openai/deployments/{deployment}/chat/completions", gen)
         app.router.add_get(prefix + "/openai/models", listing)
     elif provider.dialect == "openai":
-        app.router.add_post(prefix + "/chat/completions", gen(_read_openai))
-        app.router.add_post(prefix + "/completions", gen(_read_openai_completions))
+        app.router.add_post(prefix + "/chat/completions", gen)
+        app.router.add_post(prefix + "/completions", gen)
         app.router.add_get(prefix + "/models", listing)
     elif provider.dialect == "anthropic":
-        app.router.add_post(prefix + "/messages", gen(_read_anthropic))
+        app.router.add_post(prefix + "/messages", gen)
         app.router.add_get(prefix + "/models", listing)
     elif provider.dialect == "gemini":
-        app.router.add_post(prefix + "/models/{model}:{action}", gen(_read_gemini))
+        app.router.add_post(prefix + "/models/{model}:{action}", gen)
         app.router.add_get(prefix + "/models", listing)
     elif provider.dialect == "cohere":
-        app.router.add_post(prefix + "/chat", gen(_read_cohere))
+        app.router.add_post(prefix + "/chat", gen)
         app.router.add_get(prefix.replace("/v2", "/v1") + "/models", listing)
     elif provider.dialect == "ollama":
-        app.router.add_post(prefix + "/api/chat", gen(_read_ollama))
-        app.router.add_post(prefix + "/api/generate", gen(_read_ollama))
+        app.router.add_post(prefix + "/api/chat", gen)
+        app.router.add_post(prefix + "/api/generate", gen)
         app.router.add_get(prefix + "/api/tags", listing)
-
-
-# -- reading requests -------------------------------------------------------------------
-
-class BadRequest(ValueError):
-    pass
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def _last_user(messages: Any) -> str:
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages: must be a non-empty array")
-    return _text(messages[-1].get("content") if isinstance(messages[-1], dict) else None)
-
-
-def _read_openai(body: dict, request: web.Request) -> Ask:
-    if "model" not in body:
-        raise BadRequest("you must provide a model parameter")
-    opts = body.get("stream_options") or {}
-    return Ask(model=body["model"], prompt=_last_user(body.get("messages")),
-               max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 64,
-               stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")))
-
-
-def _read_openai_completions(body: dict, request: web.Request) -> Ask:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise BadRequest("prompt: must be a string")
-    opts = body.get("stream_options") or {}
-    return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=body.get("max_tokens") or 16,
-               stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")), completions=True)
-
-
-def _read_azure(body: dict, request: web.Request) -> Ask:
-    if "api-version" not in request.query:
-        raise BadRequest("Missing required query parameter: api-version")
-    return _read_openai({"model": request.match_info["deployment"], **body}, request)
-
-
-def _read_anthropic(body: dict, request: web.Request) -> Ask:
-    for field in ("model", "max_tokens", "messages"):
-        if field not in body:
-            raise BadRequest(f"{field}: Field required")
-    return Ask(model=body["model"], prompt=_last_user(body["messages"]), max_tokens=body["max_tokens"],
-               stream=bool(body.get("stream")))
-
-
-def _read_gemini(body: dict, request: web.Request) -> Ask:
-    action = request.match_info["action"]
-    if action not in ("generateContent", "streamGenerateContent"):
-        raise BadRequest(f"unknown method {action}")
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        raise BadRequest("contents is not specified")
-    parts = contents[-1].get("parts") or []
-    config = body.get("generationConfig") or {}
-    return Ask(model=request.match_info["model"], prompt=_text(parts), max_tokens=config.get("maxOutputTokens") or 64,
-               stream=action == "streamGenerateContent")
-
-
-def _read_cohere(body: dict, request: web.Request) -> Ask:
-    return Ask(model=body.get("model", ""), prompt=_last_user(body.get("messages")),
-               max_tokens=body.get("max_tokens") or 64, stream=bool(body.get("stream")))
-
-
-def _read_ollama(body: dict, request: web.Request) -> Ask:
-    generate = request.path.endswith("/generate")
-    prompt = body.get("prompt", "") if generate else _last_user(body.get("messages"))
-    options = body.get("options") or {}
-    return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=options.get("num_predict") or 64,
-               stream=body.get("stream", True) is not False, completions=generate)
 
 
 # -- answering --------------------------------------------------------------------------
@@ -239,7 +162,8 @@ def _answer(ask: Ask, profile: Profile, wrong: bool) -> tuple[list[str], str]:
     return words[:limit], ("length" if limit == ask.max_tokens else "stop")
 
 
-async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Speaker, reader) -> web.StreamResponse:
+async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Speaker, dialect: str,
+                    ) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     arrived_pc = time.perf_counter()  # uvloop's clock ticks in whole ms; the log wants better
@@ -248,11 +172,8 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
                              "feature": request.headers.get("x-airisk-feature")}
     emu.log.append(entry)
     try:
-        body = json.loads(await request.read())
-        if not isinstance(body, dict):
-            raise BadRequest("request body must be a JSON object")
-        ask = reader(body, request)
-    except (ValueError, BadRequest) as exc:
+        ask = read_ask(dialect, request.path, await request.read(), request.query)
+    except BadRequest as exc:
         entry["status"] = 400
         return _bad_request(speaker, str(exc))
     entry["model"] = ask.model
@@ -263,6 +184,8 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
                                        feature=entry["feature"]))
     entry["faults"] = plan.names
     if plan.respond is not None:
+        if plan.first_token_delay_s:  # a slow error is still slow
+            await asyncio.sleep(plan.first_token_delay_s)
         return await _respond_fault(request, speaker, ask, plan.respond, entry)
     profile = emu.profile(route)
     stream_fault = plan.stream
@@ -332,9 +255,9 @@ async def _respond_fault(request, speaker: Speaker, ask: Ask, fault: Fault, entr
         await _hold(request, fault.params["seconds"])
         _abort(request)
         return web.Response(status=204)
-    if fault.type == "connection_reset":
+    if fault.type in ("connection_reset", "unreachable"):
         entry["status"] = None
-        _abort(request, reset=True)
+        _abort(request, reset=fault.type == "connection_reset")
         return web.Response(status=204)
     kind = "server_error" if fault.type == "flapping" else fault.type
     status, headers, body = speaker.error(kind, status=fault.params.get("status"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,11 @@ FAULT_TYPES: dict[str, FaultType] = dict([
     _t("hang", "connection", "accept the request, then send nothing until the client gives up",
        ErrorKind.FIRST_TOKEN_TIMEOUT, seconds=300),
     _t("connection_reset", "connection", "reset the TCP connection (RST) before any response",
+       ErrorKind.CONNECTION_RESET),
+    # Behind a proxy the product is already connected, so "cannot reach the provider" is a
+    # connection closed with no response (FIN): the SDKs raise the same APIConnectionError as
+    # for a refused connect. The in-process transport raises a real httpx.ConnectError.
+    _t("unreachable", "connection", "the provider cannot be reached: the connection ends with no response",
        ErrorKind.CONNECTION_RESET),
     _t("first_token_delay", "timing", "hold the first token back by delay_ms (+ uniform jitter_ms)",
        None, delay_ms=2000, jitter_ms=0),
@@ -123,8 +129,10 @@ class Fault:
             self.id = f"f{next(_ids)}"
 
     @classmethod
-    def from_dict(cls, data: Any, *, now: float | None = None) -> Fault:
-        """Build from JSON-ish data; `FaultError` names the field and the problem."""
+    def from_dict(cls, data: Any, *, now: float | None = None, routes: Collection[str] | None = None) -> Fault:
+        """Build from JSON-ish data; `FaultError` names the field and the problem.
+
+        With ``routes``, a route outside them is refused (a typo would otherwise inject nothing)."""
         if not isinstance(data, dict):
             raise FaultError("fault: must be an object with at least a 'type'")
         unknown = set(data) - {"type", "params", "probability", "scope", "for_s", "expires_at", "id", *_SCOPE_KEYS}
@@ -158,6 +166,9 @@ class Fault:
         bad = set(scope_data) - set(_SCOPE_KEYS)
         if bad:
             raise FaultError(f"fault.scope: unknown field {sorted(bad)[0]!r} (known: {', '.join(_SCOPE_KEYS)})")
+        route = scope_data.get("route")
+        if routes is not None and route is not None and route not in routes:
+            raise FaultError(f"fault.route: unknown route {route!r} (known: {', '.join(sorted(routes))})")
         expires_at = data.get("expires_at")
         if (for_s := data.get("for_s")) is not None:
             if not isinstance(for_s, int | float) or for_s <= 0:
