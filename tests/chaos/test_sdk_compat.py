@@ -1,4 +1,10 @@
-"""The official `openai` and `anthropic` SDKs, unmodified, against the emulator.
+"""The official `openai` and `anthropic` SDKs, unmodified, against the emulator, directly and
+through the fault proxy.
+
+Every test runs twice: with the fault injected by the emulator itself, and with a healthy
+emulator behind `airisk proxy` injecting the fault (`point` fixture). Both must look the
+same to the SDK: the proxy's claim is that it breaks a real provider exactly as the
+emulated outage does, and passes a healthy one through untouched.
 
 Only base_url, api_key, max_retries and timeout are set: if a user points their own
 code at `airisk emulate`, it must work as against the real API, and each fault must
@@ -26,7 +32,10 @@ import openai
 import pytest
 
 from chaos.emulator import FILLER
-from chaos.faults import Fault
+from chaos.faults import Fault, FaultSet
+from chaos.proxy import FaultProxy
+from chaos.proxyserve import serve_proxy
+from chaos.routes import catalog_routes
 from probes.catalog import get_provider
 
 pytestmark = pytest.mark.sdk
@@ -46,8 +55,8 @@ SHORT = 0.2
 class Clients:
     """The three SDK clients, each built on first use (building one takes ~20 ms) and closed after."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(self, urls: dict[str, str]) -> None:
+        self._urls = urls  # the base URL per SDK
         self._made: list[Any] = []
 
     def _keep(self, client):
@@ -56,17 +65,17 @@ class Clients:
 
     @functools.cached_property
     def openai(self) -> openai.AsyncOpenAI:
-        return self._keep(openai.AsyncOpenAI(base_url=self._url + "/openai/v1", api_key="sk-test", max_retries=0,
+        return self._keep(openai.AsyncOpenAI(base_url=self._urls["openai"], api_key="sk-test", max_retries=0,
                                              timeout=TIMEOUT))
 
     @functools.cached_property
     def azure(self) -> openai.AsyncAzureOpenAI:
-        return self._keep(openai.AsyncAzureOpenAI(azure_endpoint=self._url + "/azure-openai", api_key="azure-test",
+        return self._keep(openai.AsyncAzureOpenAI(azure_endpoint=self._urls["azure-openai"], api_key="azure-test",
                                                   api_version="2024-10-21", max_retries=0, timeout=TIMEOUT))
 
     @functools.cached_property
     def anthropic(self) -> anthropic.AsyncAnthropic:
-        return self._keep(anthropic.AsyncAnthropic(base_url=self._url + "/anthropic", api_key="sk-ant-test",
+        return self._keep(anthropic.AsyncAnthropic(base_url=self._urls["anthropic"], api_key="sk-ant-test",
                                                    max_retries=0, timeout=TIMEOUT))
 
     async def close(self) -> None:
@@ -74,21 +83,56 @@ class Clients:
             await client.close()
 
 
+class Point:
+    """Where faults are injected (the emulator or the fault proxy), and its request log."""
+
+    def __init__(self, faults: FaultSet, urls: dict[str, str], log, path_of) -> None:
+        self.faults = faults
+        self.urls = urls
+        self._log = log
+        self._path_of = path_of
+
+    @property
+    def log(self) -> list[dict[str, Any]]:
+        return list(self._log())
+
+    def seen(self) -> list[tuple[str, int | None]]:
+        """(path at the emulator, status the SDK got) per request, in order."""
+        return [(self._path_of(entry), entry.get("status")) for entry in self.log]
+
+
+@pytest.fixture(params=["emulator", "proxy"])
+async def point(request, emulator) -> AsyncIterator[Point]:
+    if request.param == "emulator":
+        yield Point(emulator.emu.faults, {"openai": emulator.url + "/openai/v1",
+                                          "azure-openai": emulator.url + "/azure-openai",
+                                          "anthropic": emulator.url + "/anthropic"},
+                    lambda: emulator.emu.log, lambda entry: entry["path"])
+        return
+    proxy = FaultProxy(catalog_routes(emulator.url))
+    running = await serve_proxy(proxy, port=0)
+    try:
+        yield Point(proxy.faults, {name: f"{running.url}/{name}" for name in ("openai", "azure-openai", "anthropic")},
+                    lambda: proxy.log.since(), lambda entry: entry["upstream"].removeprefix(emulator.url))
+    finally:
+        await running.stop()
+
+
 @pytest.fixture
-async def sdk(emulator) -> AsyncIterator[Clients]:
-    clients = Clients(emulator.url)
+async def sdk(point) -> AsyncIterator[Clients]:
+    clients = Clients(point.urls)
     try:
         yield clients
     finally:
         await clients.close()
 
 
-def inject(emulator, fault_type: str, **params: Any) -> None:
-    emulator.emu.faults.add(Fault.from_dict({"type": fault_type, "params": params}))
+def inject(point: Point, fault_type: str, **params: Any) -> None:
+    point.faults.add(Fault.from_dict({"type": fault_type, "params": params}))
 
 
-def requests_seen(emulator) -> list[tuple[str, int | None]]:
-    return [(entry["path"], entry.get("status")) for entry in emulator.emu.log]
+def requests_seen(point: Point) -> list[tuple[str, int | None]]:
+    return point.seen()
 
 
 def _with(client, opts: dict[str, Any]):
@@ -140,7 +184,7 @@ CLAUDE_CALLS = [claude_create, claude_stream, claude_raw_stream]
 
 # -- healthy: every surface works unmodified ----------------------------------------------------
 
-async def test_openai_chat_completion(emulator, sdk):
+async def test_openai_chat_completion(point, sdk):
     reply = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION)
     assert reply.choices[0].message.content == ANSWER
     assert reply.choices[0].message.role == "assistant"
@@ -148,7 +192,7 @@ async def test_openai_chat_completion(emulator, sdk):
     assert reply.model == GPT
     assert reply.usage.completion_tokens == 8
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + 8
-    assert requests_seen(emulator) == [("/openai/v1/chat/completions", 200)]
+    assert requests_seen(point) == [("/openai/v1/chat/completions", 200)]
 
 
 async def test_openai_stream_ends_with_usage(sdk):
@@ -163,7 +207,7 @@ async def test_openai_stream_ends_with_usage(sdk):
     assert all(c.usage is None for c in chunks[:-1])
 
 
-async def test_openai_legacy_completions(emulator, sdk):
+async def test_openai_legacy_completions(point, sdk):
     reply = await sdk.openai.completions.create(model=GPT, prompt=QUESTION[0]["content"], max_tokens=64)
     assert reply.choices[0].text == ANSWER
     assert reply.choices[0].finish_reason == "stop"
@@ -171,7 +215,7 @@ async def test_openai_legacy_completions(emulator, sdk):
     stream = await sdk.openai.completions.create(model=GPT, prompt=QUESTION[0]["content"], max_tokens=64,
                                                  stream=True)
     assert "".join([chunk.choices[0].text async for chunk in stream if chunk.choices]) == ANSWER
-    assert requests_seen(emulator) == [("/openai/v1/completions", 200)] * 2
+    assert requests_seen(point) == [("/openai/v1/completions", 200)] * 2
 
 
 async def test_max_tokens_cuts_the_answer_with_the_providers_reason(sdk):
@@ -187,15 +231,15 @@ async def test_model_listings(sdk):
     assert [m.id async for m in sdk.anthropic.models.list()] == [get_provider("anthropic").model]
 
 
-async def test_azure_deployment_is_the_model(emulator, sdk):
+async def test_azure_deployment_is_the_model(point, sdk):
     reply = await sdk.azure.chat.completions.create(model=DEPLOYMENT, messages=QUESTION)
     assert reply.choices[0].message.content == ANSWER
     assert reply.model == DEPLOYMENT
     assert await azure_chat_stream(sdk) == ANSWER
-    assert requests_seen(emulator) == [(f"/azure-openai/openai/deployments/{DEPLOYMENT}/chat/completions", 200)] * 2
+    assert requests_seen(point) == [(f"/azure-openai/openai/deployments/{DEPLOYMENT}/chat/completions", 200)] * 2
 
 
-async def test_anthropic_message(emulator, sdk):
+async def test_anthropic_message(point, sdk):
     # The SDK appends /v1/messages to base_url; the emulator serves exactly that path.
     message = await sdk.anthropic.messages.create(model=CLAUDE, max_tokens=64, messages=QUESTION)
     assert [block.type for block in message.content] == ["text"]
@@ -203,7 +247,7 @@ async def test_anthropic_message(emulator, sdk):
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens == 8
     assert message.model == CLAUDE
-    assert requests_seen(emulator) == [("/anthropic/v1/messages", 200)]
+    assert requests_seen(point) == [("/anthropic/v1/messages", 200)]
 
 
 async def test_anthropic_stream_helper(sdk):
@@ -252,8 +296,8 @@ ANTHROPIC_ERRORS = {
 
 
 @pytest.mark.parametrize("fault", list(OPENAI_ERRORS))
-async def test_openai_error_class(emulator, sdk, fault):
-    inject(emulator, fault)
+async def test_openai_error_class(point, sdk, fault):
+    inject(point, fault)
     cls, status, code = OPENAI_ERRORS[fault]
     for call in OPENAI_CALLS:  # the same class streamed or not, chat, legacy or Azure
         with pytest.raises(openai.APIStatusError) as caught:
@@ -265,8 +309,8 @@ async def test_openai_error_class(emulator, sdk, fault):
 
 
 @pytest.mark.parametrize("fault", list(ANTHROPIC_ERRORS))
-async def test_anthropic_error_class(emulator, sdk, fault):
-    inject(emulator, fault)
+async def test_anthropic_error_class(point, sdk, fault):
+    inject(point, fault)
     cls, status, etype = ANTHROPIC_ERRORS[fault]
     for call in CLAUDE_CALLS:
         with pytest.raises(anthropic.APIStatusError) as caught:
@@ -278,8 +322,8 @@ async def test_anthropic_error_class(emulator, sdk, fault):
         assert caught.value.request_id == caught.value.body["request_id"], call.__name__
 
 
-async def test_quota_is_told_apart_from_rate_limit(emulator, sdk):
-    inject(emulator, "quota_exhausted")
+async def test_quota_is_told_apart_from_rate_limit(point, sdk):
+    inject(point, "quota_exhausted")
     with pytest.raises(openai.RateLimitError) as gpt:
         await openai_chat(sdk)
     with pytest.raises(anthropic.RateLimitError) as claude:
@@ -290,29 +334,29 @@ async def test_quota_is_told_apart_from_rate_limit(emulator, sdk):
     assert claude.value.error_code == "enforced_spend_limit_reached"
     # A finding: the SDK retries a spent quota like a burst limit (the docs say so too), so a
     # product waits out its retries before it can fall back. airisk classifies it at once.
-    assert requests_seen(emulator) == [("/openai/v1/chat/completions", 429), ("/anthropic/v1/messages", 429),
+    assert requests_seen(point) == [("/openai/v1/chat/completions", 429), ("/anthropic/v1/messages", 429),
                                        ("/anthropic/v1/messages", 429)]
 
 
 @pytest.mark.parametrize("fault", ["auth", "model_not_found", "context_too_long"])
-async def test_anthropic_does_not_retry_a_client_error(emulator, sdk, fault):
+async def test_anthropic_does_not_retry_a_client_error(point, sdk, fault):
     # The API answers these with x-should-retry: false, and the SDK obeys that header over its
     # own status rules: a "true" here would make it resend a too-long prompt max_retries times.
-    inject(emulator, fault)
+    inject(point, fault)
     with pytest.raises(ANTHROPIC_ERRORS[fault][0]):
         await claude_create(sdk, max_retries=1)
-    assert len(emulator.emu.log) == 1
+    assert len(point.log) == 1
 
 
 @pytest.mark.parametrize("call", [openai_chat, claude_create], ids=lambda f: f.__name__)
-async def test_rate_limit_is_waited_out_and_retried(emulator, sdk, call):
-    fault = emulator.emu.faults.add(Fault.from_dict({"type": "rate_limited", "params": {"retry_after": SHORT}}))
+async def test_rate_limit_is_waited_out_and_retried(point, sdk, call):
+    fault = point.faults.add(Fault.from_dict({"type": "rate_limited", "params": {"retry_after": SHORT}}))
 
     async def lift_after_first_429() -> None:
-        # The emulator has no event to wait on; poll its request log.
-        while not (emulator.emu.log and emulator.emu.log[0].get("status") == 429):  # noqa: ASYNC110
+        # The injection point has no event to wait on; poll its request log.
+        while not (point.log and point.log[0].get("status") == 429):  # noqa: ASYNC110
             await asyncio.sleep(0.005)
-        emulator.emu.faults.remove(fault.id)
+        point.faults.remove(fault.id)
 
     lifter = asyncio.create_task(lift_after_first_429())
     started = time.monotonic()
@@ -322,34 +366,35 @@ async def test_rate_limit_is_waited_out_and_retried(emulator, sdk, call):
         lifter.cancel()
     elapsed = time.monotonic() - started
     assert answer == ANSWER  # the user never sees the 429
-    assert [status for _, status in requests_seen(emulator)] == [429, 200]
+    assert [status for _, status in requests_seen(point)] == [429, 200]
     assert elapsed >= SHORT  # it waited as long as retry-after said
 
 
 @pytest.mark.parametrize("call", [openai_chat, claude_create], ids=lambda f: f.__name__)
-async def test_rate_limit_outlasting_the_retries_raises(emulator, sdk, call):
-    inject(emulator, "rate_limited", retry_after=0.05)
+async def test_rate_limit_outlasting_the_retries_raises(point, sdk, call):
+    inject(point, "rate_limited", retry_after=0.05)
     with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)):
         await call(sdk, max_retries=1)
-    assert [status for _, status in requests_seen(emulator)] == [429, 429]
+    assert [status for _, status in requests_seen(point)] == [429, 429]
 
 
 # -- connection faults ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("fault", ["connection_reset", "unreachable"])
 @pytest.mark.parametrize(("calls", "cls"), [(OPENAI_CALLS, openai.APIConnectionError),
                                            (CLAUDE_CALLS, anthropic.APIConnectionError)], ids=["openai", "anthropic"])
-async def test_connection_reset_is_a_connection_error(emulator, sdk, calls, cls):
-    inject(emulator, "connection_reset")
+async def test_connection_faults_are_a_connection_error(point, sdk, calls, cls, fault):
+    inject(point, fault)
     for call in calls:
         with pytest.raises(cls) as caught:
             await call(sdk)
         assert type(caught.value) is cls, call.__name__  # not its APITimeoutError subclass
-    assert [status for _, status in requests_seen(emulator)] == [None] * len(calls)  # no response at all
+    assert [status for _, status in requests_seen(point)] == [None] * len(calls)  # no response at all
 
 
 @pytest.mark.parametrize("call", [openai_chat_stream, claude_create], ids=lambda f: f.__name__)
-async def test_hang_is_a_timeout(emulator, sdk, call):
-    inject(emulator, "hang", seconds=5)
+async def test_hang_is_a_timeout(point, sdk, call):
+    inject(point, "hang", seconds=5)
     started = time.monotonic()
     with pytest.raises((openai.APITimeoutError, anthropic.APITimeoutError)):
         await call(sdk, timeout=SHORT)
@@ -359,8 +404,8 @@ async def test_hang_is_a_timeout(emulator, sdk, call):
 # -- faults inside a 200 stream -------------------------------------------------------------------
 
 @pytest.mark.parametrize("error", ["overloaded", "server_error", "rate_limited"])
-async def test_openai_stream_error_chunk_raises_api_error(emulator, sdk, error):
-    inject(emulator, "stream_error", error=error)
+async def test_openai_stream_error_chunk_raises_api_error(point, sdk, error):
+    inject(point, "stream_error", error=error)
     got: list[str] = []
     stream = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION, stream=True)
     with pytest.raises(openai.APIError) as caught:
@@ -375,8 +420,8 @@ async def test_openai_stream_error_chunk_raises_api_error(emulator, sdk, error):
 @pytest.mark.parametrize(("error", "etype"), [("overloaded", "overloaded_error"), ("server_error", "api_error"),
                                               ("rate_limited", "rate_limit_error")])
 @pytest.mark.parametrize("call", [claude_stream, claude_raw_stream], ids=lambda f: f.__name__)
-async def test_anthropic_stream_error_event_raises_status_error_200(emulator, sdk, call, error, etype):
-    inject(emulator, "stream_error", error=error)
+async def test_anthropic_stream_error_event_raises_status_error_200(point, sdk, call, error, etype):
+    inject(point, "stream_error", error=error)
     with pytest.raises(anthropic.APIStatusError) as caught:
         await call(sdk)
     # Finding: an in-stream `event: error` is built from the 200 response, so the SDK raises the
@@ -390,8 +435,8 @@ async def test_anthropic_stream_error_event_raises_status_error_200(emulator, sd
 
 @pytest.mark.parametrize("call", [openai_chat_stream, azure_chat_stream, claude_stream, claude_raw_stream],
                          ids=lambda f: f.__name__)
-async def test_malformed_chunk_escapes_the_sdk_hierarchy(emulator, sdk, call):
-    inject(emulator, "malformed_chunk")
+async def test_malformed_chunk_escapes_the_sdk_hierarchy(point, sdk, call):
+    inject(point, "malformed_chunk")
     with pytest.raises(json.JSONDecodeError) as caught:
         await call(sdk)
     # Finding: both SDKs let the bare JSONDecodeError out of the stream; `except openai.OpenAIError`
@@ -399,14 +444,14 @@ async def test_malformed_chunk_escapes_the_sdk_hierarchy(emulator, sdk, call):
     assert not isinstance(caught.value, openai.OpenAIError | anthropic.AnthropicError)
 
 
-async def test_stream_stall_openai_times_out(emulator, sdk):
-    inject(emulator, "stream_stall", seconds=5)
+async def test_stream_stall_openai_times_out(point, sdk):
+    inject(point, "stream_stall", seconds=5)
     with pytest.raises(openai.APITimeoutError):
         await openai_chat_stream(sdk, timeout=SHORT)
 
 
-async def test_stream_stall_anthropic_leaks_the_transport_timeout(emulator, sdk):
-    inject(emulator, "stream_stall", seconds=5)
+async def test_stream_stall_anthropic_leaks_the_transport_timeout(point, sdk):
+    inject(point, "stream_stall", seconds=5)
     with pytest.raises(httpx2.ReadTimeout) as caught:
         await claude_stream(sdk, timeout=SHORT)
     # Finding: a read timeout after the headers (a stalled stream) is not wrapped in
@@ -415,8 +460,8 @@ async def test_stream_stall_anthropic_leaks_the_transport_timeout(emulator, sdk)
     assert not isinstance(caught.value, anthropic.AnthropicError)
 
 
-async def test_stream_cut_openai_returns_partial_text_silently(emulator, sdk):
-    inject(emulator, "stream_cut", after_chunks=2)
+async def test_stream_cut_openai_returns_partial_text_silently(point, sdk):
+    inject(point, "stream_cut", after_chunks=2)
     stream = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION, stream=True,
                                                       stream_options={"include_usage": True})
     chunks = [chunk async for chunk in stream]  # no exception
@@ -429,8 +474,8 @@ async def test_stream_cut_openai_returns_partial_text_silently(emulator, sdk):
     assert all(c.usage is None for c in chunks)
 
 
-async def test_stream_cut_anthropic_returns_partial_message_silently(emulator, sdk):
-    inject(emulator, "stream_cut", after_chunks=2)
+async def test_stream_cut_anthropic_returns_partial_message_silently(point, sdk):
+    inject(point, "stream_cut", after_chunks=2)
     async with sdk.anthropic.messages.stream(model=CLAUDE, max_tokens=64, messages=QUESTION) as stream:
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()  # no exception either
@@ -443,8 +488,8 @@ async def test_stream_cut_anthropic_returns_partial_message_silently(emulator, s
     assert types == ["message_start", "content_block_start", "content_block_delta", "content_block_delta"]
 
 
-async def test_missing_terminator_is_invisible(emulator, sdk):
-    inject(emulator, "missing_terminator")
+async def test_missing_terminator_is_invisible(point, sdk):
+    inject(point, "missing_terminator")
     stream = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION, stream=True,
                                                       stream_options={"include_usage": True})
     chunks = [chunk async for chunk in stream]
@@ -460,8 +505,8 @@ async def test_missing_terminator_is_invisible(emulator, sdk):
     assert types[-1] == "message_delta"  # only a raw-event reader could see message_stop never came
 
 
-async def test_content_filter(emulator, sdk):
-    inject(emulator, "content_filtered")
+async def test_content_filter(point, sdk):
+    inject(point, "content_filtered")
     gpt = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION)
     stream = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION, stream=True)
     reasons = [c.choices[0].finish_reason async for c in stream if c.choices and c.choices[0].finish_reason]
@@ -476,8 +521,8 @@ async def test_content_filter(emulator, sdk):
     assert claude.content == []
 
 
-async def test_empty_answer_is_a_normal_reply(emulator, sdk):
-    inject(emulator, "empty_answer")
+async def test_empty_answer_is_a_normal_reply(point, sdk):
+    inject(point, "empty_answer")
     # Neither SDK objects to an empty answer: it is well-formed; only checking the text catches it.
     assert await openai_chat(sdk) == ""
     assert await openai_chat_stream(sdk) == ""

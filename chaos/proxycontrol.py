@@ -1,0 +1,89 @@
+"""The fault proxy's JSON control API, under ``/_airisk/`` (the same shape as the emulator's).
+
+    GET    /_airisk/health                 routes, faults in force, requests logged
+    GET    /_airisk/routes                 each route's upstream and dialect
+    GET    /_airisk/fault-types            the fault catalogue with parameters and defaults
+    GET    /_airisk/faults                 faults in force (lapsed leases are dropped)
+    POST   /_airisk/faults                 add one: {"type", "params", "probability", "route", "model",
+                                           "feature", "method", "path", "for_s"} -> 201 with its id
+    DELETE /_airisk/faults/{id}            remove one
+    DELETE /_airisk/faults                 remove all
+    POST   /_airisk/reset                  remove all faults at once
+    GET    /_airisk/log?limit=N&after=ID   the request log, oldest first (after: only newer entries)
+    DELETE /_airisk/log                    empty the request log
+
+Errors are ``{"error": "<field>: <problem>"}`` with status 400 (404 for unknown ids or paths).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from chaos.emulator import known_fault_types
+from chaos.faults import Fault, FaultError
+from chaos.proxy import read_body, send_json
+
+if TYPE_CHECKING:
+    from chaos.proxy import FaultProxy
+
+PREFIX = "/_airisk/"
+
+
+def _int(query: dict[str, list[str]], name: str, default: int) -> int:
+    raw = query.get(name, [str(default)])[-1]
+    if not raw.isdigit():
+        raise ValueError(f"{name}: must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+async def handle(proxy: FaultProxy, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    method, path = scope["method"], scope["path"][len(PREFIX):].rstrip("/")
+    body = await read_body(receive)
+    query = parse_qs(scope["query_string"].decode("latin-1"))
+    try:
+        status, data = _dispatch(proxy, method, path, body, query)
+    except (FaultError, ValueError) as exc:
+        status, data = 400, {"error": str(exc)}
+    await send_json(send, status, data)
+
+
+def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dict[str, list[str]]) -> tuple[int, Any]:
+    faults = proxy.faults
+    if path == "health" and method == "GET":
+        return 200, {"ok": True, "routes": {name: r.upstream for name, r in proxy.routes.items()},
+                     "faults": len(faults.active()), "logged": len(proxy.log)}
+    if path == "routes" and method == "GET":
+        return 200, {name: {"upstream": r.upstream, "dialect": r.dialect, "local": r.local}
+                     for name, r in proxy.routes.items()}
+    if path == "fault-types" and method == "GET":
+        return 200, known_fault_types()
+    if path == "faults":
+        if method == "GET":
+            return 200, [f.to_dict() for f in faults.active()]
+        if method == "POST":
+            return 201, faults.add(Fault.from_dict(_json(body), routes=proxy.routes)).to_dict()
+        if method == "DELETE":
+            return 200, {"removed": faults.clear()}
+    if path.startswith("faults/") and method == "DELETE":
+        fault_id = path.removeprefix("faults/")
+        if not faults.remove(fault_id):
+            return 404, {"error": f"fault {fault_id!r}: no such fault"}
+        return 200, {"removed": fault_id}
+    if path == "reset" and method == "POST":
+        return 200, {"reset": True, "removed": faults.clear()}
+    if path == "log":
+        if method == "GET":
+            return 200, proxy.log.since(_int(query, "after", 0), _int(query, "limit", 0) or None)
+        if method == "DELETE":
+            return 200, {"removed": proxy.log.clear()}
+    return 404, {"error": f"{method} {PREFIX}{path}: no such control endpoint"}
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("body: not valid JSON") from None

@@ -1,0 +1,48 @@
+"""The request log of a fault injection point (the proxy, the transport): what each request
+met, for drills and dependency discovery.
+
+An entry is a dict: ``id`` (growing), ``at`` (wall clock), ``route``, ``method``, ``path``,
+``upstream`` (URL), ``model``, ``feature`` (the ``X-AIRisk-Feature`` header), ``stream``,
+``status`` (None when no response was sent), ``faults`` (the fault types applied),
+``ttfb_ms``, ``total_ms``, and where it applies ``broken`` (the stream fault that ended the
+answer) and ``error``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+LOG_SIZE = 10_000
+
+
+class RequestLog:
+    """The latest requests, oldest dropped first; ids grow, so a reader can ask for what is new."""
+
+    def __init__(self, size: int = LOG_SIZE, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+        self.sink = sink  # called with each finished entry (e.g. to store it through `monitor`)
+
+    def open(self, entry: dict[str, Any]) -> dict[str, Any]:
+        entry["id"] = next(self._ids)
+        self._entries.append(entry)
+        return entry
+
+    def done(self, entry: dict[str, Any]) -> None:
+        if self.sink is not None:
+            self.sink(entry)
+
+    def since(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        entries = [e for e in self._entries if e["id"] > after] if after else list(self._entries)
+        return entries[-limit:] if limit else entries
+
+    def clear(self) -> int:
+        count = len(self._entries)
+        self._entries.clear()
+        return count
+
+    def __len__(self) -> int:
+        return len(self._entries)

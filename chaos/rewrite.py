@@ -1,0 +1,204 @@
+"""Break a real provider's answer the way an outage breaks it: shared by the fault proxy and
+the httpx transport.
+
+The emulator invents its answers; the proxy and the transport pass on a real upstream's,
+so a stream fault must be applied to bytes that are already on their way. `StreamEditor`
+cuts the upstream body into whole events (bytes untouched, so a healthy stream passes
+byte for byte), reads each one with the probe's own dialect parser to know whether it
+carries answer text or the end-of-stream marker, and says what to send:
+
+- ``stream_cut``, ``stream_stall``, ``malformed_chunk``, ``stream_error``: after
+  ``after_chunks`` events carrying text (or before the closing events, if the answer is
+  shorter), end cleanly / fall silent / send a corrupt chunk / send the provider's
+  in-stream error, exactly as `chaos.emulator` does;
+- ``missing_terminator``: drop the protocol's end-of-stream marker (``data: [DONE]``,
+  ``message_stop``, ``message-end``, Gemini's final chunk, Ollama's ``done: true``);
+- ``slow_tokens``: text events are marked `paced`, and the caller spaces them.
+
+Faults that replace the answer's content (``empty_answer``, ``content_filtered``,
+``wrong_answer``) cannot be edited into an arbitrary upstream event; the caller does not
+forward the request and sends `synthesize`'s well-formed answer in the provider's format
+instead, as the provider would have.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from chaos.faults import Plan
+from chaos.speakers import SPEAKERS, Ask
+from probes.canary import solve
+from probes.dialects import get_dialect
+from probes.framing import NDJSONParser, SSEParser
+
+EDITED = frozenset({"stream_cut", "stream_stall", "malformed_chunk", "stream_error", "missing_terminator"})
+SYNTHESIZED = frozenset({"empty_answer", "content_filtered", "wrong_answer"})
+_BREAKS = EDITED - {"missing_terminator"}
+STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl")
+_NO_ASK = Ask(model="", prompt="")
+
+
+def is_stream(content_type: bytes | str) -> bool:
+    if isinstance(content_type, str):
+        content_type = content_type.encode()
+    return content_type.split(b";", 1)[0].strip().lower() in STREAM_TYPES
+
+
+class Splitter:
+    """Cuts a body into whole events (SSE: up to a blank line; NDJSON: one line), bytes as received."""
+
+    __slots__ = ("_buf", "_ndjson")
+
+    def __init__(self, framing: str) -> None:
+        self._buf = b""
+        self._ndjson = framing == "ndjson"
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf + data
+        out = []
+        start = 0
+        while True:
+            if self._ndjson:
+                end = buf.find(b"\n", start)
+                cut = end + 1 if end >= 0 else -1
+            else:
+                lf, crlf = buf.find(b"\n\n", start), buf.find(b"\r\n\r\n", start)
+                cut = crlf + 4 if crlf >= 0 and (lf < 0 or crlf < lf) else lf + 2 if lf >= 0 else -1
+            if cut < 0:
+                break
+            out.append(buf[start:cut])
+            start = cut
+        self._buf = buf[start:]
+        return out
+
+    def rest(self) -> bytes:
+        rest, self._buf = self._buf, b""
+        return rest
+
+
+@dataclass(slots=True)
+class Out:
+    """One piece to send. `paced`: answer text, to be spaced by the plan's token gap.
+    `end`: after sending, "end" the body cleanly, or "stall" (fall silent, then drop)."""
+
+    data: bytes
+    paced: bool = False
+    end: str | None = None
+
+
+def needs_editing(plan: Plan) -> bool:
+    return plan.token_gap_s is not None or (plan.stream is not None and plan.stream.type in EDITED)
+
+
+class StreamEditor:
+    """Applies one request's plan to its upstream stream, event by event."""
+
+    def __init__(self, plan: Plan, dialect: str, ask: Ask | None = None) -> None:
+        self._dialect = get_dialect(dialect)
+        self._speaker = SPEAKERS[dialect]
+        self._split = Splitter(self._dialect.framing)
+        self._ask = ask or _NO_ASK
+        fault = plan.stream if plan.stream is not None and plan.stream.type in EDITED else None
+        self._fault = fault
+        self._after = fault.params.get("after_chunks", 0) if fault is not None else 0
+        self._paced = plan.token_gap_s is not None
+        self._texts = 0
+        self.ended = False
+        self.broke: str | None = None  # the fault that ended the stream, for the request log
+
+    def feed(self, data: bytes) -> list[Out]:
+        if self.ended:
+            return []
+        out: list[Out] = []
+        for event in self._split.feed(data):
+            self._event(event, out)
+            if self.ended:
+                break
+        return out
+
+    def close(self) -> list[Out]:
+        """The upstream body ended: what is left to send."""
+        if self.ended:
+            return []
+        out: list[Out] = []
+        rest = self._split.rest()
+        if rest:
+            self._event(rest, out)
+        if not self.ended and self._fault is not None and self._fault.type in _BREAKS:
+            out.append(self._break())
+        self.ended = True
+        return out
+
+    def _event(self, raw: bytes, out: list[Out]) -> None:
+        text, closing = self._read(raw)
+        fault = self._fault
+        if fault is not None and fault.type in _BREAKS and (closing or (text and self._texts >= self._after)):
+            out.append(self._break())
+            return
+        if fault is not None and fault.type == "missing_terminator" and closing == "done":
+            return
+        if text:
+            self._texts += 1
+        out.append(Out(raw, paced=self._paced and text))
+
+    def _read(self, raw: bytes) -> tuple[bool, str | None]:
+        """Does the event carry answer text; is it a closing event ("finish" or the "done" marker)."""
+        parser = NDJSONParser() if self._dialect.framing == "ndjson" else SSEParser()
+        text, closing = False, None
+        for event in [*parser.feed(raw), *parser.close()]:
+            try:
+                chunk = self._dialect.parse_event(event)
+            except ValueError:
+                continue
+            text = text or bool(chunk.text)
+            if chunk.done:
+                closing = "done"
+            elif chunk.finish is not None and closing is None:
+                closing = "finish"
+        return text, closing
+
+    def _break(self) -> Out:
+        fault = self._fault
+        assert fault is not None
+        self.ended = True
+        self.broke = fault.type
+        if fault.type == "stream_stall":
+            return Out(b"", end="stall")
+        if fault.type == "malformed_chunk":
+            return Out(self._speaker.malformed(self._ask), end="end")
+        if fault.type == "stream_error":
+            return Out(self._speaker.stream_error(self._ask, fault.params["error"]), end="end")
+        return Out(b"", end="end")  # stream_cut: a clean end, no terminator
+
+
+@dataclass(slots=True)
+class Synthesized:
+    status: int
+    headers: dict[str, str]
+    frames: list[bytes]  # one body, or (streamed) the first token, each later token, the end
+
+
+WRONG = "Atlantis is the answer, as far as this model can tell"
+
+
+def synthesize(dialect: str, kind: str, ask: Ask) -> Synthesized | None:
+    """A well-formed answer that is empty, filtered or wrong, in the provider's format;
+    None where the protocol has no such thing (Ollama has no content filter)."""
+    speaker = SPEAKERS[dialect]
+    if kind in getattr(speaker, "unsupported", ()):
+        return None
+    words: list[str] = []
+    finish = "filter" if kind == "content_filtered" else "stop"
+    if kind == "wrong_answer":
+        right = solve(ask.prompt)
+        text = str(int(right) + 7) if right is not None and right.strip().isdigit() else WRONG
+        words = [text.split(" ")[0], *(" " + w for w in text.split(" ")[1:])][: max(1, ask.max_tokens)]
+    if not ask.stream:
+        body = speaker.complete(ask, "".join(words), finish, len(words))
+        return Synthesized(200, {"content-type": "application/json"}, [json.dumps(body).encode()])
+    frames = [speaker.open(ask) + (speaker.token(ask, words[0], 0) if words else b"")]
+    frames += [speaker.token(ask, word, i) for i, word in enumerate(words[1:], 1)]
+    frames.append(speaker.close(ask, finish, len(words)) + speaker.terminator(ask, finish, len(words)))
+    return Synthesized(200, {"content-type": speaker.content_type, "cache-control": "no-cache"},
+                       [f for f in frames if f])
