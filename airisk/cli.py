@@ -233,5 +233,14 @@ def local_serve(config_path: Path | None, model_path: Path | None, host: str, po
             server.stop()
 
 
+def _register() -> None:
+    from airisk.faultcli import fault, proxy
+
+    main.add_command(proxy)
+    main.add_command(fault)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -113,6 +113,35 @@ async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: fl
         await runner.cleanup()
 
 
+async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=None,
+                        allow_external: bool = False) -> None:
+    from chaos.proxy import FaultProxy
+    from chaos.proxyserve import serve_proxy
+
+    store = None
+    if engine is not None:
+        from chaos.proxystore import LogStore
+        from monitor.store import migrate
+
+        migrate(engine)
+        store = LogStore(engine, source=f"{host}:{port}")
+    proxy = FaultProxy(routes, log_size=log_size, sink=store.sink if store else None)
+    running = await serve_proxy(proxy, host=host, port=port, allow_external=allow_external)
+    print(f"airisk fault proxy on http://{host}:{running.port}/<route>/... ({len(routes)} routes; "
+          f"control API: /_airisk/, `airisk fault --help`; Ctrl-C stops)", flush=True)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(store.run(stop)) if store else None
+    try:
+        await _until_signalled()
+    finally:
+        stop.set()
+        if writer is not None:
+            await writer
+        await running.stop()
+        if engine is not None:
+            engine.dispose()
+
+
 def _start_local_model(port: int):
     """The bundled model on loopback, or None (and why) when it cannot run here."""
     from monitor.localmodel import LocalModelError, LocalModelServer, default_model_path

@@ -168,4 +168,27 @@ class AlertOutbox(SQLModel, table=True):
     last_error: str = ""
 
 
-ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox]
+class ProxyRequestRow(SQLModel, table=True):
+    """One request through the fault proxy (`airisk proxy --store`): which feature reached which
+    route, what fault it met and how it ended. No headers, no query string, no body: nothing secret."""
+
+    __tablename__ = "proxy_request"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    source: str = ""  # which proxy (host:port) or drill wrote it
+    route: str = Field(index=True)
+    method: str = "POST"
+    path: str = ""
+    model: str | None = None
+    feature: str | None = Field(default=None, index=True)
+    stream: bool | None = None
+    status: int | None = None  # None: no response (reset, hang, dropped)
+    faults: list[str] = _json(list)
+    broken: str | None = None
+    ttfb_ms: float | None = None
+    total_ms: float | None = None
+    error: str = ""
+
+
+ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox,
+              ProxyRequestRow]

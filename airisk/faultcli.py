@@ -1,0 +1,173 @@
+"""``airisk proxy`` and ``airisk fault ...``: the fault proxy, and the faults in force at it.
+
+``airisk fault`` talks to a control API (``/_airisk/``): the proxy's by default
+(``--at`` or ``AIRISK_PROXY_URL``), or the emulator's, which has the same fault endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+import httpx
+
+from airisk import runtime
+
+PROXY_URL_ENV = "AIRISK_PROXY_URL"
+DEFAULT_PROXY = "http://127.0.0.1:8480"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"airisk: {message}", err=True)
+    sys.exit(2)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8480, show_default=True, type=int)
+@click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--emulator", default=None, metavar="URL",
+              help="Send every catalog route to `airisk emulate` at URL instead of the real provider.")
+@click.option("--route", "route_specs", multiple=True, metavar="NAME[:DIALECT]=URL",
+              help="Add or override a route (repeatable), e.g. local=http://127.0.0.1:8011/v1.")
+@click.option("--log-size", default=10_000, show_default=True, type=int, help="Requests kept in memory.")
+@click.option("--store", is_flag=True,
+              help="Also keep the request log in the monitor's database (AIRISK_DATABASE_URL, else the "
+                   "SQLite file under AIRISK_HOME).")
+def proxy(host: str, port: int, allow_external: bool, emulator: str | None, route_specs: tuple[str, ...],
+          log_size: int, store: bool) -> None:
+    """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
+    from chaos.proxyserve import UnsafeBind, check_bind
+    from chaos.routes import catalog_routes, parse_route
+
+    try:
+        check_bind(host, allow_external=allow_external)
+        routes = catalog_routes(emulator)
+        for spec in route_specs:
+            route = parse_route(spec)
+            routes[route.name] = route
+    except (UnsafeBind, ValueError) as exc:
+        _fail(str(exc))
+    if log_size < 1:
+        _fail("--log-size: must be at least 1")
+    engine = None
+    if store:
+        from monitor.store import make_engine
+
+        engine = make_engine()
+    runtime.run(runtime.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
+                                      allow_external=allow_external))
+
+
+@click.group()
+def fault() -> None:
+    """Add, list and clear faults at a running fault proxy (or emulator)."""
+
+
+_at = click.option("--at", "at", default=None, metavar="URL",
+                   help=f"Control API to talk to (env {PROXY_URL_ENV}; default {DEFAULT_PROXY}).")
+
+
+def _call(at: str | None, method: str, path: str, body: dict | None = None):
+    base = (at or os.environ.get(PROXY_URL_ENV) or DEFAULT_PROXY).rstrip("/")
+    try:
+        response = httpx.request(method, f"{base}/_airisk/{path}", json=body, timeout=10)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the fault proxy at {base} ({exc}); start it with `airisk proxy`")
+    try:
+        data = response.json()
+    except ValueError:
+        _fail(f"{base}: answered {response.status_code} without JSON; is it an airisk proxy or emulator?")
+    if response.status_code >= 400:
+        _fail(data.get("error", str(data)) if isinstance(data, dict) else str(data))
+    return data
+
+
+def _param(values: tuple[str, ...]) -> dict:
+    params = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            _fail(f"--param {item!r}: expected NAME=VALUE, e.g. --param delay_ms=500")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+@fault.command("add")
+@click.argument("route")
+@click.argument("fault_type", metavar="TYPE")
+@click.option("--probability", type=float, default=1.0, show_default=True, help="Share of matching requests hit.")
+@click.option("--for", "lease", default="10m", show_default=True,
+              help="Lease: the fault lapses by itself after this long (e.g. 60s, 5m). 'never' keeps it.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A fault parameter (repeatable).")
+@click.option("--model", default=None, help="Only requests for this model.")
+@click.option("--feature", default=None, help="Only requests with this X-AIRisk-Feature header.")
+@click.option("--path", default=None, help="Only requests whose path below the route starts so.")
+@_at
+def fault_add(route: str, fault_type: str, probability: float, lease: str, params: tuple[str, ...],
+              model: str | None, feature: str | None, path: str | None, at: str | None) -> None:
+    """Break ROUTE (a provider route, or '*' for every route) with fault TYPE."""
+    from monitor.durations import parse_duration
+
+    body: dict = {"type": fault_type, "probability": probability, "params": _param(params)}
+    if route != "*":
+        body["route"] = route
+    body.update({k: v for k, v in {"model": model, "feature": feature, "path": path}.items() if v is not None})
+    if lease != "never":
+        try:
+            body["for_s"] = parse_duration(lease)
+        except ValueError as exc:
+            _fail(f"--for: {exc}")
+    added = _call(at, "POST", "faults", body)
+    click.echo(f"{added['id']}  {fault_type} on {route}" + (f", lapses in {lease}" if lease != "never" else ""))
+
+
+@fault.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_at
+def fault_list(as_json: bool, at: str | None) -> None:
+    """The faults in force."""
+    faults = _call(at, "GET", "faults")
+    if as_json:
+        click.echo(json.dumps(faults, indent=2))
+        return
+    if not faults:
+        click.echo("no faults in force")
+        return
+    now = time.time()
+    for f in faults:
+        scope = " ".join(f"{k}={v}" for k, v in f["scope"].items()) or "every route"
+        left = f"{f['expires_at'] - now:.0f}s left" if f["expires_at"] else "no lease"
+        params = " ".join(f"{k}={v}" for k, v in f["params"].items())
+        click.echo(f"{f['id']:<6} {f['type']:<20} p={f['probability']:<5g} {scope:<30} {left:<12} {params}")
+
+
+@fault.command("rm")
+@click.argument("fault_id")
+@_at
+def fault_rm(fault_id: str, at: str | None) -> None:
+    """Remove one fault by id."""
+    _call(at, "DELETE", f"faults/{fault_id}")
+    click.echo(f"removed {fault_id}")
+
+
+@fault.command("clear")
+@_at
+def fault_clear(at: str | None) -> None:
+    """Remove every fault at once."""
+    click.echo(f"removed {_call(at, 'DELETE', 'faults')['removed']} fault(s)")
+
+
+@fault.command("log")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_at
+def fault_log(limit: int, at: str | None) -> None:
+    """The latest requests through the proxy, one JSON object per line."""
+    for entry in _call(at, "GET", f"log?limit={limit}"):
+        click.echo(json.dumps(entry))

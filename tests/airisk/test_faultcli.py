@@ -1,0 +1,113 @@
+"""`airisk proxy` and `airisk fault ...` end to end: a proxy process in front of an emulator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.airisk.test_cli import _free_port, emulator_url, run  # noqa: F401  (emulator_url: a fixture)
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "airisk.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                pytest.fail(f"proxy exited: {proc.stderr.read().decode()}")
+            time.sleep(0.05)
+    pytest.fail("proxy did not start")
+
+
+@pytest.fixture
+def proxy_at(emulator_url, tmp_path):  # noqa: F811
+    port = _free_port()
+    proc = _start("proxy", "--port", str(port), "--emulator", emulator_url, "--store",
+                  env={"AIRISK_HOME": str(tmp_path), "AIRISK_DATABASE_URL": ""})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url, tmp_path / "airisk.db"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0  # SIGTERM: a clean stop, the log flushed
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_fault_add_list_clear_against_a_running_proxy(proxy_at):
+    url, db = proxy_at
+    env = {"AIRISK_PROXY_URL": url}
+    added = run("fault", "add", "openai", "overloaded", "--probability", "1", "--for", "60s", env=env)
+    assert added.exit_code == 0 and "overloaded on openai, lapses in 60s" in added.output
+    fault_id = added.output.split()[0]
+    listed = run("fault", "list", "--json", env=env)
+    (fault,) = json.loads(listed.output)
+    assert (fault["id"], fault["scope"], fault["probability"]) == (fault_id, {"route": "openai"}, 1.0)
+    assert 55 < fault["expires_at"] - time.time() <= 60
+
+    broken = httpx.post(f"{url}/openai/chat/completions", json=CHAT, headers={"x-airisk-feature": "description"})
+    assert broken.status_code == 503 and broken.json()["error"]["type"] == "server_error"
+    assert run("fault", "clear", env=env).output.strip() == "removed 1 fault(s)"
+    healed = httpx.post(f"{url}/openai/chat/completions", json=CHAT, headers={"x-airisk-feature": "description"})
+    assert healed.status_code == 200
+    assert "no faults in force" in run("fault", "list", env=env).output
+
+    log = [json.loads(line) for line in run("fault", "log", "--limit", "2", env=env).output.splitlines()]
+    assert [(e["feature"], e["status"], e["faults"]) for e in log] == [("description", 503, ["overloaded"]),
+                                                                      ("description", 200, [])]
+    for _ in range(40):  # --store: written within about a second
+        time.sleep(0.1)
+        if db.exists():
+            rows = sqlite3.connect(db).execute("SELECT feature, route, status FROM proxy_request ORDER BY id").fetchall()
+            if len(rows) == 2:
+                break
+    assert rows == [("description", "openai", 503), ("description", "openai", 200)]
+
+
+def test_fault_errors_are_one_line_and_exit_2(proxy_at):
+    url, _ = proxy_at
+    env = {"AIRISK_PROXY_URL": url}
+    bad = run("fault", "add", "opneai", "overloaded", env=env)
+    assert bad.exit_code == 2 and "fault.route: unknown route 'opneai'" in bad.output
+    assert run("fault", "add", "openai", "hang", "--param", "nope", env=env).exit_code == 2
+    assert "--for:" in run("fault", "add", "openai", "hang", "--for", "soon", env=env).output
+    assert "no such fault" in run("fault", "rm", "f404", env=env).output
+    gone = run("fault", "list", env={"AIRISK_PROXY_URL": f"http://127.0.0.1:{_free_port()}"})
+    assert gone.exit_code == 2 and "cannot reach the fault proxy" in gone.output
+
+
+def test_fault_param_and_wildcard_route(proxy_at):
+    url, _ = proxy_at
+    env = {"AIRISK_PROXY_URL": url}
+    assert run("fault", "add", "*", "rate_limited", "--param", "retry_after=7", "--feature", "chat",
+               env=env).exit_code == 0
+    limited = httpx.post(f"{url}/anthropic/v1/messages", headers={"x-airisk-feature": "chat"},
+                         json={"model": "claude-haiku-4-5", "max_tokens": 8, "messages": CHAT["messages"]})
+    other = httpx.post(f"{url}/openai/chat/completions", json=CHAT)
+    assert (limited.status_code, limited.headers["retry-after"], other.status_code) == (429, "7", 200)
+
+
+def test_proxy_refuses_a_public_address_without_allow_external():
+    out = run("proxy", "--host", "0.0.0.0")
+    assert out.exit_code == 2 and "not a loopback address" in out.output and "--allow-external" in out.output
+
+
+def test_proxy_rejects_a_bad_route():
+    out = run("proxy", "--route", "mine=ftp://x")
+    assert out.exit_code == 2 and "--route 'mine=ftp://x'" in out.output
