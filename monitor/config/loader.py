@@ -13,13 +13,14 @@ Every problem prints as one line: ``<file>:<line>: <field path>: <what is wrong>
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from monitor.config.alerts import AlertsConfig
+from monitor.config.features import FeatureConfig, feature_problems
 from monitor.config.model import (
     _CREDENTIAL_HEADERS,
     _DEFER_CROSS_CHECKS,
@@ -70,6 +72,19 @@ class ConfigError(Exception):
 # --- the loader --------------------------------------------------------------------------------
 
 
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The file's text, or `ConfigError` naming the file and why it cannot be read."""
+    source = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (bad byte at offset {exc.start})"
+    raise ConfigError([Problem(source, None, "", f"cannot read the file: {why}")])
+
+
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> AiriskConfig:
     """The validated configuration in the YAML file at ``path``.
 
@@ -77,43 +92,47 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     listing every problem found, an unreadable, empty or malformed file included. No message ever
     holds the value of a secret-named field or header, nor a long value taken from the environment.
     """
-    source = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-    except UnicodeDecodeError as exc:
-        why = f"not UTF-8 text (bad byte at offset {exc.start})"
-    else:
-        return parse_config(text, source=source, environ=environ)
-    raise ConfigError([Problem(source, None, "", f"cannot read the file: {why}")])
+    return parse_config(read_text(path), source=os.fspath(path), environ=environ)
 
 
 def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
                  ) -> AiriskConfig:
     """`load_config` for YAML text already in memory; ``source`` names it in messages."""
-    report = _Report(source)
+    return parse_model(text, AiriskConfig, source=source, environ=environ, cross_check=_cross_check_raw,
+                       what="at least a 'targets' section")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(text: str, model: type[M], *, source: str = "<string>", environ: Mapping[str, str] | None = None,
+                cross_check: Callable[[dict[str, Any], _Report], None] | None = None, what: str = "its fields",
+                ) -> M:
+    """Any YAML file read into ``model`` the way `airisk.yaml` is: secrets refused, ``${VAR}`` filled,
+    every problem reported at once as ``file:line: path: problem`` (`ConfigError`).
+
+    ``cross_check`` adds checks spanning fields, run on the raw data so they are reported with the rest."""
+    report = _Report(source, model)
     data = _parse_yaml(text, report)
-    config = None
+    result = None
     if isinstance(data, dict):
         data = _strip_secrets(data, (), report)
         data = _interpolate(data, (), os.environ if environ is None else environ, report)
         try:
-            config = AiriskConfig.model_validate(data, context={_DEFER_CROSS_CHECKS: True})
+            result = model.model_validate(data, context={_DEFER_CROSS_CHECKS: True})
         except ValidationError as exc:
             # Collected, not re-raised from here: a chained ValidationError would print the inputs.
             for err in exc.errors(include_url=False, include_input=False, include_context=False):
                 if err["loc"] not in report.unresolved:  # already reported: a ${VAR} that is not set
-                    report.add(err["loc"], _pydantic_message(err))
-        _cross_check_raw(data, report)
+                    report.add(err["loc"], _pydantic_message(err, model))
+        if cross_check is not None:
+            cross_check(data, report)
     elif data is not None or not report.items:
-        what = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
-        report.add((), f"the file is {what}; it must be a mapping with at least a 'targets' section",
-                   line=None if data is None else 1)
-    if report.items or config is None:
+        kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
+        report.add((), f"the file is {kind}; it must be a mapping with {what}", line=None if data is None else 1)
+    if report.items or result is None:
         raise ConfigError(report.problems())
-    return config
+    return result
 
 
 def _cross_check_raw(data: dict[str, Any], report: _Report) -> None:
@@ -139,13 +158,24 @@ def _cross_check_raw(data: dict[str, Any], report: _Report) -> None:
         alerts = None  # its field errors are reported already
     if alerts is not None:
         report.extend((("alerts", *loc), message) for loc, message in alerts.problems())
+    raw_features = data.get("features")
+    if isinstance(raw_features, dict):
+        features = {}
+        for name, raw in raw_features.items():
+            with contextlib.suppress(ValidationError):  # its field errors are reported already
+                features[name] = FeatureConfig.model_validate(raw)
+        from probes.catalog import CATALOG
+
+        names = {t.get("name") or t.get("provider") for t in targets} | set(CATALOG)
+        report.extend(feature_problems(features, {n for n in names if isinstance(n, str)}))
 
 
 class _Report:
     """Problems as they are found, and what printing them needs: lines, values to hide."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, model: type[BaseModel] = AiriskConfig) -> None:
         self.source = source
+        self.model = model
         self.lines: dict[Loc, int] = {}
         self.items: list[tuple[Loc, str, int | None]] = []
         self.unresolved: set[Loc] = set()  # fields with a ${VAR} that could not be filled
@@ -297,20 +327,20 @@ def _interpolate(data: Any, loc: Loc, environ: Mapping[str, str], report: _Repor
 _MESSAGES = {"missing": "required field is missing", "model_type": "must be a mapping of fields"}
 
 
-def _pydantic_message(err: Any) -> str:
+def _pydantic_message(err: Any, root: type[BaseModel] = AiriskConfig) -> str:
     if err["type"] != "extra_forbidden":
         return _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
     *parent, key = err["loc"]
-    model = _model_at(tuple(parent))
+    model = _model_at(tuple(parent), root)
     known = sorted(model.model_fields) if model else []
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
     return f"unknown field {key!r} ({hint})"
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel] = AiriskConfig) -> type[BaseModel] | None:
     """The model that validates the mapping at ``loc`` (to list its fields), if there is one."""
-    tp: Any = AiriskConfig
+    tp: Any = root
     for part in (*loc, None):
         if get_origin(tp) in (Union, UnionType):  # `X | None`
             tp = next(arg for arg in get_args(tp) if arg is not type(None))
@@ -318,6 +348,8 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
             break
         if isinstance(part, int) and get_origin(tp) is list:
             tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
         elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
             tp = tp.model_fields[part].annotation
         else:

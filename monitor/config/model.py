@@ -35,6 +35,7 @@ from monitor.config.base import (  # noqa: F401 - re-exported: sections import t
     format_path,
 )
 from monitor.config.detection import DetectionConfig
+from monitor.config.features import FeatureConfig, feature_problems
 from monitor.durations import Duration, format_duration
 from probes.target import Deadlines, Target
 
@@ -158,6 +159,8 @@ class AiriskConfig(Section):
     """Channels and rules; absent: no alerts are sent."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """Retention of history."""
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)
+    """The product's AI features, each with its chain of backends (primary, then fallbacks)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +182,7 @@ class AiriskConfig(Section):
         problems += _deadline_problems(self.defaults.deadlines, [(i, t.deadlines) for i, t in targets])
         if self.alerts is not None:
             problems += [(("alerts", *loc), message) for loc, message in self.alerts.problems()]
+        problems += feature_problems(self.features, self.backend_names())
         if problems:
             raise ValueError("; ".join(f"{format_path(loc)}: {message}" for loc, message in problems))
         return self
@@ -211,6 +215,16 @@ class AiriskConfig(Section):
             )
             schedule.append((target, _first(local.interval, d.interval)))
         return schedule
+
+    def backend_names(self) -> set[str]:
+        """What a feature's chain may name: every target name, every catalog provider, and 'local'."""
+        from probes.catalog import CATALOG
+
+        return {t.target_name for t in self.targets} | set(CATALOG)
+
+    def backend_provider(self, name: str) -> str:
+        """The provider behind a chain's backend name (a target's provider, or the name itself)."""
+        return next((t.provider for t in self.targets if t.target_name == name), name)
 
     def resolve_targets(self) -> list[Target]:
         """The enabled targets as `probes.target.Target` (see `resolve_schedule`), in file order."""
