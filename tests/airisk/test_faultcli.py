@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -74,7 +75,8 @@ def test_fault_add_list_clear_against_a_running_proxy(proxy_at):
     for _ in range(40):  # --store: written within about a second
         time.sleep(0.1)
         if db.exists():
-            rows = sqlite3.connect(db).execute("SELECT feature, route, status FROM proxy_request ORDER BY id").fetchall()
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                rows = conn.execute("SELECT feature, route, status FROM proxy_request ORDER BY id").fetchall()
             if len(rows) == 2:
                 break
     assert rows == [("description", "openai", 503), ("description", "openai", 200)]
