@@ -234,10 +234,11 @@ def local_serve(config_path: Path | None, model_path: Path | None, host: str, po
 
 
 def _register() -> None:
+    from airisk.drillcli import deps, drill
     from airisk.faultcli import fault, proxy
 
-    main.add_command(proxy)
-    main.add_command(fault)
+    for command in (proxy, fault, drill, deps):
+        main.add_command(command)
 
 
 _register()

@@ -6,6 +6,7 @@
     GET    /_airisk/faults                 faults in force (lapsed leases are dropped)
     POST   /_airisk/faults                 add one: {"type", "params", "probability", "route", "model",
                                            "feature", "method", "path", "for_s"} -> 201 with its id
+    POST   /_airisk/faults/{id}/renew      extend its lease: {"for_s"} (drills keep short leases alive)
     DELETE /_airisk/faults/{id}            remove one
     DELETE /_airisk/faults                 remove all
     POST   /_airisk/reset                  remove all faults at once
@@ -18,6 +19,7 @@ Errors are ``{"error": "<field>: <problem>"}`` with status 400 (404 for unknown 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -67,6 +69,16 @@ def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dic
             return 201, faults.add(Fault.from_dict(_json(body), routes=proxy.routes)).to_dict()
         if method == "DELETE":
             return 200, {"removed": faults.clear()}
+    if path.startswith("faults/") and path.endswith("/renew") and method == "POST":
+        fault_id = path.removeprefix("faults/").removesuffix("/renew")
+        fault = next((f for f in faults.active() if f.id == fault_id), None)
+        if fault is None:
+            return 404, {"error": f"fault {fault_id!r}: no such fault (its lease may have ended)"}
+        for_s = _json(body).get("for_s") if body else None
+        if not isinstance(for_s, int | float) or for_s <= 0:
+            raise ValueError(f"for_s: must be a positive number of seconds, got {for_s!r}")
+        fault.expires_at = time.time() + for_s
+        return 200, fault.to_dict()
     if path.startswith("faults/") and method == "DELETE":
         fault_id = path.removeprefix("faults/")
         if not faults.remove(fault_id):

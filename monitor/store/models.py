@@ -190,5 +190,41 @@ class ProxyRequestRow(SQLModel, table=True):
     error: str = ""
 
 
+class DrillRunRow(SQLModel, table=True):
+    """One chaos drill (`airisk drill run`): its phases as they ran, the verdict, the per-second timeline."""
+
+    __tablename__ = "drill_run"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    started_at: datetime = _ts(index=True)
+    ended_at: datetime = _ts()
+    passed: bool = False
+    aborted: str | None = None  # why a guard stopped it
+    phases: list[dict[str, Any]] = _json(list)  # name, start, end, faults
+    timeline: list[dict[str, Any]] = _json(list)  # per second and feature: n, ok, deg, p50_ms
+
+
+class DrillFeatureRow(SQLModel, table=True):
+    """One feature's result in one drill: what it should do, what it did while the faults were in force."""
+
+    __tablename__ = "drill_feature"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="drill_run.id", index=True)
+    feature: str = Field(index=True)
+    expected: str  # survives | degrades | may_fail
+    verdict: str | None = None  # resilient | degraded | broken; None: no request during the faults
+    meets: bool = False
+    requests: int = 0
+    ok_rate: float | None = None  # full answers during the faults
+    answered_rate: float | None = None  # full or degraded answers during the faults
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    recovery_s: float | None = None
+    faulted_routes: list[str] = _json(list)  # what the drill broke
+    answered_by: list[str] = _json(list)  # proxy routes seen answering this feature during the faults
+    backends: dict[str, int] = _json()  # backends the product reported answering, during the faults
+    phases: dict[str, Any] = _json()  # per phase: requests, ok, degraded, failed, p50/p95, errors
+
+
 ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox,
-              ProxyRequestRow]
+              ProxyRequestRow, DrillRunRow, DrillFeatureRow]

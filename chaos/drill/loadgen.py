@@ -1,0 +1,145 @@
+"""The drill's load: Locust as a library, headless, in a process of its own.
+
+Run by the drill runner, never imported by it: Locust patches the standard library with
+gevent at import. ``python -m chaos.drill.loadgen CONFIG.json --role local|master|worker``.
+
+Each simulated user picks a feature by weight, sends its request to the product and judges
+the answer as the drill file says (status, a JSON field, the product's own "degraded"
+marker). Every request becomes one JSON line in this process's records file (flushed every
+0.2 s so the runner can watch guards live): ``t`` start (wall clock), ``f`` feature, ``ms``
+latency, ``ok`` full answer, ``deg`` degraded answer, ``s`` HTTP status, ``k`` error kind,
+``b`` the backend the product says answered. The runner merges the files of all processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+from locust.env import Environment
+
+_records: list[str] = []
+
+
+def _judge(feature: dict, status: int, body: bytes) -> tuple[bool, bool, str | None, str | None]:
+    """(full answer, degraded answer, error kind, backend) for one response."""
+    expect = feature["expect"]
+    if status != expect["status"]:
+        return False, False, f"http_{status}", None
+    data = None
+    if expect.get("field") or feature.get("degraded_when"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return False, False, "bad_json", None
+        if not isinstance(data, dict):
+            return False, False, "bad_json", None
+    backend = data.get("backend") if isinstance(data, dict) else None
+    field = expect.get("field")
+    if field and data.get(field) in (None, "", [], {}):
+        return False, False, "bad_answer", backend if isinstance(backend, str) else None
+    degraded_when = feature.get("degraded_when")
+    degraded = bool(degraded_when) and data.get(degraded_when["field"]) == degraded_when.get("equals", True)
+    return not degraded, degraded, None, backend if isinstance(backend, str) else None
+
+
+def make_user(config: dict) -> type[FastHttpUser]:
+    features = config["features"]
+    names = list(features)
+    weights = [features[n]["weight"] for n in names]
+
+    class ProductUser(FastHttpUser):
+        host = config["base_url"]
+        wait_time = constant(config["wait"])
+        network_timeout = config.get("timeout", 60.0)
+        connection_timeout = 10.0
+
+        @task
+        def call(self) -> None:
+            name = random.choices(names, weights)[0]
+            feature = features[name]
+            req = feature["request"]
+            started = time.time()
+            t0 = time.perf_counter()
+            kind = backend = None
+            ok = deg = False
+            status = 0
+            try:
+                with self.client.request(req["method"], req["path"], json=req.get("json"), headers=req.get("headers"),
+                                         name=name, catch_response=True) as response:
+                    status = response.status_code or 0
+                    if status == 0:
+                        kind = "connection"
+                        response.failure(str(response.error)[:200])
+                    else:
+                        ok, deg, kind, backend = _judge(feature, status, response.content or b"")
+                        if kind:
+                            response.failure(kind)
+                        else:
+                            response.success()
+            except Exception as exc:
+                kind = f"client_{type(exc).__name__}"
+            _records.append(json.dumps({"t": started, "f": name, "ms": round((time.perf_counter() - t0) * 1000, 3),
+                                        "ok": ok, "deg": deg, "s": status, "k": kind, "b": backend}))
+
+    return ProductUser
+
+
+def _flusher(path: Path) -> None:
+    with path.open("a") as out:
+        while True:
+            gevent.sleep(0.2)
+            _flush(out)
+
+
+def _flush(out) -> None:
+    if _records:
+        lines, _records[:] = _records[:], []
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chaos.drill.loadgen")
+    parser.add_argument("config")
+    parser.add_argument("--role", choices=["local", "master", "worker"], default="local")
+    args = parser.parse_args(argv)
+    config = json.loads(Path(args.config).read_text())
+    records = Path(config["records_dir"]) / f"records-{args.role}-{os.getpid()}.jsonl"
+    env = Environment(user_classes=[make_user(config)], events=events)
+    if args.role == "worker":
+        runner = env.create_worker_runner(config["master_host"], config["master_port"])
+    elif args.role == "master":
+        runner = env.create_master_runner("127.0.0.1", config["master_port"])
+    else:
+        runner = env.create_local_runner()
+    flusher = gevent.spawn(_flusher, records) if args.role != "master" else None
+    gevent.signal_handler(signal.SIGTERM, runner.quit)
+    if args.role != "worker":
+        deadline = time.monotonic() + 30
+        while args.role == "master" and len(runner.clients.ready) < config["workers"]:
+            if time.monotonic() > deadline:
+                print("loadgen: workers did not connect", file=sys.stderr)
+                runner.quit()
+                return 2
+            gevent.sleep(0.05)
+        runner.start(config["users"], spawn_rate=config["spawn_rate"])
+        gevent.spawn_later(config["run_time"], runner.quit)
+    runner.greenlet.join()
+    if flusher is not None:
+        flusher.kill()
+        with records.open("a") as out:
+            _flush(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

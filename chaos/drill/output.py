@@ -1,0 +1,147 @@
+"""A drill's result, as people and machines read it: a table, JSON, JUnit XML, and the store."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from chaos.drill.report import DrillResult, FeatureResult, Stats
+
+_STYLE = {"resilient": "green", "degraded": "yellow", "broken": "red", None: "dim"}
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def summary_table(result: DrillResult) -> Table:
+    table = Table(title=f"drill {result.name}: " + ("passed" if result.passed else "FAILED")
+                  + (f" (aborted: {result.aborted})" if result.aborted else ""), title_justify="left")
+    for col in ("feature", "expected", "verdict", "ok", "answered", "p50 ms", "p95 ms", "answered by", "errors",
+                "recovery"):
+        table.add_column(col, justify="right" if col in ("ok", "answered", "p50 ms", "p95 ms", "recovery") else "left")
+    for f in result.features:
+        d = f.during_faults
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(d.errors.items(), key=lambda kv: -kv[1])[:3]) or "-"
+        mark = "" if f.meets else " ✗"
+        table.add_row(f.feature, f.expected, f"[{_STYLE[f.verdict]}]{f.verdict or 'no traffic'}[/]{mark}",
+                      _rate(d.ok_rate), _rate(d.answered_rate), _ms(d.p50_ms), _ms(d.p95_ms),
+                      ", ".join(f.answered_by) or "-", errors,
+                      "-" if f.recovery_s is None else f"{f.recovery_s:.1f}s")
+    return table
+
+
+def phase_table(result: DrillResult) -> Table:
+    table = Table(title="per phase (ok / degraded / failed, p50 ms)", title_justify="left")
+    table.add_column("feature")
+    for phase in result.phases:
+        table.add_column(phase.name + (" ⚡" if phase.faulted else ""), justify="right")
+    for f in result.features:
+        table.add_row(f.feature, *(_cell(f.phases[p.name]) for p in result.phases))
+    return table
+
+
+def _cell(s: Stats) -> str:
+    return f"{s.ok}/{s.degraded}/{s.failed} {_ms(s.p50_ms)}" if s.requests else "-"
+
+
+class LiveView:
+    """A progress view refreshed while the drill runs (rich Live on stderr)."""
+
+    def __init__(self, console: Console, features: list[str]) -> None:
+        self.console = console
+        self.features = features
+        self.live = Live(console=console, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def update(self, progress: dict[str, Any]) -> None:
+        table = Table(title=f"phase {progress['index'] + 1}/{progress['phases']} {progress['phase']} · "
+                            f"{progress['elapsed']:.0f}s of {progress['total']:.0f}s", title_justify="left")
+        for col in ("feature", "requests", "ok", "degraded", "failed"):
+            table.add_column(col, justify="left" if col == "feature" else "right")
+        counts = {f: [0, 0, 0, 0] for f in self.features}
+        for r in progress["records"]:
+            if r["t"] >= progress["phase_start"] and r["f"] in counts:
+                c = counts[r["f"]]
+                c[0] += 1
+                c[1 if r["ok"] else 2 if r["deg"] else 3] += 1
+        for name, (n, ok, deg, failed) in counts.items():
+            table.add_row(name, str(n), _rate(ok / n if n else None), _rate(deg / n if n else None),
+                          _rate(failed / n if n else None))
+        self.live.update(table)
+
+
+def write_json(result: DrillResult, path: Path) -> None:
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+
+
+def write_junit(result: DrillResult, path: Path) -> None:
+    """One test case per feature: it fails when the feature did worse than expected."""
+    failures = sum(not f.meets for f in result.features) if result.aborted is None else len(result.features)
+    suite = ET.Element("testsuite", name=f"airisk drill {result.name}", tests=str(len(result.features)),
+                       failures=str(failures), time=f"{result.ended_at - result.started_at:.3f}")
+    for f in result.features:
+        case = ET.SubElement(suite, "testcase", classname=f"airisk.drill.{result.name}", name=f.feature,
+                             time=f"{result.ended_at - result.started_at:.3f}")
+        if result.aborted is not None:
+            ET.SubElement(case, "failure", message=f"drill aborted: {result.aborted}", type="aborted")
+        elif not f.meets:
+            ET.SubElement(case, "failure", message=_failure(f), type="worse_than_expected").text = _failure(f)
+        ET.SubElement(case, "system-out").text = json.dumps(
+            {"verdict": f.verdict, "expected": f.expected, "ok_rate": f.during_faults.ok_rate,
+             "answered_rate": f.during_faults.answered_rate, "answered_by": f.answered_by,
+             "errors": f.during_faults.errors, "recovery_s": f.recovery_s})
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _failure(f: FeatureResult) -> str:
+    d = f.during_faults
+    return (f"{f.feature}: expected to {f.expected.replace('_', ' ')}, was {f.verdict or 'not exercised'} "
+            f"(full answers {_rate(d.ok_rate)}, any answer {_rate(d.answered_rate)} while the faults were in force)")
+
+
+def failures(result: DrillResult) -> list[str]:
+    out = [f"drill aborted: {result.aborted}"] if result.aborted else []
+    return out + [_failure(f) for f in result.features if not f.meets]
+
+
+def store(result: DrillResult, entries: list[dict[str, Any]], engine) -> int:
+    """Keeps the drill (and its proxy log, for dependency discovery) in the monitor's database."""
+    from sqlmodel import Session
+
+    from monitor.store import migrate
+    from monitor.store.drills import write_drill
+    from monitor.store.proxylog import write_proxy_requests
+
+    migrate(engine)
+    faulted = sorted({fault.get("route") or "*" for p in result.phases for fault in p.faults})
+    data = result.to_dict()
+    features = []
+    for f, raw in zip(result.features, data["features"], strict=True):
+        d = f.during_faults
+        features.append({
+            "feature": f.feature, "expected": f.expected, "verdict": f.verdict, "meets": f.meets,
+            "requests": d.requests, "ok_rate": d.ok_rate, "answered_rate": d.answered_rate, "p50_ms": d.p50_ms,
+            "p95_ms": d.p95_ms, "recovery_s": f.recovery_s, "faulted_routes": faulted, "answered_by": f.answered_by,
+            "backends": d.backends, "phases": raw["phases"]})
+    with Session(engine) as session:
+        run_id = write_drill(session=session, run={**data, "phases": data["phases"]}, features=features)
+        write_proxy_requests(session=session, entries=entries, source=f"drill:{result.name}:{run_id}")
+        session.commit()
+    return run_id

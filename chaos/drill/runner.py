@@ -1,0 +1,353 @@
+"""Run a drill: start what it needs, drive load, break providers phase by phase, judge.
+
+1. Safety first: the product and the proxy must be on loopback or in ``allow_hosts``.
+2. Start (or reuse) the fault proxy, the emulator when asked, and the product when the drill
+   says how; note where the proxy's request log stands.
+3. Start Locust (`chaos.drill.loadgen`) in its own process (a master and N workers with
+   ``workers``), writing one record per product request.
+4. Phase by phase: add the phase's faults to the proxy with a short lease and renew it every
+   second (killed with -9, the runner leaves no fault behind longer than the lease), watch the
+   records live (the guards), remove the faults when the phase ends.
+5. A guard breach (success rate under the floor for N seconds, or the maximum duration)
+   removes the drill's faults at once and stops the load.
+6. Merge the records, read the proxy's log for the drill, judge (`chaos.drill.report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from chaos.drill.report import DrillResult, PhaseRun, analyse
+from chaos.drill.spec import DrillSpec
+
+RENEW_EVERY = 1.0
+TICK = 0.1
+
+
+class DrillError(RuntimeError):
+    """The drill cannot run (unsafe target, a component that does not start); the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_targets(spec: DrillSpec) -> None:
+    """Drill only loopback, or hosts the drill file lists: production cannot be drilled by accident."""
+    for what, url in (("product.base_url", spec.product.base_url), ("proxy.url", spec.proxy.url)):
+        host = urlsplit(url).hostname or ""
+        if host in spec.allow_hosts:
+            continue
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise DrillError(f"{what}: {host or url!r} is not loopback and not in allow_hosts; "
+                             "add it to allow_hosts to drill it on purpose")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the runner dies, even by kill -9 (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _airisk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "airisk.cli", *args]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Stack:
+    """The processes a drill started, stopped in reverse order however it ends."""
+
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="airisk-drill-")))
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def closing(self, thing):
+        self._closers.append(thing.close)
+        return thing
+
+    def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen:
+        with (self.logs / f"{name}.log").open("wb") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        self.procs.append((name, proc))
+        return proc
+
+    def wait_healthy(self, name: str, url: str, proc: subprocess.Popen, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _healthy(url):
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = (self.logs / f"{name}.log").read_text(errors="replace")[-600:]
+        raise DrillError(f"{name} did not become healthy at {url}: {tail.strip() or 'no output'}")
+
+    def stop(self) -> None:
+        for close in self._closers:
+            close()
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+
+class Records:
+    """Tails the load generator's record files as they grow."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._offsets: dict[Path, int] = {}
+        self.all: list[dict[str, Any]] = []
+
+    def read_new(self) -> list[dict[str, Any]]:
+        new = []
+        for path in sorted(self.folder.glob("records-*.jsonl")):
+            with path.open("rb") as f:
+                f.seek(self._offsets.get(path, 0))
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+            self._offsets[path] = self._offsets.get(path, 0) + end
+            new += [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        self.all += new
+        return new
+
+
+class Guard:
+    """Product-wide success rate over the last ``window`` seconds, against a floor."""
+
+    def __init__(self, floor: float, window: float) -> None:
+        self.floor, self.window = floor, window
+        self._recent: deque[tuple[float, bool]] = deque()
+        self._below_since: float | None = None
+
+    def feed(self, records: list[dict[str, Any]], now: float) -> str | None:
+        for r in records:
+            self._recent.append((r["t"] + r["ms"] / 1000, r["ok"] or r["deg"]))
+        while self._recent and self._recent[0][0] < now - self.window:
+            self._recent.popleft()
+        if self.floor <= 0 or len(self._recent) < 5:
+            return None
+        rate = sum(ok for _, ok in self._recent) / len(self._recent)
+        if rate >= self.floor:
+            self._below_since = None
+            return None
+        self._below_since = self._below_since or now
+        if now - self._below_since >= self.window:
+            return f"success rate {rate:.0%} below the floor {self.floor:.0%} for {self.window:g}s"
+        return None
+
+
+class Proxy:
+    """The fault proxy's control API, as the drill uses it."""
+
+    def __init__(self, url: str, run_id: str, lease: float) -> None:
+        self.url = url.rstrip("/")
+        self.run_id = run_id
+        self.lease = lease
+        self.http = httpx.Client(base_url=self.url + "/_airisk", timeout=5)
+        self.active: list[str] = []
+
+    def log_position(self) -> int:
+        last = self.http.get("/log", params={"limit": 1}).json()
+        return last[-1]["id"] if last else 0
+
+    def add(self, phase: int, faults: list[dict[str, Any]]) -> None:
+        for i, fault in enumerate(faults):
+            body = {**fault, "id": f"{self.run_id}-p{phase}-{i}", "for_s": self.lease}
+            response = self.http.post("/faults", json=body)
+            if response.status_code != 201:
+                raise DrillError(f"the proxy refused phase {phase} fault {i}: {response.json().get('error')}")
+            self.active.append(body["id"])
+
+    def renew(self) -> None:
+        for fault_id in self.active:
+            self.http.post(f"/faults/{fault_id}/renew", json={"for_s": self.lease})
+
+    def remove_all(self) -> None:
+        for fault_id in self.active:
+            with contextlib.suppress(httpx.HTTPError):
+                self.http.delete(f"/faults/{fault_id}")
+        self.active.clear()
+
+    def log_after(self, position: int) -> list[dict[str, Any]]:
+        return self.http.get("/log", params={"after": position}).json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class Options:
+    workers: int | None = None  # overrides the file's load.workers
+    live: Callable[[dict[str, Any]], None] | None = None  # called every tick with the progress
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def _format_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
+    return {k: v.format(**values) for k, v in env.items()}
+
+
+@contextlib.contextmanager
+def _stack() -> Iterator[Stack]:
+    stack = Stack()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillResult, list[dict[str, Any]]]:
+    """Runs the drill; returns its result and the proxy log entries of its requests."""
+    options = options or Options()
+    check_targets(spec)
+    run_id = f"drill-{uuid.uuid4().hex[:8]}"
+    with _stack() as stack:
+        proxy_url, emulator_url = _start_proxy(spec, stack)
+        values = {"proxy": proxy_url, "emulator": emulator_url or "", "python": sys.executable}
+        if spec.product.start is not None:
+            start = spec.product.start
+            command = [part.format(**values) for part in start.command]
+            proc = stack.start("product", command, env={**_format_env(start.env, values), **options.extra_env})
+            stack.wait_healthy("product", spec.product.base_url.rstrip("/") + start.health, proc,
+                               start.startup_timeout)
+        proxy = stack.closing(Proxy(proxy_url, run_id, spec.lease))
+        position = proxy.log_position()
+        records = Records(stack.logs)
+        load = _start_load(spec, stack, options.workers)
+        guard = Guard(spec.guards.min_success_rate, spec.guards.for_)
+        phases: list[PhaseRun] = []
+        started = time.time()
+        aborted = None
+        try:
+            aborted = _run_phases(spec, proxy, records, guard, phases, started, load, options)
+        finally:
+            proxy.remove_all()
+        for proc in load:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in load:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(15)
+        ended = time.time()
+        records.read_new()
+        entries = [e for e in proxy.log_after(position) if e["at"] >= started - 1]
+        result = analyse(spec, records.all, phases, entries, started_at=started, ended_at=ended, aborted=aborted)
+        return result, entries
+
+
+def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
+    url = spec.proxy.url.rstrip("/")
+    if _healthy(url + "/_airisk/health"):
+        return url, None
+    if not spec.proxy.start:
+        raise DrillError(f"proxy.url: no fault proxy answers at {url} (set proxy.start: true to start one)")
+    emulator_url = None
+    args = ["proxy", "--port", str(urlsplit(url).port or 8480)]
+    if spec.proxy.emulator:
+        port = free_port()
+        emulator_url = f"http://127.0.0.1:{port}"
+        proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", "20",
+                                               "--token-gap-ms", "2"))
+        stack.wait_healthy("emulator", emulator_url + "/_airisk/health", proc, 20)
+        args += ["--emulator", emulator_url]
+    for name, upstream in spec.proxy.routes.items():
+        args += ["--route", f"{name}={upstream.format(emulator=emulator_url or '')}"]
+    proc = stack.start("proxy", _airisk(*args))
+    stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20)
+    return url, emulator_url
+
+
+def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[subprocess.Popen]:
+    workers = spec.load.workers if workers is None else workers
+    config = {
+        "base_url": spec.product.base_url.rstrip("/"),
+        "features": {name: {"request": f.request.model_dump(by_alias=True), "expect": f.expect.model_dump(),
+                            "degraded_when": f.degraded_when.model_dump() if f.degraded_when else None,
+                            "weight": f.weight} for name, f in spec.features.items()},
+        "users": spec.load.users, "spawn_rate": spec.load.spawn_rate, "wait": spec.load.wait,
+        "run_time": spec.duration + spec.guards.max_duration, "records_dir": str(stack.logs),
+        "workers": workers, "master_host": "127.0.0.1", "master_port": free_port() if workers else 0,
+    }
+    path = stack.logs / "load.json"
+    path.write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "chaos.drill.loadgen", str(path)]
+    if not workers:
+        return [stack.start("locust", [*cmd, "--role", "local"])]
+    procs = [stack.start("locust-master", [*cmd, "--role", "master"])]
+    procs += [stack.start(f"locust-worker-{i}", [*cmd, "--role", "worker"]) for i in range(workers)]
+    return procs
+
+
+def _run_phases(spec: DrillSpec, proxy: Proxy, records: Records, guard: Guard, phases: list[PhaseRun],
+                started: float, load: list[subprocess.Popen], options: Options) -> str | None:
+    for index, phase in enumerate(spec.phases):
+        faults = [step.fault_dict() for step in phase.faults]
+        run = PhaseRun(phase.name, time.time(), 0.0, faults)
+        phases.append(run)
+        proxy.add(index, faults)
+        end = run.start + phase.duration
+        renewed = time.monotonic()
+        try:
+            while (now := time.time()) < end:
+                if time.monotonic() - renewed >= RENEW_EVERY:
+                    proxy.renew()
+                    renewed = time.monotonic()
+                new = records.read_new()
+                reason = guard.feed(new, now)
+                if reason is None and now - started > spec.guards.max_duration:
+                    reason = f"the drill ran longer than max_duration ({spec.guards.max_duration:g}s)"
+                if reason is None and all(p.poll() is not None for p in load):
+                    reason = "the load generator stopped (see its log)"
+                if options.live is not None:
+                    options.live({"phase": phase.name, "index": index, "phases": len(spec.phases),
+                                  "elapsed": now - started, "total": spec.duration, "records": records.all,
+                                  "phase_start": run.start})
+                if reason is not None:
+                    proxy.remove_all()  # at once: the guard exists to stop the damage
+                    run.end = time.time()
+                    return reason
+                time.sleep(TICK)
+        finally:
+            proxy.remove_all()
+            run.end = run.end or time.time()
+    return None

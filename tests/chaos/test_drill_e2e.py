@@ -1,0 +1,163 @@
+"""Drills end to end: the storefront example, the emulator, the fault proxy and Locust, all real
+processes on loopback. The shipped drill files are run with their ports and durations shortened."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from airisk.cli import main
+from chaos.drill.runner import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILLS = ROOT / "examples" / "storefront" / "drills"
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def shipped(name: str, tmp_path: Path, *, proxy: str | None = None, phases: tuple[float, ...] = (2, 5, 2),
+            **changes) -> tuple[Path, dict]:
+    """A shipped drill file on free ports, with shorter phases; ``proxy``: use that running proxy."""
+    data = yaml.safe_load((DRILLS / name).read_text())
+    port = free_port()
+    data["product"]["base_url"] = f"http://127.0.0.1:{port}"
+    data["product"]["start"]["command"][-1] = str(port)
+    data["proxy"] = {"url": proxy, "start": False} if proxy else {**data["proxy"], "url": f"http://127.0.0.1:{free_port()}"}
+    for phase, seconds in zip(data["phases"], phases, strict=True):
+        phase["duration"] = seconds
+    data.update(changes)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path, data
+
+
+def drill(*args: str, home: Path):
+    return CliRunner().invoke(main, ["drill", "run", *args, "--quiet"], catch_exceptions=False,
+                              env={"AIRISK_HOME": str(home), "AIRISK_DATABASE_URL": ""})
+
+
+def test_openai_outage_drill_finds_each_features_strategy(tmp_path):
+    path, _ = shipped("openai-outage.yaml", tmp_path)
+    out = drill(str(path), "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"), "--workers", "2",
+                home=tmp_path)
+    result = json.loads((tmp_path / "r.json").read_text())
+    verdicts = {f["feature"]: f["verdict"] for f in result["features"]}
+    assert verdicts == {"description": "broken", "tags": "degraded", "chat": "resilient", "search": "resilient"}
+    by = {f["feature"]: f for f in result["features"]}
+    assert by["chat"]["answered_by"] == ["anthropic"] and by["search"]["answered_by"] == ["local"]
+    assert by["tags"]["during_faults"]["backends"] == {"heuristic": by["tags"]["during_faults"]["degraded"]}
+    assert by["description"]["during_faults"]["errors"].keys() == {"http_503"}
+    assert all(f["during_faults"]["requests"] > 20 for f in result["features"])  # two workers' records, merged
+    # The file expects the description to survive: the gate fails, naming it, and JUnit agrees.
+    assert out.exit_code == 1
+    assert "description: expected to survives, was broken" in out.output
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["description"] and suite.get("tests") == "4"
+    # ...and the run is in the monitor's database for the dashboard and the risk model.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "airisk.db")
+    try:
+        assert db.execute("SELECT name, passed FROM drill_run").fetchall() == [("openai-outage", 0)]
+        assert db.execute("SELECT count(*) FROM proxy_request WHERE source LIKE 'drill:openai-outage:%'").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def running_proxy(tmp_path):
+    """An emulator and a fault proxy in their own processes, outliving any drill runner."""
+    emu_port, proxy_port = free_port(), free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "airisk.cli", "emulate", "--port", str(emu_port),
+                               "--ttft-ms", "5", "--token-gap-ms", "1"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    procs.append(subprocess.Popen([sys.executable, "-m", "airisk.cli", "proxy", "--port", str(proxy_port),
+                                   "--emulator", f"http://127.0.0.1:{emu_port}"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+    url = f"http://127.0.0.1:{proxy_port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_guard_breach_aborts_and_removes_the_faults(tmp_path, running_proxy):
+    path, _ = shipped("openai-outage.yaml", tmp_path, proxy=running_proxy, phases=(2, 60, 2),
+                      guards={"min_success_rate": 0.9, "for": "1s", "max_duration": "2m"})
+    started = time.monotonic()
+    out = drill(str(path), "--json", str(tmp_path / "r.json"), "--no-store", home=tmp_path)
+    took = time.monotonic() - started
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert out.exit_code == 1 and "drill aborted: success rate" in out.output
+    assert result["aborted"].endswith("below the floor 90% for 1s")
+    down = result["phases"][1]
+    assert down["end"] - down["start"] < 10 and took < 40  # not the 60 s the phase was given
+    assert httpx.get(f"{running_proxy}/_airisk/faults").json() == []  # nothing left behind
+    assert httpx.post(f"{running_proxy}/openai/chat/completions", json=CHAT).status_code == 200
+
+
+def test_killed_runner_leaves_no_fault_beyond_its_lease(tmp_path, running_proxy):
+    path, _ = shipped("openai-outage.yaml", tmp_path, proxy=running_proxy, phases=(1, 120, 1), lease=2)
+    runner = subprocess.Popen([sys.executable, "-m", "airisk.cli", "drill", "run", str(path), "--quiet", "--no-store"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "AIRISK_HOME": str(tmp_path)})
+    try:
+        for _ in range(600):  # until the fault phase is on
+            if httpx.get(f"{running_proxy}/_airisk/faults").json():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the drill never put its fault in force")
+        time.sleep(3)  # past one lease: renewals are keeping it alive
+        assert httpx.post(f"{running_proxy}/openai/chat/completions", json=CHAT).status_code == 503
+        runner.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        runner.wait(5)
+        while httpx.post(f"{running_proxy}/openai/chat/completions", json=CHAT).status_code != 200:
+            assert time.monotonic() - killed < 2 + 2, "the fault outlived its 2 s lease"
+            time.sleep(0.05)
+        assert httpx.get(f"{running_proxy}/_airisk/faults").json() == []
+        # The load generator and the product died with the runner (PR_SET_PDEATHSIG): traffic stops.
+        time.sleep(1.5)
+        seen = len(httpx.get(f"{running_proxy}/_airisk/log").json())
+        time.sleep(1)
+        assert len(httpx.get(f"{running_proxy}/_airisk/log").json()) == seen
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
+    path, data = shipped("slow-tokens-brownout.yaml", tmp_path)
+    out = drill(str(path), "--dry-run", home=tmp_path)
+    assert out.exit_code == 0
+    assert "brownout" in out.output and "first_token_delay on openai" in out.output
+    with pytest.raises(httpx.ConnectError):  # the product was not started
+        httpx.get(data["product"]["base_url"] + "/healthz")
+
+
+def test_a_drill_of_a_public_host_is_refused(tmp_path):
+    path, _ = shipped("openai-outage.yaml", tmp_path)
+    path.write_text(path.read_text().replace("http://127.0.0.1", "http://192.0.2.10"))
+    out = drill(str(path), home=tmp_path)
+    assert out.exit_code == 2 and "is not loopback and not in allow_hosts" in out.output
