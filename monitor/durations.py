@@ -14,17 +14,17 @@ from typing import Annotated, Any
 from annotated_types import Gt
 from pydantic import BeforeValidator, WithJsonSchema
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_PART = re.compile(rf"({_NUMBER})(ms|s|m|h)")
-_WHOLE = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h))+|{_NUMBER}")
-HINT = "use e.g. 500ms, 30s, 5m, 1h"
+_PART = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
+_WHOLE = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+|{_NUMBER}")
+HINT = "use e.g. 500ms, 30s, 5m, 1h, 30d"
 
 
 def parse_duration(value: Any) -> float:
     """Seconds for ``value``.
 
-    Accepts an int or float (seconds), a string of number-and-unit parts with units ms, s, m, h
+    Accepts an int or float (seconds), a string of number-and-unit parts with units ms, s, m, h, d
     (``"500ms"``, ``"1.5s"``, ``"1m30s"``), or a bare number string (seconds, as ``${VAR}``
     interpolation produces). Anything else raises ValueError quoting the value and giving examples.
     The sign is not judged here: the field's own bound (> 0) says what is allowed.

@@ -206,9 +206,9 @@ def test_bad_duration_says_how_to_write_one(write):
             deadlines: {connect: 0, stall: -1s}
     """)
     assert problems(path) == [
-        'airisk.yaml:2: defaults.interval: "5 minutes" is not a duration (use e.g. 500ms, 30s, 5m, 1h)',
+        'airisk.yaml:2: defaults.interval: "5 minutes" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 30d)',
         "airisk.yaml:5: targets[0].deadlines.connect: Input should be greater than 0",
-        'airisk.yaml:5: targets[0].deadlines.stall: "-1s" is not a duration (use e.g. 500ms, 30s, 5m, 1h)',
+        'airisk.yaml:5: targets[0].deadlines.stall: "-1s" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 30d)',
     ]
 
 
@@ -324,7 +324,7 @@ def test_every_problem_is_reported_at_once_in_file_order(write):
           - name: nameless
     """)
     assert problems(path) == [
-        'airisk.yaml:3: defaults.interval: "often" is not a duration (use e.g. 500ms, 30s, 5m, 1h)',
+        'airisk.yaml:3: defaults.interval: "often" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 30d)',
         f"airisk.yaml:5: targets[0].provider: unknown provider 'opneai' (did you mean 'openai'? known: {KNOWN})",
         f"airisk.yaml:6: targets[0].token: API keys {NO_KEYS}",
         "airisk.yaml:8: targets[1].key_env: must be the name of an environment variable "
@@ -392,15 +392,15 @@ def test_model_built_in_code_also_refuses_duplicates_without_showing_inputs():
 @pytest.mark.parametrize(
     ("written", "seconds"),
     [(30, 30.0), (0.25, 0.25), ("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0),
-     ("1m30s", 90.0), ("1.5s", 1.5), (" 45 ", 45.0)],
+     ("1m30s", 90.0), ("1.5s", 1.5), (" 45 ", 45.0), ("30d", 2592000.0)],
 )
 def test_durations_people_write(written, seconds):
     assert parse_duration(written) == seconds
 
 
-@pytest.mark.parametrize("written", ["5 minutes", "1d", "30S", "", "1m 30s", True, None, float("nan")])
+@pytest.mark.parametrize("written", ["5 minutes", "1w", "30S", "", "1m 30s", True, None, float("nan")])
 def test_not_durations(written):
-    with pytest.raises(ValueError, match=r"is not a duration \(use e\.g\. 500ms, 30s, 5m, 1h\)$"):
+    with pytest.raises(ValueError, match=r"is not a duration \(use e\.g\. 500ms, 30s, 5m, 1h, 30d\)$"):
         parse_duration(written)
 
 
