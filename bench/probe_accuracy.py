@@ -55,9 +55,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def start_emulator(port: int) -> subprocess.Popen:
+def start_emulator(port: int, *, ttft_ms: float = TTFT_MS, gap_ms: float = GAP_MS) -> subprocess.Popen:
     cmd = [str(ROOT / ".venv/bin/airisk"), "emulate", "--port", str(port), "--seed", "1",
-           "--ttft-ms", str(TTFT_MS), "--token-gap-ms", str(GAP_MS)]
+           "--ttft-ms", str(ttft_ms), "--token-gap-ms", str(gap_ms)]
     if not Path(cmd[0]).exists():
         cmd[0:1] = [sys.executable, "-m", "airisk.cli"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -74,9 +74,9 @@ def start_emulator(port: int) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def emulator_process(port: int):
+def emulator_process(port: int, *, ttft_ms: float = TTFT_MS, gap_ms: float = GAP_MS):
     """`start_emulator` for a ``with`` block: the emulator is stopped however the block ends."""
-    proc = start_emulator(port)
+    proc = start_emulator(port, ttft_ms=ttft_ms, gap_ms=gap_ms)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
