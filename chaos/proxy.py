@@ -22,10 +22,11 @@ Every request goes into a bounded request log (route, model, ``X-AIRisk-Feature`
 status, faults, timings), which drills read and `airisk proxy --store` keeps in the
 monitor's database.
 
-Why this shape: measured here (PERF_NOTES.md), raw ASGI on uvicorn with an aiohttp client
-keeps ~0.9x direct throughput while a Starlette + httpx pass-through keeps ~0.1x. A RST
-needs the socket, which ASGI does not expose: `AiriskHttpProtocol` (the uvicorn protocol
-`serve_proxy` runs) puts the transport in ``scope["extensions"]``.
+Why this shape: measured here (PERF_NOTES.md, bench/proxy_overhead.py), a framework +
+httpx pass-through keeps ~0.1x direct throughput; raw ASGI on uvicorn with a lean upstream
+client (`chaos.upstream`: asyncio protocol + httptools, LIFO keep-alive pool) keeps most
+of it. A RST needs the socket, which ASGI does not expose: `AiriskHttpProtocol` (the uvicorn
+protocol `serve_proxy` runs) puts the transport in ``scope["extensions"]``.
 """
 
 from __future__ import annotations
@@ -40,20 +41,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import aiohttp
-from multidict import CIMultiDict
-
 from chaos.asks import sniff_ask
 from chaos.faults import Fault, FaultSet, Plan, RequestInfo
 from chaos.requestlog import LOG_SIZE, RequestLog
 from chaos.rewrite import SYNTHESIZED, StreamEditor, is_stream, needs_editing, synthesize
 from chaos.routes import Route
 from chaos.speakers import SPEAKERS, Ask
+from chaos.upstream import Response, UpstreamPool
 
 DEFAULT_PORT = 8480
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                   b"upgrade", b"host", b"content-length"})
-_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")  # aiohttp adds these unless told not to
 _TRANSPORT_KEY = "airisk.transport"
 
 
@@ -65,24 +63,20 @@ class FaultProxy:
         self.routes = routes
         self.faults = faults or FaultSet()
         self.log = RequestLog(log_size, sink)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._session is None:
-            # No read timeout: the product's client decides how long it waits, as it would
-            # for the provider. A keep-alive pool per upstream; no decompression (bytes pass
-            # through as the upstream sent them).
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+        if self._pool is None:
+            # No read timeout: the product's client decides how long it waits, as it would for
+            # the provider. Bytes pass through as the upstream sent them (no decompression).
+            self._pool = UpstreamPool()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -119,14 +113,14 @@ class FaultProxy:
     async def _proxy(self, route: Route, path: str, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         started = time.perf_counter()
         body = await read_body(receive)
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[bytes, bytes]] = []
         feature = None
         for key, value in scope["headers"]:
             if key in _HOP or key.startswith(b"x-airisk-"):
                 if key == b"x-airisk-feature":
                     feature = value.decode("latin-1")
                 continue
-            headers.append((key.decode("latin-1"), value.decode("latin-1")))
+            headers.append((key, value))
         query = scope["query_string"].decode("latin-1")
         ask = sniff_ask(route.dialect, path, body, dict(parse_qsl(query)) if query else None)
         entry = self.log.open({
@@ -153,38 +147,34 @@ class FaultProxy:
             self.log.done(entry)
 
     async def _forward(self, route: Route, path: str, query: str, scope: dict[str, Any],
-                       headers: list[tuple[str, str]], body: bytes, plan: Plan, ask: Ask | None,
+                       headers: list[tuple[bytes, bytes]], body: bytes, plan: Plan, ask: Ask | None,
                        receive: Callable, send: Callable, entry: dict[str, Any], started: float) -> None:
-        if self._session is None:
+        if self._pool is None:
             await self.start()
-        assert self._session is not None
+        assert self._pool is not None
         editing = needs_editing(plan)
-        sent = CIMultiDict(headers)
-        if editing:
-            sent["Accept-Encoding"] = "identity"  # the editor reads events: no compressed body
-        skip = [name for name in _AUTO if name not in sent]
+        if editing:  # the editor reads events: no compressed body
+            headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         url = route.upstream + path + ("?" + query if query else "")
         if plan.first_token_delay_s:
             # Before asking the upstream, not before relaying its answer: the whole answer shifts
             # once, later tokens keep their pace (held back, they would arrive as one burst).
             await asyncio.sleep(plan.first_token_delay_s)
         try:
-            response = await self._session.request(
-                scope["method"], url, data=body or None, headers=sent, skip_auto_headers=skip,
-                allow_redirects=False, compress=None)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            response = await self._pool.request(scope["method"], url, headers, body)
+        except (OSError, ValueError) as exc:
             entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
             await send_json(send, 502, {"error": {
                 "message": f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500],
                 "type": "airisk_proxy_error"}}, extra=[(b"x-airisk-proxy-error", b"upstream")])
             return
-        async with response:
+        try:
             status = response.status
             entry["status"] = status
-            streaming = is_stream(response.headers.get("Content-Type", ""))
+            streaming = is_stream(response.header(b"content-type") or b"")
             edit = editing and streaming and status == 200
-            out_headers = [(k.lower(), v) for k, v in response.raw_headers
-                           if k.lower() not in _HOP or (k.lower() == b"content-length" and not edit)]
+            out_headers = [(k, v) for k, v in response.headers
+                           if (lk := k.lower()) not in _HOP or (lk == b"content-length" and not edit)]
             await send({"type": "http.response.start", "status": status, "headers": out_headers})
             entry["ttfb_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if edit:
@@ -192,29 +182,34 @@ class FaultProxy:
             elif streaming:
                 await self._send_watched(response, receive, send, entry)
             else:
-                async for data in response.content.iter_any():
+                async for data in response.chunks():
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError as exc:  # the upstream went away mid-answer: so does the product's answer
+            entry["error"] = f"upstream: {exc!s}"[:300]
+            await _drop(scope, reset=False)
+        finally:
+            response.close()
 
-    async def _send_watched(self, response: aiohttp.ClientResponse, receive: Callable, send: Callable,
+    async def _send_watched(self, response: Response, receive: Callable, send: Callable,
                             entry: dict[str, Any]) -> None:
         """A stream, passed on chunk for chunk; if the product hangs up, stop reading the upstream."""
         async with _client_gone(receive) as watch:
-            async for data in response.content.iter_any():
+            async for data in response.chunks():
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             watch.finished = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         if watch.gone:
             entry["error"] = "client disconnected"
 
-    async def _send_edited(self, route: Route, plan: Plan, ask: Ask | None, response: aiohttp.ClientResponse,
+    async def _send_edited(self, route: Route, plan: Plan, ask: Ask | None, response: Response,
                            scope: dict[str, Any], receive: Callable, send: Callable, entry: dict[str, Any]) -> None:
         editor = StreamEditor(plan, route.dialect, ask)
         gap = plan.token_gap_s
         last = 0.0
         loop = asyncio.get_running_loop()
         async with _client_gone(receive) as watch:
-            reads = response.content.iter_any()
+            reads = response.chunks()
             while not editor.ended:
                 data = await anext(reads, None)
                 for out in editor.feed(data) if data is not None else editor.close():

@@ -68,7 +68,8 @@ class RunningProxy:
 def config(proxy: FaultProxy, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(proxy, host=host, port=port, http=AiriskHttpProtocol, lifespan="on", access_log=False,
                           log_level="warning", backlog=2048, timeout_keep_alive=30,
-                          server_header=False, date_header=False)  # the upstream's own pass through
+                          server_header=False, date_header=False,  # the upstream's own pass through
+                          proxy_headers=False)  # X-Forwarded-* rewriting: nothing to do for a fault proxy
 
 
 async def serve_proxy(proxy: FaultProxy, *, host: str = "127.0.0.1", port: int = 8480,

@@ -8,8 +8,8 @@ error of the fault catalogue. It reads only what it needs from a request (`Ask`)
 from __future__ import annotations
 
 import json
+import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +26,8 @@ class Ask:
     stream: bool = False
     include_usage: bool = False
     completions: bool = False  # OpenAI legacy /v1/completions
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
+    # 24 hex digits, as before from a uuid4, at a tenth of the cost (read on the proxy's hot path)
+    id: str = field(default_factory=lambda: f"{random.getrandbits(96):024x}")
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
