@@ -316,7 +316,7 @@ def test_validation_messages_name_the_problem():
         "degraded_ttft_ms (5000) must not be above degraded_total_ms (2000): the first token never comes after "
         "the end"]
     assert problems(confirm_after=["2 sec"]) == ['confirm_after[0]: "2 sec" is not a duration (use e.g. 500ms, '
-                                                 '30s, 5m, 1h)']
+                                                 '30s, 5m, 1h, 30d)']
     assert problems(failure_threshold=0) == ["failure_threshold: Input should be greater than or equal to 1"]
     assert problems(degraded_error_rate=0) == ["degraded_error_rate: Input should be greater than 0"]
     assert problems(thresold=3)[0].startswith("thresold: Extra inputs are not permitted")

@@ -83,11 +83,12 @@ def test_the_comparison_would_notice_a_drift(engine: Engine) -> None:
     assert diff[0][1].name == "ix_rollup_hour_bucket"
 
 
-def test_one_initial_revision_without_a_down_revision() -> None:
+def test_one_line_of_revisions_from_one_initial() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    revisions = list(script.walk_revisions())
-    assert [r.revision for r in revisions] == ["0001_initial"]
-    assert revisions[0].down_revision is None
+    revisions = list(script.walk_revisions())  # head first
+    assert [r.revision for r in revisions] == ["0003_drills", "0002_proxy_request", "0001_initial"]
+    assert [r.down_revision for r in revisions] == ["0002_proxy_request", "0001_initial", None]
+    assert script.get_heads() == ["0003_drills"]
 
 
 def test_migrations_ship_with_the_package() -> None:
