@@ -236,8 +236,9 @@ def local_serve(config_path: Path | None, model_path: Path | None, host: str, po
 def _register() -> None:
     from airisk.drillcli import deps, drill
     from airisk.faultcli import fault, proxy
+    from airisk.scorecli import score
 
-    for command in (proxy, fault, drill, deps):
+    for command in (proxy, fault, drill, deps, score):
         main.add_command(command)
 
 

@@ -1,0 +1,166 @@
+"""``airisk score``: each feature's expected AI-caused downtime, worst first; a release gate with ``--max-grade``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+_GRADE_STYLE = {"A": "green", "B": "green", "C": "yellow", "D": "yellow", "E": "red", "F": "bold red"}
+
+
+def _fail(message: str) -> None:
+    click.echo(f"airisk: {message}", err=True)
+    sys.exit(2)
+
+
+def _window(option: str, text: str) -> timedelta:
+    from monitor.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
+    if seconds <= 0:
+        _fail(f"{option}: must be longer than 0")
+    return timedelta(seconds=seconds)
+
+
+def _what_if(text: str):
+    from monitor.risk import WhatIf
+
+    feature, sep, change = text.partition(":")
+    key, eq, backend = change.partition("=")
+    if not (sep and eq and feature and backend) or key not in ("add", "primary"):
+        _fail(f"--what-if {text!r}: write FEATURE:add=BACKEND or FEATURE:primary=BACKEND (e.g. chat:primary=local)")
+    if key == "add":
+        return WhatIf(feature, add_fallback=backend)
+    return WhatIf(feature, primary=backend)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("airisk.yaml"),
+              show_default=True)
+@click.option("--window", default="30d", show_default=True,
+              help="History to measure over; a shorter history is used as it is, and the table says so.")
+@click.option("--json", "as_json", is_flag=True, help="The full breakdown as JSON: every term of every feature.")
+@click.option("--max-grade", type=click.Choice(list("ABCDEF"), case_sensitive=False),
+              help="Release gate: exit 1 naming each feature graded worse, each whose primary is unmeasured and "
+                   "each seen in the proxy log but not declared.")
+@click.option("--what-if", "what_ifs", multiple=True, metavar="FEATURE:add=BACKEND|FEATURE:primary=BACKEND",
+              help="Recompute FEATURE from the same measurements as if BACKEND were a verified fallback (add=), "
+                   "or its primary (primary=local: moved to the local model). Repeatable.")
+@click.option("--verified-within", default="90d", show_default=True,
+              help="Drills older than this no longer verify a fallback.")
+def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, what_ifs: tuple[str, ...],
+          verified_within: str) -> None:
+    """Each feature's expected AI-caused downtime minutes a month, its grade (A-F) and where the minutes come from.
+
+    Measured from the probes' history (availability within each feature's latency budget), with
+    fallbacks counted only where a drill saw them answer. Exit 0; with --max-grade, 1 when a feature
+    fails the gate; 2 for a bad config or option. docs/RISK_MODEL.md explains every term.
+    """
+    from sqlmodel import Session
+
+    from airisk.cli import _config_or_exit
+    from monitor.risk import RiskError, score_features
+    from monitor.store import make_engine, migrate
+
+    config = _config_or_exit(config_path)
+    span = _window("--window", window)
+    verify = _window("--verified-within", verified_within)
+    scenarios = [_what_if(w) for w in what_ifs]
+    engine = make_engine()
+    try:
+        migrate(engine)
+        with Session(engine) as session:
+            report = score_features(config=config, session=session, window=span, verified_within=verify,
+                                    what_ifs=scenarios)
+    except RiskError as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
+    failures = _gate(report, max_grade.upper(), config_path) if max_grade else []
+    if as_json:
+        data = report.to_dict()
+        if max_grade:
+            data["gate"] = {"max_grade": max_grade.upper(), "failures": failures}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print(report, config_path, window)
+    if not config.features:
+        click.echo(f"airisk: no features declared in {config_path}: add a features: section to have them scored",
+                   err=True)
+    elif not report.measured:
+        click.echo(f"airisk: no probe results in the last {window} for any backend: every primary is unmeasured "
+                   f"and assumed 99.5% (run `airisk monitor` to measure them)", err=True)
+    for line in failures:
+        click.echo(f"airisk: {line}", err=True)
+    sys.exit(1 if failures else 0)
+
+
+def _gate(report, max_grade: str, config_path: Path) -> list[str]:
+    out = []
+    for f in report.features:
+        if f.worse_than(max_grade):
+            out.append(f"{f.feature} grades {f.grade}, worse than {max_grade}: {f.minutes:.1f} min/month expected"
+                       + (f", mostly {f.main_contributor}" if f.main_contributor else ""))
+        out += [f"{f.feature} cannot pass --max-grade {max_grade}: {why}" for why in f.gate_blockers]
+    out += [f"{name} is not declared in {config_path} but was seen calling {', '.join(routes)}: declare it to have "
+            f"it scored" for name, routes in sorted(report.undeclared_features.items())]
+    return out
+
+
+def _print(report, config_path: Path, window: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze into 80 columns
+        console = Console(width=200)
+    table = Table(title=f"feature risk over the last {window} ({config_path}), worst first", title_justify="left")
+    for col in ("feature", "criticality", "grade", "score", "min/month", "outsourced", "main contributor",
+                "unverified fallbacks"):
+        table.add_column(col, justify="right" if col in ("score", "min/month", "outsourced") else "left")
+    for f in report.features:
+        table.add_row(f.feature, f.criticality, f"[{_GRADE_STYLE[f.grade]}]{f.grade}[/]", f"{f.score:.0f}",
+                      _minutes(f.minutes), _share(f),
+                      _contributor(f), ", ".join(f.unverified) or "-")
+    for name, routes in sorted(report.undeclared_features.items()):
+        table.add_row(name, "-", "[bold red]?[/]", "-", "-", "-", f"NOT DECLARED; seen calling {', '.join(routes)}",
+                      "-")
+    console.print(table)
+    for f in report.features:
+        for note in f.notes:
+            console.print(f"  {f.feature}: {note}", highlight=False)
+        for lr in f.links:
+            if lr.minutes_if_verified is not None:
+                console.print(f"  {f.feature}: {lr.link.label} is unverified; verified by a drill it would bring "
+                              f"{_minutes(f.minutes)} to {_minutes(lr.minutes_if_verified)} min/month", highlight=False)
+    if report.what_ifs:
+        what = Table(title="what if", title_justify="left")
+        for col in ("feature", "change", "min/month", "grade", "outsourced"):
+            what.add_column(col)
+        for before, after in report.what_ifs:
+            what.add_row(before.feature, after.scenario, f"{_minutes(before.minutes)} -> {_minutes(after.minutes)}",
+                         f"{before.grade} -> {after.grade}",
+                         f"{_share(before)} -> {_share(after)}")
+        console.print(what)
+    console.print("Minutes a 30-day month; a fallback counts only once a drill saw it answer; --json shows every term "
+                  "(docs/RISK_MODEL.md).", style="dim", highlight=False)
+
+
+def _contributor(f) -> str:
+    main = f.main_link
+    return "-" if main is None else f"{main.link.label} ({_minutes(main.minutes)} min)"
+
+
+def _share(f) -> str:
+    return f"{f.outsourced_share:.0%}" if f.minutes > 0 else "-"
+
+
+def _minutes(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 0.1 else f"{value:.2f}"
