@@ -531,3 +531,37 @@ async def test_empty_answer_is_a_normal_reply(point, sdk):
     gpt = await sdk.openai.chat.completions.create(model=GPT, messages=QUESTION)
     assert gpt.choices[0].finish_reason == "stop"
     assert gpt.usage.completion_tokens == 0
+
+
+async def test_wrong_answer_is_a_normal_reply_with_other_text(point, sdk):
+    inject(point, "wrong_answer")
+    # Well-formed and confident: no SDK can tell; only checking the answer (airisk's canary) does.
+    for call in (openai_chat, openai_chat_stream, claude_create, claude_stream):
+        text = await call(sdk)
+        assert text and not text.startswith("5"), call.__name__
+
+
+async def test_flapping_fails_then_recovers(point, sdk):
+    point.faults.add(Fault.from_dict({"type": "flapping", "params": {"down_s": 0.4, "up_s": 5}}))
+    with pytest.raises(openai.InternalServerError) as gpt:
+        await openai_chat(sdk)
+    with pytest.raises(anthropic.APIStatusError) as claude:
+        await claude_create(sdk)
+    assert gpt.value.status_code == claude.value.status_code == 503
+    await asyncio.sleep(0.45)  # the up half of the period
+    assert await openai_chat(sdk) == ANSWER
+
+
+@pytest.mark.parametrize("call", [openai_chat_stream, claude_stream], ids=lambda f: f.__name__)
+async def test_timing_faults_slow_the_answer_but_keep_it(point, sdk, call):
+    inject(point, "first_token_delay", delay_ms=300)
+    started = time.monotonic()
+    assert await call(sdk) == ANSWER
+    delayed = time.monotonic() - started
+    point.faults.clear()
+    inject(point, "slow_tokens", gap_ms=60)
+    started = time.monotonic()
+    assert await call(sdk) == ANSWER
+    slowed = time.monotonic() - started
+    assert delayed >= 0.3  # once, before the first token
+    assert slowed >= 7 * 0.06  # between each of the 8 tokens
