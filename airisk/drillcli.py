@@ -53,10 +53,11 @@ def drill_run(file: Path, json_path: Path | None, junit_path: Path | None, worke
         _fail("--workers: must be 0 or more")
     try:
         if quiet:
-            result, entries = run_drill(spec, Options(workers=workers))
+            result, entries = run_drill(spec, Options(workers=workers, base_dir=file.resolve().parent))
         else:
             with output.LiveView(console, list(spec.features)) as view:
-                result, entries = run_drill(spec, Options(workers=workers, live=view.update))
+                result, entries = run_drill(spec, Options(workers=workers, live=view.update,
+                                                             base_dir=file.resolve().parent))
     except DrillError as exc:
         _fail(f"{file}: {exc}")
     out = Console(width=None if sys.stdout.isatty() else 160)

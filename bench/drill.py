@@ -96,6 +96,7 @@ def fault_delays(kind: str) -> tuple[list[float], float]:
     port = free_port()
     data["product"]["base_url"] = f"http://127.0.0.1:{port}"
     data["product"]["start"]["command"][-1] = str(port)
+    data["product"]["start"]["cwd"] = str(ROOT)  # the file is copied elsewhere; `examples` lives here
     data["proxy"]["url"] = f"http://127.0.0.1:{free_port()}"
     fault = {"route": "openai", "type": kind} | ({"params": {"seconds": 30}} if kind == "hang" else {})
     data["phases"] = [{"name": "base", "duration": 2}]

@@ -98,10 +98,24 @@ class Stack:
         self._closers.append(thing.close)
         return thing
 
-    def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def adopt(self, thing) -> None:
+        """Something with a ``stop()`` of its own (e.g. the local model server), stopped with the rest."""
+        self._closers.append(thing.stop)
+
+    def run_once(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None, timeout: float) -> int:
+        """Run a command to its end (output in the logs folder); its exit status, or -9 on timeout."""
+        with (self.logs / f"{name}.log").open("wb") as out:
+            try:
+                return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                      timeout=timeout, preexec_fn=_die_with_parent).returncode
+            except subprocess.TimeoutExpired:
+                return -9
+
+    def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.Popen:
         with (self.logs / f"{name}.log").open("wb") as out:  # the child keeps its own descriptor
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+                                    start_new_session=True, preexec_fn=_die_with_parent, cwd=cwd)
         self.procs.append((name, proc))
         return proc
 
@@ -219,6 +233,7 @@ class Proxy:
 @dataclass
 class Options:
     workers: int | None = None  # overrides the file's load.workers
+    base_dir: Path | None = None  # where the drill file is: product.start.cwd is relative to it
     live: Callable[[dict[str, Any]], None] | None = None  # called every tick with the progress
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -247,7 +262,9 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         if spec.product.start is not None:
             start = spec.product.start
             command = [part.format(**values) for part in start.command]
-            proc = stack.start("product", command, env={**_format_env(start.env, values), **options.extra_env})
+            cwd = (options.base_dir or Path.cwd()) / start.cwd if start.cwd else None
+            proc = stack.start("product", command, env={**_format_env(start.env, values), **options.extra_env},
+                               cwd=cwd)
             stack.wait_healthy("product", spec.product.base_url.rstrip("/") + start.health, proc,
                                start.startup_timeout)
         proxy = stack.closing(Proxy(proxy_url, run_id, spec.lease))

@@ -131,6 +131,8 @@ class StartProduct(Section):
     """Extra environment; values may use ``{proxy}`` and ``{emulator}`` (e.g. ``{proxy}/openai``)."""
     health: Text = "/healthz"
     startup_timeout: Duration = 30.0
+    cwd: Text | None = None
+    """Where to start it, relative to the drill file (default: the current directory)."""
 
 
 class Product(Section):

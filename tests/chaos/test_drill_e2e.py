@@ -32,6 +32,7 @@ def shipped(name: str, tmp_path: Path, *, proxy: str | None = None, phases: tupl
     port = free_port()
     data["product"]["base_url"] = f"http://127.0.0.1:{port}"
     data["product"]["start"]["command"][-1] = str(port)
+    data["product"]["start"]["cwd"] = str(ROOT)  # the file is copied elsewhere; `examples` lives here
     data["proxy"] = {"url": proxy, "start": False} if proxy else {**data["proxy"], "url": f"http://127.0.0.1:{free_port()}"}
     for phase, seconds in zip(data["phases"], phases, strict=True):
         phase["duration"] = seconds
