@@ -1,0 +1,3 @@
+from dashboard.serve import main
+
+main()

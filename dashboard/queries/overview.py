@@ -1,0 +1,96 @@
+"""Overview: each target's state and availability, and the open incidents (the features' risk is
+`dashboard.queries.features.risk_view`, shared with the Features page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlmodel import Session
+
+from dashboard.queries.common import describe_cause, duration_text, frame
+from monitor.store.queries import current_states, incidents, known_targets, latency_by_target, totals_by_target
+
+AVAILABILITY_SPANS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+P95_SPAN = timedelta(days=1)
+_SEVERITY = {"down": 3, "degraded": 2, "up": 1}
+
+PROVIDER_COLUMNS = ("target", "provider", "model", "owned", "state", "last_probe", "last_probe_at",
+                    "availability_24h", "availability_7d", "availability_30d", "ttft_p95_ms", "open_incident")
+INCIDENT_COLUMNS = ("id", "target", "provider", "region", "state", "opened_at", "closed_at", "duration",
+                    "duration_s", "cause", "vendor_first_post_at", "lead_time_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The providers and the open incidents; the features come from `dashboard.queries.features.risk_view`."""
+
+    providers: pd.DataFrame  # PROVIDER_COLUMNS, worst state first
+    open_incidents: pd.DataFrame  # INCIDENT_COLUMNS
+
+
+def provider_table(*, session: Session, now: datetime) -> pd.DataFrame:
+    """One row per target: its state now (an open incident's state, else the latest probe's), its
+    availability over 24 h, 7 d and 30 d, and its p95 time to first token over 24 h; worst state first.
+
+    Every figure comes from one aggregate statement over all targets (rollups beyond two hours).
+    """
+    catalog = {t["name"]: t for t in known_targets(session=session)}
+    states = current_states(session=session)
+    open_by_target: dict[str, str] = {}
+    for inc in incidents(session=session, open_only=True):
+        if _SEVERITY[inc.state] > _SEVERITY.get(open_by_target.get(inc.target, "up"), 0):
+            open_by_target[inc.target] = inc.state
+    availability = {}
+    for key, span in AVAILABILITY_SPANS.items():
+        for row in totals_by_target(session=session, since=now - span, until=now,
+                                    source=None if span <= timedelta(hours=2) else "hour"):
+            availability[(row["target"], key)] = row["availability"]
+    p95 = {r["target"]: r["ttft_p95"] for r in latency_by_target(session=session, since=now - P95_SPAN, until=now,
+                                                                  source="hour")}
+    latest: dict[str, dict] = {}
+    for ts in states:
+        if ts.latest is None:
+            continue
+        seen = latest.get(ts.target)
+        if seen is None or ts.latest["at"] > seen["at"]:
+            latest[ts.target] = ts.latest
+    names = sorted(set(catalog) | {s.target for s in states} | {t for t, _ in availability})
+    rows = []
+    for name in names:
+        t = catalog.get(name, {})
+        last = latest.get(name)
+        state = open_by_target.get(name) or ("up" if last else "never probed")
+        rows.append({
+            "target": name, "provider": t.get("provider", ""), "model": t.get("model", ""),
+            "owned": bool(t.get("local", False)), "state": state,
+            "last_probe": f"{last['status']} ({last['error_kind']})" if last and last["error_kind"] != "ok"
+            else (last["status"] if last else ""),
+            "last_probe_at": last["at"] if last else None,
+            **{f"availability_{k}": availability.get((name, k)) for k in AVAILABILITY_SPANS},
+            "ttft_p95_ms": p95.get(name), "open_incident": name in open_by_target,
+        })
+    rows.sort(key=lambda r: (-_SEVERITY.get(r["state"], 0), r["availability_24h"] if r["availability_24h"]
+                             is not None else 2.0, r["target"]))
+    return frame(rows, PROVIDER_COLUMNS)
+
+
+def incident_table(*, session: Session, now: datetime, since: datetime | None = None, open_only: bool = False,
+                   target: str | None = None) -> pd.DataFrame:
+    """Incidents (open at some time since ``since``), newest first, with their cause in words and how
+    far ahead of the vendor's first status-page post we were."""
+    rows = []
+    for inc in incidents(session=session, since=since, open_only=open_only, target=target):
+        lasted = inc.duration_s if inc.duration_s is not None else (now - inc.opened_at).total_seconds()
+        rows.append({"id": inc.id, "target": inc.target, "provider": inc.provider, "region": inc.region,
+                     "state": inc.state, "opened_at": inc.opened_at, "closed_at": inc.closed_at,
+                     "duration": duration_text(lasted) + ("" if inc.closed_at else " (open)"), "duration_s": lasted,
+                     "cause": describe_cause(inc.cause), "vendor_first_post_at": inc.vendor_first_post_at,
+                     "lead_time_s": inc.lead_time_s})
+    return frame(rows, INCIDENT_COLUMNS)
+
+
+def overview(*, session: Session, now: datetime) -> Overview:
+    """Every target's state and availability, and the open incidents."""
+    return Overview(provider_table(session=session, now=now), incident_table(session=session, now=now, open_only=True))

@@ -1,0 +1,52 @@
+"""Overview: features worst first, every provider's state and availability, open incidents."""
+
+import streamlit as st
+
+from dashboard import charts, queries, ui
+
+ctx = ui.context()
+data = ui.load(queries.overview, ctx)
+risk = ui.risk(ctx)
+
+st.title("Overview")
+st.subheader("Features, worst first")
+if risk is None:
+    ui.no_features(ctx)
+else:
+    worst = risk.features.iloc[0]
+    st.markdown(f"Worst: **{worst.feature}**, grade **{worst.grade}**, {worst.minutes_per_month:,.1f} minutes a "
+                f"month expected down" + (f", mostly {worst.main_contributor}" if worst.main_contributor else ""))
+    if not risk.measured:
+        st.warning("No probe results for any feature's backends in the last 30 days: every primary is assumed "
+                   "99.5 % available. Run `airisk monitor` to measure them.")
+    st.dataframe(risk.features, hide_index=True, column_config={
+        "minutes_per_month": st.column_config.NumberColumn("min/month", format="%.1f"),
+        "outsourced_share": st.column_config.NumberColumn("outsourced", format="percent"),
+        "fallbacks_verified": st.column_config.CheckboxColumn("fallbacks verified"),
+        "score": st.column_config.NumberColumn(format="%.0f")})
+    st.plotly_chart(charts.feature_minutes(risk.features))
+    st.caption("Expected AI-caused downtime over a 30-day month, from the last 30 days of probes; a fallback "
+               "counts only once a drill saw it answer (docs/RISK_MODEL.md, `airisk score`).")
+    if not risk.undeclared.empty:
+        st.error("Seen calling AI providers but not declared in the config:")
+        st.dataframe(risk.undeclared, hide_index=True)
+
+st.subheader("Providers")
+if data.providers.empty:
+    ui.empty("No target has been probed yet", "Run `airisk monitor` (or `airisk up`) to start measuring.")
+else:
+    st.dataframe(data.providers, hide_index=True, column_config={
+        "availability_24h": st.column_config.NumberColumn("available 24 h", format="percent"),
+        "availability_7d": st.column_config.NumberColumn("available 7 d", format="percent"),
+        "availability_30d": st.column_config.NumberColumn("available 30 d", format="percent"),
+        "ttft_p95_ms": st.column_config.NumberColumn("TTFT p95 (24 h)", format="%.0f ms"),
+        "owned": st.column_config.CheckboxColumn("owned"),
+        "open_incident": st.column_config.CheckboxColumn("open incident")})
+
+st.subheader("Open incidents")
+if data.open_incidents.empty:
+    st.success("No open incident.")
+else:
+    for inc in data.open_incidents.itertuples(index=False):
+        st.markdown(f":red[**{inc.target}** is **{inc.state.upper()}**] since {inc.opened_at:%Y-%m-%d %H:%M:%S} "
+                    f"UTC ({inc.duration}){f': {inc.cause}' if inc.cause else ''}")
