@@ -146,12 +146,46 @@ def validate(file: Path | None, schema: bool) -> None:
 
 
 @main.command()
-@click.option("--port", default=runtime.EMULATOR_PORT, show_default=True, type=int, help="Emulator port.")
-@click.option("--interval", default=15.0, show_default=True, type=float, help="Seconds between probe rounds.")
-@click.option("--rounds", default=0, type=int, help="Stop after this many rounds (0: run until Ctrl-C).")
-def up(port: int, interval: float, rounds: int) -> None:
-    """The main job: for now, the emulated providers with a demo incident script, probed on a loop."""
-    runtime.run(runtime.demo(port=port, interval=interval, rounds=rounds))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="airisk.yaml to watch (default: ./airisk.yaml; with neither, a labelled demo).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the dashboard listens.")
+@click.option("--port", default=8501, show_default=True, type=int, help="The dashboard's port.")
+@click.option("--allow-external", is_flag=True, help="Allow the dashboard on a non-loopback address "
+              "(set AIRISK_DASHBOARD_PASSWORD, or Streamlit's OIDC login, first).")
+@click.option("--demo", is_flag=True, help="Run the demo even when ./airisk.yaml exists.")
+def up(config_path: Path | None, host: str, port: int, allow_external: bool, demo: bool) -> None:
+    """The main job: the monitor, the local model and the dashboard (a labelled demo with no airisk.yaml)."""
+    from airisk.up import Ports, run_up
+
+    if not _loopback(host) and not allow_external:
+        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the dashboard")
+    if config_path is None and not demo and Path("airisk.yaml").exists():
+        config_path = Path("airisk.yaml")
+    if config_path is not None:
+        _config_or_exit(config_path)  # every problem, one line each, before anything starts
+        config_path = config_path.resolve()
+    runtime.run(run_up(config_path=None if demo else config_path, ports=Ports(dashboard=port), host=host))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=int)
+@click.option("--allow-external", is_flag=True, help="Allow a non-loopback address (protect it first: "
+              "AIRISK_DASHBOARD_PASSWORD or Streamlit's OIDC login).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="airisk.yaml with the features (default: AIRISK_CONFIG, else ./airisk.yaml).")
+def dashboard(host: str, port: int, allow_external: bool, config_path: Path | None) -> None:
+    """The Streamlit dashboard alone, over the monitor's database (it only reads)."""
+    import subprocess
+
+    from airisk.up import dashboard_command
+
+    if not _loopback(host) and not allow_external:
+        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the dashboard")
+    env = dict(os.environ)
+    if config_path is not None:
+        env["AIRISK_CONFIG"] = str(config_path.resolve())
+    sys.exit(subprocess.call(dashboard_command(host, port), env=env))
 
 
 @main.command()
