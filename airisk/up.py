@@ -84,7 +84,9 @@ def demo_drills(ports: Ports) -> list[dict]:
         data = yaml.safe_load(path.read_text())
         data["product"] = {"base_url": f"http://127.0.0.1:{ports.storefront}"}
         data["proxy"] = {"url": f"http://127.0.0.1:{ports.proxy}", "start": False}
-        data["load"] = {"users": 3, "spawn_rate": 3, "wait": "300ms"}
+        # One user, a second apart: the bundled 270M model answers one request at a time on two
+        # shared cores, and three users already queue it past the storefront's timeout.
+        data["load"] = {"users": 1, "spawn_rate": 1, "wait": "1s"}
         for phase, seconds in zip(data["phases"], (10, 30, 10), strict=True):
             phase["duration"] = seconds
         out.append(data)
@@ -234,7 +236,7 @@ def _start_demo(stack: Stack, ports: Ports, home: Path, local_url: str) -> Path:
     stack.wait_healthy("proxy", f"{proxy}/_airisk/health", proc, 30)
     proc = stack.start("storefront", _py("-m", "examples.storefront", "--port", str(ports.storefront)), env={
         "STOREFRONT_OPENAI_BASE_URL": f"{proxy}/openai", "STOREFRONT_ANTHROPIC_BASE_URL": f"{proxy}/anthropic",
-        "STOREFRONT_LOCAL_BASE_URL": f"{proxy}/local", "STOREFRONT_AI_TIMEOUT": "5"}, cwd=REPO)
+        "STOREFRONT_LOCAL_BASE_URL": f"{proxy}/local", "STOREFRONT_AI_TIMEOUT": "10"}, cwd=REPO)
     stack.wait_healthy("storefront", f"http://127.0.0.1:{ports.storefront}/healthz", proc, 30)
     config = home / "airisk.yaml"
     config.write_text("# Written by `airisk up` for its demo; edit a copy, not this file.\n"

@@ -350,7 +350,8 @@ async def chat(ai: AI, body: Any) -> dict[str, Any]:
     log.warning("chat: %s; falling back to the local model", primary_error)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": message}]
     try:
-        text = await ai.local("chat", messages)
+        # A short answer: a small local model on shared cores takes seconds per hundred tokens.
+        text = await ai.local("chat", messages, max_tokens=64)
     except AIError as exc:
         raise Failed(f"{primary_error}; fallback {exc}") from exc
     return {"text": text, "backend": "local", "degraded": False, "primary_error": primary_error}
