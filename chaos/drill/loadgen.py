@@ -3,7 +3,8 @@
 Run by the drill runner, never imported by it: Locust patches the standard library with
 gevent at import. ``python -m chaos.drill.loadgen CONFIG.json --role local|master|worker``.
 
-Each simulated user picks a feature by weight, sends its request to the product and judges
+Each simulated user picks a feature by weight (or, where the drill gives features a rate,
+keeps to its own feature's share of that rate), sends its request to the product and judges
 the answer as the drill file says (status, a JSON field, the product's own "degraded"
 marker). Every request becomes one JSON line in this process's records file (flushed every
 0.2 s so the runner can watch guards live): ``t`` start (wall clock), ``f`` feature, ``ms``
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.env import Environment
 
 _records: list[str] = []
@@ -51,46 +52,78 @@ def _judge(feature: dict, status: int, body: bytes) -> tuple[bool, bool, str | N
     return not degraded, degraded, None, backend if isinstance(backend, str) else None
 
 
-def make_user(config: dict) -> type[FastHttpUser]:
+def _call(user: FastHttpUser, name: str, feature: dict) -> None:
+    """One product request for ``feature``, judged and recorded."""
+    req = feature["request"]
+    started = time.time()
+    t0 = time.perf_counter()
+    kind = backend = None
+    ok = deg = False
+    status = 0
+    try:
+        with user.client.request(req["method"], req["path"], json=req.get("json"), headers=req.get("headers"),
+                                 name=name, catch_response=True) as response:
+            status = response.status_code or 0
+            if status == 0:
+                kind = "connection"
+                response.failure(str(response.error)[:200])
+            else:
+                ok, deg, kind, backend = _judge(feature, status, response.content or b"")
+                if kind:
+                    response.failure(kind)
+                else:
+                    response.success()
+    except Exception as exc:
+        kind = f"client_{type(exc).__name__}"
+    _records.append(json.dumps({"t": started, "f": name, "ms": round((time.perf_counter() - t0) * 1000, 3),
+                                "ok": ok, "deg": deg, "s": status, "k": kind, "b": backend}))
+
+
+def split_users(users: int, rates: dict[str, float]) -> dict[str, int]:
+    """Users per feature in proportion to its rate, at least one each."""
+    total = sum(rates.values())
+    return {name: max(1, round(users * rate / total)) for name, rate in rates.items()}
+
+
+def make_users(config: dict) -> list[type[FastHttpUser]]:
+    """One user class picking features by weight; or, when features set a rate, one class per feature
+    holding that rate (Locust's constant_throughput over that feature's share of the users)."""
     features = config["features"]
-    names = list(features)
-    weights = [features[n]["weight"] for n in names]
 
     class ProductUser(FastHttpUser):
+        abstract = True
         host = config["base_url"]
         wait_time = constant(config["wait"])
         network_timeout = config.get("timeout", 60.0)
         connection_timeout = 10.0
 
-        @task
-        def call(self) -> None:
-            name = random.choices(names, weights)[0]
-            feature = features[name]
-            req = feature["request"]
-            started = time.time()
-            t0 = time.perf_counter()
-            kind = backend = None
-            ok = deg = False
-            status = 0
-            try:
-                with self.client.request(req["method"], req["path"], json=req.get("json"), headers=req.get("headers"),
-                                         name=name, catch_response=True) as response:
-                    status = response.status_code or 0
-                    if status == 0:
-                        kind = "connection"
-                        response.failure(str(response.error)[:200])
-                    else:
-                        ok, deg, kind, backend = _judge(feature, status, response.content or b"")
-                        if kind:
-                            response.failure(kind)
-                        else:
-                            response.success()
-            except Exception as exc:
-                kind = f"client_{type(exc).__name__}"
-            _records.append(json.dumps({"t": started, "f": name, "ms": round((time.perf_counter() - t0) * 1000, 3),
-                                        "ok": ok, "deg": deg, "s": status, "k": kind, "b": backend}))
+    rates = {name: f["rate"] for name, f in features.items() if f.get("rate")}
+    if not rates:
+        names = list(features)
+        weights = [features[n]["weight"] for n in names]
 
-    return ProductUser
+        class WeightedUser(ProductUser):
+            @task
+            def call(self) -> None:
+                name = random.choices(names, weights)[0]
+                _call(self, name, features[name])
+
+        return [WeightedUser]
+    classes = []
+    for name, users in split_users(config["users"], rates).items():
+        feature = features[name]
+
+        class FeatureUser(ProductUser):
+            fixed_count = users
+            wait_time = constant_throughput(rates[name] / users)
+
+            @task
+            def call(self, name=name, feature=feature) -> None:
+                _call(self, name, feature)
+
+        FeatureUser.__name__ = f"User_{name}"
+        classes.append(FeatureUser)
+    return classes
 
 
 def _flusher(path: Path) -> None:
@@ -114,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = json.loads(Path(args.config).read_text())
     records = Path(config["records_dir"]) / f"records-{args.role}-{os.getpid()}.jsonl"
-    env = Environment(user_classes=[make_user(config)], events=events)
+    user_classes = make_users(config)
+    env = Environment(user_classes=user_classes, events=events)
     if args.role == "worker":
         runner = env.create_worker_runner(config["master_host"], config["master_port"])
     elif args.role == "master":
@@ -131,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 runner.quit()
                 return 2
             gevent.sleep(0.05)
-        runner.start(config["users"], spawn_rate=config["spawn_rate"])
+        users = sum(getattr(c, "fixed_count", 0) for c in user_classes) or config["users"]
+        runner.start(users, spawn_rate=config["spawn_rate"])
         gevent.spawn_later(config["run_time"], runner.quit)
     runner.greenlet.join()
     if flusher is not None:

@@ -320,7 +320,7 @@ def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[subp
         "base_url": spec.product.base_url.rstrip("/"),
         "features": {name: {"request": f.request.model_dump(by_alias=True), "expect": f.expect.model_dump(),
                             "degraded_when": f.degraded_when.model_dump() if f.degraded_when else None,
-                            "weight": f.weight} for name, f in spec.features.items()},
+                            "weight": f.weight, "rate": f.rate} for name, f in spec.features.items()},
         "users": spec.load.users, "spawn_rate": spec.load.spawn_rate, "wait": spec.load.wait,
         "run_time": spec.duration + spec.guards.max_duration, "records_dir": str(stack.logs),
         "workers": workers, "master_host": "127.0.0.1", "master_port": free_port() if workers else 0,

@@ -73,6 +73,9 @@ class FeatureSpec(Section):
     degraded_when: DegradedWhen | None = None
     weight: Annotated[float, Interval(gt=0, le=1000)] = 1.0
     """Share of the load (relative to the other features)."""
+    rate: Annotated[float, Interval(gt=0, le=100_000)] | None = None
+    """Requests per second for this feature instead of a share of the users' requests (then every
+    feature needs one; the users are split among the features by rate)."""
     outcome: Outcome = "may_fail"
     """What this feature must do while the faults are in force: survives (resilient), degrades
     (resilient or degraded) or may_fail (anything)."""
@@ -177,6 +180,12 @@ class DrillSpec(Section):
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError("phases: each phase needs its own name")
+        rated = [name for name, f in self.features.items() if f.rate is not None]
+        if rated and len(rated) != len(self.features):
+            missing = sorted(set(self.features) - set(rated))
+            raise ValueError(f"features: {', '.join(missing)} need a rate too (give every feature one, or none)")
+        if rated and self.load.users < len(rated):
+            raise ValueError(f"load.users: at least one user per rated feature ({len(rated)})")
         if not any(p.faults for p in self.phases):
             raise ValueError("phases: no phase has faults; a drill breaks something")
         for phase in self.phases:

@@ -162,3 +162,32 @@ def test_a_drill_of_a_public_host_is_refused(tmp_path):
     path.write_text(path.read_text().replace("http://127.0.0.1", "http://192.0.2.10"))
     out = drill(str(path), home=tmp_path)
     assert out.exit_code == 2 and "is not loopback and not in allow_hosts" in out.output
+
+
+def test_a_rate_per_feature_is_kept(tmp_path, running_proxy):
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    data = {
+        "name": "rates", "product": {"base_url": running_proxy}, "proxy": {"url": running_proxy, "start": False},
+        "features": {"busy": {"request": {"path": "/openai/chat/completions", "json": chat}, "rate": 20},
+                     "quiet": {"request": {"method": "GET", "path": "/openai/models"}, "rate": 5}},
+        "load": {"users": 5, "spawn_rate": 100},
+        "phases": [{"name": "warm", "duration": 1},
+                   {"name": "measure", "duration": 4, "faults": [{"route": "groq", "type": "overloaded"}]}],
+    }
+    path = tmp_path / "rates.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = drill(str(path), "--json", str(tmp_path / "r.json"), "--no-store", home=tmp_path)
+    result = json.loads((tmp_path / "r.json").read_text())
+    counts = {f["feature"]: f["phases"]["measure"]["requests"] for f in result["features"]}
+    assert out.exit_code == 0
+    # 20/s and 5/s over 4 s: by rate, not by an even share of the users' requests
+    assert 50 <= counts["busy"] <= 100 and 12 <= counts["quiet"] <= 30, counts
+    assert counts["busy"] > 2.5 * counts["quiet"], counts
+
+
+def test_rates_are_all_or_none(tmp_path):
+    path, data = shipped("openai-outage.yaml", tmp_path)
+    data["features"]["chat"]["rate"] = 5
+    path.write_text(yaml.safe_dump(data))
+    out = drill(str(path), "--dry-run", home=tmp_path)
+    assert out.exit_code == 2 and "need a rate too" in out.output
