@@ -345,13 +345,16 @@ def budget_counts(
     until: datetime,
     first_token_ms: float | None = None,
     total_ms: float | None = None,
+    exact_recent: timedelta | None = None,
 ) -> BudgetCounts:
     """``targets`` (all regions together) over ``[since, until)`` against a latency budget.
 
     An answer counts as within the budget when its TTFT (its total time when no TTFT was
     recorded) is at most ``first_token_ms`` and its total time at most ``total_ms``; an unset
     bound always holds. Raw rows answer from the hour in which the oldest raw row falls onwards;
-    the hour rollups answer for the whole hours before it.
+    the hour rollups answer for the whole hours before it. With ``exact_recent``, raw rows answer
+    only for that long before ``until`` and the hour rollups for the whole hours before: a month
+    of raw rows takes seconds to read, a month of hour rollups milliseconds.
     """
     since, until = _aware(since, "since"), _aware(until, "until")
     names = tuple(sorted(set(targets)))
@@ -373,6 +376,8 @@ def budget_counts(
         split = split if split == raw_oldest else split + timedelta(hours=1)
         if hour_oldest is None or _aware_utc(hour_oldest) >= floor_hour(raw_oldest) or raw_oldest <= since:
             split = since  # the rollups hold nothing the raw rows do not
+        if exact_recent is not None and hour_oldest is not None:
+            split = max(split, min(until, floor_hour(until - exact_recent)))
     count = answered = within = from_rollups = 0
     first_at: datetime | None = None
     last_at: datetime | None = None

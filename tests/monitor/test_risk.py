@@ -371,3 +371,17 @@ def test_what_if_from_the_same_measurements(session: Session):
 def test_budget_counts_refuse_naive_times(session: Session):
     with pytest.raises(ValueError, match="naive"):
         budget_counts(session=session, targets=["x"], since=datetime(2025, 1, 1), until=T0)
+
+
+def test_budget_counts_read_old_hours_from_rollups_when_asked(session: Session):
+    # three days, one probe a minute; every 10th answer is slow (3 s to the first token)
+    statuses = [("up", 3000, 4000) if i % 10 == 0 else ("up", 200, 800) for i in range(3 * 24 * 60)]
+    _probes(session, "claude", statuses, start=T0)
+    until = T0 + timedelta(days=3)
+    exact = budget_counts(session=session, targets=["claude"], since=T0, until=until, first_token_ms=2000)
+    fast = budget_counts(session=session, targets=["claude"], since=T0, until=until, first_token_ms=2000,
+                         exact_recent=timedelta(days=2))
+    assert exact.from_rollups == 0 and fast.from_rollups == 24 * 60  # the oldest day from the hour rollups
+    assert (fast.count, fast.answered) == (exact.count, exact.answered) == (3 * 24 * 60, 3 * 24 * 60)
+    # 2000 ms falls inside a histogram bucket whose samples are all 200 ms or 3 s: here the same
+    assert fast.within == exact.within == 3 * 24 * 60 - 3 * 24 * 6
