@@ -25,6 +25,8 @@ import pytest
 from chaos.emulator import FILLER
 from chaos.faults import Fault
 from chaos.transport import ChaosTransport, resolve
+from tests.chaos.test_sdk_compat import ANTHROPIC_ERRORS as SDK_ANTHROPIC_ERRORS
+from tests.chaos.test_sdk_compat import OPENAI_ERRORS as SDK_OPENAI_ERRORS
 
 pytestmark = pytest.mark.sdk
 
@@ -180,26 +182,9 @@ async def test_sync_clients(emulator, module):
 
 # -- error responses, in the provider's own format, without calling the upstream -----------------------
 
-OPENAI_ERRORS = {
-    "server_error": (openai.InternalServerError, 500, None),
-    "overloaded": (openai.InternalServerError, 503, None),
-    "rate_limited": (openai.RateLimitError, 429, "rate_limit_exceeded"),
-    "quota_exhausted": (openai.RateLimitError, 429, "insufficient_quota"),
-    "auth": (openai.AuthenticationError, 401, "invalid_api_key"),
-    "model_not_found": (openai.NotFoundError, 404, "model_not_found"),
-    "context_too_long": (openai.BadRequestError, 400, "context_length_exceeded"),
-    "flapping": (openai.InternalServerError, 503, None),  # just created: in its down phase
-}
-ANTHROPIC_ERRORS = {
-    "server_error": (anthropic.InternalServerError, 500, "api_error"),
-    "overloaded": (anthropic.OverloadedError, 529, "overloaded_error"),
-    "rate_limited": (anthropic.RateLimitError, 429, "rate_limit_error"),
-    "quota_exhausted": (anthropic.EnforcedSpendLimitReachedError, 429, "rate_limit_error"),
-    "auth": (anthropic.AuthenticationError, 401, "authentication_error"),
-    "model_not_found": (anthropic.NotFoundError, 404, "not_found_error"),
-    "context_too_long": (anthropic.BadRequestError, 400, "invalid_request_error"),
-    "flapping": (anthropic.ServiceUnavailableError, 503, "api_error"),
-}
+# The same classes as with the emulator and the proxy (test_sdk_compat), plus flapping.
+OPENAI_ERRORS = {**SDK_OPENAI_ERRORS, "flapping": (openai.InternalServerError, 503, None)}  # created: down phase
+ANTHROPIC_ERRORS = {**SDK_ANTHROPIC_ERRORS, "flapping": (anthropic.ServiceUnavailableError, 503, "api_error")}
 
 
 @pytest.mark.parametrize("fault", list(OPENAI_ERRORS))
