@@ -23,19 +23,16 @@ import argparse
 import contextlib
 import itertools
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.probe_accuracy import free_port  # noqa: E402
-from chaos.drill.runner import run_drill  # noqa: E402
+from chaos.drill.runner import run_drill, running_stack, start_emulator, start_proxy  # noqa: E402
 from chaos.drill.spec import DrillSpec  # noqa: E402
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -68,25 +65,9 @@ def throughput(seconds: float, workers: int, product: str, proxy: str, path: str
 
 @contextlib.contextmanager
 def emulator_and_proxy():
-    emu_port, proxy_port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "airisk.cli", "emulate", "--port", str(emu_port),
-                               "--ttft-ms", "0", "--token-gap-ms", "0"], stdout=subprocess.DEVNULL)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "airisk.cli", "proxy", "--port", str(proxy_port),
-                                   "--emulator", f"http://127.0.0.1:{emu_port}"], stdout=subprocess.DEVNULL))
-    urls = f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{proxy_port}"
-    try:
-        for url in urls:
-            for _ in range(200):
-                try:
-                    if httpx.get(url + "/_airisk/health", timeout=0.5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+    with running_stack() as stack:
+        emulator = start_emulator(stack, ttft_ms=0, gap_ms=0)
+        yield emulator, start_proxy(stack, port=free_port(), emulator=emulator)
 
 
 def fault_delays(kind: str) -> tuple[list[float], float]:

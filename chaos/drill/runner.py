@@ -243,7 +243,8 @@ def _format_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _stack() -> Iterator[Stack]:
+def running_stack() -> Iterator[Stack]:
+    """A `Stack` for a ``with`` block: everything it started is stopped however the block ends."""
     stack = Stack()
     try:
         yield stack
@@ -256,7 +257,7 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
     options = options or Options()
     check_targets(spec)
     run_id = f"drill-{uuid.uuid4().hex[:8]}"
-    with _stack() as stack:
+    with running_stack() as stack:
         proxy_url, emulator_url = _start_proxy(spec, stack)
         values = {"proxy": proxy_url, "emulator": emulator_url or "", "python": sys.executable}
         if spec.product.start is not None:
@@ -292,25 +293,36 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         return result, entries
 
 
+def start_emulator(stack: Stack, *, ttft_ms: float = 20, gap_ms: float = 2) -> str:
+    """`airisk emulate` on a free port, healthy; its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
+                                           "--token-gap-ms", f"{gap_ms:g}"))
+    stack.wait_healthy("emulator", url + "/_airisk/health", proc, 20)
+    return url
+
+
+def start_proxy(stack: Stack, *, port: int, emulator: str | None = None, routes: dict[str, str] | None = None) -> str:
+    """`airisk proxy` on ``port`` (to ``emulator`` when given), healthy; its URL."""
+    url = f"http://127.0.0.1:{port}"
+    args = ["proxy", "--port", str(port)] + (["--emulator", emulator] if emulator else [])
+    for name, upstream in (routes or {}).items():
+        args += ["--route", f"{name}={upstream}"]
+    proc = stack.start("proxy", _airisk(*args))
+    stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20)
+    return url
+
+
 def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
     url = spec.proxy.url.rstrip("/")
     if _healthy(url + "/_airisk/health"):
         return url, None
     if not spec.proxy.start:
         raise DrillError(f"proxy.url: no fault proxy answers at {url} (set proxy.start: true to start one)")
-    emulator_url = None
-    args = ["proxy", "--port", str(urlsplit(url).port or 8480)]
-    if spec.proxy.emulator:
-        port = free_port()
-        emulator_url = f"http://127.0.0.1:{port}"
-        proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", "20",
-                                               "--token-gap-ms", "2"))
-        stack.wait_healthy("emulator", emulator_url + "/_airisk/health", proc, 20)
-        args += ["--emulator", emulator_url]
-    for name, upstream in spec.proxy.routes.items():
-        args += ["--route", f"{name}={upstream.format(emulator=emulator_url or '')}"]
-    proc = stack.start("proxy", _airisk(*args))
-    stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20)
+    emulator_url = start_emulator(stack) if spec.proxy.emulator else None
+    routes = {name: upstream.format(emulator=emulator_url or "") for name, upstream in spec.proxy.routes.items()}
+    start_proxy(stack, port=urlsplit(url).port or 8480, emulator=emulator_url, routes=routes)
     return url, emulator_url
 
 

@@ -212,16 +212,7 @@ def availability_series(
     up to a whole number of the source's buckets.
     """
     since, until = _aware(since, "since"), _aware(until, "until")
-    if step <= timedelta(0):
-        raise ValueError("step must be positive")
-    source = _source(session, since, until, source)
-    width = _SOURCES[source][2]
-    if width is not None:
-        step = width * max(1, math.ceil(step / width))
-    lo, hi = _window(source, since, until)
-    n = math.ceil((hi - lo) / step)
-    if n > 20_000:
-        raise ValueError(f"{n} bins: use a longer step")
+    source, lo, _, step, n = _bin_plan(session, since, until, step, source)
     bins = [Agg() for _ in range(n)]
     col = "at" if source == "raw" else "bucket"
     for row in _fetch(session, source, since, until, _filters(source, target, region)):

@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from airisk.cli import main
-from chaos.drill.runner import free_port
+from chaos.drill.runner import free_port, running_stack, start_emulator, start_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILLS = ROOT / "examples" / "storefront" / "drills"
@@ -77,28 +77,10 @@ def test_openai_outage_drill_finds_each_features_strategy(tmp_path):
 
 
 @pytest.fixture
-def running_proxy(tmp_path):
+def running_proxy():
     """An emulator and a fault proxy in their own processes, outliving any drill runner."""
-    emu_port, proxy_port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "airisk.cli", "emulate", "--port", str(emu_port),
-                               "--ttft-ms", "5", "--token-gap-ms", "1"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "airisk.cli", "proxy", "--port", str(proxy_port),
-                                   "--emulator", f"http://127.0.0.1:{emu_port}"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL))
-    url = f"http://127.0.0.1:{proxy_port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+    with running_stack() as stack:
+        yield start_proxy(stack, port=free_port(), emulator=start_emulator(stack, ttft_ms=5, gap_ms=1))
 
 
 def test_guard_breach_aborts_and_removes_the_faults(tmp_path, running_proxy):
