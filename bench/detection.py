@@ -19,7 +19,9 @@ stream) and latency spikes (10-60 s, about one an hour) make answers 4-15x slowe
 
 Probes start at a base interval (60 s, the default) from a random phase with up to 1 s of
 scheduling delay; confirmation probes go when the Detector asks (`Decision.confirm_in`),
-the latest request replacing a pending one, as `monitor.schedule` does. In the same run,
+the latest request replacing a pending one, and only once no probe of the target is in
+flight; a probe still without a first token after ``hedge_after`` gets the confirmations the
+Detector asks for (`Detector.hedges`) at once, alongside it: all as `monitor.schedule` does. In the same run,
 over the same timeline, probe times and noise:
 
 - airisk: `DetectionConfig()` defaults (latency limit 4 s set, to show spikes do not trip it);
@@ -200,24 +202,44 @@ def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
     run = Run(policy)
     downs: list[tuple[float, float]] = []  # (since, at) of each transition to DOWN
     changes: list[tuple[float, Status]] = []  # (at, to) of every transition
+    inflight = 0  # probes under way, hedges counted from the moment they are sent (as monitor.schedule)
+    want_confirm: float | None = None  # the latest result's request, made once none is in flight
     while events:
         t, _, what, result = heapq.heappop(events)
-        if what in ("base", "confirm"):
+        if what.startswith("hedge?"):  # a probe in flight without a first token for its hedge_after
+            started = T0 + timedelta(seconds=float(what.split(":")[1]))
+            # (The scheduler's cap of a quarter of its slots never binds for one target.)
+            for k in range(detector.hedges(at=started, confirm=what.endswith(":confirm")) - (inflight - 1)):
+                inflight += 1
+                tie += 1
+                heapq.heappush(events, (t + 0.001 * k, tie, "hedge", None))  # 1 ms apart: each its own outcome
+            continue
+        if what in ("base", "confirm", "hedge"):
             if what == "confirm":
                 if pending_confirm != t:
                     continue  # replaced by a later request
                 pending_confirm = None
+            if what != "base":
                 run.confirms += 1
                 run.confirms_quiet += world.outage_at(t) is None
             run.probes += 1
+            inflight += what != "hedge"
             result = world.probe(t)
             end = t + (result.total_ms or 0) / 1000
             tie += 1
             heapq.heappush(events, (end, tie, "end:" + what, result))
+            after = detector.hedge_after()
+            if after is not None and (result.ttft_ms is None or result.ttft_ms > after * 1000) and end > t + after:
+                tie += 1
+                heapq.heappush(events, (t + after, tie, f"hedge?:{t!r}:{'base' if what == 'base' else 'confirm'}",
+                                        None))
             continue
-        decision = detector.feed(result, confirm=what == "end:confirm")
-        if decision.confirm_in is not None:
-            pending_confirm = t + decision.confirm_in
+        inflight -= 1
+        decision = detector.feed(result, confirm=what != "end:base")
+        want_confirm = decision.confirm_in  # the latest result's word replaces the earlier ones'
+        if inflight == 0 and want_confirm is not None:  # else the last one in flight decides
+            pending_confirm = t + want_confirm
+            want_confirm = None
             tie += 1
             heapq.heappush(events, (pending_confirm, tie, "confirm", None))
         tr = decision.transition
@@ -350,9 +372,11 @@ def policies(sweep: bool) -> list[tuple[str, DetectionConfig]]:
                                                            degraded_error_rate=1.0)),
     ]
     if sweep:
+        out.append(("defaults without hedge_after", DetectionConfig(degraded_ttft_ms=LATENCY_LIMIT_MS,
+                                                                    hedge_after=None)))
         for ft, confirm, window in ((2, [2.0, 5.0], 10), (3, [2.0, 5.0], 10), (3, [1.0, 2.0], 20),
-                                    (4, [1.0, 1.0, 1.0], 20), (4, [2.0, 5.0, 10.0], 20), (4, [1.0, 2.0, 3.0], 10),
-                                    (5, [1.0, 2.0, 3.0, 4.0], 20)):
+                                    (4, [1.0, 1.0, 1.0], 20), (4, [1.0, 2.0, 3.0], 20), (4, [1.0, 2.0, 3.0], 10),
+                                    (5, [0.5, 1.0, 1.5, 2.0], 20), (5, [1.0, 2.0, 3.0, 4.0], 20)):
             label = f"ft={ft} confirm={'/'.join(f'{c:g}' for c in confirm)}s window={window}"
             out.append((label, DetectionConfig(failure_threshold=ft, confirm_after=confirm, window=window,
                                                degraded_ttft_ms=LATENCY_LIMIT_MS)))
@@ -383,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
           f"x{args.scale:.4g}; {args.hang_share:.0%} of outages hang ({FIRST_TOKEN_DEADLINE:g} s deadline), the rest "
           f"fail fast;\nnoise: {NOISE_RATE:.0%} random failures, latency spikes (10-60 s, 4-15x, ~1/h)")
     print(f"airisk defaults: failure_threshold {cfg.failure_threshold}, confirm_after "
-          f"[{', '.join(f'{c:g}s' for c in cfg.confirm_after)}], success_threshold {cfg.success_threshold}, "
+          f"[{', '.join(f'{c:g}s' for c in cfg.confirm_after)}], hedge_after {cfg.hedge_after:g}s, "
+          f"success_threshold {cfg.success_threshold}, "
           f"window {cfg.window}, degraded_error_rate {cfg.degraded_error_rate:g}; here also degraded_ttft_ms "
           f"{LATENCY_LIMIT_MS:g}")
     print("n, median, p95: time to detect in probe intervals over outages >= 2 intervals (a miss counts as inf);")

@@ -4,11 +4,12 @@ The emulator (its own process) replays a timeline of outages on eight provider r
 two complete monitors (`MonitorService`, each with its own SQLite) watch the same routes at
 once: airisk's defaults, and the baseline "down after 3 consecutive failures at the base
 interval" with no confirmation probes. Time is compressed by 20 (a 3 s interval stands for
-60 s; confirmations at 50/100/150 ms stand for 1/2/3 s; a first-token deadline of 1 s for
-20 s), and outage durations and gaps are the published ones (bench/data/incident_durations.csv,
-from Chu et al., ICPE 2025) scaled like bench/detection.py's (1/30), so the two benchmarks
-see outages of the same length in intervals. Noise that is not an outage: 2% of requests fail
-on every route all the time. 10% of outages hang instead of failing fast.
+60 s; confirmations at 50/50/100/100 ms stand for 1/1/2/2 s, hedges after 250 ms for 5 s; a
+first-token deadline of 1 s for 20 s), and outage durations and gaps are the published ones
+(bench/data/incident_durations.csv, from Chu et al., ICPE 2025) scaled like
+bench/detection.py's (1/30), so the two benchmarks see outages of the same length in
+intervals. Noise that is not an outage: 2% of requests fail on every route all the time.
+10% of outages hang instead of failing fast.
 
 Prints, per policy: time to detect in intervals (median, p95), outages missed (>= 2
 intervals long, never declared down), false alarms (down with no outage in its evidence).
@@ -71,7 +72,7 @@ def timeline(seed: int, minutes: float) -> tuple[dict, list[tuple[str, float, fl
 
 def config(url: str, baseline: bool):
     detection = ("detection: {failure_threshold: 3, confirm_after: []}" if baseline else
-                 "detection: {confirm_after: [50ms, 100ms, 150ms]}")
+                 "detection: {confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms}")
     targets = "".join(f"  - {{provider: {r}, base_url: {url}{get_provider(r).emulator_prefix}}}\n" for r in ROUTES)
     return parse_config(f"defaults: {{interval: {INTERVAL:g}s, deadlines: {{connect: 1s, first_token: 1s, "
                         f"total: 3s, stall: 1s}}}}\n{detection}\ntargets:\n{targets}", environ={})

@@ -12,7 +12,7 @@ answers, just not as the product needs). The target's state moves by these rules
     to DOWN           the last F results are all DOWN-kind
     UP -> DEGRADED    the last F results are all bad (not UP-kind), not all DOWN-kind; or a
                       full window's failed share >= degraded_error_rate; or the window's median
-                      TTFT / total time above its limit (judged once no confirmation probe of a
+                      TTFT / total time of scheduled probes above its limit (judged once no confirmation probe of a
                       possible DOWN is still to come: that probe decides first)
     out of DOWN       the last N results are all good (not DOWN-kind): to UP when they are all
                       UP-kind, else to DEGRADED. N is S, doubled (up to the window) each time a
@@ -25,9 +25,13 @@ recovered target is not at once DEGRADED by them. Results taken while DOWN never
 
 After a bad result that could change the state, `Decision.confirm_in` asks for a
 confirmation probe (``confirm_after``), so an outage is confirmed in seconds; the same for a
-good result while DOWN. Inside a maintenance window the state is tracked but nothing is
-announced; a state that differs from the last announced one when the window ends is announced
-with the first result after it.
+good result while DOWN. A probe still without a first token after ``hedge_after`` gets its
+confirmations at once, alongside it (`Detector.hedges`): a hang fails each probe only at the
+first-token deadline, and waiting out one deadline per confirmation would take minutes.
+
+Inside a maintenance window the state is tracked but nothing is announced; a state that
+differs from the last announced one when the window ends is announced with the first result
+after it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ from typing import Any
 from monitor.config.detection import DetectionConfig, MaintenanceWindow
 from probes.result import ErrorKind, ProbeResult, Status
 
-__all__ = ["Decision", "Detector", "Transition", "observed_status"]
+__all__ = ["HEDGE_FACTOR", "Decision", "Detector", "Transition", "observed_status"]
+
+# A probe is hedged no sooner than this many times the target's usual first token.
+HEDGE_FACTOR = 3.0
 
 # The service answered "slow down" to our key: impaired for the product, not gone.
 # (ErrorKind.status calls it DOWN, the right default for one probe on its own.)
@@ -212,7 +219,9 @@ class Detector:
         for name, limit in (("ttft_ms", cfg.degraded_ttft_ms), ("total_ms", cfg.degraded_total_ms)):
             if limit is None:
                 continue
-            timed = [e for e in entries if getattr(e, name) is not None]
+            # Scheduled probes only: confirmations go because a probe failed or was slow, so
+            # counting their timings would let one slow spell fill the window with slow answers.
+            timed = [e for e in entries if getattr(e, name) is not None and not e.confirm]
             if len(timed) < (cfg.window + 1) // 2:  # too few to call a median
                 continue
             p50 = statistics.median(getattr(e, name) for e in timed)
@@ -264,6 +273,32 @@ class Detector:
             return None
         sent = len(self._run(lambda e: e.confirm))
         return cfg.confirm_after[sent] if sent < len(cfg.confirm_after) else None
+
+    def hedge_after(self) -> float | None:
+        """Seconds without a first token after which a probe of this target gets its confirmations
+        alongside it: ``hedge_after``, or `HEDGE_FACTOR` times the median first token of its recent
+        scheduled probes if that is later (a model that always thinks a while before answering is
+        slow by nature, not hung, and hedging it would multiply every probe). None: never."""
+        cfg = self.config
+        if cfg.hedge_after is None:
+            return None
+        ttfts = [e.ttft_ms for e in self._window if e.ttft_ms is not None and not e.confirm]
+        usual = HEDGE_FACTOR * statistics.median(ttfts) / 1000 if len(ttfts) >= 3 else 0.0
+        return max(cfg.hedge_after, usual)
+
+    def hedges(self, *, at: datetime, confirm: bool = False) -> int:
+        """How many confirmation probes to send now, alongside a probe of this target (started at
+        ``at``; ``confirm``: itself a confirmation) that has gone `hedge_after` without a first
+        token: as many as would take the target DOWN if it and they all fail, within what
+        ``confirm_after`` allows. None while DOWN (a hang there changes nothing), inside a
+        maintenance window (no confirmations there), or when ``hedge_after`` is unset."""
+        cfg = self.config
+        if cfg.hedge_after is None or self._state is Status.DOWN or cfg.maintenance_for(self.target, at):
+            return 0
+        failing = len(self._run(lambda e: e.status is Status.DOWN))
+        # A scheduled probe ends the current run of confirmations; a confirmation is one more of it.
+        used = len(self._run(lambda e: e.confirm)) + 1 if confirm else 0
+        return max(0, min(cfg.failure_threshold - 1 - failing, len(cfg.confirm_after) - used))
 
     def _confirms_left(self) -> bool:
         """Whether `confirm_after` still has a probe to ask for in the current run of confirmations."""

@@ -2,8 +2,13 @@
 
 Every target probes on its own interval, first run spread at random over one interval so
 targets do not fire together. A failure asks the detector for quick confirmation probes
-(e.g. 2 s and 5 s later) so an outage is confirmed in seconds; once the state settles the
-normal interval resumes. A target's runs never overlap (``max_instances=1``), a missed
+(by default 1, 1, 2 and 2 s apart) so an outage is confirmed in seconds; once the state settles the
+normal interval resumes. A probe still without a first token after ``hedge_after`` has those
+confirmations sent alongside it at once (as many as the detector says a DOWN would need), so a
+hanging provider is confirmed in one first-token deadline rather than one per confirmation
+(their evidence spans a deadline each, so they need no spacing against blips); while several
+probes of a target are in flight, the latest result decides on the next confirmation once the
+last of them ends. A target's base runs never overlap (``max_instances=1``), a missed
 run is run once, late, rather than in a burst (``coalesce``), and every probe carries its
 own deadlines, so a hanging provider holds only its own slot.
 """
@@ -33,6 +38,8 @@ log = logging.getLogger("airisk.monitor")
 DEFAULT_MAX_CONCURRENCY = 64
 
 Handler = Callable[["Watch", ProbeResult, bool], Awaitable[float | None]]
+HedgeAfter = Callable[["Watch"], float | None]
+Hedges = Callable[["Watch", datetime, bool], int]
 
 
 @dataclass
@@ -43,14 +50,21 @@ class Watch:
     interval: float
     delays_ms: list[float] = field(default_factory=list)  # scheduling delay of recent runs
     confirming: bool = False
+    inflight: int = 0  # probes of this target under way (hedges counted from the moment they are sent)
+    ended: int = 0  # probes of this target ended so far: the order their results are handled in
+    decided: int = 0  # the latest of them whose handling has said whether to confirm
+    want_confirm: float | None = None  # what it said: seconds until a confirmation, or None
 
 
 class Scheduler:
     """Runs `handle(watch, result, confirm)` after every probe; it returns seconds until the
-    next confirmation probe, or None."""
+    next confirmation probe, or None. ``hedge_after(watch)``: seconds without a first token after
+    which a probe of that target is hedged (None: never); ``hedges(watch, started, confirm)``:
+    how many confirmations to send alongside such a probe."""
 
     def __init__(self, *, watches: list[Watch], client: httpx.AsyncClient, handle: Handler,
-                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY, seed: int | None = None) -> None:
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY, seed: int | None = None,
+                 hedge_after: HedgeAfter | None = None, hedges: Hedges | None = None) -> None:
         self.watches = {w.target.name: w for w in watches}
         self._client = client
         self._handle = handle
@@ -58,6 +72,13 @@ class Scheduler:
         self._rng = random.Random(seed)
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._inflight: set[asyncio.Task] = set()
+        self._hedge_after = hedge_after if hedges is not None else None
+        self._hedges = hedges
+        # Hedges take at most a quarter of the slots, so a provider hanging on many targets
+        # cannot crowd the others' scheduled probes out (beyond that: one confirmation at a time).
+        self._hedge_room = max(1, max_concurrency // 4)
+        self._hedging = 0
+        self._stopping = False
 
     def start(self) -> None:
         now = datetime.now(UTC)
@@ -71,10 +92,13 @@ class Scheduler:
         self._scheduler.start()
 
     async def stop(self, grace: float = 30.0) -> None:
-        """No new runs; let the probes in flight finish (each is bounded by its deadlines)."""
+        """No new runs or hedges; let the probes in flight finish (each is bounded by its deadlines)."""
+        self._stopping = True
         self._scheduler.pause()  # shutdown() would cancel the runs in flight (AsyncIOExecutor)
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=grace)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + grace
+        while self._inflight and (left := until - loop.time()) > 0:  # hedges sent meanwhile count too
+            await asyncio.wait(set(self._inflight), timeout=left)
         self._scheduler.shutdown(wait=False)
 
     def _confirm_later(self, name: str, seconds: float) -> None:
@@ -82,28 +106,78 @@ class Scheduler:
         self._scheduler.add_job(self._run, DateTrigger(run_date=when, timezone=UTC), args=(name, True, when),
                                 id=f"{name}:confirm", replace_existing=True, misfire_grace_time=30)
 
-    async def _run(self, name: str, confirm: bool, first_due: datetime) -> None:
+    async def _run(self, name: str, confirm: bool, first_due: datetime, counted: bool = False) -> None:
         task = asyncio.current_task()
         self._inflight.add(task)
         try:
-            await self._run_one(name, confirm, first_due)
+            await self._run_one(name, confirm, first_due, counted)
         finally:
             self._inflight.discard(task)
 
-    async def _run_one(self, name: str, confirm: bool, first_due: datetime) -> None:
+    async def _run_one(self, name: str, confirm: bool, first_due: datetime, counted: bool) -> None:
         watch = self.watches[name]
         due = self._due(name, confirm, first_due)
         watch.delays_ms.append((datetime.now(UTC) - due).total_seconds() * 1000)
         del watch.delays_ms[:-1000]
-        async with self._slots:
-            result = await probe(watch.target, client=self._client)
+        if not counted:
+            watch.inflight += 1
         try:
-            confirm_in = await self._handle(watch, result, confirm)
-        except Exception:  # a bug in handling one result must not stop the watch
-            log.exception("handling a result of %s failed", name)
-            return
-        if confirm_in is not None:
-            self._confirm_later(name, confirm_in)
+            async with self._slots:
+                result = await self._probe(watch, confirm)
+            watch.ended += 1
+            order = watch.ended
+            try:
+                confirm_in = await self._handle(watch, result, confirm)
+            except Exception:  # a bug in handling one result must not stop the watch
+                log.exception("handling a result of %s failed", name)
+            else:
+                if order > watch.decided:  # the latest result's word replaces the earlier ones'
+                    watch.decided, watch.want_confirm = order, confirm_in
+        finally:
+            watch.inflight -= 1
+        # While other probes of this target are under way, the last of them to end decides.
+        if watch.inflight == 0 and watch.want_confirm is not None and not self._stopping:
+            self._confirm_later(name, watch.want_confirm)
+            watch.want_confirm = None
+
+    async def _probe(self, watch: Watch, confirm: bool) -> ProbeResult:
+        """One probe; past its ``hedge_after`` with no first token, its confirmations go at once.
+
+        Not for a local model: one server working through one request at a time, where probes
+        sent alongside a slow one queue behind it and only slow it further."""
+        after = None if self._hedge_after is None or watch.target.local else self._hedge_after(watch)
+        if after is None:
+            return await probe(watch.target, client=self._client)
+        started = datetime.now(UTC)
+        answered = asyncio.Event()
+        task = asyncio.ensure_future(probe(watch.target, client=self._client, first_token=answered))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=after)
+            if not done and not answered.is_set() and not self._stopping:
+                assert self._hedges is not None
+                # The probes of this target already under way count as its confirmations too.
+                wanted = self._hedges(watch, started, confirm) - (watch.inflight - 1)
+                for _ in range(max(0, min(wanted, self._hedge_room - self._hedging))):
+                    self._hedge(watch)
+            return await task
+        finally:
+            if not task.done():  # the watch is stopping
+                task.cancel()
+
+    def _hedge(self, watch: Watch) -> None:
+        name = watch.target.name
+        watch.inflight += 1  # at once: a second probe reaching hedge_after this tick must see it
+        self._hedging += 1
+        task = asyncio.ensure_future(self._run(name, True, datetime.now(UTC), True))
+        self._inflight.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._hedging -= 1
+            self._inflight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("a confirmation probe of %s failed", name, exc_info=task.exception())
+
+        task.add_done_callback(done)
 
     def _due(self, name: str, confirm: bool, first_due: datetime) -> datetime:
         """When this run was meant to start (APScheduler has already moved the job on)."""

@@ -111,7 +111,10 @@ class MonitorService:
         self.writer = ResultWriter(self.engine, region=self.region)
         self.writer.start()
         scheduler = self.scheduler = Scheduler(watches=[Watch(t, interval) for t, interval in self.schedule],
-                                               client=client, handle=self._handle, seed=self.seed)
+                                               client=client, handle=self._handle, seed=self.seed,
+                                               hedge_after=lambda w: self.detectors[w.target.name].hedge_after(),
+                                               hedges=lambda w, started, confirm: self.detectors[
+                                                   w.target.name].hedges(at=started, confirm=confirm))
         loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client))]
         if self.alerts.channels:
             loops.append(asyncio.create_task(Dispatcher(self.engine, self.alerts, client).run_forever(stop)))

@@ -75,8 +75,13 @@ class _Run:
             self.done = True
 
 
-async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | None = None) -> ProbeResult:
-    """Probe ``target`` once. Never raises for an outage: every failure is a result."""
+async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | None = None,
+                first_token: asyncio.Event | None = None) -> ProbeResult:
+    """Probe ``target`` once. Never raises for an outage: every failure is a result.
+
+    ``first_token`` is set when the first answer text arrives, for a watcher that acts on a probe
+    still waiting (the monitor's scheduler sends confirmations alongside one that waits too long).
+    """
     dialect = get_dialect(target.dialect)
     canary = canary or pick_canary(target)
     spec = dialect.build_request(target, canary.prompt, api_key=target.api_key())
@@ -105,7 +110,8 @@ async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | N
                     run.last_ns = _now(run.timing)
                     run.error = dialect.parse_error(response.status_code, response.headers, body)
                 else:
-                    await _read_stream(dialect, response, run, deadline, loop, total_deadline, dl.stall)
+                    await _read_stream(dialect, response, run, deadline, loop, total_deadline, dl.stall,
+                                       first_token)
             finally:
                 await response.aclose()
     except TimeoutError:
@@ -130,7 +136,8 @@ def pick_canary(target: Target) -> Canary:
     return CANARIES[target.options.get("canary", default)]()
 
 
-async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadline: float, stall: float) -> None:
+async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadline: float, stall: float,
+                       first_token: asyncio.Event | None) -> None:
     parser = NDJSONParser() if dialect.framing == "ndjson" else SSEParser()
     timing = run.timing
     async for data in response.aiter_bytes():
@@ -140,6 +147,8 @@ async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadl
             run.take(dialect.parse_event(event), at_ns)
         if run.first_ns is not None:
             deadline.reschedule(min(total_deadline, loop.time() + stall))
+            if first_token is not None and not first_token.is_set():
+                first_token.set()
     for event in parser.close():
         run.take(dialect.parse_event(event), run.last_ns or time.perf_counter_ns())
 

@@ -34,7 +34,7 @@ from probes.result import ProbeResult, Status
 def detect(t: HistoryTarget, s: Series, outages: list[Outage], detection: DetectionConfig, interval: int,
            end: int) -> list[Any]:
     """The real detector's transitions over the results around each outage (quiet stretches cannot page:
-    four random failures in a row at 0.3 % noise are a once-in-millennia event)."""
+    five random failures in a row at 0.3 % noise are a once-in-millennia event)."""
     windows: list[list[int]] = []
     for o in sorted((o for o in outages if t.name in o.targets), key=lambda o: o.start):
         lo, hi = o.start - 20 * interval, min(end, o.end + max(HOUR, 40 * interval))

@@ -2,9 +2,10 @@
 
 ```yaml
 detection:
-  failure_threshold: 4          # consecutive failed probes (confirmations included) -> DOWN
+  failure_threshold: 5          # consecutive failed probes (confirmations included) -> DOWN
   success_threshold: 2          # consecutive good probes -> out of DOWN
-  confirm_after: [1s, 2s, 3s]   # extra probes after a failure, each this long after the previous one
+  confirm_after: [1s, 1s, 2s, 2s]  # extra probes after a failure, each this long after the previous one
+  hedge_after: 5s               # a probe with no first token this long: its confirmations go alongside
   degraded_ttft_ms: 4000        # the window's median time to first token above this -> DEGRADED
   window: 20                    # recent results judged together
   degraded_error_rate: 0.3      # failed share of a full window at or above this -> DEGRADED
@@ -69,19 +70,30 @@ class MaintenanceWindow(Section):
 class DetectionConfig(Section):
     """Thresholds of the per-target state machine (UP, DEGRADED, DOWN)."""
 
-    # Why 4 (bench/detection.py): if 2% of probes fail at random, 2 in a row page about every
-    # 40 target-hours, 3 every ~2,000, 4 every ~100,000; each step costs one confirmation probe.
-    failure_threshold: Annotated[int, Interval(ge=1, le=20)] = 4
-    """Consecutive DOWN-kind results (confirmation probes included) before a target is DOWN."""
+    # Why 5 (bench/detection.py): if 2% of probes fail at random, 2 in a row page about every
+    # 40 target-hours, 3 every ~2,000, 4 every ~100,000 (the benchmark met one in 6,000 hours),
+    # 5 every ~5 million; each step costs one confirmation probe and ~1.5 s.
+    failure_threshold: Annotated[int, Interval(ge=1, le=20)] = 5
     success_threshold: Annotated[int, Interval(ge=1, le=20)] = 2
     """Consecutive good results before a target leaves DOWN (or DEGRADED). It doubles, up to
     ``window``, each time a target falls DOWN again soon after recovering (a flapping target
     must prove itself for longer)."""
-    # Short, so an outage is DOWN ~8 s after its first failed probe; spread over 6 s, so a blip of a
+    # Short, so an outage is DOWN ~10 s after its first failed probe; spread over 6 s, so a blip of a
     # second or two (a connection reset, a load balancer flip) cannot page on its own.
-    confirm_after: Annotated[list[Duration], MaxLen(10)] = Field(default_factory=lambda: [1.0, 2.0, 3.0])
+    confirm_after: Annotated[list[Duration], MaxLen(10)] = Field(default_factory=lambda: [1.0, 1.0, 2.0, 2.0])
     """Extra probes sent after a failure (or a first good result while DOWN), each this long after
     the previous result, so an outage is confirmed in seconds instead of intervals; empty: none."""
+    # A hanging provider fails each probe only at its first-token deadline (20 s by default), so
+    # confirming one probe after another costs failure_threshold deadlines (~100 s). 5 s is ~10x
+    # a healthy hosted model's first token and 15 s short of the deadline: the benchmark's 4-15x
+    # latency spikes trip it about once an hour, for four extra probes that answer.
+    hedge_after: Duration | None = 5.0
+    """A probe still without a first token this long after it started has the confirmation probes
+    a DOWN would need sent alongside it at once (at most ``confirm_after``'s count), so a hanging
+    provider is confirmed one first-token deadline after the first probe; unset: never. A target
+    whose usual first token is slow is hedged later (`monitor.detect.HEDGE_FACTOR` times its
+    median). Local models are never hedged: their server answers one request at a time, so extra
+    probes would queue behind the slow one."""
     degraded_ttft_ms: Millis | None = None
     """The window's median time to first token above this (ms) -> DEGRADED; unset: not judged."""
     degraded_total_ms: Millis | None = None

@@ -51,20 +51,20 @@ def transitions(decisions) -> list[tuple[Status, Status]]:
 
 
 def test_an_outage_is_confirmed_down_in_seconds_with_the_evidence():
-    detector = Detector(DetectionConfig(), "openai")  # 4 failures, confirmations 1 s, 2 s, 3 s apart
-    steps = follow(detector, [OK, OK, FAIL, FAIL, FAIL, FAIL, FAIL])
+    detector = Detector(DetectionConfig(), "openai")  # 5 failures, confirmations 1 s, 1 s, 2 s, 2 s apart
+    steps = follow(detector, [OK, OK, FAIL, FAIL, FAIL, FAIL, FAIL, FAIL])
     (first_fail_at, first), *_ = [(t, d) for t, d in steps if d.observed is DOWN]
     assert first.state is UP and first.transition is None and first.confirm_in == 1.0
-    assert [d.confirm_in for _, d in steps[2:6]] == [1.0, 2.0, 3.0, None]  # then back to the interval
+    assert [d.confirm_in for _, d in steps[2:7]] == [1.0, 1.0, 2.0, 2.0, None]  # then back to the interval
 
-    down_at, down = steps[5]
+    down_at, down = steps[6]
     tr = down.transition
     assert down.state is DOWN and (tr.from_, tr.to) == (UP, DOWN)
-    assert tr.cause == {"rule": "failures", "failures": 4, "threshold": 4, "kinds": {"overloaded": 4}}
+    assert tr.cause == {"rule": "failures", "failures": 5, "threshold": 5, "kinds": {"overloaded": 5}}
     assert tr.since == T0 + timedelta(seconds=first_fail_at)  # when the evidence began
     assert tr.at == T0 + timedelta(seconds=down_at + 0.3)  # when the deciding probe ended
-    assert (tr.at - tr.since).total_seconds() < 8  # seconds after the first failure, not 3 intervals
-    assert steps[6][1].transition is None  # more failures: still DOWN, nothing new to announce
+    assert (tr.at - tr.since).total_seconds() < 8  # seconds after the first failure, not 4 intervals
+    assert steps[7][1].transition is None  # more failures: still DOWN, nothing new to announce
 
 
 def test_one_failed_probe_is_not_an_outage():
@@ -99,6 +99,75 @@ def test_confirmations_stop_when_the_list_runs_out_and_the_interval_finishes_the
     assert steps[-1][1].state is DOWN and steps[-1][0] > 60  # the third failure came one interval later
 
 
+def test_a_hung_probe_gets_the_confirmations_a_down_needs_and_they_decide():
+    detector = Detector(DetectionConfig(), "openai")  # failure_threshold 5, four confirmations
+    feed_all(detector, [OK, OK])
+    at = T0 + timedelta(seconds=120)
+    assert detector.hedges(at=at) == 4  # the hung probe and four more failing would be DOWN
+    hang = ErrorKind.FIRST_TOKEN_TIMEOUT
+    first = detector.feed(result(hang, 120.0, total=20_000))
+    assert first.state is UP and first.confirm_in == 1.0
+    assert detector.hedges(at=at) == 3  # one failure in already: a probe hanging now plus three more
+    # The four hedges started 5 s into the first probe end 20 s later, in any order of arrival.
+    decisions = [detector.feed(result(hang, 125.0 + i * 0.01, total=20_000), confirm=True) for i in range(4)]
+    assert [d.state for d in decisions] == [UP, UP, UP, DOWN]
+    tr = decisions[-1].transition
+    assert tr.since == T0 + timedelta(seconds=120) and tr.cause["kinds"] == {"first_token_timeout": 5}
+    assert (tr.at - tr.since).total_seconds() == pytest.approx(25.03)  # not four deadlines one after another
+    assert detector.hedges(at=at) == 0  # DOWN: a hang changes nothing
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    (DetectionConfig(hedge_after=None), 0),
+    (DetectionConfig(confirm_after=["1s"]), 1),  # no more than confirm_after allows
+    (DetectionConfig(failure_threshold=2, confirm_after=["1s", "1s", "1s"]), 1),  # no more than DOWN needs
+    (DetectionConfig(failure_threshold=4, confirm_after=["1s", "1s", "1s"]), 3),
+    (DetectionConfig(failure_threshold=1), 0),
+])
+def test_hedges_are_bounded_by_the_config(config, expected):
+    assert Detector(config, "openai").hedges(at=T0) == expected
+
+
+def test_hedges_count_the_confirmations_left_in_the_current_run():
+    detector = Detector(DetectionConfig(), "openai")  # failure_threshold 5, confirm_after 1, 1, 2, 2 s
+    follow(detector, [OK, FAIL, OK])  # a blip, confirmed away by a good confirmation
+    at = T0 + timedelta(seconds=500)
+    # A scheduled probe ends that run of confirmations: it gets all four again, not three.
+    assert detector.hedges(at=at) == 4
+    detector.feed(result(FAIL, 500.0))
+    detector.feed(result(FAIL, 501.0), confirm=True)
+    # Two failures in (the second a confirmation): a probe hanging now plus two more make five.
+    assert detector.hedges(at=at, confirm=True) == 2
+    assert detector.hedges(at=at) == 2
+    short = Detector(DetectionConfig(confirm_after=["1s", "1s"]), "openai")
+    short.feed(result(FAIL, 0.0))
+    short.feed(result(FAIL, 1.0), confirm=True)
+    # A hanging confirmation is the second and last of its run: nothing left to send with it;
+    # a hanging scheduled probe starts a new run of two.
+    assert short.hedges(at=T0, confirm=True) == 0
+    assert short.hedges(at=T0) == 2
+
+
+def test_no_hedges_inside_a_maintenance_window():
+    window = MaintenanceWindow(start=T0, end=T0 + timedelta(hours=1))
+    detector = Detector(DetectionConfig(maintenance=[window]), "openai")
+    assert detector.hedges(at=T0 + timedelta(minutes=5)) == 0
+    assert detector.hedges(at=T0 + timedelta(hours=2)) == 4
+
+
+def test_a_target_slow_by_nature_is_hedged_later():
+    detector = Detector(DetectionConfig(hedge_after=5.0), "openai")
+    assert detector.hedge_after() == 5.0
+    for i, ttft in enumerate([4000.0, 4200.0]):
+        detector.feed(result(OK, i * 60, ttft=ttft, total=ttft + 300))
+    assert detector.hedge_after() == 5.0  # two answers are not yet what it usually does
+    detector.feed(result(OK, 120, ttft=4100.0, total=4400.0))
+    assert detector.hedge_after() == pytest.approx(12.3)  # three times its usual first token
+    detector.feed(result(OK, 121, ttft=30_000.0, total=30_300.0), confirm=True)  # hedges say nothing of it
+    assert detector.hedge_after() == pytest.approx(12.3)
+    assert Detector(DetectionConfig(hedge_after=None), "openai").hedge_after() is None
+
+
 # --- DEGRADED: impaired, not gone ----------------------------------------------------------------
 
 
@@ -109,7 +178,7 @@ def test_rate_limits_wrong_answers_and_filtered_answers_degrade_but_never_page(k
     assert {d.state for _, d in steps} == {UP, DEGRADED}
     tr = next(d.transition for _, d in steps if d.transition)
     assert (tr.from_, tr.to) == (UP, DEGRADED)
-    assert tr.cause == {"rule": "degraded_results", "results": 4, "threshold": 4, "kinds": {str(kind): 4}}
+    assert tr.cause == {"rule": "degraded_results", "results": 5, "threshold": 5, "kinds": {str(kind): 5}}
 
 
 def test_observed_status_counts_429_as_degraded():
@@ -120,13 +189,13 @@ def test_observed_status_counts_429_as_degraded():
 
 
 def test_a_recovery_that_is_still_rate_limited_lands_in_degraded():
-    detector = Detector(DetectionConfig(confirm_after=[]), "openai")
+    detector = Detector(DetectionConfig(failure_threshold=4, confirm_after=[]), "openai")
     decisions = feed_all(detector, [FAIL] * 4 + [ErrorKind.RATE_LIMITED, OK, OK, OK])
     assert transitions(decisions) == [(UP, DOWN), (DOWN, DEGRADED), (DEGRADED, UP)]
 
 
 def test_a_degraded_target_that_fails_outright_goes_down():
-    detector = Detector(DetectionConfig(confirm_after=[]), "openai")
+    detector = Detector(DetectionConfig(failure_threshold=4, confirm_after=[]), "openai")
     decisions = feed_all(detector, [ErrorKind.RATE_LIMITED] * 4 + [FAIL] * 4)
     assert transitions(decisions) == [(UP, DEGRADED), (DEGRADED, DOWN)]
 
@@ -146,7 +215,8 @@ def test_slowness_degrades_on_the_window_median_not_on_one_spike():
 
 
 def test_the_total_time_limit_is_judged_like_ttft():
-    detector = Detector(DetectionConfig(degraded_total_ms=3000, window=4, confirm_after=[]), "openai")
+    config = DetectionConfig(failure_threshold=4, degraded_total_ms=3000, window=4, confirm_after=[])
+    detector = Detector(config, "openai")
     decisions = [detector.feed(result(OK, i * 60, ttft=300, total=5000)) for i in range(4)]
     assert [d.state for d in decisions] == [UP, DEGRADED, DEGRADED, DEGRADED]  # a median needs half the window
     assert decisions[1].transition.cause == {"rule": "latency", "total_ms_p50": 5000.0, "limit": 3000, "samples": 2,
@@ -169,7 +239,7 @@ def test_partial_failures_degrade_and_the_rate_must_fall_well_below_the_limit_to
 
 
 def test_an_outage_is_announced_once_as_down_not_first_as_degraded_seconds_before():
-    detector = Detector(DetectionConfig(window=10), "openai")  # 3 failures in 10 would be DEGRADED
+    detector = Detector(DetectionConfig(failure_threshold=4, window=10), "openai")  # 3 failures in 10 would be DEGRADED
     follow(detector, [FAIL, OK] + [OK] * 7)  # one old blip, confirmed away, still in the window
     steps = follow(detector, [FAIL] * 4, start=1000)
     # The second failure makes 3 in 10, but a confirmation is seconds away: it decides.
@@ -188,7 +258,7 @@ def test_a_provider_alternating_fail_ok_does_not_alert_on_every_flip():
 
 
 def test_a_target_that_keeps_relapsing_must_stay_up_longer_before_it_counts_as_recovered():
-    detector = Detector(DetectionConfig(confirm_after=[]), "openai")  # 4 to fail, 2 to recover
+    detector = Detector(DetectionConfig(failure_threshold=4, confirm_after=[]), "openai")  # 4 to fail, 2 to recover
     decisions = feed_all(detector, ([FAIL] * 4 + [OK] * 2) * 10)
     # A naive 4/2 state machine would page 10 times; this one: down, up, down again, and it stays down.
     assert transitions(decisions) == [(UP, DOWN), (DOWN, UP), (UP, DOWN)]
@@ -250,7 +320,7 @@ def _maintenance(start: float, end: float, targets=None) -> MaintenanceWindow:
 
 
 def test_inside_maintenance_the_state_is_tracked_but_nothing_is_announced():
-    config = DetectionConfig(confirm_after=[], maintenance=[_maintenance(0, 600)])
+    config = DetectionConfig(failure_threshold=4, confirm_after=[], maintenance=[_maintenance(0, 600)])
     decisions = feed_all(Detector(config, "openai"), [FAIL] * 6 + [OK] * 3)  # all inside the window
     assert [d.state for d in decisions][3:5] == [DOWN, DOWN]
     assert all(d.in_maintenance and d.transition is None and d.confirm_in is None for d in decisions)
@@ -259,7 +329,7 @@ def test_inside_maintenance_the_state_is_tracked_but_nothing_is_announced():
 
 
 def test_a_state_reached_during_maintenance_is_announced_when_it_ends():
-    config = DetectionConfig(maintenance=[_maintenance(0, 300)])
+    config = DetectionConfig(failure_threshold=4, maintenance=[_maintenance(0, 300)])
     decisions = feed_all(Detector(config, "openai"), [FAIL] * 8)  # the outage outlasts the window
     inside, after = decisions[:5], decisions[5]
     assert all(d.transition is None for d in inside) and inside[3].suppressed.to is DOWN
@@ -271,7 +341,8 @@ def test_a_state_reached_during_maintenance_is_announced_when_it_ends():
 
 
 def test_maintenance_for_other_targets_changes_nothing():
-    config = DetectionConfig(confirm_after=[], maintenance=[_maintenance(0, 600, targets=["anthropic"])])
+    config = DetectionConfig(failure_threshold=4, confirm_after=[],
+                             maintenance=[_maintenance(0, 600, targets=["anthropic"])])
     decisions = feed_all(Detector(config, "openai"), [FAIL] * 4)
     assert decisions[-1].transition.to is DOWN and not decisions[-1].in_maintenance
 
@@ -303,7 +374,8 @@ def test_defaults_and_durations_as_people_write_them():
     config = DetectionConfig.model_validate({"confirm_after": ["500ms", "2s", 3]})
     assert config.confirm_after == [0.5, 2.0, 3.0]
     default = DetectionConfig()
-    assert (default.failure_threshold, default.success_threshold, default.confirm_after) == (4, 2, [1.0, 2.0, 3.0])
+    assert (default.failure_threshold, default.success_threshold, default.confirm_after) == (5, 2, [1.0, 1.0, 2.0, 2.0])
+    assert default.hedge_after == 5.0
     assert (default.window, default.degraded_error_rate, default.recover_rate) == (20, 0.3, 0.15)
     assert default.degraded_ttft_ms is None and default.maintenance == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -13,10 +14,11 @@ from monitor.store import make_engine
 from monitor.store.models import IncidentRow, ProbeRow
 
 
-def _config(emulator, *, hook_env: str, extra: str = "", rules: str = ""):
+def _config(emulator, *, hook_env: str, extra: str = "", rules: str = "", interval: str = "0.4s",
+            detection: str = "failure_threshold: 2, success_threshold: 2, confirm_after: [0.1s]"):
     text = f"""
 defaults:
-  interval: 0.4s
+  interval: {interval}
   deadlines: {{connect: 2s, first_token: 2s, total: 5s, stall: 1s}}
 targets:
   - provider: openai
@@ -25,10 +27,7 @@ targets:
   - provider: anthropic
     base_url: {emulator.url}/anthropic/v1
     status_page: {emulator.url}/status/anthropic
-detection:
-  failure_threshold: 2
-  success_threshold: 2
-  confirm_after: [0.1s]
+detection: {{{detection}}}
 alerts:
   group_window: 0.2s
   reminder_every: null
@@ -183,4 +182,34 @@ async def test_database_away_during_an_outage_loses_no_result_and_no_incident(em
         [incident] = session.exec(select(IncidentRow)).all()
     assert len(rows) >= submitted  # every result measured while the database was away is there
     assert incident.target == "anthropic" and incident.state == "down"
+    engine.dispose()
+
+
+async def test_a_hanging_provider_is_down_one_first_token_deadline_after_its_first_probe(emulator, receiver, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    # The next scheduled probe is 5 s off: the hedges must do it.
+    config = _config(emulator, hook_env="ONCALL_HOOK", interval="5s",
+                     detection="failure_threshold: 3, confirm_after: [0.1s, 0.1s], hedge_after: 0.2s")
+    service = MonitorService(config=config, engine=engine, housekeeping_interval=0.1, status_interval=3600, seed=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        emulator.emu.faults.add(Fault.from_dict({"type": "hang", "route": "anthropic"}))
+        [down] = await receiver.wait_for(1, "/hook", within=15)
+        alerted = datetime.now(UTC)
+        assert "anthropic" in str(down.body)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    with Session(engine) as session:
+        [incident] = session.exec(select(IncidentRow)).all()
+        assert incident.cause["kinds"] == {"first_token_timeout": 3}
+        rows = session.exec(select(ProbeRow).where(ProbeRow.target == "anthropic", ProbeRow.error_kind != "ok")).all()
+    first = min(r.at for r in rows)
+    # One 2 s deadline (+ 0.2 s hedge, grouping and delivery), not three deadlines one after another.
+    assert (alerted - first.replace(tzinfo=UTC)).total_seconds() < 4.0
+    assert sum(r.confirm for r in rows) >= 2
     engine.dispose()
