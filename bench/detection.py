@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.config.detection import DetectionConfig  # noqa: E402
 from monitor.detect import Detector  # noqa: E402
+from monitor.schedule import HEDGE_BEFORE_DEADLINE  # noqa: E402
 from probes.result import ErrorKind, ProbeResult, Status  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "incident_durations.csv"
@@ -229,6 +230,7 @@ def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
             tie += 1
             heapq.heappush(events, (end, tie, "end:" + what, result))
             after = detector.hedge_after()
+            after = None if after is None else min(after, HEDGE_BEFORE_DEADLINE * FIRST_TOKEN_DEADLINE)
             if after is not None and (result.ttft_ms is None or result.ttft_ms > after * 1000) and end > t + after:
                 tie += 1
                 heapq.heappush(events, (t + after, tie, f"hedge?:{t!r}:{'base' if what == 'base' else 'confirm'}",

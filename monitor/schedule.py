@@ -37,6 +37,10 @@ log = logging.getLogger("airisk.monitor")
 # from the kernel, but request starts and deadlines still ride on the loop.)
 DEFAULT_MAX_CONCURRENCY = 64
 
+# However slow a target usually is, a probe still waiting at this share of its first-token
+# deadline is hedged: the hedges still save most of a deadline per confirmation.
+HEDGE_BEFORE_DEADLINE = 0.75
+
 Handler = Callable[["Watch", ProbeResult, bool], Awaitable[float | None]]
 HedgeAfter = Callable[["Watch"], float | None]
 Hedges = Callable[["Watch", datetime, bool], int]
@@ -99,6 +103,10 @@ class Scheduler:
         until = loop.time() + grace
         while self._inflight and (left := until - loop.time()) > 0:  # hedges sent meanwhile count too
             await asyncio.wait(set(self._inflight), timeout=left)
+        for task in set(self._inflight):  # past the grace: nothing may outlive the watch
+            task.cancel()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight))
         self._scheduler.shutdown(wait=False)
 
     def _confirm_later(self, name: str, seconds: float) -> None:
@@ -135,10 +143,10 @@ class Scheduler:
                     watch.decided, watch.want_confirm = order, confirm_in
         finally:
             watch.inflight -= 1
-        # While other probes of this target are under way, the last of them to end decides.
-        if watch.inflight == 0 and watch.want_confirm is not None and not self._stopping:
-            self._confirm_later(name, watch.want_confirm)
-            watch.want_confirm = None
+            # While other probes of this target are under way, the last of them to end decides.
+            if watch.inflight == 0 and watch.want_confirm is not None and not self._stopping:
+                self._confirm_later(name, watch.want_confirm)
+                watch.want_confirm = None
 
     async def _probe(self, watch: Watch, confirm: bool) -> ProbeResult:
         """One probe; past its ``hedge_after`` with no first token, its confirmations go at once.
@@ -148,6 +156,7 @@ class Scheduler:
         after = None if self._hedge_after is None or watch.target.local else self._hedge_after(watch)
         if after is None:
             return await probe(watch.target, client=self._client)
+        after = min(after, HEDGE_BEFORE_DEADLINE * watch.target.deadlines.first_token)
         started = datetime.now(UTC)
         answered = asyncio.Event()
         task = asyncio.ensure_future(probe(watch.target, client=self._client, first_token=answered))

@@ -92,8 +92,9 @@ class DetectionConfig(Section):
     a DOWN would need sent alongside it at once (at most ``confirm_after``'s count), so a hanging
     provider is confirmed one first-token deadline after the first probe; unset: never. A target
     whose usual first token is slow is hedged later (`monitor.detect.HEDGE_FACTOR` times its
-    median). Local models are never hedged: their server answers one request at a time, so extra
-    probes would queue behind the slow one."""
+    median, but never later than 3/4 of its first-token deadline). Local models are never
+    hedged: their server answers one request at a time, so extra probes would queue behind the
+    slow one."""
     degraded_ttft_ms: Millis | None = None
     """The window's median time to first token above this (ms) -> DEGRADED; unset: not judged."""
     degraded_total_ms: Millis | None = None

@@ -151,3 +151,25 @@ async def test_with_the_real_detector_a_late_first_token_is_hedged_once_and_a_sl
     assert all(h.at < scheduled[3].at for h in hedged)
     assert detector.hedge_after() == pytest.approx(1.5, abs=0.1)
     assert all(r.ttft_ms > 450 for r in scheduled)
+
+
+async def test_stop_leaves_no_probe_or_hedge_running_past_its_grace(emulator, client):
+    emulator.emu.faults.add(Fault.from_dict({"type": "hang", "route": "gemini"}))
+    hanging = emulator.target("gemini", deadlines=Deadlines(connect=1, first_token=30, total=30, stall=30))
+    seen = []
+
+    async def handle(watch, result, confirm):
+        seen.append(result)
+
+    scheduler = Scheduler(watches=[Watch(hanging, 0.3)], client=client, handle=handle, seed=3,
+                          hedge_after=lambda w: 0.1, hedges=lambda w, started, confirm: 3)
+    scheduler.start()
+    await asyncio.sleep(0.8)
+    assert scheduler.watches["gemini"].inflight == 4  # the hung probe and its three hedges
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await scheduler.stop(grace=0.3)
+    assert loop.time() - began < 2.0
+    assert scheduler.watches["gemini"].inflight == 0 and not scheduler._inflight
+    await asyncio.sleep(0.3)
+    assert seen == []  # nothing handled after the watch stopped (its writer may be closed)
