@@ -53,7 +53,6 @@ class Watch:
     target: Target
     interval: float
     delays_ms: list[float] = field(default_factory=list)  # scheduling delay of recent runs
-    confirming: bool = False
     inflight: int = 0  # probes of this target under way (hedges counted from the moment they are sent)
     ended: int = 0  # probes of this target ended so far: the order their results are handled in
     decided: int = 0  # the latest of them whose handling has said whether to confirm
