@@ -28,8 +28,8 @@ RECOVERED_AFTER = 3  # full answers in a row
 @dataclass(slots=True)
 class PhaseRun:
     name: str
-    start: float  # wall clock, as the runner applied it
-    end: float
+    start: float  # wall clock: its faults in force from here (the proxy had taken them)
+    end: float  # wall clock: their removal began here
     faults: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -155,6 +155,12 @@ def _in(items: list[dict[str, Any]], times: list[float], start: float, end: floa
     return items[bisect.bisect_left(times, start):bisect.bisect_left(times, end)]
 
 
+def _inside(recs: list[dict[str, Any]], times: list[float], start: float, end: float) -> list[dict[str, Any]]:
+    """The product requests that lay wholly inside [start, end): one under way when a phase's
+    faults came or went met both states, so it speaks for neither."""
+    return [r for r in _in(recs, times, start, end) if r["t"] + r["ms"] / 1000 <= end]
+
+
 def analyse(spec: DrillSpec, records: list[dict[str, Any]], phases: list[PhaseRun], entries: list[dict[str, Any]],
             *, started_at: float, ended_at: float, aborted: str | None = None) -> DrillResult:
     by_feature: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -168,10 +174,10 @@ def analyse(spec: DrillSpec, records: list[dict[str, Any]], phases: list[PhaseRu
     for name, feature in spec.features.items():
         recs, log = by_feature.get(name, []), log_by_feature.get(name, [])
         rec_t, log_t = [r["t"] for r in recs], [e["at"] for e in log]
-        per_phase = {p.name: _stats(_in(recs, rec_t, p.start, p.end), _in(log, log_t, p.start, p.end))
+        per_phase = {p.name: _stats(_inside(recs, rec_t, p.start, p.end), _in(log, log_t, p.start, p.end))
                      for p in phases}
         faulted = [p for p in phases if p.faulted]
-        during = _stats([r for p in faulted for r in _in(recs, rec_t, p.start, p.end)],
+        during = _stats([r for p in faulted for r in _inside(recs, rec_t, p.start, p.end)],
                         [e for p in faulted for e in _in(log, log_t, p.start, p.end)])
         v = verdict(during, spec)
         results.append(FeatureResult(

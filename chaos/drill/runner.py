@@ -351,9 +351,10 @@ def _run_phases(spec: DrillSpec, proxy: Proxy, records: Records, guard: Guard, p
                 started: float, load: list[subprocess.Popen], options: Options) -> str | None:
     for index, phase in enumerate(spec.phases):
         faults = [step.fault_dict() for step in phase.faults]
-        run = PhaseRun(phase.name, time.time(), 0.0, faults)
+        run = PhaseRun(phase.name, 0.0, 0.0, faults)
         phases.append(run)
         proxy.add(index, faults)
+        run.start = time.time()  # once the proxy has them: a request before this met no fault
         end = run.start + phase.duration
         renewed = time.monotonic()
         try:
@@ -372,11 +373,11 @@ def _run_phases(spec: DrillSpec, proxy: Proxy, records: Records, guard: Guard, p
                                   "elapsed": now - started, "total": spec.duration, "records": records.all,
                                   "phase_start": run.start})
                 if reason is not None:
-                    proxy.remove_all()  # at once: the guard exists to stop the damage
                     run.end = time.time()
+                    proxy.remove_all()  # at once: the guard exists to stop the damage
                     return reason
                 time.sleep(TICK)
         finally:
+            run.end = run.end or time.time()  # before the removal: a request after this may meet none
             proxy.remove_all()
-            run.end = run.end or time.time()
     return None

@@ -110,6 +110,15 @@ def test_verdicts_expectations_and_recovery():
                                 "faults were in force)"]
 
 
+def test_a_request_under_way_when_the_faults_came_or_went_speaks_for_neither_phase():
+    records = [_rec(9.999, "tags", ms=2.0), _rec(10.0, "tags", deg=True, ok=False, b="heuristic"),
+               _rec(19.995, "tags", ms=10.0), _rec(20.0, "tags")]  # the first and third straddle an edge
+    result = analyse(spec(), records, PHASES, [], started_at=0, ended_at=30)
+    tags = next(f for f in result.features if f.feature == "tags")
+    assert tags.during_faults.backends == {"heuristic": 1} and tags.verdict == "degraded"
+    assert tags.phases["base"].requests == 0 and tags.phases["after"].requests == 1
+
+
 def test_no_traffic_during_the_faults_only_meets_may_fail():
     result = analyse(spec(), [_rec(1, "desc"), _rec(1, "chat")], PHASES, [], started_at=0, ended_at=30)
     assert [(f.feature, f.verdict, f.meets) for f in result.features] == [
