@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import pytest
 
 from chaos.faults import Fault
+from monitor import schedule
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector
 from monitor.schedule import Scheduler, Watch
-from probes import Deadlines, ErrorKind
+from probes import Deadlines, ErrorKind, ProbeResult, Status
 
 
 async def _collect(emulator, client, watches, seconds, *, confirm_after=None):
@@ -173,3 +175,30 @@ async def test_stop_leaves_no_probe_or_hedge_running_past_its_grace(emulator, cl
     assert scheduler.watches["gemini"].inflight == 0 and not scheduler._inflight
     await asyncio.sleep(0.3)
     assert seen == []  # nothing handled after the watch stopped (its writer may be closed)
+
+
+async def test_two_probes_waiting_in_the_same_tick_send_one_round_of_hedges_between_them(monkeypatch, emulator,
+                                                                                          client):
+    # A unit test of the counting (a stand-in probe that never sees a first token): two probes of
+    # one target reach hedge_after together; the hedges the first sends count for the second at once.
+    calls = []
+
+    async def waiting_probe(target, *, client, first_token=None):
+        calls.append(target.name)
+        await asyncio.sleep(0.4)
+        return ProbeResult(target=target.name, provider="openai", model="m", at=datetime.now(UTC),
+                           status=Status.DOWN, error_kind=ErrorKind.FIRST_TOKEN_TIMEOUT, total_ms=400.0)
+
+    monkeypatch.setattr(schedule, "probe", waiting_probe)
+
+    async def handle(watch, result, confirm):
+        return None
+
+    scheduler = Scheduler(watches=[Watch(emulator.target("openai"), 60.0)], client=client, handle=handle,
+                          hedge_after=lambda w: 0.1, hedges=lambda w, started, confirm: 4)
+    now = datetime.now(UTC)
+    await asyncio.gather(scheduler._run("openai", False, now), scheduler._run("openai", True, now))
+    while scheduler._inflight:  # the hedges (the APScheduler side is not started here)
+        await asyncio.wait(set(scheduler._inflight))
+    assert scheduler.watches["openai"].inflight == 0
+    assert len(calls) == 5  # the two, and three hedges: four probes besides each, never more
