@@ -193,7 +193,8 @@ class Run:
 def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
     """Feeds the policy's probes to a real Detector in simulated time and scores its transitions."""
     detector = Detector(config, "sim")
-    events: list[tuple[float, int, str, ProbeResult | None]] = []  # (time, tiebreak, what, result)
+    # (time, tiebreak, what, result; for "hedge?" the waiting probe's start and whether it confirms)
+    events: list[tuple[float, int, str, ProbeResult | tuple[float, bool] | None]] = []
     tie = 0
     for t in world.base_times:
         events.append((t, tie, "base", None))
@@ -207,10 +208,10 @@ def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
     want_confirm: float | None = None  # the latest result's request, made once none is in flight
     while events:
         t, _, what, result = heapq.heappop(events)
-        if what.startswith("hedge?"):  # a probe in flight without a first token for its hedge_after
-            started = T0 + timedelta(seconds=float(what.split(":")[1]))
+        if what == "hedge?":  # a probe in flight without a first token for its hedge_after
+            started, confirming = result
             # (The scheduler's cap of a quarter of its slots never binds for one target.)
-            for k in range(detector.hedges(at=started, confirm=what.endswith(":confirm")) - (inflight - 1)):
+            for k in range(detector.hedges(at=T0 + timedelta(seconds=started), confirm=confirming) - (inflight - 1)):
                 inflight += 1
                 tie += 1
                 heapq.heappush(events, (t + 0.001 * k, tie, "hedge", None))  # 1 ms apart: each its own outcome
@@ -233,8 +234,7 @@ def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
             after = None if after is None else min(after, HEDGE_BEFORE_DEADLINE * FIRST_TOKEN_DEADLINE)
             if after is not None and (result.ttft_ms is None or result.ttft_ms > after * 1000) and end > t + after:
                 tie += 1
-                heapq.heappush(events, (t + after, tie, f"hedge?:{t!r}:{'base' if what == 'base' else 'confirm'}",
-                                        None))
+                heapq.heappush(events, (t + after, tie, "hedge?", (t, what != "base")))
             continue
         inflight -= 1
         decision = detector.feed(result, confirm=what != "end:base")
