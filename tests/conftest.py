@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 # Quick but not instant: a first token after 20 ms, tokens 2 ms apart.
 FAST = Profile(ttft_ms=20, token_gap_ms=2, tokens=8)
 SHORT = Deadlines(connect=2.0, first_token=1.0, total=5.0, stall=0.4)
+
+
+async def until(done, within: float, what: str) -> None:
+    """Polls ``done()`` until true; a slow machine only makes this take longer, up to ``within`` s."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    while not done():
+        if loop.time() > give_up:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.02)
 
 
 class RunningEmulator:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from monitor.alerts import Dispatcher, Transition, claim_due, enqueue, events_for
 from monitor.config.alerts import AlertsConfig
 from monitor.store.models import utcnow
+from tests.conftest import until
 from tests.monitor.test_alerts_harness import Receiver, alert_database
 
 TOKEN = "tok" + secrets.token_hex(12)
@@ -100,12 +101,13 @@ async def test_a_receiver_that_is_down_gets_every_alert_once_it_is_back(db, rece
     assert enqueue_for(db, config, transitions, {"hook", "pd", "slack"}) == 12
     dispatcher = Dispatcher(db.engine(), config, http, environ=environ, poll=0.02)
     async with running(dispatcher):
-        await asyncio.sleep(0.6)  # the port is closed: every try fails with a connection error
+        # The port is closed: every try fails with a connection error, and is tried again. Wait for
+        # a third try rather than a fixed time (a busy CI machine gave two tries in 0.6 s).
+        await until(lambda: max(r.attempts for r in db.rows()) >= 3, 15, "a third try")
         waiting = db.rows()
         assert {r.state for r in waiting} == {"pending"}
         # (a row being tried right now has no error yet)
         assert {r.last_error.split(":")[0] for r in waiting if r.last_error} == {"ConnectError"}
-        assert max(r.attempts for r in waiting) >= 3
         await receiver.start()  # same port
         await receiver.wait_for(12)
         await asyncio.sleep(0.4)
