@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +53,10 @@ from probes.result import ProbeResult
 log = logging.getLogger("airisk.monitor")
 
 
+HELD_LOG_EVERY = 30.0
+"""Seconds between warnings while state changes wait for the database."""
+
+
 @dataclass
 class _Held:
     target: Target
@@ -79,6 +84,8 @@ class MonitorService:
         self.detectors: dict[str, Detector] = {}
         self.grouper = Grouper(window=self.alerts.group_window)
         self._held: list[_Held] = []
+        self._held_since: float | None = None  # monotonic time the database was first found away
+        self._held_logged = 0.0
         self.writer: ResultWriter | None = None
         self.scheduler: Scheduler | None = None
         self.started = asyncio.Event()
@@ -152,9 +159,18 @@ class MonitorService:
         try:
             done = await asyncio.to_thread(self._apply, batch)
         except SQLAlchemyError as exc:  # the database is away: keep them, try again shortly
-            log.warning("database unavailable, holding %d state changes: %s", len(batch), exc.__class__.__name__)
             self._held = batch + self._held
+            now = time.monotonic()
+            if self._held_since is None or now - self._held_logged >= HELD_LOG_EVERY:  # a line, not one per tick
+                log.warning("database unavailable, holding %d state changes until it is back: %s", len(self._held),
+                            f"{type(exc).__name__}: {exc}".splitlines()[0])
+                self._held_logged = now
+            self._held_since = now if self._held_since is None else self._held_since
             return
+        if self._held_since is not None:
+            log.info("database back: %d held state changes written after %.0f s", len(batch),
+                     time.monotonic() - self._held_since)
+            self._held_since = None
         self.grouper.add(done)
         if force:  # shutting down: send what is held now rather than lose it with the process
             await self._enqueue_due(datetime.now(UTC), take_at=datetime.now(UTC) + timedelta(

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from monitor.alerts import outbox
@@ -104,14 +105,23 @@ class Dispatcher:
 
     async def run_forever(self, stop_event: asyncio.Event) -> None:
         """`run_once` until ``stop_event`` is set; a database error is logged and retried, never fatal."""
+        failures = 0
         while not stop_event.is_set():
             try:
                 delivered = await self.run_once()
+            except OperationalError as exc:  # the database is away: one line, the first time and every 10th
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.warning("alert dispatch: database unavailable (%d tries), retrying every %.0fs: %s",
+                                failures, max(self.poll, 5.0), f"{type(exc).__name__}: {exc}".splitlines()[0])
+                delivered, idle = 0, max(self.poll, 5.0)
             except Exception:
                 log.exception("alert dispatch failed; retrying in %.0fs", max(self.poll, 5.0))
                 delivered, idle = 0, max(self.poll, 5.0)
             else:
-                idle = self.poll
+                if failures:
+                    log.info("alert dispatch: database back after %d failed tries", failures)
+                failures, idle = 0, self.poll
             if delivered < self.batch:  # a full batch means more may be due right now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_event.wait(), idle)

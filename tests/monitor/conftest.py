@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from sqlmodel import Session
 from monitor.store.db import make_engine, migrate
 from probes.result import ErrorKind, ProbeResult, Status
 from tests.conftest import need
+from tests.monitor.tcp_relay import TcpProxy
 
 PG_URL = os.environ.get("AIRISK_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_MISSING = "PostgreSQL not reachable on 127.0.0.1:5432"
@@ -150,3 +151,21 @@ async def receiver():
     await r.start()
     yield r
     await r.stop()
+
+
+@pytest.fixture
+async def proxied_pg() -> AsyncIterator[tuple[Engine, Engine, TcpProxy]]:
+    """(engine through the proxy, direct engine, proxy) on a fresh PostgreSQL schema."""
+    with pg_schema() as db:
+        proxy = TcpProxy(int(sa.engine.make_url(PG_URL).port or 5432))
+        await proxy.start()
+        url = sa.engine.make_url(PG_URL).set(host="127.0.0.1", port=proxy.port)
+        via = make_engine(url.render_as_string(hide_password=False),
+                          connect_args={**db.connect_args, "connect_timeout": 2})
+        db.engines.append(via)
+        try:
+            yield via, db.engine(), proxy
+        finally:
+            with contextlib.suppress(Exception):
+                await proxy.stop()
+            via.dispose()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from sqlmodel import Session
 from monitor.store import ResultWriter, make_engine, migrate
 from monitor.store.models import ProbeRow, RollupMinute
 from monitor.store.spill import encode
-from tests.monitor.conftest import PG_URL, T0, make_result, pg_schema
+from tests.monitor.conftest import T0, make_result
 
 FAST = {"flush_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.3}
 
@@ -169,63 +167,6 @@ async def test_orphaned_spill_file_of_a_dead_process_is_replayed(engine: Engine,
     assert writer.written == 30
     with Session(engine) as s:
         assert set(s.exec(sa.select(ProbeRow.region).distinct()).scalars()) == {"us"}
-
-
-class TcpProxy:
-    """A TCP relay to PostgreSQL that can be cut (connections reset, port refusing) and restored."""
-
-    def __init__(self, upstream_port: int = 5432) -> None:
-        self.upstream_port = upstream_port
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for w in list(self._writers):
-            w.transport.abort()
-        self._writers.clear()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.transport.abort()
-        self._writers.discard(writer)
-
-
-@pytest.fixture
-async def proxied_pg() -> AsyncIterator[tuple[Engine, Engine, TcpProxy]]:
-    """(engine through the proxy, direct engine, proxy) on a fresh PostgreSQL schema."""
-    with pg_schema() as db:
-        proxy = TcpProxy(int(sa.engine.make_url(PG_URL).port or 5432))
-        await proxy.start()
-        url = sa.engine.make_url(PG_URL).set(host="127.0.0.1", port=proxy.port)
-        via = make_engine(url.render_as_string(hide_password=False),
-                          connect_args={**db.connect_args, "connect_timeout": 2})
-        db.engines.append(via)
-        try:
-            yield via, db.engine(), proxy
-        finally:
-            with contextlib.suppress(Exception):
-                await proxy.stop()
-            via.dispose()
 
 
 async def test_postgres_unreachable_then_back_loses_nothing(proxied_pg, tmp_path: Path) -> None:
