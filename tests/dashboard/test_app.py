@@ -12,6 +12,7 @@ from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 import dashboard
+import dashboard.ui
 from monitor.store import make_engine, migrate
 from tests.dashboard.seed import CONFIG, seed
 
@@ -19,6 +20,17 @@ APP = str(Path(dashboard.__file__).parent / "app.py")
 TIMEOUT = 60  # generous: CI machines are slow, and the first run imports plotly and pandas
 PAGES = ["views/overview.py", "views/providers.py", "views/features.py", "views/drills.py", "views/local.py",
          "views/alerts.py"]
+
+
+class Frozen(datetime):
+    """The dashboard's clock (``dashboard.ui.datetime``) stopped at the moment the history was seeded:
+    the module's pages render minutes after seeding, and the history has points on a window's edge."""
+
+    at = datetime.now(UTC)
+
+    @classmethod
+    def now(cls, tz=None) -> datetime:  # type: ignore[override]
+        return cls.at.astimezone(tz) if tz else cls.at
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +41,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     engine = make_engine(url)
     migrate(engine)
     with Session(engine) as session:
-        seed(session, datetime.now(UTC))
+        seed(session, Frozen.at)
     engine.dispose()
     (home / "airisk.yaml").write_text(CONFIG)
     return {"AIRISK_HOME": str(home), "AIRISK_DATABASE_URL": url, "AIRISK_CONFIG": str(home / "airisk.yaml")}
@@ -52,6 +64,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 def app(env: pytest.MonkeyPatch, history: dict[str, str]) -> AppTest:
     for name, value in history.items():
         env.setenv(name, value)
+    env.setattr(dashboard.ui, "datetime", Frozen)
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
