@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -61,10 +62,13 @@ async def test_remove_one_and_clear_all(emulator, client, api):
 
 
 async def test_fault_lease_expires_by_itself(emulator, client, api):
-    await api.post("/faults", json={"type": "server_error", "route": "openai", "for_s": 0.3})
+    added = (await api.post("/faults", json={"type": "server_error", "route": "openai", "for_s": 2})).json()
     assert (await probe(emulator.target("openai"), client=client)).error_kind is ErrorKind.SERVER_ERROR
-    await asyncio.sleep(0.35)
-    assert (await probe(emulator.target("openai"), client=client)).ok
+    deadline = time.monotonic() + 10
+    while not (await probe(emulator.target("openai"), client=client)).ok:
+        assert time.monotonic() < deadline, "the fault outlived its 2 s lease by 8 s"
+        await asyncio.sleep(0.05)
+    assert time.time() >= added["expires_at"]  # not before its lease was up
     assert (await api.get("/faults")).json() == []
 
 
@@ -86,22 +90,28 @@ async def test_fault_scoped_by_feature_header_and_model(emulator, client, api):
 
 
 async def test_profile_changes_latency_per_route(emulator, client, api):
-    response = await api.put("/profiles/groq", json={"ttft_ms": 250})
-    assert response.json()["ttft_ms"] == 250
+    # 500 ms: ~480 ms above the default profile's 20 ms for a slow machine, and as far below the
+    # probe's 1 s first-token deadline (conftest SHORT)
+    response = await api.put("/profiles/groq", json={"ttft_ms": 500})
+    assert response.json()["ttft_ms"] == 500
     slow = await probe(emulator.target("groq"), client=client)
     fast = await probe(emulator.target("mistral"), client=client)
-    assert slow.ttft_ms >= 250 > fast.ttft_ms
+    assert slow.ttft_ms >= 500 > fast.ttft_ms
     assert (await api.put("/profiles/groq", json={"ttft": 1})).json()["error"].startswith("profile.ttft: unknown")
 
 
 async def test_timeline_applies_steps_in_time(emulator, client, api):
     steps = [{"at": 0, "add": {"id": "x", "type": "overloaded", "route": "anthropic"}},
-             {"at": 0.3, "remove": "x"}]
+             {"at": 3, "remove": "x"}]
+    posted = time.monotonic()
     assert (await api.post("/timeline", json={"steps": steps})).status_code == 202
-    await asyncio.sleep(0.05)
-    assert (await probe(emulator.target("anthropic"), client=client)).error_kind is ErrorKind.OVERLOADED
-    await asyncio.sleep(0.35)
-    assert (await probe(emulator.target("anthropic"), client=client)).ok
+    while (await probe(emulator.target("anthropic"), client=client)).error_kind is not ErrorKind.OVERLOADED:
+        assert time.monotonic() < posted + 3, "the step at 0 s was not in force before the one at 3 s"
+        await asyncio.sleep(0.05)
+    while not (await probe(emulator.target("anthropic"), client=client)).ok:
+        assert time.monotonic() < posted + 10, "the step at 3 s had not removed the fault 10 s in"
+        await asyncio.sleep(0.05)
+    assert time.monotonic() >= posted + 3  # removed at its time, not before
 
 
 async def test_bad_timeline_names_the_step(api):

@@ -48,7 +48,9 @@ ANSWER = "".join(WORDS[:8])
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-haiku-4-5"
 DEPLOYMENT = "my-gpt-deployment"
-TIMEOUT = 2.0  # per client; tests that wait on purpose (hang, stall) set their own, shorter one
+# Per client; tests that wait on purpose (hang, stall) set their own, shorter one. Far above
+# SHORT, so a timing bound can tell (with room for a slow machine) that the SDK honoured SHORT.
+TIMEOUT = 10.0
 SHORT = 0.2
 
 
@@ -395,10 +397,12 @@ async def test_connection_faults_are_a_connection_error(point, sdk, calls, cls, 
 @pytest.mark.parametrize("call", [openai_chat_stream, claude_create], ids=lambda f: f.__name__)
 async def test_hang_is_a_timeout(point, sdk, call):
     inject(point, "hang", seconds=5)
+    _ = sdk.openai, sdk.anthropic  # build the clients off the clock
     started = time.monotonic()
     with pytest.raises((openai.APITimeoutError, anthropic.APITimeoutError)):
         await call(sdk, timeout=SHORT)
-    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 1.0
+    # slack for a slow machine; the hang's own 5 s end (a connection error) or TIMEOUT take longer
+    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 3
 
 
 # -- faults inside a 200 stream -------------------------------------------------------------------
@@ -542,14 +546,24 @@ async def test_wrong_answer_is_a_normal_reply_with_other_text(point, sdk):
 
 
 async def test_flapping_fails_then_recovers(point, sdk):
-    point.faults.add(Fault.from_dict({"type": "flapping", "params": {"down_s": 0.4, "up_s": 5}}))
+    _ = sdk.openai, sdk.anthropic  # build the clients before the down phase starts
+    # down long enough for two calls on a slow machine; up long enough to be seen
+    fault = point.faults.add(Fault.from_dict({"type": "flapping", "params": {"down_s": 3, "up_s": 60}}))
     with pytest.raises(openai.InternalServerError) as gpt:
         await openai_chat(sdk)
     with pytest.raises(anthropic.APIStatusError) as claude:
         await claude_create(sdk)
     assert gpt.value.status_code == claude.value.status_code == 503
-    await asyncio.sleep(0.45)  # the up half of the period
-    assert await openai_chat(sdk) == ANSWER
+    deadline = time.monotonic() + 15
+    while True:  # the up half of the period
+        try:
+            answer = await openai_chat(sdk)
+            break
+        except openai.InternalServerError:
+            assert time.monotonic() < deadline, "still down 15 s into a 3 s down phase"
+            await asyncio.sleep(0.1)
+    assert answer == ANSWER
+    assert time.time() >= fault.created_at + 3  # up again only once the down phase was over
 
 
 @pytest.mark.parametrize("call", [openai_chat_stream, claude_stream], ids=lambda f: f.__name__)

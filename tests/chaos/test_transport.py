@@ -35,7 +35,9 @@ WORDS = ["5", *(" " + word for word in FILLER)]
 ANSWER = "".join(WORDS[:8])  # the conftest profile answers 8 tokens
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-haiku-4-5"
-TIMEOUT = 2.0
+# The clients' own read timeout: far above SHORT, so a test that sets timeout=SHORT can tell
+# (with room for a slow machine) that the SDK honoured it rather than waiting for this one.
+TIMEOUT = 10.0
 SHORT = 0.2
 MODULES = {"httpx": httpx, "httpx2": httpx2}
 
@@ -263,15 +265,17 @@ async def test_unreachable_is_a_connect_error(emulator, rig, module):
 
 async def test_hang_times_out_at_the_clients_read_timeout(emulator, rig, module):
     rig.inject("hang", seconds=30)
+    chat, claude_client = rig.openai(module, timeout=SHORT), rig.anthropic(timeout=SHORT)  # built off the clock
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError) as caught:
-        await gpt_stream(rig.openai(module, timeout=SHORT))
-    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 1.0
+        await gpt_stream(chat)
+    # slack for a slow machine; the client default (TIMEOUT) or the hang itself would take >= 10 s
+    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 4
     assert type(caught.value.__cause__) is MODULES[module].ReadTimeout
     started = time.monotonic()
     with pytest.raises(anthropic.APITimeoutError):
-        await claude(rig.anthropic(timeout=SHORT))
-    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 1.0
+        await claude(claude_client)
+    assert SHORT * 0.9 <= time.monotonic() - started < SHORT + 4
     assert rig.statuses() == [None, None] and len(rig.done) == 2
     assert len(emulator.emu.log) == 0
 
@@ -279,12 +283,14 @@ async def test_hang_times_out_at_the_clients_read_timeout(emulator, rig, module)
 async def test_hang_shorter_than_the_timeout_ends_with_no_response(rig):
     # as through the proxy: after `seconds` the connection closes, nothing sent
     rig.inject("hang", seconds=0.1)
+    client = rig.openai()  # built off the clock
     started = time.monotonic()
     with pytest.raises(openai.APIConnectionError) as caught:
-        await gpt(rig.openai())
+        await gpt(client)
     assert type(caught.value) is openai.APIConnectionError
     assert type(caught.value.__cause__) is httpx2.RemoteProtocolError
-    assert 0.09 <= time.monotonic() - started < 1.0
+    # ends at the fault's 0.1 s; waiting out the client's read timeout (TIMEOUT) would take 10 s
+    assert 0.09 <= time.monotonic() - started < 4
 
 
 # -- faults inside a 200 stream: the real upstream stream, edited --------------------------------------
@@ -327,10 +333,12 @@ async def test_stream_error_is_raised_from_a_200(rig, module):
 
 async def test_stream_stall(rig, module):
     rig.inject("stream_stall", seconds=30)
+    client = rig.openai(module, timeout=SHORT)  # built off the clock
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
-        await gpt_stream(rig.openai(module, timeout=SHORT))
-    assert time.monotonic() - started < SHORT + 1.0
+        await gpt_stream(client)
+    # slack for a slow machine; the client default (TIMEOUT) or the stall itself would take >= 10 s
+    assert time.monotonic() - started < SHORT + 4
     # as against the emulator: anthropic's stream lets the transport's own timeout out
     with pytest.raises(httpx2.ReadTimeout):
         await claude_stream(rig.anthropic(timeout=SHORT))
@@ -390,9 +398,11 @@ async def test_first_token_delay_is_added_once(rig, module):
     first, delayed = await _timed_stream(client)
     assert first >= 0.3
     assert len(delayed) == 8
-    # once, before the headers: the rest of the answer keeps its pace (per chunk would add 2.4 s)
-    assert delayed[-1] - delayed[0] < healthy[-1] - healthy[0] + 0.15
-    assert delayed[-1] < healthy[-1] + 0.3 + 0.2
+    # once, before the headers: the rest of the answer keeps its pace. The 1 s margins are for a
+    # slow machine: a per-chunk delay would add >= 7 * 0.3 = 2.1 s between the first and last
+    # chunk, and 8 * 0.3 = 2.4 s to the last one.
+    assert delayed[-1] - delayed[0] < healthy[-1] - healthy[0] + 1.0
+    assert delayed[-1] < healthy[-1] + 0.3 + 1.0
     assert rig.chaos.log.since()[-1]["ttfb_ms"] >= 300
 
 
@@ -401,7 +411,11 @@ async def test_slow_tokens_space_the_chunks(rig, module):
     _, arrivals = await _timed_stream(rig.openai(module))
     assert len(arrivals) == 8
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.05, gaps
+    # The transport spaces each chunk from when it sent the one before, so a chunk the client
+    # read late is followed by a short gap: no single gap is bounded, the span is. Chunks 1..7
+    # each wait 60 ms after the previous one went out, and chunk 1 goes out only after chunk 0
+    # was read: >= 6 * 0.06 = 0.36 s. Unpaced, the emulator's 2 ms gaps make it ~0.015 s.
+    assert arrivals[-1] - arrivals[0] >= 0.34, gaps
     assert rig.done[-1]["faults"] == ["slow_tokens"]
 
 
@@ -537,7 +551,8 @@ def test_sync_hang_without_a_read_timeout_waits_the_faults_seconds():
         started = time.monotonic()
         with pytest.raises(httpx.RemoteProtocolError):
             client.post("https://api.openai.com/v1/chat/completions", json={"model": GPT, "messages": QUESTION})
-        assert 0.09 <= time.monotonic() - started < 1.0
+        # the fault's 0.1 s, with slack for a slow machine; with no read timeout, not ending there never ends
+        assert 0.09 <= time.monotonic() - started < 4
     with httpx.Client(transport=chaos, timeout=0.05) as client, pytest.raises(httpx.ReadTimeout):
         client.post("https://api.openai.com/v1/chat/completions", json={"model": GPT, "messages": QUESTION})
     assert [e["faults"] for e in chaos.log.since()] == [["hang"], ["hang"]]
