@@ -32,14 +32,15 @@ def emulator_url():
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # a cold interpreter on a loaded machine takes seconds
+        while True:
             try:
                 if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
                     break
             except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"emulator did not start: {proc.stderr.read1().decode()}")
                 time.sleep(0.05)
-        else:
-            pytest.fail(f"emulator did not start: {proc.stderr.read1().decode()}")
         yield url
     finally:
         proc.terminate()

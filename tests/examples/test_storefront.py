@@ -165,12 +165,13 @@ async def test_hang_hits_the_products_own_timeout(emulator, monkeypatch) -> None
         status, data = await ask(shop, "description")
         elapsed = time.perf_counter() - started
         assert_503(status, data, "description", "openai", "timed out after 0.3s")
-        assert 0.29 <= elapsed < 1.0
-        assert 290 <= data["latency_ms"] < 1000
+        # Its own 0.3 s timeout, not the 5 s hang (slack for a slow machine).
+        assert 0.29 <= elapsed < 3.0
+        assert 290 <= data["latency_ms"] < 3000
         # Tags wait out the same timeout, then degrade.
         status, data = await ask(shop, "tags")
         assert_ok(status, data, "tags", "heuristic", degraded=True)
-        assert 290 <= data["latency_ms"] < 1000
+        assert 290 <= data["latency_ms"] < 3000
 
 
 async def test_feature_scoped_fault_hits_only_that_feature(shop, emulator) -> None:

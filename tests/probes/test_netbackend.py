@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -194,41 +195,56 @@ async def read_request(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
-def gated_handler(gate: asyncio.Event) -> Handler:
-    """``/gated`` answers b"first", then b"later" once ``gate`` is set; anything else b"hello"."""
+@dataclass
+class Gate:
+    """``opened`` (set from the client's side) lets the server send b"later"; ``sent`` says it did."""
+
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: threading.Event = field(default_factory=threading.Event)
+
+
+def gated_handler(gate: Gate) -> Handler:
+    """``/gated`` answers b"first", then b"later" once ``gate`` opens; anything else b"hello"."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (head := await read_request(reader)) is not None:
             if head.startswith(b"GET /gated "):
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
                 await writer.drain()
-                await gate.wait()
-                gate.clear()
+                await gate.opened.wait()
+                gate.opened.clear()
                 writer.write(b"later")
+                await writer.drain()
+                gate.sent.set()
             else:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-            await writer.drain()
+                await writer.drain()
 
     return handler
 
 
-async def check_arrival(client: httpx.AsyncClient, url: str, srv: ServerThread, gate: asyncio.Event) -> TimedStream:
-    """Chunk 2 is sent as the client's loop starts blocking; its stamp must show that, not the late read."""
+async def check_arrival(client: httpx.AsyncClient, url: str, srv: ServerThread, gate: Gate) -> TimedStream:
+    """Chunk 2 arrives while the client's loop is blocked; its stamp must show that, not the late read."""
     async with client.stream("GET", url) as response:
         chunks = response.aiter_raw()
         assert await anext(chunks) == b"first"
         stream = stream_timing(response)
         assert stream is not None
+        gate.sent.clear()
         released = time.perf_counter_ns()
-        srv.soon(gate.set)
-        time.sleep(BLOCK_S)  # noqa: ASYNC251 -- the point: a loop too busy to read
+        srv.soon(gate.opened.set)
+        # The point: a loop too busy to read, from before the chunk is sent until well after it arrived.
+        assert gate.sent.wait(10)
+        sent = time.perf_counter_ns()
+        time.sleep(BLOCK_S)  # noqa: ASYNC251
         assert await anext(chunks) == b"later"
         read_done = time.perf_counter_ns()
         assert [chunk async for chunk in chunks] == []
     assert stream.last_rx_kernel
     assert stream.last_rx_ns is not None
-    assert released <= stream.last_rx_ns < released + MIN_LAG_NS
-    assert read_done - stream.last_rx_ns >= MIN_LAG_NS
+    # When it came in, however late the server sent it (1 ms for the realtime -> perf_counter conversion).
+    assert released <= stream.last_rx_ns <= sent + 1_000_000
+    assert read_done - stream.last_rx_ns >= MIN_LAG_NS  # not when the loop got round to reading it
     return stream
 
 
@@ -289,7 +305,7 @@ def test_plain_stream_and_keepalive_reuse(run: Run, server: ServerThread) -> Non
 
 
 def test_plain_arrival_is_stamped_not_read_time(run: Run, server: ServerThread, kernel_stamps: None) -> None:
-    gate = asyncio.Event()
+    gate = Gate()
     port = server.serve(gated_handler(gate))
 
     async def main() -> None:
@@ -313,7 +329,7 @@ def test_stream_timing_is_none_for_other_transports(run: Run, server: ServerThre
 
 
 def test_unix_socket(run: Run, server: ServerThread) -> None:
-    gate = asyncio.Event()
+    gate = Gate()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "s.sock")
         server.serve_unix(gated_handler(gate), path)
@@ -393,7 +409,7 @@ def test_https_body_tls_timing_and_arrival(
     run: Run, server: ServerThread, tls: tuple[ssl.SSLContext, ssl.SSLContext], kernel_stamps: None
 ) -> None:
     server_ctx, client_ctx = tls
-    gate = asyncio.Event()
+    gate = Gate()
     port = server.serve(gated_handler(gate), ssl_context=server_ctx)
 
     async def main() -> None:
@@ -419,7 +435,7 @@ def test_https_body_tls_timing_and_arrival(
 def test_https_untrusted_certificate_is_connect_error(
     run: Run, server: ServerThread, tls: tuple[ssl.SSLContext, ssl.SSLContext]
 ) -> None:
-    port = server.serve(gated_handler(asyncio.Event()), ssl_context=tls[0])
+    port = server.serve(gated_handler(Gate()), ssl_context=tls[0])
 
     async def main() -> None:
         async with make_client() as client:  # the default CA bundle does not know trustme's CA
