@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from chaos.faults import FAULT_TYPES, Fault
 from probes import ErrorKind, Status, probe
+from tests.conftest import SHORT
 
 # One catalog provider per wire protocol (Azure is the OpenAI protocol with its own URL and auth).
 PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "cohere", "ollama"]
@@ -63,7 +66,9 @@ async def test_rate_limit_keeps_retry_after(emulator, client, provider):
 async def test_first_token_delay_shows_in_ttft_not_as_error(emulator, client, provider):
     emulator.emu.faults.add(Fault.from_dict({"type": "first_token_delay", "route": provider,
                                              "params": {"delay_ms": 300}}))
-    result = await probe(emulator.target(provider), client=client)
+    # A first-token deadline far from the delay: a slow machine must not turn it into a timeout.
+    result = await probe(emulator.target(provider, deadlines=dataclasses.replace(SHORT, first_token=5.0, total=10.0)),
+                         client=client)
     assert result.error_kind is ErrorKind.OK
     assert 320 <= result.ttft_ms < 3000
 
