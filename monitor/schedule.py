@@ -8,7 +8,8 @@ confirmations sent alongside it at once (as many as the detector says a DOWN wou
 hanging provider is confirmed in one first-token deadline rather than one per confirmation
 (their evidence spans a deadline each, so they need no spacing against blips); while several
 probes of a target are in flight, the latest result decides on the next confirmation once the
-last of them ends. A target's base runs never overlap (``max_instances=1``), a missed
+last of them ends. `Scheduler.nudge` probes a target at once when a sibling on the same
+endpoint failed (the service decides when). A target's base runs never overlap (``max_instances=1``), a missed
 run is run once, late, rather than in a burst (``coalesce``), and every probe carries its
 own deadlines, so a hanging provider holds only its own slot.
 """
@@ -107,6 +108,15 @@ class Scheduler:
         if self._inflight:
             await asyncio.wait(set(self._inflight))
         self._scheduler.shutdown(wait=False)
+
+    def nudge(self, name: str) -> bool:
+        """Probes ``name`` now, as a confirmation (a sibling of it failed), unless a probe of it is
+        under way or a confirmation of it is already coming; True when one was sent."""
+        watch = self.watches[name]
+        if self._stopping or watch.inflight or self._scheduler.get_job(f"{name}:confirm") is not None:
+            return False
+        self._confirm_later(name, 0.0)
+        return True
 
     def _confirm_later(self, name: str, seconds: float) -> None:
         when = datetime.now(UTC) + timedelta(seconds=seconds)

@@ -6,6 +6,8 @@ Wiring only; each part lives in its own module:
                                        |------> metrics.Metrics
                                        '------> detect.Detector --transition--> _apply (incident
                                                  + alerts.rules.Grouper) --> alerts.outbox
+                                       '------> a scheduled probe failed: Scheduler.nudge its
+                                                 siblings (same provider and base URL)
     alerts.dispatch.Dispatcher <-- outbox rows (FOR UPDATE SKIP LOCKED on PostgreSQL)
     _vendor_loop: status pages -> status snapshots, lead time of open incidents
     _housekeeping: held alert groups, reminders, retention
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +60,17 @@ HELD_LOG_EVERY = 30.0
 """Seconds between warnings while state changes wait for the database."""
 
 
+def _siblings(targets: Iterable[Target]) -> dict[str, list[str]]:
+    """For each target, the others on the same provider and base URL (local models apart: one
+    server, one model, and probes sent alongside would only queue)."""
+    by_endpoint: dict[tuple[str, str], list[str]] = {}
+    for t in targets:
+        if not t.local:
+            by_endpoint.setdefault((t.provider, t.base_url.rstrip("/")), []).append(t.name)
+    return {name: [o for o in names if o != name] for names in by_endpoint.values() if len(names) > 1
+            for name in names}
+
+
 @dataclass
 class _Held:
     target: Target
@@ -81,6 +95,7 @@ class MonitorService:
         self.alerts: AlertsConfig = self.config.alerts or AlertsConfig()
         self.schedule = self.config.resolve_schedule()
         self.targets = {t.name: t for t, _ in self.schedule}
+        self.siblings = _siblings(self.targets.values()) if self.detection.probe_siblings else {}
         self.detectors: dict[str, Detector] = {}
         self.grouper = Grouper(window=self.alerts.group_window)
         self._held: list[_Held] = []
@@ -147,10 +162,21 @@ class MonitorService:
         decision = self.detectors[watch.target.name].feed(result, confirm=confirm)
         self.metrics.set_state(target=watch.target.name, provider=watch.target.provider, region=self.region,
                                state=str(decision.state))
+        if not confirm and decision.observed is Status.DOWN and decision.state is not Status.DOWN:
+            self._probe_siblings(watch.target.name)
         if decision.transition is not None:
             self._held.append(_Held(watch.target, decision.transition))
             await self._apply_held()
         return decision.confirm_in
+
+    def _probe_siblings(self, name: str) -> None:
+        """A scheduled probe of ``name`` failed: its endpoint's other targets are probed now rather
+        than at their next interval (``detection.probe_siblings``)."""
+        assert self.scheduler is not None
+        sent = [other for other in self.siblings.get(name, ())
+                if self.detectors[other].state is not Status.DOWN and self.scheduler.nudge(other)]
+        if sent:
+            log.info("%s failed: probing %s on the same endpoint now", name, ", ".join(sent))
 
     async def _apply_held(self, *, force: bool = False) -> None:
         if not self._held:

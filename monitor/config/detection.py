@@ -6,6 +6,7 @@ detection:
   success_threshold: 2          # consecutive good probes -> out of DOWN
   confirm_after: [1s, 1s, 2s, 2s]  # extra probes after a failure, each this long after the previous one
   hedge_after: 5s               # a probe with no first token this long: its confirmations go alongside
+  probe_siblings: true          # a failure probes the same endpoint's other targets at once
   degraded_ttft_ms: 4000        # the window's median time to first token above this -> DEGRADED
   window: 20                    # recent results judged together
   degraded_error_rate: 0.3      # failed share of a full window at or above this -> DEGRADED
@@ -95,6 +96,13 @@ class DetectionConfig(Section):
     median, but never later than 3/4 of its first-token deadline). Local models are never
     hedged: their server answers one request at a time, so extra probes would queue behind the
     slow one."""
+    # One look at a provider per target per interval: with several targets on one endpoint (a chat
+    # model, a small model, embeddings), the first of them to fail is news for all of them.
+    probe_siblings: bool = True
+    """When a scheduled probe fails on a target that is not DOWN, the other targets of the same
+    provider and base URL that are not DOWN (and have no probe under way or coming) are probed at
+    once, as confirmations: an outage of the endpoint takes them all DOWN together, one page,
+    instead of each at its own next interval. Local models are left out."""
     degraded_ttft_ms: Millis | None = None
     """The window's median time to first token above this (ms) -> DEGRADED; unset: not judged."""
     degraded_total_ms: Millis | None = None

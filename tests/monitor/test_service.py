@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import Session, select
 
 from chaos.faults import Fault
@@ -270,3 +271,76 @@ async def test_a_hanging_provider_is_down_one_first_token_deadline_after_its_fir
     assert (incident.opened_at.replace(tzinfo=UTC) - first).total_seconds() < 4.5
     assert sum(r.confirm for r in rows) >= 2
     engine.dispose()
+
+
+@pytest.mark.parametrize("siblings", [True, False], ids=["siblings", "each-on-its-own"])
+async def test_a_failure_probes_the_endpoints_other_targets_at_once(emulator, receiver, tmp_path, monkeypatch,
+                                                                    siblings):
+    """Two models on one OpenAI endpoint, probed every 6 s: the first to fail has the other probed
+    at once, so both are DOWN together and on-call gets one page naming both. Without sibling
+    probes the other waits for its own next interval."""
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    base = f"{emulator.url}/openai/v1"
+    config = parse_config(f"""
+defaults: {{interval: 6s, deadlines: {{connect: 2s, first_token: 2s, total: 5s, stall: 1s}}}}
+targets:
+  - {{name: mini, provider: openai, model: gpt-4o-mini, base_url: {base}}}
+  - {{name: full, provider: openai, model: gpt-4o, base_url: {base}}}
+  - {{provider: anthropic, base_url: {emulator.url}/anthropic/v1}}
+detection: {{failure_threshold: 2, confirm_after: [0.1s], probe_siblings: {str(siblings).lower()}}}
+alerts:
+  group_window: 3s
+  reminder_every: null
+  channels: [{{name: oncall, type: webhook, url_env: ONCALL_HOOK}}]
+  rules: [{{rule: down, channels: [oncall]}}]
+""", environ={})
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    service = MonitorService(config=config, engine=engine, status_interval=3600, housekeeping_interval=0.1, seed=5)
+    assert service.siblings == ({"mini": ["full"], "full": ["mini"]} if siblings else {})
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "openai"}))
+        await until(lambda: _incidents(engine) == {"mini", "full"}, 20, "both openai targets DOWN")
+        await receiver.wait_for(1, "/hook", within=10)
+        await asyncio.sleep(0.5)  # time for a second page to show up, if there were one
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    with Session(engine) as session:
+        failed = session.exec(select(ProbeRow).where(ProbeRow.error_kind != "ok").order_by(ProbeRow.at)).all()
+    first = {}
+    for row in failed:
+        first.setdefault(row.target, row)
+    leader, follower = sorted((first["mini"], first["full"]), key=lambda r: r.at)
+    assert not leader.confirm  # the outage was first seen by a scheduled probe
+    if siblings:
+        # The other was probed the moment the first failure ended, not at its next interval.
+        assert follower.confirm
+        ended = leader.at + timedelta(milliseconds=leader.total_ms)
+        assert timedelta(0) <= follower.at - ended < timedelta(seconds=1.5)
+        [page] = receiver.accepted("/hook")
+        assert sorted(page.body["targets"]) == ["full", "mini"]
+    else:
+        assert not follower.confirm  # its own schedule found it
+    assert "anthropic" not in first
+
+
+def _incidents(engine) -> set[str]:
+    with Session(engine) as session:
+        return {i.target for i in session.exec(select(IncidentRow))}
+
+
+def test_siblings_share_provider_and_base_url_and_local_models_have_none():
+    config = parse_config("""
+targets:
+  - {name: a, provider: openai, model: gpt-4o-mini}
+  - {name: b, provider: openai, model: gpt-4o, base_url: "https://api.openai.com/v1/"}
+  - {name: c, provider: openai, base_url: https://gateway.example.com/v1}
+  - {name: d, provider: azure-openai, base_url: https://api.openai.com/v1, options: {deployment: x}}
+  - {name: l1, provider: llamacpp, base_url: http://127.0.0.1:8011/v1, local: true}
+  - {name: l2, provider: llamacpp, base_url: http://127.0.0.1:8011/v1, local: true}
+""", environ={})
+    service = MonitorService(config=config, engine=make_engine("sqlite://"))
+    assert service.siblings == {"a": ["b"], "b": ["a"]}
