@@ -168,6 +168,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
               "Ctrl-C stops everything.", flush=True)
         await _until_signalled()
         stop.set()
+        await asyncio.to_thread(stack.interrupt)  # a drill under way stops now, not at its end
         await asyncio.gather(*tasks, return_exceptions=True)
         engine.dispose()
     finally:

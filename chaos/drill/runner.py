@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
@@ -93,6 +94,9 @@ class Stack:
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="airisk-drill-")))
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _once: set[subprocess.Popen] = field(default_factory=set)  # `run_once` commands under way
+    _interrupted: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def closing(self, thing):
         self._closers.append(thing.close)
@@ -103,13 +107,38 @@ class Stack:
         self._closers.append(thing.stop)
 
     def run_once(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None, timeout: float) -> int:
-        """Run a command to its end (output in the logs folder); its exit status, or -9 on timeout."""
-        with (self.logs / f"{name}.log").open("wb") as out:
+        """Run a command to its end (output in the logs folder); its exit status, or -9 on timeout.
+        `interrupt` (from another thread) ends it sooner."""
+        with self._lock, (self.logs / f"{name}.log").open("wb") as out:
+            if self._interrupted:
+                return -signal.SIGINT
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                    preexec_fn=_die_with_parent)
+            self._once.add(proc)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return -9
+        finally:
+            self._once.discard(proc)
+
+    def interrupt(self, grace: float = 20.0) -> None:
+        """Ctrl-C (SIGINT) to the `run_once` commands under way, so they clean up (a drill removes its
+        faults and stops its load) and end; killed if still running after ``grace`` seconds; no new
+        one starts. Needed because a service manager's SIGTERM reaches only our own process: a
+        command it started would run on to its end."""
+        with self._lock:  # none starts from here on
+            self._interrupted = True
+            running = [p for p in self._once if p.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGINT)
+        for proc in running:
             try:
-                return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                      timeout=timeout, preexec_fn=_die_with_parent).returncode
+                proc.wait(grace)
             except subprocess.TimeoutExpired:
-                return -9
+                proc.kill()
 
     def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None,
               cwd: Path | None = None) -> subprocess.Popen:
@@ -131,6 +160,7 @@ class Stack:
         raise DrillError(f"{name} did not become healthy at {url}: {tail.strip() or 'no output'}")
 
     def stop(self) -> None:
+        self.interrupt()
         for close in self._closers:
             close()
         for _, proc in reversed(self.procs):

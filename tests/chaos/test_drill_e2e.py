@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 from airisk.cli import main
-from chaos.drill.runner import free_port, running_stack, start_emulator, start_proxy
+from chaos.drill.runner import Stack, free_port, running_stack, start_emulator, start_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILLS = ROOT / "examples" / "storefront" / "drills"
@@ -183,3 +184,24 @@ def test_rates_are_all_or_none(tmp_path):
     path.write_text(yaml.safe_dump(data))
     out = drill(str(path), "--dry-run", home=tmp_path)
     assert out.exit_code == 2 and "need a rate too" in out.output
+
+
+def test_interrupt_has_a_one_off_command_clean_up_and_end_and_starts_no_more(tmp_path):
+    """What `airisk up` does on SIGTERM: a drill under way gets Ctrl-C (it removes its faults), and
+    the up's own exit does not wait for the drill to run its course."""
+    stack = Stack(logs=tmp_path)
+    child = ("import sys, time\nprint('ready', flush=True)\ntry:\n    time.sleep(120)\n"
+             "except KeyboardInterrupt:\n    print('cleaned up', flush=True)\n    sys.exit(3)\n")
+    codes = []
+    thread = threading.Thread(target=lambda: codes.append(
+        stack.run_once("drill", [sys.executable, "-c", child], timeout=300)))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while b"ready" not in ((tmp_path / "drill.log").read_bytes() if (tmp_path / "drill.log").exists() else b""):
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    stack.interrupt()
+    thread.join(30)
+    assert codes == [3] and b"cleaned up" in (tmp_path / "drill.log").read_bytes()
+    assert stack.run_once("next", [sys.executable, "-c", "print('ran')"], timeout=30) == -signal.SIGINT
+    assert not (tmp_path / "next.log").exists() or b"ran" not in (tmp_path / "next.log").read_bytes()
