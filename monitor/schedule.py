@@ -42,7 +42,7 @@ DEFAULT_MAX_CONCURRENCY = 64
 # deadline is hedged: the hedges still save most of a deadline per confirmation.
 HEDGE_BEFORE_DEADLINE = 0.75
 
-Handler = Callable[["Watch", ProbeResult, bool], Awaitable[float | None]]
+Handler = Callable[["Watch", ProbeResult, bool, bool], Awaitable[float | None]]
 HedgeAfter = Callable[["Watch"], float | None]
 Hedges = Callable[["Watch", datetime, bool], int]
 
@@ -61,10 +61,11 @@ class Watch:
 
 
 class Scheduler:
-    """Runs `handle(watch, result, confirm)` after every probe; it returns seconds until the
-    next confirmation probe, or None. ``hedge_after(watch)``: seconds without a first token after
-    which a probe of that target is hedged (None: never); ``hedges(watch, started, confirm)``:
-    how many confirmations to send alongside such a probe."""
+    """Runs `handle(watch, result, confirm, sibling)` after every probe (``sibling``: sent by
+    `nudge`); it returns seconds until the next confirmation probe, or None.
+    ``hedge_after(watch)``: seconds without a first token after which a probe of that target is
+    hedged (None: never); ``hedges(watch, started, confirm)``: how many confirmations to send
+    alongside such a probe."""
 
     def __init__(self, *, watches: list[Watch], client: httpx.AsyncClient, handle: Handler,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, seed: int | None = None,
@@ -110,30 +111,33 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
 
     def nudge(self, name: str) -> bool:
-        """Probes ``name`` now, as a confirmation (a sibling of it failed), unless a probe of it is
-        under way or a confirmation of it is already coming; True when one was sent."""
+        """Probes ``name`` now, off schedule (a sibling of it failed), unless a probe of it is under
+        way or a confirmation of it is already coming; True when one was sent. Its handler is told
+        ``sibling``; it is hedged like a scheduled probe (it opens the target's own confirmations)."""
         watch = self.watches[name]
         if self._stopping or watch.inflight or self._scheduler.get_job(f"{name}:confirm") is not None:
             return False
-        self._confirm_later(name, 0.0)
+        self._confirm_later(name, 0.0, sibling=True)
         return True
 
-    def _confirm_later(self, name: str, seconds: float) -> None:
+    def _confirm_later(self, name: str, seconds: float, *, sibling: bool = False) -> None:
         when = datetime.now(UTC) + timedelta(seconds=seconds)
-        self._scheduler.add_job(self._run, DateTrigger(run_date=when, timezone=UTC), args=(name, True, when),
+        self._scheduler.add_job(self._run, DateTrigger(run_date=when, timezone=UTC),
+                                args=(name, not sibling, when, False, sibling),
                                 id=f"{name}:confirm", replace_existing=True, misfire_grace_time=30)
 
-    async def _run(self, name: str, confirm: bool, first_due: datetime, counted: bool = False) -> None:
+    async def _run(self, name: str, confirm: bool, first_due: datetime, counted: bool = False,
+                   sibling: bool = False) -> None:
         task = asyncio.current_task()
         self._inflight.add(task)
         try:
-            await self._run_one(name, confirm, first_due, counted)
+            await self._run_one(name, confirm, first_due, counted, sibling)
         finally:
             self._inflight.discard(task)
 
-    async def _run_one(self, name: str, confirm: bool, first_due: datetime, counted: bool) -> None:
+    async def _run_one(self, name: str, confirm: bool, first_due: datetime, counted: bool, sibling: bool) -> None:
         watch = self.watches[name]
-        due = self._due(name, confirm, first_due)
+        due = self._due(name, confirm or sibling, first_due)
         watch.delays_ms.append((datetime.now(UTC) - due).total_seconds() * 1000)
         del watch.delays_ms[:-1000]
         if not counted:
@@ -144,7 +148,7 @@ class Scheduler:
             watch.ended += 1
             order = watch.ended
             try:
-                confirm_in = await self._handle(watch, result, confirm)
+                confirm_in = await self._handle(watch, result, confirm, sibling)
             except Exception:  # a bug in handling one result must not stop the watch
                 log.exception("handling a result of %s failed", name)
             else:

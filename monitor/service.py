@@ -155,14 +155,17 @@ class MonitorService:
                 await client.aclose()
 
     # -- every result -------------------------------------------------------------------------
-    async def _handle(self, watch: Watch, result: ProbeResult, confirm: bool) -> float | None:
+    async def _handle(self, watch: Watch, result: ProbeResult, confirm: bool, sibling: bool) -> float | None:
+        """One result. A sibling probe is stored off schedule, as confirmations are (no availability
+        or latency figure counts it: it went because something failed), but to the detector it opens
+        the target's own run of confirmations, as a scheduled probe would."""
         assert self.writer is not None
-        self.writer.submit(result, confirm=confirm)
+        self.writer.submit(result, confirm=confirm or sibling)
         self.metrics.observe(result, region=self.region)
         decision = self.detectors[watch.target.name].feed(result, confirm=confirm)
         self.metrics.set_state(target=watch.target.name, provider=watch.target.provider, region=self.region,
                                state=str(decision.state))
-        if not confirm and decision.observed is Status.DOWN and decision.state is not Status.DOWN:
+        if not (confirm or sibling) and decision.observed is Status.DOWN and decision.state is not Status.DOWN:
             self._probe_siblings(watch.target.name)
         if decision.transition is not None:
             self._held.append(_Held(watch.target, decision.transition))

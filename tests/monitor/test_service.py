@@ -287,7 +287,7 @@ targets:
   - {{name: mini, provider: openai, model: gpt-4o-mini, base_url: {base}}}
   - {{name: full, provider: openai, model: gpt-4o, base_url: {base}}}
   - {{provider: anthropic, base_url: {emulator.url}/anthropic/v1}}
-detection: {{failure_threshold: 2, confirm_after: [0.1s], probe_siblings: {str(siblings).lower()}}}
+detection: {{failure_threshold: 3, confirm_after: [0.1s, 0.1s], probe_siblings: {str(siblings).lower()}}}
 alerts:
   group_window: 3s
   reminder_every: null
@@ -316,10 +316,13 @@ alerts:
     leader, follower = sorted((first["mini"], first["full"]), key=lambda r: r.at)
     assert not leader.confirm  # the outage was first seen by a scheduled probe
     if siblings:
-        # The other was probed the moment the first failure ended, not at its next interval.
+        # The other was probed the moment the first failure ended, not at its next interval...
         assert follower.confirm
         ended = leader.at + timedelta(milliseconds=leader.total_ms)
         assert timedelta(0) <= follower.at - ended < timedelta(seconds=1.5)
+        # ...and that probe opened its own confirmations: DOWN on three off-schedule probes, none
+        # of its scheduled ones needed (were it counted as a confirmation, one would be missing).
+        assert [r.confirm for r in failed if r.target == follower.target][:3] == [True] * 3
         [page] = receiver.accepted("/hook")
         assert sorted(page.body["targets"]) == ["full", "mini"]
     else:
