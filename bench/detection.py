@@ -15,27 +15,41 @@ outages fall where detection policies differ; time to detect in intervals does n
 on the scale). During an outage every probe fails: fast (5xx/529 in 0.1-1.5 s) or, for
 ``--hang-share`` of the outages, by hanging to the 20 s first-token deadline. Outside outages
 there is noise that is not an outage: 2% of probes fail at random (5xx, 529, reset, cut
-stream) and latency spikes (10-60 s, about one an hour) make answers 4-15x slower.
+stream) and latency spikes (10-60 s, about one an hour) make answers 4-15x slower. With
+``--targets N`` there are N targets of one provider and base URL (a chat model, a small model,
+embeddings on one API): outages and latency spikes are the provider's, so they share them; each
+target has its own probe phase and its own noise.
 
 Probes start at a base interval (60 s, the default) from a random phase with up to 1 s of
 scheduling delay; confirmation probes go when the Detector asks (`Decision.confirm_in`),
 the latest request replacing a pending one, and only once no probe of the target is in
 flight; a probe still without a first token after ``hedge_after`` gets the confirmations the
-Detector asks for (`Detector.hedges`) at once, alongside it: all as `monitor.schedule` does. In the same run,
+Detector asks for (`Detector.hedges`) at once, alongside it: all as `monitor.schedule` does.
+Sibling probes (``probe_siblings``), as `monitor.service` does with `monitor.schedule`'s `nudge`:
+when a scheduled probe of a target ends DOWN-kind (`observed_status`) and leaves that target
+short of DOWN, every other target that is not DOWN, has no probe in flight and no confirmation
+coming is probed at once: off schedule (counted with the confirmation probes), but to its
+Detector the opening of its own run of confirmations, like a scheduled probe. In the same run,
 over the same timeline, probe times and noise:
 
 - airisk: `DetectionConfig()` defaults (latency limit 4 s set, to show spikes do not trip it);
-- baseline: down after 3 consecutive failures at the base interval, no confirmation probes;
+  with several targets, also the defaults without ``probe_siblings`` (each target on its own);
+- baseline: down after 3 consecutive failures at the base interval, no confirmation probes
+  (nor sibling probes);
 - floor: not a policy, a bound: DOWN at the end of the first probe that starts inside the
-  outage. No prober can beat it on average: its median is half an interval plus a probe.
+  outage. No prober can beat it on average: its median is half an interval plus a probe. With
+  several targets, every target's floor is the end of the first base probe of ANY of them that
+  starts inside the outage: the best a prober with that many looks can do.
 
 Figures: time to detect (outage start to the DOWN transition) as a multiple of the interval,
 median and p95 over outages of >= 2 intervals (a missed one counts as infinite); false
 alarms (DOWN with no outage in its evidence); missed outages (>= 2 intervals, never DOWN);
 DEGRADED notices with no outage in their evidence; confirmation probes per hour per target.
+All per target: with N targets each outage counts N times, once for each target's own first DOWN.
 ``--sweep`` adds other thresholds, to show the trade-off behind the defaults.
 
 Usage: .venv/bin/python bench/detection.py [--seed N | --seeds 1 2 3] [--sweep]
+       .venv/bin/python bench/detection.py --targets 3     # three targets on one endpoint: sibling probes
        .venv/bin/python bench/detection.py --derive ../shared/data/llm_provider_incidents_2020-2024.csv
 """
 
@@ -45,6 +59,7 @@ import argparse
 import bisect
 import csv
 import heapq
+import itertools
 import math
 import random
 import statistics
@@ -58,8 +73,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config.detection import DetectionConfig  # noqa: E402
-from monitor.detect import Detector  # noqa: E402
-from monitor.schedule import HEDGE_BEFORE_DEADLINE  # noqa: E402
+from monitor.detect import Detector, observed_status  # noqa: E402
+from monitor.schedule import DEFAULT_MAX_CONCURRENCY, HEDGE_BEFORE_DEADLINE  # noqa: E402
 from probes.result import ErrorKind, ProbeResult, Status  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "incident_durations.csv"
@@ -71,6 +86,7 @@ NOISE_KINDS = (ErrorKind.SERVER_ERROR, ErrorKind.OVERLOADED, ErrorKind.CONNECTIO
 OUTAGE_KINDS = (ErrorKind.SERVER_ERROR, ErrorKind.OVERLOADED)
 SPIKE_EVERY = 3600.0  # mean seconds between latency spikes (absolute time: spikes are not scaled)
 LATENCY_LIMIT_MS = 4000.0
+HEDGE_ROOM = DEFAULT_MAX_CONCURRENCY // 4  # the scheduler's cap on hedges in flight, all targets together
 GOALS = {"median": 0.5, "p95": 1.2}
 CITATION = ('Chu et al., "An Empirical Characterization of Outages and Incidents in Public Services for '
             'Large Language Models", ICPE 2025 (arXiv 2501.12469; atlarge-research/llm-service-analysis; '
@@ -104,13 +120,13 @@ class Outage:
 
 @dataclass(slots=True)
 class World:
-    """One seed's timeline: outages, latency spikes, base probe times. Probe outcomes are a
-    function of (seed, start time), so every policy meets the same world."""
+    """One seed's timeline: outages, latency spikes, base probe times of each target. Probe outcomes
+    are a function of (seed, target, start time), so every policy meets the same world."""
 
     seed: int
     outages: list[Outage]
     spikes: list[tuple[float, float, float]]  # start, end, TTFT factor
-    base_times: list[float]
+    base_times: list[list[float]]  # per target
     horizon: float
     _starts: list[float] = field(default_factory=list)
     _spike_starts: list[float] = field(default_factory=list)
@@ -118,6 +134,10 @@ class World:
     def __post_init__(self) -> None:
         self._starts = [o.start for o in self.outages]
         self._spike_starts = [s for s, _, _ in self.spikes]
+
+    @property
+    def targets(self) -> int:
+        return len(self.base_times)
 
     def outage_at(self, t: float) -> Outage | None:
         i = bisect.bisect_right(self._starts, t) - 1
@@ -128,10 +148,11 @@ class World:
         i = bisect.bisect_right(self._starts, b) - 1
         return self.outages[i] if i >= 0 and a < self.outages[i].end else None
 
-    def probe(self, t: float, target: str = "sim") -> ProbeResult:
-        """The result of a probe that starts at simulated second ``t``."""
-        rng = random.Random(self.seed * 1_000_000_007 + round(t * 1e6))
-        at = T0 + timedelta(seconds=t)
+    def probe(self, t: float, j: int = 0) -> ProbeResult:
+        """The result of a probe of target ``j`` that starts at simulated second ``t``."""
+        # Outages and spikes are the provider's; noise is each target's own (target 0's as with one).
+        rng = random.Random(self.seed * 1_000_000_007 + round(t * 1e6) + (j << 64))
+        at, target = T0 + timedelta(seconds=t), _name(j)
         outage = self.outage_at(t)
         if outage is not None:
             if outage.hang:
@@ -146,13 +167,17 @@ class World:
         return _result(target, at, ErrorKind.OK, ttft_ms=ttft, total_ms=ttft + rng.uniform(250, 400))
 
 
+def _name(j: int) -> str:
+    return f"sim{j}"
+
+
 def _result(target: str, at: datetime, kind: ErrorKind, *, total_ms: float, ttft_ms: float | None = None,
             http: int | None = None) -> ProbeResult:
     return ProbeResult(target=target, provider="sim", model="sim", at=at, status=kind.status, error_kind=kind,
                        http_status=http if kind is not ErrorKind.OK else 200, ttft_ms=ttft_ms, total_ms=total_ms)
 
 
-def make_world(seed: int, *, outages: int, scale: float, hang_share: float) -> World:
+def make_world(seed: int, *, outages: int, scale: float, hang_share: float, targets: int = 1) -> World:
     durations, gaps = load_table()
     rng = random.Random(seed)
     t, timeline = rng.choice(gaps) * scale, []
@@ -165,9 +190,16 @@ def make_world(seed: int, *, outages: int, scale: float, hang_share: float) -> W
     while s < horizon:
         spikes.append((s, s + rng.uniform(10, 60), rng.uniform(4, 15)))
         s += rng.expovariate(1 / SPIKE_EVERY)
-    phase = rng.uniform(0, INTERVAL)
-    base = [phase + k * INTERVAL + rng.uniform(0, 1.0) for k in range(int((horizon - phase) // INTERVAL))]
+    # Target 0's probe times are drawn as with one target; the others' from their own generators,
+    # so adding targets leaves target 0's world as it was.
+    base = [_base_times(rng, horizon), *(_base_times(random.Random(f"{seed}:{j}"), horizon) for j in range(1, targets))]
     return World(seed, timeline, spikes, base, horizon)
+
+
+def _base_times(rng: random.Random, horizon: float) -> list[float]:
+    """One target's scheduled probes: a random phase, then one an interval, each up to 1 s late."""
+    phase = rng.uniform(0, INTERVAL)
+    return [phase + k * INTERVAL + rng.uniform(0, 1.0) for k in range(int((horizon - phase) // INTERVAL))]
 
 
 # --- one policy over one world -------------------------------------------------------------------
@@ -190,74 +222,96 @@ class Run:
     recover: list[float] = field(default_factory=list)  # outage end to leaving DOWN, intervals
 
 
-def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
-    """Feeds the policy's probes to a real Detector in simulated time and scores its transitions."""
-    detector = Detector(config, "sim")
-    # (time, tiebreak, what, result; for "hedge?" the waiting probe's start and whether it confirms)
-    events: list[tuple[float, int, str, ProbeResult | tuple[float, bool] | None]] = []
-    tie = 0
-    for t in world.base_times:
-        events.append((t, tie, "base", None))
-        tie += 1
-    heapq.heapify(events)
+@dataclass(slots=True)
+class _Target:
+    """One target in `simulate`: its own Detector, its scheduler state, its transitions and its score."""
+
+    detector: Detector
+    run: Run
     pending_confirm: float | None = None  # start time of the scheduled (not yet started) confirmation
-    run = Run(policy)
-    downs: list[tuple[float, float]] = []  # (since, at) of each transition to DOWN
-    changes: list[tuple[float, Status]] = []  # (at, to) of every transition
-    inflight = 0  # probes under way, hedges counted from the moment they are sent (as monitor.schedule)
+    inflight: int = 0  # probes under way, hedges counted from the moment they are sent (as monitor.schedule)
     want_confirm: float | None = None  # the latest result's request, made once none is in flight
+    downs: list[tuple[float, float]] = field(default_factory=list)  # (since, at) of each transition to DOWN
+    changes: list[tuple[float, Status]] = field(default_factory=list)  # (at, to) of every transition
+
+
+def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
+    """Feeds the policy's probes of each target to its own real Detector in simulated time and scores
+    their transitions (one Run for all the targets)."""
+    sims = [_Target(Detector(config, _name(j)), Run(policy)) for j in range(world.targets)]
+    # (time, tiebreak, what, target, result; for "hedge?" the waiting probe's start and whether it confirms)
+    events: list[tuple[float, int, str, int, ProbeResult | tuple[float, bool] | None]] = []
+    ticket = itertools.count()
+    for j, times in enumerate(world.base_times):
+        events += [(t, next(ticket), "base", j, None) for t in times]
+    heapq.heapify(events)
+
+    def push(at: float, what: str, j: int, payload: ProbeResult | tuple[float, bool] | None = None) -> None:
+        heapq.heappush(events, (at, next(ticket), what, j, payload))
+
+    def confirm_at(j: int, at: float, what: str = "confirm") -> None:
+        sims[j].pending_confirm = at
+        push(at, what, j)
+
+    hedging = 0  # hedges in flight, all targets together
     while events:
-        t, _, what, result = heapq.heappop(events)
+        t, _, what, j, result = heapq.heappop(events)
+        s = sims[j]
         if what == "hedge?":  # a probe in flight without a first token for its hedge_after
             started, confirming = result
-            # (The scheduler's cap of a quarter of its slots never binds for one target.)
-            for k in range(detector.hedges(at=T0 + timedelta(seconds=started), confirm=confirming) - (inflight - 1)):
-                inflight += 1
-                tie += 1
-                heapq.heappush(events, (t + 0.001 * k, tie, "hedge", None))  # 1 ms apart: each its own outcome
+            wanted = s.detector.hedges(at=T0 + timedelta(seconds=started), confirm=confirming) - (s.inflight - 1)
+            for k in range(min(wanted, HEDGE_ROOM - hedging)):  # (4 hedges a target at most: binds past 4 targets)
+                s.inflight += 1
+                hedging += 1
+                push(t + 0.001 * k, "hedge", j)  # 1 ms apart: each its own outcome
             continue
-        if what in ("base", "confirm", "hedge"):
-            if what == "confirm":
-                if pending_confirm != t:
+        if what in ("base", "confirm", "hedge", "sibling"):
+            if what in ("confirm", "sibling"):
+                if s.pending_confirm != t:
                     continue  # replaced by a later request
-                pending_confirm = None
+                s.pending_confirm = None
             if what != "base":
-                run.confirms += 1
-                run.confirms_quiet += world.outage_at(t) is None
-            run.probes += 1
-            inflight += what != "hedge"
-            result = world.probe(t)
+                s.run.confirms += 1
+                s.run.confirms_quiet += world.outage_at(t) is None
+            s.run.probes += 1
+            s.inflight += what != "hedge"
+            result = world.probe(t, j)
             end = t + (result.total_ms or 0) / 1000
-            tie += 1
-            heapq.heappush(events, (end, tie, "end:" + what, result))
-            after = detector.hedge_after()
+            push(end, "end:" + what, j, result)
+            after = s.detector.hedge_after()
             after = None if after is None else min(after, HEDGE_BEFORE_DEADLINE * FIRST_TOKEN_DEADLINE)
             if after is not None and (result.ttft_ms is None or result.ttft_ms > after * 1000) and end > t + after:
-                tie += 1
-                heapq.heappush(events, (t + after, tie, "hedge?", (t, what != "base")))
+                push(t + after, "hedge?", j, (t, what not in ("base", "sibling")))
             continue
-        inflight -= 1
-        decision = detector.feed(result, confirm=what != "end:base")
-        want_confirm = decision.confirm_in  # the latest result's word replaces the earlier ones'
-        if inflight == 0 and want_confirm is not None:  # else the last one in flight decides
-            pending_confirm = t + want_confirm
-            want_confirm = None
-            tie += 1
-            heapq.heappush(events, (pending_confirm, tie, "confirm", None))
+        s.inflight -= 1
+        hedging -= what == "end:hedge"
+        # A sibling probe opens this target's own run of confirmations, as a scheduled probe would.
+        decision = s.detector.feed(result, confirm=what not in ("end:base", "end:sibling"))
+        s.want_confirm = decision.confirm_in  # the latest result's word replaces the earlier ones'
+        if s.inflight == 0 and s.want_confirm is not None:  # else the last one in flight decides
+            confirm_at(j, t + s.want_confirm)
+            s.want_confirm = None
+        if (config.probe_siblings and what == "end:base" and observed_status(result) is Status.DOWN
+                and decision.state is not Status.DOWN):  # monitor.service: Scheduler.nudge the siblings
+            for k, other in enumerate(sims):
+                if (k != j and other.detector.state is not Status.DOWN and other.inflight == 0
+                        and other.pending_confirm is None):
+                    confirm_at(k, t, "sibling")
         tr = decision.transition
         if tr is None:
             continue
         since, at = _sec(tr.since), _sec(tr.at)
-        changes.append((at, tr.to))
+        s.changes.append((at, tr.to))
         if tr.to is Status.DOWN:
-            downs.append((since, at))
+            s.downs.append((since, at))
             if world.overlaps_outage(since, at) is None:
-                run.false_alarms += 1
+                s.run.false_alarms += 1
         if tr.to is Status.DEGRADED and tr.from_ is Status.UP and world.overlaps_outage(since, at) is None:
-            run.degraded_noise += 1
-    _score(world, run, downs, changes)
-    run.hours = world.horizon / 3600
-    return run
+            s.run.degraded_noise += 1
+    for s in sims:
+        _score(world, s.run, s.downs, s.changes)
+        s.run.hours = world.horizon / 3600
+    return merge([s.run for s in sims])
 
 
 def _score(world: World, run: Run, downs: list[tuple[float, float]], changes: list[tuple[float, Status]]) -> None:
@@ -293,16 +347,19 @@ def _tally(run: Run, o: Outage, hit: float | None) -> None:
 
 
 def floor_run(world: World) -> Run:
-    """The bound: DOWN at the end of the first base probe that starts inside the outage."""
+    """The bound: each target DOWN at the end of the first base probe of any target that starts inside
+    the outage (with one target, its own first)."""
     run = Run("floor")
+    starts = sorted((t, j) for j, times in enumerate(world.base_times) for t in times)
     for o in world.outages:
-        i = bisect.bisect_left(world.base_times, o.start)
+        i = bisect.bisect_left(starts, (o.start,))
         hit = None
-        if i < len(world.base_times) and world.base_times[i] < o.end:
-            t = world.base_times[i]
-            hit = t + (world.probe(t).total_ms or 0) / 1000
-        _tally(run, o, hit)
-    run.probes, run.hours = len(world.base_times), world.horizon / 3600
+        if i < len(starts) and starts[i][0] < o.end:
+            t, j = starts[i]
+            hit = t + (world.probe(t, j).total_ms or 0) / 1000
+        for _ in range(world.targets):
+            _tally(run, o, hit)
+    run.probes, run.hours = len(starts), world.targets * world.horizon / 3600
     return run
 
 
@@ -366,13 +423,19 @@ def verdict(r: Run) -> str:
     return "  ".join(f"{'ok  ' if ok else 'FAIL'} {text:<17}" for text, ok in checks).rstrip()
 
 
-def policies(sweep: bool) -> list[tuple[str, DetectionConfig]]:
-    out = [
-        ("airisk (defaults)", DetectionConfig(degraded_ttft_ms=LATENCY_LIMIT_MS)),
-        # Only its DOWN rule matters: the error-rate rule is switched off (1.0 of a full window).
-        ("baseline (3 fails, no confirm)", DetectionConfig(failure_threshold=3, confirm_after=[],
-                                                           degraded_error_rate=1.0)),
-    ]
+Policies = list[tuple[str, DetectionConfig]]
+
+
+def policies(sweep: bool, targets: int = 1) -> tuple[Policies, Policies]:
+    """(the policies shown for each seed, the sweep's others)."""
+    shown = [("airisk (defaults)", DetectionConfig(degraded_ttft_ms=LATENCY_LIMIT_MS))]
+    if targets > 1:
+        shown.append(("defaults without probe_siblings", DetectionConfig(degraded_ttft_ms=LATENCY_LIMIT_MS,
+                                                                         probe_siblings=False)))
+    # Only its DOWN rule matters: the error-rate rule is switched off (1.0 of a full window).
+    shown.append(("baseline (3 fails, no confirm)", DetectionConfig(failure_threshold=3, confirm_after=[],
+                                                                    degraded_error_rate=1.0, probe_siblings=False)))
+    out: Policies = []
     if sweep:
         out.append(("defaults without hedge_after", DetectionConfig(degraded_ttft_ms=LATENCY_LIMIT_MS,
                                                                     hedge_after=None)))
@@ -382,7 +445,7 @@ def policies(sweep: bool) -> list[tuple[str, DetectionConfig]]:
             label = f"ft={ft} confirm={'/'.join(f'{c:g}' for c in confirm)}s window={window}"
             out.append((label, DetectionConfig(failure_threshold=ft, confirm_after=confirm, window=window,
                                                degraded_ttft_ms=LATENCY_LIMIT_MS)))
-    return out
+    return shown, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,22 +455,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outages", type=int, default=400, help="outages per seed")
     ap.add_argument("--scale", type=float, default=1 / 30, help="time scale of the real durations and gaps")
     ap.add_argument("--hang-share", type=float, default=0.1, help="share of outages that hang rather than fail fast")
+    ap.add_argument("--targets", type=int, default=1, help="targets of one provider and base URL (sharing outages)")
     ap.add_argument("--sweep", action="store_true", help="also run other thresholds (the trade-off)")
     ap.add_argument("--derive", metavar="CSV", help="write bench/data/incident_durations.csv from the study's CSV")
     args = ap.parse_args(argv)
+    if args.targets < 1:
+        ap.error("--targets must be at least 1")
     if args.derive:
         derive(Path(args.derive), DATA)
         return 0
     seeds = [args.seed] if args.seed is not None else args.seeds
     started = time.perf_counter()
-    table = policies(args.sweep)
-    airisk, baseline = table[0][0], table[1][0]
+    headline, others = policies(args.sweep, args.targets)
+    table = headline + others
+    shown = [label for label, _ in headline]
+    airisk = shown[0]
     runs: dict[str, list[Run]] = {label: [] for label, _ in table} | {"floor": []}
     labels = {label: label for label in runs} | {"floor": "floor (a bound, not a policy)"}
     cfg = DetectionConfig()
     print(f"simulated time: base interval {INTERVAL:g} s; {args.outages} outages a seed, real durations and gaps "
           f"x{args.scale:.4g}; {args.hang_share:.0%} of outages hang ({FIRST_TOKEN_DEADLINE:g} s deadline), the rest "
           f"fail fast;\nnoise: {NOISE_RATE:.0%} random failures, latency spikes (10-60 s, 4-15x, ~1/h)")
+    if args.targets > 1:
+        print(f"targets: {args.targets} of one provider and base URL, sharing its outages and spikes, each with its "
+              "own probe phase and noise;\nprobe_siblings: a failed scheduled probe of one has the others probed "
+              "at once (unless DOWN, probing or confirming)")
     print(f"airisk defaults: failure_threshold {cfg.failure_threshold}, confirm_after "
           f"[{', '.join(f'{c:g}s' for c in cfg.confirm_after)}], hedge_after {cfg.hedge_after:g}s, "
           f"success_threshold {cfg.success_threshold}, "
@@ -416,26 +488,32 @@ def main(argv: list[str] | None = None) -> int:
     print("n, median, p95: time to detect in probe intervals over outages >= 2 intervals (a miss counts as inf);")
     print("short: shorter outages detected; false: DOWN with no outage in its evidence; degr.: DEGRADED likewise;")
     print("recov.: outage end to leaving DOWN (median, intervals); confirms: confirmation probes per hour per target")
+    if args.targets > 1:
+        print(f"all per target: n counts each outage {args.targets} times; floor: each target DOWN at the end of the "
+              "first base probe of ANY target inside the outage")
     for seed in seeds:
-        world = make_world(seed, outages=args.outages, scale=args.scale, hang_share=args.hang_share)
-        print(f"\nseed {seed}: {world.horizon / 3600:.0f} simulated hours, {len(world.base_times)} base probes, "
+        world = make_world(seed, outages=args.outages, scale=args.scale, hang_share=args.hang_share,
+                           targets=args.targets)
+        print(f"\nseed {seed}: {world.horizon / 3600:.0f} simulated hours, "
+              f"{sum(map(len, world.base_times))} base probes, "
               f"{sum(o.length >= 2 * INTERVAL for o in world.outages)} outages >= 2 intervals, "
               f"{len(world.spikes)} latency spikes")
         print(HEADER)
         for label, config in table:
             runs[label].append(simulate(world, config, label))
-            if label in (airisk, baseline):
+            if label in shown:
                 print(row(label, runs[label][-1]))
         runs["floor"].append(floor_run(world))
         print(row(labels["floor"], runs["floor"][-1]))
     merged = {label: merge(rs) for label, rs in runs.items()}
-    hours = merged["floor"].hours
-    print(f"\nall seeds ({', '.join(map(str, seeds))}): {hours:.0f} simulated hours a policy")
+    hours = merged["floor"].hours / args.targets
+    per = f" ({args.targets} targets)" if args.targets > 1 else ""
+    print(f"\nall seeds ({', '.join(map(str, seeds))}): {hours:.0f} simulated hours a policy{per}")
     print(HEADER)
     for label, r in merged.items():
         print(row(labels[label], r))
     print("\nby outage kind, all seeds: median / p95 (intervals)")
-    for label in (airisk, baseline, "floor"):
+    for label in (*shown, "floor"):
         parts = [f"{mode} n={len(v)}: {_x(pct(v, 50), 0)} / {_x(pct(v, 95), 0)}"
                  for mode, v in merged[label].ttd_by_mode.items()]
         print(f"  {labels[label]:<34}" + "    ".join(parts))
@@ -443,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     fast = Run(airisk, ttd=merged[airisk].ttd_by_mode["fast"], missed=sum(math.isinf(v) for v in
                                                                          merged[airisk].ttd_by_mode["fast"]),
                false_alarms=merged[airisk].false_alarms)
-    for label, r in ((airisk, merged[airisk]), (baseline, merged[baseline]), ("floor", merged["floor"]),
-                     ("airisk, fast-failing outages only", fast)):
+    judged = [(label, merged[label]) for label in (*shown, "floor")] + [("airisk, fast-failing outages only", fast)]
+    for label, r in judged:
         print(f"  {labels.get(label, label):<34}{verdict(r)}")
     print(f"\n({time.perf_counter() - started:.0f} s wall)")
     return 0

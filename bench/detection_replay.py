@@ -11,10 +11,15 @@ bench/detection.py's (1/30), so the two benchmarks see outages of the same lengt
 intervals. Noise that is not an outage: 2% of requests fail on every route all the time.
 10% of outages hang instead of failing fast.
 
-Prints, per policy: time to detect in intervals (median, p95), outages missed (>= 2
-intervals long, never declared down), false alarms (down with no outage in its evidence).
+With ``--models N`` each route is watched as N targets (N models on one endpoint, as a
+product with a chat model, a small model and embeddings has), and a third monitor runs
+airisk's defaults with ``probe_siblings: false``, each target on its own schedule.
 
-Usage: .venv/bin/python bench/detection_replay.py [--minutes 6] [--seed 1]
+Prints, per policy: time to detect in intervals (median, p95; per target and outage), outages
+missed (>= 2 intervals long, never declared down), false alarms (down with no outage in its
+evidence).
+
+Usage: .venv/bin/python bench/detection_replay.py [--minutes 6] [--seed 1] [--models 1]
 """
 
 from __future__ import annotations
@@ -70,28 +75,42 @@ def timeline(seed: int, minutes: float) -> tuple[dict, list[tuple[str, float, fl
     return {"steps": steps}, truth
 
 
-def config(url: str, baseline: bool):
-    detection = ("detection: {failure_threshold: 3, confirm_after: []}" if baseline else
-                 "detection: {confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms}")
-    targets = "".join(f"  - {{provider: {r}, base_url: {url}{get_provider(r).emulator_prefix}}}\n" for r in ROUTES)
+POLICIES = {
+    "airisk": ("airisk (defaults, compressed)", "{confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms}"),
+    "alone": ("airisk, no sibling probes", "{confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms, "
+                                           "probe_siblings: false}"),
+    "baseline": ("baseline (3 fails, no confirm)", "{failure_threshold: 3, confirm_after: []}"),
+}
+
+
+def route_of(target: str) -> str:
+    return target.split("-")[0]
+
+
+def config(url: str, policy: str, models: int):
+    detection = f"detection: {POLICIES[policy][1]}"
+    targets = "".join(f"  - {{name: {r}-{m}, provider: {r}, model: m{m}, "
+                      f"base_url: {url}{get_provider(r).emulator_prefix}}}\n" for r in ROUTES for m in range(models))
     return parse_config(f"defaults: {{interval: {INTERVAL:g}s, deadlines: {{connect: 1s, first_token: 1s, "
                         f"total: 3s, stall: 1s}}}}\n{detection}\ntargets:\n{targets}", environ={})
 
 
-def score(changes: list[tuple[str, Status, datetime, datetime]], truth, t0: datetime) -> dict:
+def score(changes: list[tuple[str, Status, datetime, datetime]], truth, t0: datetime, models: int) -> dict:
+    """Per target and outage of its route: time to its first DOWN, or missed."""
     def sec(when: datetime) -> float:
         return (when - t0).total_seconds()
 
     downs = [(target, sec(at), sec(since)) for target, to, at, since in changes if to is Status.DOWN]
     ttd, missed = [], 0
     for route, start, end in truth:
-        found = [at for target, at, _ in downs if target == route and start <= at <= end + 2 * INTERVAL]
-        if found:
-            ttd.append((min(found) - start) / INTERVAL)
-        elif end - start >= 2 * INTERVAL:
-            missed += 1
+        for target in (f"{route}-{m}" for m in range(models)):
+            found = [at for t, at, _ in downs if t == target and start <= at <= end + 2 * INTERVAL]
+            if found:
+                ttd.append((min(found) - start) / INTERVAL)
+            elif end - start >= 2 * INTERVAL:
+                missed += 1
     false = sum(1 for target, _, since in downs
-                if not any(r == target and s - INTERVAL <= since <= e + INTERVAL for r, s, e in truth))
+                if not any(r == route_of(target) and s - INTERVAL <= since <= e + INTERVAL for r, s, e in truth))
     long_ = [r for r in truth if r[2] - r[1] >= 2 * INTERVAL]
     return {"ttd": ttd, "missed": missed, "false": false, "outages": len(truth), "long": len(long_)}
 
@@ -113,9 +132,9 @@ async def main(args: argparse.Namespace) -> None:
             await c.put(f"{url}/_airisk/profiles/*", json={"ttft_ms": 30, "token_gap_ms": 3, "tokens": 6})
         script, truth = timeline(args.seed, args.minutes)
         with tempfile.TemporaryDirectory() as home:
-            runs = {name: ([], MonitorService(config=config(url, baseline), engine=make_engine(
-                f"sqlite:///{home}/{name}.db"), status_interval=3600, seed=args.seed))
-                for name, baseline in (("airisk", False), ("baseline", True))}
+            policies = [p for p in POLICIES if p != "alone" or args.models > 1]
+            runs = {name: ([], MonitorService(config=config(url, name, args.models), engine=make_engine(
+                f"sqlite:///{home}/{name}.db"), status_interval=3600, seed=args.seed)) for name in policies}
             stop = asyncio.Event()
             tasks = [asyncio.create_task(watch(s, changes, stop)) for changes, s in runs.values()]
             for _, s in runs.values():
@@ -123,7 +142,8 @@ async def main(args: argparse.Namespace) -> None:
             async with httpx.AsyncClient() as c:
                 t0 = datetime.now(UTC)
                 (await c.post(f"{url}/_airisk/timeline", json=script)).raise_for_status()
-            print(f"replaying {len(truth)} outages on {len(ROUTES)} routes for {args.minutes:g} min "
+            print(f"replaying {len(truth)} outages on {len(ROUTES)} routes x {args.models} model(s) "
+                  f"for {args.minutes:g} min "
                   f"(interval {INTERVAL:g} s stands for 60 s; seed {args.seed})", flush=True)
             began = time.monotonic()
             await asyncio.sleep(args.minutes * 60)
@@ -132,8 +152,8 @@ async def main(args: argparse.Namespace) -> None:
             wall = time.monotonic() - began
         print(f"{'policy':<34}{'outages':>8}{'>=2 iv':>8}{'median':>8}{'p95':>8}{'missed':>8}{'false':>7}")
         for name, (changes, _) in runs.items():
-            r = score(changes, truth, t0 - timedelta(seconds=0))
-            label = "airisk (defaults, compressed)" if name == "airisk" else "baseline (3 fails, no confirm)"
+            r = score(changes, truth, t0 - timedelta(seconds=0), args.models)
+            label = POLICIES[name][0]
             med = statistics.median(r["ttd"]) if r["ttd"] else float("nan")
             p95 = pct(r["ttd"], 95) if r["ttd"] else float("nan")
             print(f"{label:<34}{r['outages']:>8}{r['long']:>8}{med:>8.2f}{p95:>8.2f}{r['missed']:>8}{r['false']:>7}")
@@ -144,6 +164,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=6)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--models", type=int, default=1, help="targets per route (models on one endpoint)")
     import uvloop
 
     uvloop.run(main(parser.parse_args()))
