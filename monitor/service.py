@@ -56,8 +56,27 @@ from probes.result import ProbeResult
 log = logging.getLogger("airisk.monitor")
 
 
-HELD_LOG_EVERY = 30.0
-"""Seconds between warnings while state changes wait for the database."""
+class _Repeating:
+    """A warning that would repeat every tick while the database is away: said at once, then at
+    most every ``every`` seconds (not ~600 lines a minute)."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self.since: float | None = None  # monotonic time it first failed
+        self.said = 0.0
+
+    def failed(self) -> bool:
+        """It failed (again); True when the warning is to be said now."""
+        now = time.monotonic()
+        say = self.since is None or now - self.said >= self.every
+        self.since = now if self.since is None else self.since
+        self.said = now if say else self.said
+        return say
+
+    def ok(self) -> float | None:
+        """It worked: seconds since it first failed if it had, else None."""
+        since, self.since = self.since, None
+        return None if since is None else time.monotonic() - since
 
 
 def _siblings(targets: Iterable[Target]) -> dict[str, list[str]]:
@@ -99,8 +118,8 @@ class MonitorService:
         self.detectors: dict[str, Detector] = {}
         self.grouper = Grouper(window=self.alerts.group_window)
         self._held: list[_Held] = []
-        self._held_since: float | None = None  # monotonic time the database was first found away
-        self._held_logged = 0.0
+        self._held_warning = _Repeating()
+        self._housekeeping_warning = _Repeating()
         self.writer: ResultWriter | None = None
         self.scheduler: Scheduler | None = None
         self.started = asyncio.Event()
@@ -189,17 +208,12 @@ class MonitorService:
             done = await asyncio.to_thread(self._apply, batch)
         except SQLAlchemyError as exc:  # the database is away: keep them, try again shortly
             self._held = batch + self._held
-            now = time.monotonic()
-            if self._held_since is None or now - self._held_logged >= HELD_LOG_EVERY:  # a line, not one per tick
+            if self._held_warning.failed():
                 log.warning("database unavailable, holding %d state changes until it is back: %s", len(self._held),
                             f"{type(exc).__name__}: {exc}".splitlines()[0])
-                self._held_logged = now
-            self._held_since = now if self._held_since is None else self._held_since
             return
-        if self._held_since is not None:
-            log.info("database back: %d held state changes written after %.0f s", len(batch),
-                     time.monotonic() - self._held_since)
-            self._held_since = None
+        if (away := self._held_warning.ok()) is not None:
+            log.info("database back: %d held state changes written after %.0f s", len(batch), away)
         self.grouper.add(done)
         if force:  # shutting down: send what is held now rather than lose it with the process
             await self._enqueue_due(datetime.now(UTC), take_at=datetime.now(UTC) + timedelta(
@@ -235,7 +249,11 @@ class MonitorService:
         slo = bool(self._slo_rules) and now - self._slo_checked >= timedelta(seconds=self.slo_interval)
         if not (ready or remind or slo):
             return
-        events = await asyncio.to_thread(self._enqueue, ready, now, remind, slo)
+        try:
+            events = await asyncio.to_thread(self._enqueue, ready, now, remind, slo)
+        except SQLAlchemyError:
+            self.grouper.add(ready)  # not queued: taken again next tick, so no page is lost
+            raise
         if events:
             log.info("queued %d alerts", events)
 
@@ -280,7 +298,10 @@ class MonitorService:
                     await asyncio.to_thread(self._prune, now)
                     last_prune = now
             except SQLAlchemyError as exc:
-                log.warning("housekeeping deferred, database unavailable: %s", exc.__class__.__name__)
+                if self._housekeeping_warning.failed():
+                    log.warning("housekeeping deferred, database unavailable: %s", exc.__class__.__name__)
+            else:
+                self._housekeeping_warning.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.housekeeping_interval)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from monitor.alerts import outbox
@@ -109,7 +109,7 @@ class Dispatcher:
         while not stop_event.is_set():
             try:
                 delivered = await self.run_once()
-            except OperationalError as exc:  # the database is away: one line, the first time and every 10th
+            except (OperationalError, InterfaceError) as exc:  # the database is away: the 1st try and every 10th
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
                     log.warning("alert dispatch: database unavailable (%d tries), retrying every %.0fs: %s",

@@ -22,7 +22,7 @@ def _vendor_post_seen(engine) -> bool:
         return any(i.vendor_first_post_at is not None for i in session.exec(select(IncidentRow)))
 
 
-def _config(emulator, *, hook_env: str, extra: str = "", rules: str = "", interval: str = "0.4s",
+def _config(emulator, *, hook_env: str, extra: str = "", rules: str = "", interval: str = "0.4s", group_window="0.2s",
             detection: str = "failure_threshold: 2, success_threshold: 2, confirm_after: [0.1s]"):
     text = f"""
 defaults:
@@ -37,7 +37,7 @@ targets:
     status_page: {emulator.url}/status/anthropic
 detection: {{{detection}}}
 alerts:
-  group_window: 0.2s
+  group_window: {group_window}
   reminder_every: null
   channels:
     - {{name: oncall, type: webhook, url_env: {hook_env}}}
@@ -192,6 +192,38 @@ async def test_database_away_during_an_outage_loses_no_result_and_no_incident(em
         [incident] = session.exec(select(IncidentRow)).all()
     assert len(rows) >= submitted  # every result measured while the database was away is there
     assert incident.target == "anthropic" and incident.state == "down"
+    engine.dispose()
+
+
+async def test_a_page_whose_group_closes_while_the_database_is_away_goes_out_once_it_is_back(
+        emulator, receiver, tmp_path, monkeypatch):
+    """The incident is written, then the database goes away before the alert group closes: queueing
+    the page fails, and the page must wait for the database, not vanish."""
+    import sqlite3
+
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    db = tmp_path / "airisk.db"
+    engine = make_engine(f"sqlite:///{db}")  # it waits 5 s (busy_timeout) for a lock, then gives up
+    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK", group_window="3s"), engine=engine,
+                             status_interval=3600, housekeeping_interval=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    lock = sqlite3.connect(db, timeout=5)
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
+        await until(lambda: _incidents(engine) == {"anthropic"}, 15, "the incident written")
+        lock.execute("BEGIN EXCLUSIVE")  # within the 3 s group window: the page is not queued yet
+        await asyncio.sleep(9)  # the group closes, and queueing it times out at least once
+        assert not receiver.requests
+        lock.rollback()
+        [down] = await receiver.wait_for(1, "/hook", within=15)
+        await asyncio.sleep(0.5)  # time for a duplicate to show up, if there were one
+    finally:
+        lock.close()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert "anthropic" in str(down.body) and len(receiver.requests) == 1
     engine.dispose()
 
 
