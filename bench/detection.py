@@ -26,8 +26,8 @@ the latest request replacing a pending one, and only once no probe of the target
 flight; a probe still without a first token after ``hedge_after`` gets the confirmations the
 Detector asks for (`Detector.hedges`) at once, alongside it: all as `monitor.schedule` does.
 Sibling probes (``probe_siblings``), as `monitor.service` does with `monitor.schedule`'s `nudge`:
-when a scheduled probe of a target ends DOWN-kind (`observed_status`) and leaves that target
-short of DOWN, every other target that is not DOWN, has no probe in flight and no confirmation
+when a scheduled probe of a target ends DOWN-kind (`observed_status`) on a target that was not
+DOWN, every other target that is not DOWN, has no probe in flight and no confirmation
 coming is probed at once: off schedule (counted with the confirmation probes), but to its
 Detector the opening of its own run of confirmations, like a scheduled probe. In the same run,
 over the same timeline, probe times and noise:
@@ -286,13 +286,14 @@ def simulate(world: World, config: DetectionConfig, policy: str) -> Run:
         s.inflight -= 1
         hedging -= what == "end:hedge"
         # A sibling probe opens this target's own run of confirmations, as a scheduled probe would.
+        was = s.detector.state
         decision = s.detector.feed(result, confirm=what not in ("end:base", "end:sibling"))
         s.want_confirm = decision.confirm_in  # the latest result's word replaces the earlier ones'
         if s.inflight == 0 and s.want_confirm is not None:  # else the last one in flight decides
             confirm_at(j, t + s.want_confirm)
             s.want_confirm = None
         if (config.probe_siblings and what == "end:base" and observed_status(result) is Status.DOWN
-                and decision.state is not Status.DOWN):  # monitor.service: Scheduler.nudge the siblings
+                and was is not Status.DOWN):  # monitor.service: Scheduler.nudge the siblings
             for k, other in enumerate(sims):
                 if (k != j and other.detector.state is not Status.DOWN and other.inflight == 0
                         and other.pending_confirm is None):

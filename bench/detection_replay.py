@@ -79,7 +79,7 @@ POLICIES = {
     "airisk": ("airisk (defaults, compressed)", "{confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms}"),
     "alone": ("airisk, no sibling probes", "{confirm_after: [50ms, 50ms, 100ms, 100ms], hedge_after: 250ms, "
                                            "probe_siblings: false}"),
-    "baseline": ("baseline (3 fails, no confirm)", "{failure_threshold: 3, confirm_after: []}"),
+    "baseline": ("baseline (3 fails, no confirm)", "{failure_threshold: 3, confirm_after: [], probe_siblings: false}"),
 }
 
 

@@ -117,13 +117,12 @@ class Scheduler:
         watch = self.watches[name]
         if self._stopping or watch.inflight or self._scheduler.get_job(f"{name}:confirm") is not None:
             return False
-        self._confirm_later(name, 0.0, sibling=True)
+        self._spawn(watch, confirm=False, sibling=True)
         return True
 
-    def _confirm_later(self, name: str, seconds: float, *, sibling: bool = False) -> None:
+    def _confirm_later(self, name: str, seconds: float) -> None:
         when = datetime.now(UTC) + timedelta(seconds=seconds)
-        self._scheduler.add_job(self._run, DateTrigger(run_date=when, timezone=UTC),
-                                args=(name, not sibling, when, False, sibling),
+        self._scheduler.add_job(self._run, DateTrigger(run_date=when, timezone=UTC), args=(name, True, when),
                                 id=f"{name}:confirm", replace_existing=True, misfire_grace_time=30)
 
     async def _run(self, name: str, confirm: bool, first_due: datetime, counted: bool = False,
@@ -187,19 +186,27 @@ class Scheduler:
                 task.cancel()
 
     def _hedge(self, watch: Watch) -> None:
-        name = watch.target.name
-        watch.inflight += 1  # at once: a second probe reaching hedge_after this tick must see it
         self._hedging += 1
-        task = asyncio.ensure_future(self._run(name, True, datetime.now(UTC), True))
+        self._spawn(watch, confirm=True, sibling=False).add_done_callback(lambda _: self._release_hedge())
+
+    def _release_hedge(self) -> None:
+        self._hedging -= 1
+
+    def _spawn(self, watch: Watch, *, confirm: bool, sibling: bool) -> asyncio.Task:
+        """A probe now, outside APScheduler (a hedge, a sibling probe), counted in flight at once: a
+        second probe reaching hedge_after, or a second nudge, in this same tick must see it."""
+        name = watch.target.name
+        watch.inflight += 1
+        task = asyncio.ensure_future(self._run(name, confirm, datetime.now(UTC), True, sibling))
         self._inflight.add(task)
 
         def done(task: asyncio.Task) -> None:
-            self._hedging -= 1
             self._inflight.discard(task)
             if not task.cancelled() and task.exception() is not None:
-                log.error("a confirmation probe of %s failed", name, exc_info=task.exception())
+                log.error("an off-schedule probe of %s failed", name, exc_info=task.exception())
 
         task.add_done_callback(done)
+        return task
 
     def _due(self, name: str, confirm: bool, first_due: datetime) -> datetime:
         """When this run was meant to start (APScheduler has already moved the job on)."""

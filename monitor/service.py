@@ -181,22 +181,27 @@ class MonitorService:
         assert self.writer is not None
         self.writer.submit(result, confirm=confirm or sibling)
         self.metrics.observe(result, region=self.region)
-        decision = self.detectors[watch.target.name].feed(result, confirm=confirm)
+        detector = self.detectors[watch.target.name]
+        was = detector.state  # (a failure that itself makes it DOWN is news for the siblings too)
+        decision = detector.feed(result, confirm=confirm)
         self.metrics.set_state(target=watch.target.name, provider=watch.target.provider, region=self.region,
                                state=str(decision.state))
-        if not (confirm or sibling) and decision.observed is Status.DOWN and decision.state is not Status.DOWN:
-            self._probe_siblings(watch.target.name)
+        if (not (confirm or sibling) and decision.observed is Status.DOWN and was is not Status.DOWN
+                and not decision.in_maintenance):
+            self._probe_siblings(watch.target.name, result.at)
         if decision.transition is not None:
             self._held.append(_Held(watch.target, decision.transition))
             await self._apply_held()
         return decision.confirm_in
 
-    def _probe_siblings(self, name: str) -> None:
+    def _probe_siblings(self, name: str, at: datetime) -> None:
         """A scheduled probe of ``name`` failed: its endpoint's other targets are probed now rather
-        than at their next interval (``detection.probe_siblings``)."""
+        than at their next interval (``detection.probe_siblings``); not those DOWN already or in a
+        maintenance window (no confirmations there)."""
         assert self.scheduler is not None
         sent = [other for other in self.siblings.get(name, ())
-                if self.detectors[other].state is not Status.DOWN and self.scheduler.nudge(other)]
+                if self.detectors[other].state is not Status.DOWN
+                and not self.detection.maintenance_for(other, at) and self.scheduler.nudge(other)]
         if sent:
             log.info("%s failed: probing %s on the same endpoint now", name, ", ".join(sent))
 

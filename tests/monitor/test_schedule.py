@@ -269,3 +269,31 @@ async def test_a_nudge_probes_at_once_as_a_sibling_probe_and_never_twice_at_a_ti
     # (The first scheduled run is somewhere in the next hour: these two are the nudges.)
     assert [(r.ok, confirm, sibling) for r, confirm, sibling in seen] == [(True, False, True)] * 2
     assert not scheduler.nudge("openai")  # stopped
+
+
+async def test_a_nudge_waits_for_a_confirmation_already_coming_and_is_hedged_as_a_scheduled_probe(emulator, client):
+    emulator.emu.faults.add(Fault.from_dict({"type": "hang", "route": "gemini", "params": {"seconds": 1.5}}))
+    hanging = emulator.target("gemini", deadlines=Deadlines(connect=1, first_token=1.0, total=5, stall=5))
+    seen, asked = [], []
+
+    async def handle(watch, result, confirm, sibling):
+        seen.append((result, confirm, sibling))
+        return 30.0 if sibling else None  # the sibling probe fails: a confirmation in 30 s
+
+    def hedges(watch, started, confirm):
+        asked.append(confirm)
+        return 0
+
+    scheduler = Scheduler(watches=[Watch(hanging, 3600.0)], client=client, handle=handle, seed=3,
+                          hedge_after=lambda w: 0.2, hedges=hedges)
+    scheduler.start()
+    try:
+        assert scheduler.nudge("gemini")
+        await until(lambda: seen and scheduler.watches["gemini"].inflight == 0, 10.0, "the sibling probe")
+        refused = scheduler.nudge("gemini")  # its confirmation is coming: that probe will tell
+    finally:
+        await scheduler.stop(grace=2.0)
+    assert not refused
+    [(result, confirm, sibling)] = seen
+    assert (result.error_kind, confirm, sibling) == (ErrorKind.FIRST_TOKEN_TIMEOUT, False, True)
+    assert asked == [False]  # hedged as the scheduled probe it stands in for, not as a confirmation
