@@ -112,8 +112,10 @@ class Stack:
         with self._lock, (self.logs / f"{name}.log").open("wb") as out:
             if self._interrupted:
                 return -signal.SIGINT
+            # Its own session: a terminal's Ctrl-C reaches it once, through `interrupt`, not twice
+            # (a second one would break into its clean-up).
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                    preexec_fn=_die_with_parent)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
             self._once.add(proc)
         try:
             return proc.wait(timeout)
@@ -122,7 +124,8 @@ class Stack:
             proc.wait()
             return -9
         finally:
-            self._once.discard(proc)
+            with self._lock:
+                self._once.discard(proc)
 
     def interrupt(self, grace: float = 20.0) -> None:
         """Ctrl-C (SIGINT) to the `run_once` commands under way, so they clean up (a drill removes its

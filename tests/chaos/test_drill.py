@@ -164,4 +164,3 @@ def test_records_are_read_whole_lines_only(tmp_path):
 
 def test_pct():
     assert pct([], 50) is None and pct([3, 1, 2], 50) == 2 and pct(list(range(1, 101)), 95) == 95
-
