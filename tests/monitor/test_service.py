@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -164,20 +166,30 @@ def test_retention_follows_the_storage_section(emulator, tmp_path):
     engine.dispose()
 
 
-async def test_database_away_during_an_outage_loses_no_result_and_no_incident(emulator, receiver, tmp_path,
-                                                                               monkeypatch):
-    import sqlite3
-
-    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+@contextlib.asynccontextmanager
+async def _service_on_sqlite_with_a_lock(emulator, tmp_path, **config):
+    """A running service on a SQLite file, with a second connection to lock the file from (the
+    service waits 5 s, its busy_timeout, for a lock, then gives up)."""
     db = tmp_path / "airisk.db"
-    engine = make_engine(f"sqlite:///{db}")  # it waits 5 s (busy_timeout) for a lock, then gives up
-    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK"), engine=engine,
+    engine = make_engine(f"sqlite:///{db}")
+    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK", **config), engine=engine,
                              status_interval=3600, housekeeping_interval=0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     lock = sqlite3.connect(db, timeout=5)
     try:
         await asyncio.wait_for(service.started.wait(), 10)
+        yield service, engine, lock
+    finally:
+        lock.close()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_database_away_during_an_outage_loses_no_result_and_no_incident(emulator, receiver, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    async with _service_on_sqlite_with_a_lock(emulator, tmp_path) as (service, engine, lock):
         lock.execute("BEGIN EXCLUSIVE")  # the database is unreachable for everyone else from here
         emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
         await asyncio.sleep(7)  # the outage is detected, and writing it times out, while nothing can be written
@@ -186,10 +198,6 @@ async def test_database_away_during_an_outage_loses_no_result_and_no_incident(em
         lock.rollback()  # the database is back
         [down] = await receiver.wait_for(1, "/hook", within=15)
         assert "anthropic" in str(down.body)
-    finally:
-        lock.close()
-        stop.set()
-        await asyncio.wait_for(task, 30)
     with Session(engine) as session:
         rows = session.exec(select(ProbeRow)).all()
         [incident] = session.exec(select(IncidentRow)).all()
@@ -202,18 +210,8 @@ async def test_a_page_whose_group_closes_while_the_database_is_away_goes_out_onc
         emulator, receiver, tmp_path, monkeypatch):
     """The incident is written, then the database goes away before the alert group closes: queueing
     the page fails, and the page must wait for the database, not vanish."""
-    import sqlite3
-
     monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
-    db = tmp_path / "airisk.db"
-    engine = make_engine(f"sqlite:///{db}")  # it waits 5 s (busy_timeout) for a lock, then gives up
-    service = MonitorService(config=_config(emulator, hook_env="ONCALL_HOOK", group_window="3s"), engine=engine,
-                             status_interval=3600, housekeeping_interval=0.1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    lock = sqlite3.connect(db, timeout=5)
-    try:
-        await asyncio.wait_for(service.started.wait(), 10)
+    async with _service_on_sqlite_with_a_lock(emulator, tmp_path, group_window="3s") as (_, engine, lock):
         emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
         await until(lambda: _incidents(engine) == {"anthropic"}, 15, "the incident written")
         lock.execute("BEGIN EXCLUSIVE")  # within the 3 s group window: the page is not queued yet
@@ -222,10 +220,6 @@ async def test_a_page_whose_group_closes_while_the_database_is_away_goes_out_onc
         lock.rollback()
         [down] = await receiver.wait_for(1, "/hook", within=15)
         await asyncio.sleep(0.5)  # time for a duplicate to show up, if there were one
-    finally:
-        lock.close()
-        stop.set()
-        await asyncio.wait_for(task, 30)
     assert "anthropic" in str(down.body) and len(receiver.requests) == 1
     engine.dispose()
 
