@@ -9,9 +9,9 @@ hanging provider is confirmed in one first-token deadline rather than one per co
 (their evidence spans a deadline each, so they need no spacing against blips); while several
 probes of a target are in flight, the latest result decides on the next confirmation once the
 last of them ends. `Scheduler.nudge` probes a target at once when a sibling on the same
-endpoint failed (the service decides when). A target's base runs never overlap (``max_instances=1``), a missed
-run is run once, late, rather than in a burst (``coalesce``), and every probe carries its
-own deadlines, so a hanging provider holds only its own slot.
+endpoint failed (the service decides when). A target's base runs never overlap
+(``max_instances=1``), a missed run is run once, late, rather than in a burst (``coalesce``),
+and every probe carries its own deadlines, so a hanging provider holds only its own slot.
 """
 
 from __future__ import annotations

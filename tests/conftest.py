@@ -19,7 +19,7 @@ FAST = Profile(ttft_ms=20, token_gap_ms=2, tokens=8)
 SHORT = Deadlines(connect=2.0, first_token=1.0, total=5.0, stall=0.4)
 
 
-async def until(done, within: float, what: str) -> None:
+async def until(done, within: float = 20.0, what: str = "the condition") -> None:
     """Polls ``done()`` until true; a slow machine only makes this take longer, up to ``within`` s."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + within

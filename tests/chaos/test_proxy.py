@@ -21,6 +21,7 @@ from chaos.faults import Fault
 from chaos.proxy import FaultProxy
 from chaos.proxyserve import UnsafeBind, check_bind, serve_proxy
 from chaos.routes import Route, catalog_routes, parse_route, sdk_base
+from tests.conftest import until
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is 2 plus 3?"}]}
 
@@ -148,9 +149,7 @@ async def test_client_hanging_up_stops_the_upstream_read(proxied, echo):
     async with httpx.AsyncClient() as c, c.stream("POST", f"{url}/echo/slow?n=50", json={}) as r:
         await anext(r.aiter_raw())
     await asyncio.wait_for(upstream.disconnected.wait(), 10)  # the proxy let go of the upstream too
-    deadline = time.monotonic() + 10
-    while not proxy.log.since()[-1].get("error") and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+    await until(lambda: proxy.log.since()[-1].get("error"), 10, "the hang-up in the log")
     assert proxy.log.since()[-1]["error"] == "client disconnected"
 
 

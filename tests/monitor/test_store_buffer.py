@@ -16,6 +16,7 @@ from sqlmodel import Session
 from monitor.store import ResultWriter, make_engine, migrate
 from monitor.store.models import ProbeRow, RollupMinute
 from monitor.store.spill import encode
+from tests.conftest import until
 from tests.monitor.conftest import T0, make_result
 
 FAST = {"flush_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.3}
@@ -40,15 +41,6 @@ def _files(directory: Path, suffix: str = "") -> list[Path]:
 def _distinct_at(engine: Engine) -> int:
     with Session(engine) as s:
         return s.exec(sa.select(sa.func.count(sa.distinct(ProbeRow.at)))).scalar()
-
-
-async def _until(predicate) -> None:
-    """Polls a database-side condition (there is nothing to await on) for up to 20 s."""
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail("condition not reached within 20 s")
 
 
 @pytest.fixture
@@ -106,13 +98,13 @@ async def test_sqlite_locked_by_another_connection(sqlite_file, tmp_path: Path) 
         for r in _results(300):
             writer.submit(r)
         assert time.perf_counter() - began < 0.5  # submit did not wait for the lock
-        await _until(lambda: writer.failures >= 3)
+        await until(lambda: writer.failures >= 3)
         assert "locked" in (writer.last_error or "")
         assert writer.written == 0 and writer.pending == 300
     finally:
         other.execute("ROLLBACK")
         other.close()
-    await _until(lambda: writer.pending == 0)
+    await until(lambda: writer.pending == 0)
     await writer.close()
     assert _count(engine) == 300 and _distinct_at(engine) == 300
     assert writer.failures == 0
@@ -135,7 +127,7 @@ async def test_close_while_locked_spills_and_the_next_writer_replays(sqlite_file
         other.close()
     assert _count(engine) == 0
     async with ResultWriter(engine, spill_dir=spill, **FAST) as again:
-        await _until(lambda: _count(engine) == 121)
+        await until(lambda: _count(engine) == 121)
     assert again.written == 121
     assert _files(spill) == []  # replayed files are removed
     assert _distinct_at(engine) == 121
@@ -153,7 +145,7 @@ async def test_memory_is_bounded_and_spilled_rows_come_back(sqlite_file, tmp_pat
     finally:
         other.execute("ROLLBACK")
         other.close()
-    await _until(lambda: _count(engine) == 1000)
+    await until(lambda: _count(engine) == 1000)
     await writer.close()
     assert _distinct_at(engine) == 1000 and _count(engine, RollupMinute) == 1000
 
@@ -163,7 +155,7 @@ async def test_orphaned_spill_file_of_a_dead_process_is_replayed(engine: Engine,
     lines = "".join(encode(r, confirm=False, region="us") for r in _results(30))
     (tmp_path / "spill-4194305-abc.jsonl").write_text(lines + '{"torn line', encoding="utf-8")
     async with ResultWriter(engine, region="eu", spill_dir=tmp_path, batch_size=7, **FAST) as writer:
-        await _until(lambda: _count(engine) == 30)
+        await until(lambda: _count(engine) == 30)
     assert writer.written == 30
     with Session(engine) as s:
         assert set(s.exec(sa.select(ProbeRow.region).distinct()).scalars()) == {"us"}
@@ -175,17 +167,17 @@ async def test_postgres_unreachable_then_back_loses_nothing(proxied_pg, tmp_path
     writer.start()
     for r in _results(100):
         writer.submit(r)
-    await _until(lambda: writer.written == 100)
+    await until(lambda: writer.written == 100)
     # The database goes away: pooled connections are reset, new ones refused.
     await proxy.stop()
     for r in _results(300, start=100):
         writer.submit(r)
         await asyncio.sleep(0)
-    await _until(lambda: writer.failures >= 3)
+    await until(lambda: writer.failures >= 3)
     assert writer.written == 100 and writer.pending == 150 and writer.spilled == 150
     # It comes back on the same address: the backlog, then the spilled rows, are written.
     await proxy.start()
-    await _until(lambda: _count(direct) == 400)
+    await until(lambda: _count(direct) == 400)
     await writer.close()
     assert _distinct_at(direct) == 400
     assert _count(direct, RollupMinute) == 400
