@@ -184,11 +184,10 @@ def test_sanity_against_the_vendors_own_outage_record():
     alone, a medium feature grades D; with a verified local fallback at 99.5 %, A."""
     import csv
 
-    from tests.conftest import SHARED
+    from tests.conftest import SHARED, need
 
     path = SHARED / "data" / "llm_provider_daily_outage_minutes_2021-2024.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not here: the shared outage data is outside the repository")
+    need(path.is_file(), f"{path} not here: the shared outage data is outside the repository")
     days: dict[str, list[float]] = {"api": [], "api.anthropic.com": []}
     with path.open() as f:
         for row in csv.DictReader(f):

@@ -11,7 +11,7 @@ import pytest
 
 from monitor.statuspoll import VendorIncident, fetch_status, lead_time, summary_url
 from probes.catalog import get_provider
-from tests.conftest import SHARED
+from tests.conftest import SHARED, need
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -120,8 +120,7 @@ async def test_missing_and_odd_fields_are_tolerated_one_by_one():
 
 async def test_the_statuspage_documented_example_as_published(tmp_path):
     path = SHARED / "transcripts" / "statuspage__summary_json_docs.txt"
-    if not path.exists():
-        pytest.skip(f"no transcript at {path}")
+    need(path.exists(), f"no transcript at {path}")
     text = path.read_text(encoding="utf-8")
     body = text.split("\n\n", 1)[1]  # after the "# " header block
     assert (await _fetch(body)).error.startswith("not JSON")  # the docs' example misses a comma
