@@ -3,8 +3,16 @@
 `fetch_status` reads an Atlassian Statuspage v2 ``summary.json`` (the format most AI vendors'
 pages have served, and the one ``airisk emulate`` serves at ``/status/<provider>``): the page's
 indicator (none | minor | major | critical) and its unresolved incidents. It never raises for
-what a remote page does: an unreachable page, a non-200 answer or a body that is not the
-format gives a `VendorStatus` with ``error`` set. Missing fields are tolerated one by one.
+what a remote page does: an unreachable page, a non-200 answer, a body too large, too slow or
+not the format gives a `VendorStatus` with ``error`` set. Missing fields are tolerated one by one.
+
+The page is someone else's server, so it is read bounded: streamed and cut at `MAX_BODY` bytes
+(after decompression, which we do ourselves so a small gzip body cannot inflate past the cap),
+at most `MAX_REDIRECTS` redirects (whose bodies are never read), and one total deadline over it
+all (the client's timeouts are per phase; a page trickling a byte a second never trips them).
+
+`parse_status` is the pure half (bytes in, `VendorStatus` out, or `StatusPageError`): what a
+fuzzer calls with one input.
 
 `lead_time` is pure: given when we detected an outage and the vendor's incidents, it finds
 the vendor's first post about it, and by how much we were ahead.
@@ -12,7 +20,9 @@ the vendor's first post about it, and by how much we were ahead.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +30,21 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["VendorIncident", "VendorStatus", "fetch_status", "lead_time", "parse_summary", "summary_url"]
+__all__ = ["MAX_BODY", "MAX_REDIRECTS", "StatusPageError", "VendorIncident", "VendorStatus", "fetch_status",
+           "lead_time", "parse_status", "parse_summary", "summary_url"]
 
 # A status page is small (tens of KB); a body much larger than this is not one.
-MAX_BODY = 2 * 1024 * 1024
+MAX_BODY = 1024 * 1024
+MAX_REDIRECTS = 3
+FETCH_WITHIN = 30.0  # seconds for the whole fetch, redirects and body included
+# A text field kept from a page: far above any real incident name, far below a memory problem.
+MAX_TEXT = 2000
+
+
+class StatusPageError(ValueError):
+    """A body that is not a readable Statuspage summary: too large, not JSON (including JSON nested
+    too deeply to read), or JSON that is not an object. The message says which, in one line.
+    `parse_status` raises no other exception for any input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,35 +95,113 @@ def summary_url(status_page: str) -> str:
     return status_page.rstrip("/") + "/api/v2/summary.json"
 
 
-async def fetch_status(client: httpx.AsyncClient, url: str, *, provider: str | None = None) -> VendorStatus:
-    """The page at ``url`` (a summary.json), read with ``client`` and its timeouts.
+async def fetch_status(client: httpx.AsyncClient, url: str, *, provider: str | None = None,
+                       within: float = FETCH_WITHIN) -> VendorStatus:
+    """The page at ``url`` (a summary.json), read with ``client`` and at most ``within`` seconds in all.
 
     ``provider`` names the result; unset: the page's own name, else the URL's host. Never raises
-    for a remote failure: ``error`` says what went wrong (unreachable, HTTP status, not JSON,
-    not a Statuspage summary), and the other fields keep their defaults.
+    for a remote failure: ``error`` says what went wrong (unreachable, HTTP status, too large, too
+    many redirects, too slow, not JSON, not a Statuspage summary), and the other fields keep their
+    defaults.
     """
     fetched_at = datetime.now(UTC)
     name = provider or urlsplit(url).hostname or url
     try:
-        response = await client.get(url, headers={"Accept": "application/json"}, follow_redirects=True)
+        async with asyncio.timeout(within):
+            body = await _read(client, url)
+    except TimeoutError:
+        return VendorStatus(name, fetched_at, error=f"no whole answer within {within:g}s")
+    except StatusPageError as exc:
+        return VendorStatus(name, fetched_at, error=str(exc))
     except httpx.HTTPError as exc:
         detail = f": {exc}" if str(exc) else ""
         return VendorStatus(name, fetched_at, error=f"unreachable: {type(exc).__name__}{detail}")
-    if response.status_code != 200:
-        return VendorStatus(name, fetched_at, error=f"HTTP {response.status_code} from the status page")
-    if len(response.content) > MAX_BODY:
-        return VendorStatus(name, fetched_at, error=f"body of {len(response.content)} bytes is too large for a "
-                                                    "status page")
     try:
-        data = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return VendorStatus(name, fetched_at, error=f"not JSON: {exc}")
-    if not isinstance(data, dict):
-        return VendorStatus(name, fetched_at, error=f"not a Statuspage summary: a JSON {type(data).__name__}, "
-                                                    "not an object")
-    status = parse_summary(data, provider=provider, fetched_at=fetched_at)
+        status = parse_status(body, provider=provider, fetched_at=fetched_at)
+    except StatusPageError as exc:
+        return VendorStatus(name, fetched_at, error=str(exc))
     status.provider = status.provider or name
     return status
+
+
+async def _read(client: httpx.AsyncClient, url: str) -> bytes:
+    """The 200 body at ``url``, following at most `MAX_REDIRECTS` redirects; raises `StatusPageError`
+    for an answer that is not one (and httpx errors for the network)."""
+    for _ in range(MAX_REDIRECTS + 1):
+        # gzip only: we inflate it ourselves, under the cap (httpx would inflate a chunk whole).
+        request = client.build_request("GET", url, headers={"Accept": "application/json", "Accept-Encoding": "gzip"})
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.has_redirect_location:
+                url = str(response.url.join(response.headers["location"]))
+                continue
+            if response.status_code != 200:
+                raise StatusPageError(f"HTTP {response.status_code} from the status page")
+            return await _capped(response)
+        finally:
+            await response.aclose()
+    raise StatusPageError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _too_large(what: str) -> StatusPageError:
+    return StatusPageError(f"body too large for a status page ({what}; at most {MAX_BODY} bytes are read)")
+
+
+async def _capped(response: httpx.Response) -> bytes:
+    """The body, decompressed, read as it streams in and given up on past `MAX_BODY` bytes."""
+    try:  # a response made in memory (a mock transport) has its body already, decoded
+        content = response.content
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(content) > MAX_BODY:
+            raise _too_large(f"{len(content)} bytes")
+        return content
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding in ("", "identity"):
+        inflate = None
+    else:
+        raise StatusPageError(f"Content-Encoding {coding[:40]!r} is not one we asked for")
+    length = response.headers.get("content-length", "")
+    if inflate is None and length.isdigit() and int(length) > MAX_BODY:
+        raise _too_large(f"Content-Length {length[:20]}")
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            # max_length bounds what one chunk may inflate to: one byte past the cap is enough to know.
+            body += inflate.decompress(chunk, MAX_BODY + 1 - len(body)) if inflate else chunk
+            if len(body) > MAX_BODY:
+                raise _too_large("cut while it streamed")
+        if inflate is not None:
+            body += inflate.flush()[: MAX_BODY + 1 - len(body)]
+    except zlib.error as exc:
+        raise StatusPageError(f"not gzip as its Content-Encoding says: {exc}") from None
+    if len(body) > MAX_BODY:
+        raise _too_large("cut while it streamed")
+    return bytes(body)
+
+
+def parse_status(body: bytes, *, provider: str | None = None, fetched_at: datetime | None = None) -> VendorStatus:
+    """A summary.json body as a `VendorStatus`; raises `StatusPageError`, and nothing else, for a body
+    that is not one (too large, not JSON, nested too deeply, not an object).
+
+    Fields are as `parse_summary` reads them (text cut at `MAX_TEXT` characters, NUL and lone
+    surrogates replaced, so every value can be stored). ``provider`` unset: the page's own name
+    ("" if it gives none). ``fetched_at`` unset: now.
+    """
+    if len(body) > MAX_BODY:
+        raise _too_large(f"{len(body)} bytes")
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise StatusPageError("not JSON we read: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise StatusPageError(f"not JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise StatusPageError(f"not a Statuspage summary: a JSON {type(data).__name__}, not an object")
+    return parse_summary(data, provider=provider, fetched_at=fetched_at)
 
 
 def parse_summary(data: dict[str, Any], *, provider: str | None = None,
@@ -167,7 +266,12 @@ def _list(value: Any) -> list[Any]:
 
 
 def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A text field as it can be stored anywhere: cut, NUL (PostgreSQL refuses it) and lone
+    surrogates (no UTF-8 for them) replaced."""
+    if not isinstance(value, str):
+        return ""
+    text = value[:MAX_TEXT].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
 
 
 def _time(value: Any) -> datetime | None:
@@ -175,7 +279,8 @@ def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        when = datetime.fromisoformat(value[:64].strip().replace("Z", "+00:00"))
+        # 9999-12-31T23:59:59-12:00 is a valid time whose UTC is past datetime.max: OverflowError.
+        return when.astimezone(UTC) if when.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return when.astimezone(UTC) if when.tzinfo is not None else None
