@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from chaos.asks import BadRequest, read_ask
+from chaos.controlguard import LOOPBACK, ControlGuard
 from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
 from chaos.speakers import SPEAKERS, Ask, Speaker
 from chaos.statuspage import StatusPage
@@ -54,13 +55,28 @@ class Profile:
         base = self.ttft_ms / 1000
         return base * math.exp(rng.gauss(0, self.ttft_sigma)) if self.ttft_sigma else base
 
+    @classmethod
+    def check(cls, key: Any, value: Any) -> None:
+        """Refuse a field this profile has not, or a value outside its range (finite numbers only:
+        an infinite TTFT would hold every request, a huge sigma overflows per request)."""
+        if key not in cls.__dataclass_fields__:
+            raise ValueError(f"profile.{str(key)[:60]}: unknown field (known: {', '.join(cls.__dataclass_fields__)})")
+        top = _PROFILE_MAX[key]
+        if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+                or not 0 <= value <= top):
+            raise ValueError(f"profile.{key}: must be a number from 0 to {top:g}, got {str(value)[:60]}")
+        if key == "tokens" and value != int(value):
+            raise ValueError(f"profile.tokens: must be a whole number, got {value!r}")
+
     def update(self, data: dict[str, Any]) -> None:
+        """Apply ``data`` whole, or (`ValueError`, naming the field) none of it."""
         for key, value in data.items():
-            if key not in self.__dataclass_fields__:
-                raise ValueError(f"profile.{key}: unknown field (known: {', '.join(self.__dataclass_fields__)})")
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"profile.{key}: must be a non-negative number, got {value!r}")
+            self.check(key, value)
+        for key, value in data.items():
             setattr(self, key, type(getattr(self, key))(value))
+
+
+_PROFILE_MAX = {"ttft_ms": 3_600_000, "ttft_sigma": 5.0, "token_gap_ms": 60_000, "tokens": 100_000}
 
 
 class Emulator:
@@ -70,6 +86,8 @@ class Emulator:
         self.rng = random.Random(seed)
         self.faults = FaultSet(random.Random(seed))
         self.default_profile = profile or Profile()
+        self._initial_profile = asdict(self.default_profile)
+        self.guard = LOOPBACK  # who may use the control API; `serve` sets it for the address it binds
         self.profiles: dict[str, Profile] = {}
         self.pages = {name: StatusPage(name) for name in CATALOG}
         self.log: deque[dict[str, Any]] = deque(maxlen=2000)
@@ -81,6 +99,8 @@ class Emulator:
     def reset(self) -> None:
         self.faults.clear()
         self.profiles.clear()
+        for key, value in self._initial_profile.items():  # "*" back to what the emulator started with
+            setattr(self.default_profile, key, value)
         for page in self.pages.values():
             page.resolve_all()
         if self.timeline is not None:
@@ -90,7 +110,7 @@ class Emulator:
     def app(self) -> web.Application:
         from chaos import control
 
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[control.guard_middleware(self)])
         for provider in CATALOG.values():
             _add_provider_routes(app, self, provider)
         app.router.add_get("/status/{provider}/api/v2/summary.json", self._summary)
@@ -302,8 +322,13 @@ def profile_dict(profile: Profile) -> dict[str, Any]:
     return asdict(profile)
 
 
-async def serve(emu: Emulator, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> web.AppRunner:
-    """Start serving in the running loop; the caller keeps the runner and calls ``cleanup()``."""
+async def serve(emu: Emulator, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                guard: ControlGuard | None = None) -> web.AppRunner:
+    """Start serving in the running loop; the caller keeps the runner and calls ``cleanup()``.
+
+    ``guard`` says who may use the control API (`chaos.controlguard`; default: loopback callers)."""
+    if guard is not None:
+        emu.guard = guard
     runner = web.AppRunner(emu.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)

@@ -14,42 +14,93 @@
     DELETE /_airisk/log                    empty the request log
 
 Errors are ``{"error": "<field>: <problem>"}`` with status 400 (404 for unknown ids or paths).
+Every request passes `chaos.controlguard` first (403 another host or origin, 401 no token where
+one is needed, 415 a body that is not JSON), and a body is read up to ``MAX_BODY`` bytes (413).
 """
 
 from __future__ import annotations
 
 import json
-import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from chaos.controlguard import LOOPBACK, MAX_BODY, ControlGuard
 from chaos.emulator import known_fault_types
 from chaos.faults import Fault, FaultError
-from chaos.proxy import read_body, send_json
+from chaos.proxy import send_json
 
 if TYPE_CHECKING:
     from chaos.proxy import FaultProxy
 
 PREFIX = "/_airisk/"
+# Who may use each proxy's control API; `chaos.proxyserve.serve_proxy` sets it for the address it
+# binds. A proxy with none set answers loopback callers only.
+_GUARDS: weakref.WeakKeyDictionary[FaultProxy, ControlGuard] = weakref.WeakKeyDictionary()
+
+
+def set_guard(proxy: FaultProxy, guard: ControlGuard) -> None:
+    _GUARDS[proxy] = guard
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _int(query: dict[str, list[str]], name: str, default: int) -> int:
     raw = query.get(name, [str(default)])[-1]
-    if not raw.isdigit():
-        raise ValueError(f"{name}: must be a whole number, got {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ValueError(f"{name}: must be a whole number, got {raw[:20]!r}")
     return int(raw)
 
 
 async def handle(proxy: FaultProxy, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
     method, path = scope["method"], scope["path"][len(PREFIX):].rstrip("/")
-    body = await read_body(receive)
+    headers: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        headers.setdefault(key.lower(), value)
+
+    def header(name: bytes) -> str | None:
+        value = headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    length = header(b"content-length")
+    has_body = b"transfer-encoding" in headers or (length is not None and length.strip() not in ("", "0"))
+    refusal = _GUARDS.get(proxy, LOOPBACK).check(
+        host=header(b"host"), origin=header(b"origin"), content_type=header(b"content-type"),
+        authorization=header(b"authorization"), has_body=has_body)
+    if refusal is not None:
+        extra = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+        await send_json(send, refusal.status, {"error": refusal.message}, extra=extra)
+        return
+    try:
+        body = await _read_capped(receive, length)
+    except _TooLarge:
+        await send_json(send, 413, {"error": f"body: larger than {MAX_BODY} bytes"})
+        return
     query = parse_qs(scope["query_string"].decode("latin-1"))
     try:
         status, data = _dispatch(proxy, method, path, body, query)
     except (FaultError, ValueError) as exc:
         status, data = 400, {"error": str(exc)}
     await send_json(send, status, data)
+
+
+async def _read_capped(receive: Callable, length: str | None) -> bytes:
+    """The request body, at most `MAX_BODY` bytes (`_TooLarge` past it, before reading it all)."""
+    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        raise _TooLarge
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)  # the client left; nothing will be sent
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            raise _TooLarge
+        if not message.get("more_body"):
+            return bytes(body)
 
 
 def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -74,10 +125,8 @@ def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dic
         fault = next((f for f in faults.active() if f.id == fault_id), None)
         if fault is None:
             return 404, {"error": f"fault {fault_id!r}: no such fault (its lease may have ended)"}
-        for_s = _json(body).get("for_s") if body else None
-        if not isinstance(for_s, int | float) or for_s <= 0:
-            raise ValueError(f"for_s: must be a positive number of seconds, got {for_s!r}")
-        fault.expires_at = time.time() + for_s
+        data = _json(body) if body else None
+        fault.renew(data.get("for_s") if isinstance(data, dict) else None)
         return 200, fault.to_dict()
     if path.startswith("faults/") and method == "DELETE":
         fault_id = path.removeprefix("faults/")
@@ -97,5 +146,5 @@ def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dic
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValueError("body: not valid JSON") from None

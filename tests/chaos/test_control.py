@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
 import pytest
 
 from probes import ErrorKind, probe
+from tests.conftest import until
+
+
+def raw_json(body) -> dict:
+    """Request arguments for a JSON body as Python writes it: NaN and Infinity included (httpx's
+    ``json=`` refuses them, a hostile client does not)."""
+    return {"content": json.dumps(body).encode(), "headers": {"content-type": "application/json"}}
 
 
 @pytest.fixture
@@ -34,21 +42,71 @@ async def test_fault_added_over_http_breaks_only_its_route(emulator, client, api
     ({"type": "hang", "params": {"delay": 1}}, "fault.params.delay: hang takes no such parameter (takes: seconds)"),
     ({"type": "overloaded", "probability": 2}, "fault.probability: must be between 0 and 1, got 2"),
     ({"type": "overloaded", "route": "openia"}, "fault.route: unknown route 'openia'"),
-    ({"type": "overloaded", "for_s": -5}, "fault.for_s: must be a positive number of seconds, got -5"),
+    ({"type": "overloaded", "for_s": -5}, "fault.for_s: must be a positive number of seconds, at most 86400, got -5"),
     ({"type": "slow_tokens", "params": {"gap_ms": "fast"}}, "fault.params.gap_ms: must be a number, got 'fast'"),
     ({"type": "overloaded", "scope": {"region": "eu"}}, "fault.scope: unknown field 'region'"),
+    # what a client could once set and break every request with, or never see lapse
+    ({"type": "auth", "expires_at": "soon"}, "fault.expires_at: set by the server; give for_s"),
+    ({"type": "auth", "expires_at": 1e300}, "fault.expires_at: set by the server"),
+    ({"type": "overloaded", "for_s": float("inf")}, "fault.for_s: must be a positive number of seconds, at most 86400"),
+    ({"type": "overloaded", "for_s": 86401}, "fault.for_s: must be a positive number of seconds, at most 86400"),
+    ({"type": "overloaded", "for_s": True}, "fault.for_s: must be a positive number"),
+    ({"type": "first_token_delay", "params": {"delay_ms": float("nan")}}, "fault.params.delay_ms: must be a number"),
+    ({"type": "hang", "params": {"seconds": float("inf")}}, "fault.params.seconds: must be a number"),
+    ({"type": "hang", "params": {"seconds": 10 ** 9}}, "fault.params.seconds: must be between 0 and 86400"),
+    ({"type": "stream_cut", "params": {"after_chunks": 1.5}}, "fault.params.after_chunks: must be a whole number"),
+    ({"type": "server_error", "params": {"status": 99}}, "fault.params.status: must be between 400 and 599"),
+    ({"type": "stream_error", "params": {"error": 7}}, "fault.params.error: must be a string"),
+    ({"type": "overloaded", "probability": float("nan")}, "fault.probability: must be between 0 and 1"),
+    ({"type": "overloaded", "method": 5}, "fault.method: must be a string"),
+    ({"type": "overloaded", "scope": {"path": ["/v1"]}}, "fault.path: must be a string"),
+    ({"type": "overloaded", "scope": "everything"}, "fault.scope: must be an object"),
+    ({"type": "overloaded", "id": {"a": 1}}, "fault.id: 1 to 128 letters"),
 ])
-async def test_bad_fault_is_refused_naming_the_field(api, body, message):
-    response = await api.post("/faults", json=body)
+async def test_bad_fault_is_refused_naming_the_field(emulator, client, api, body, message):
+    response = await api.post("/faults", **raw_json(body))
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
     assert (await api.get("/faults")).json() == []
+    assert (await api.get("/health")).status_code == 200  # and it keeps serving
+    assert (await probe(emulator.target("openai"), client=client)).ok
 
 
 async def test_not_json_is_refused(api):
-    response = await api.post("/faults", content=b"{nope")
+    response = await api.post("/faults", content=b"{nope", headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json() == {"error": "body: not valid JSON"}
+
+
+async def test_a_fault_without_a_lease_lapses_within_a_day(api):
+    before = time.time()
+    added = (await api.post("/faults", json={"type": "auth", "route": "openai"})).json()
+    assert before + 86400 <= added["expires_at"] <= time.time() + 86400
+
+
+async def test_renew_extends_the_lease_up_to_a_day(api):
+    fault = (await api.post("/faults", json={"type": "auth", "route": "openai", "for_s": 5})).json()
+    renewed = await api.post(f"/faults/{fault['id']}/renew", json={"for_s": 600})
+    assert renewed.status_code == 200 and renewed.json()["expires_at"] >= fault["expires_at"] + 590
+    too_long = await api.post(f"/faults/{fault['id']}/renew", json={"for_s": 86400 * 2})
+    assert too_long.status_code == 400 and too_long.json()["error"].startswith("for_s: must be a positive number")
+    assert (await api.post("/faults/f404/renew", json={"for_s": 5})).status_code == 404
+    assert (await api.post(f"/faults/{fault['id']}/renew", json=[1])).status_code == 400
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"ttft_ms": float("inf")}, "profile.ttft_ms: must be a number from 0 to 3.6e+06, got inf"),
+    ({"ttft_sigma": 1e300}, "profile.ttft_sigma: must be a number from 0 to 5"),
+    ({"tokens": float("nan")}, "profile.tokens: must be a number from 0 to 100000"),
+    ({"tokens": 2.5}, "profile.tokens: must be a whole number"),
+    ({"token_gap_ms": True}, "profile.token_gap_ms: must be a number"),
+    ({"ttft_ms": 50, "tokens": -1}, "profile.tokens: must be a number from 0"),
+])
+async def test_bad_profile_is_refused_whole(emulator, client, api, body, message):
+    response = await api.put("/profiles/*", **raw_json(body))
+    assert response.status_code == 400 and response.json()["error"].startswith(message)
+    assert (await api.get("/profiles")).json()["*"]["ttft_ms"] == 20  # nothing of it applied
+    assert (await probe(emulator.target("openai"), client=client)).ok
 
 
 async def test_remove_one_and_clear_all(emulator, client, api):
@@ -118,6 +176,70 @@ async def test_bad_timeline_names_the_step(api):
     response = await api.post("/timeline", json={"steps": [{"at": 1, "clear": True}, {"at": -1, "clear": True}]})
     assert response.status_code == 400
     assert response.json()["error"] == "timeline.steps[1].at: seconds from the start, a number >= 0"
+
+
+@pytest.mark.parametrize(("step", "message"), [
+    ({"at": 0, "status": {"provider": "openai", "name": "x", "impact": "apocalyptic"}},
+     "timeline.steps[1].status: status.impact: one of none, minor, major, critical"),
+    ({"at": 0, "status": {"provider": "nowhere", "name": "x"}}, "timeline.steps[1].status: status.provider: unknown"),
+    ({"at": 0, "status": ["openai"]}, "timeline.steps[1].status: must be an object"),
+    ({"at": 0, "profile": {"route": "openai", "ttft_ms": "slow"}}, "timeline.steps[1].profile: profile.ttft_ms: must"),
+    ({"at": 0, "profile": {"route": "openia"}}, "timeline.steps[1].profile: profile.route: unknown route 'openia'"),
+    ({"at": 0, "remove": {"id": "x"}}, "timeline.steps[1].remove: the id of a fault"),
+    ({"at": 0, "clear": "yes"}, "timeline.steps[1].clear: must be true"),
+    ({"at": float("nan"), "clear": True}, "timeline.steps[1].at: seconds from the start"),
+    ({"at": 0, "add": {"type": "auth", "expires_at": "soon"}}, "timeline.steps[1].add: fault.expires_at: set by"),
+])
+async def test_every_timeline_action_is_checked_before_any_runs(emulator, client, api, step, message):
+    first = {"at": 0, "add": {"type": "auth", "route": "openai"}}
+    response = await api.post("/timeline", **raw_json({"steps": [first, step]}))
+    assert response.status_code == 400 and response.json()["error"].startswith(message)
+    assert emulator.emu.timeline is None and (await api.get("/faults")).json() == []
+    assert (await probe(emulator.target("openai"), client=client)).ok
+
+
+@pytest.mark.parametrize("script", [
+    {"steps": [{"at": 0, "add": {"type": "auth"}}, {"at": 0, "clear": True}], "repeat": True},
+    {"steps": [{"at": 0, "add": {"type": "auth"}}], "repeat": True, "period": 0.5},
+    {"steps": [{"at": 0.2, "add": {"type": "auth"}}], "repeat": True},
+])
+async def test_a_repeating_timeline_needs_a_period_of_a_second(api, script):
+    response = await api.post("/timeline", json=script)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("timeline.period: a repeating timeline needs a period of at least 1 s")
+
+
+async def test_a_repeating_timeline_replaces_its_fault_each_round(emulator, api):
+    script = {"steps": [{"at": 0, "add": {"type": "auth", "route": "openai", "for_s": 60}}], "repeat": True,
+              "period": 1}
+    assert (await api.post("/timeline", json=script)).status_code == 202
+    first = await _wait_for_fault(api)
+    await until(lambda: emulator.emu.faults.active() and emulator.emu.faults.active()[0].created_at > first,
+                20, "a second round")
+    assert len(emulator.emu.faults.active()) == 1  # one fault, renewed each round, not one more per round
+
+
+async def _wait_for_fault(api) -> float:
+    for _ in range(500):
+        faults = (await api.get("/faults")).json()
+        if faults:
+            return faults[0]["created_at"]
+        await asyncio.sleep(0.02)
+    raise AssertionError("the timeline's first step added no fault")
+
+
+async def test_status_history_stays_bounded(emulator, api):
+    from chaos.control import MAX_INCIDENTS, MAX_UPDATES
+
+    for i in range(MAX_INCIDENTS + 20):
+        await api.post("/status/openai", json={"name": f"incident {i}", "impact": "minor"})
+        await api.post("/status/openai", json={"resolve": True})
+    for _ in range(MAX_UPDATES + 20):
+        await api.post("/status/openai", json={"name": "long one", "stage": "identified"})
+    page = emulator.emu.pages["openai"]
+    assert len(page.incidents) == MAX_INCIDENTS
+    assert page.incidents[0].name == "long one" and len(page.incidents[0].updates) == MAX_UPDATES
+    assert page.incidents[-1].name == "incident 21"  # the oldest went first
 
 
 async def test_status_page_speaks_statuspage_v2(emulator, api):
