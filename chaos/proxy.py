@@ -34,12 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, unquote
 
 from chaos.asks import sniff_ask
 from chaos.faults import Fault, FaultSet, Plan, RequestInfo
@@ -50,27 +52,134 @@ from chaos.speakers import SPEAKERS, Ask
 from chaos.upstream import Response, UpstreamPool
 
 DEFAULT_PORT = 8480
-_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-                  b"upgrade", b"host", b"content-length"})
+HEAD_TIMEOUT_S = 600.0
+"""How long the proxy waits for the upstream's response head before answering 504. Generous:
+a non-streamed answer sends its head only when the whole answer is written, which takes minutes
+for a long or reasoning answer, and the official SDKs themselves wait 10 minutes by default; the
+proxy must not time out before the product would. It exists so that a black-holed upstream
+cannot hold a task and a socket for ever when the product's client has no timeout."""
+# RFC 9110 7.6.1 (and the older names still sent): meaningful for one connection only. Host and
+# Content-Length are set again for the next hop, Proxy-Authorization is the proxy's own.
+_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization",
+                  b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length"})
 _TRANSPORT_KEY = "airisk.transport"
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))  # kept as sent in a request target, '%' included
+_RAW_CTL = re.compile(rb"[\x00-\x20\x7f]")
+_CTL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names (lower case) not to pass on: the standard hop-by-hop set, and every
+    name the message's own ``Connection`` header lists."""
+    named = {token.strip().lower() for key, value in headers if key.lower() == b"connection"
+             for token in value.split(b",")}
+    named.discard(b"")
+    return _HOP | named if named else _HOP
+
+
+def split_target(scope: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(route name, path after it as received, the same path decoded, query as received).
+
+    The upstream gets the path as the client sent it (``raw_path``): decoding it first would
+    turn ``%20``, ``%23``, ``%3F`` into a space (a broken request line), a fragment and a
+    query. Raises `ValueError` naming the problem for a control character, encoded or not:
+    no provider path holds one, and a ``%00`` or ``%0D%0A`` only reaches the upstream (and the
+    request log's database) as an attack."""
+    raw: bytes = scope.get("raw_path") or quote(scope["path"]).encode()
+    query: bytes = scope.get("query_string", b"")
+    if _RAW_CTL.search(raw) or _RAW_CTL.search(query):
+        raise ValueError("path: a control character or space is not allowed in a request target")
+    # Bytes beyond ASCII are not valid in a request line: sent percent-encoded, as a browser would.
+    raw_name, _, raw_rest = quote(raw, safe=_PRINTABLE)[1:].partition("/")
+    rest = "/" + raw_rest
+    decoded = unquote(rest)
+    if _CTL.search(decoded):
+        raise ValueError("path: an encoded control character (%00-%1F, %7F) is not allowed")
+    return unquote(raw_name), rest, decoded, quote(query, safe=_PRINTABLE)
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    """(headers for the upstream, the ``X-AIRisk-Feature`` value): hop-by-hop ones and
+    airisk's own ``X-AIRisk-*`` are not passed on."""
+    raw = list(raw)
+    hop = hop_by_hop(raw)
+    headers: list[tuple[bytes, bytes]] = []
+    feature = None
+    for key, value in raw:
+        lk = key.lower()
+        if lk in hop or lk.startswith(b"x-airisk-"):
+            if lk == b"x-airisk-feature":
+                feature = value.decode("latin-1")
+            continue
+        headers.append((key, value))
+    return headers, feature
+
+
+def _sniff(dialect: str, path: str, body: bytes, query: str) -> Ask | None:
+    """`sniff_ask`, made total: a request body is the client's, and whatever it holds (deep
+    nesting, a model that is an object, a max_tokens that is a string) the request is passed on.
+    The Ask keeps only well-typed values, as the fault plan and the speakers expect them."""
+    try:
+        ask = sniff_ask(dialect, path, body, dict(parse_qsl(query)) if query else None)
+    except Exception:  # RecursionError on deep nesting, and whatever else a hostile body finds
+        return None
+    if ask is None:
+        return None
+    model = ask.model if isinstance(ask.model, str) else ""
+    max_tokens = ask.max_tokens if type(ask.max_tokens) is int and ask.max_tokens > 0 else 64
+    prompt = ask.prompt if isinstance(ask.prompt, str) else ""
+    if (model, max_tokens, prompt) != (ask.model, ask.max_tokens, ask.prompt):
+        ask = replace(ask, model=model, max_tokens=max_tokens, prompt=prompt)
+    return ask
+
+
+def proxy_error(dialect: str, status: int, message: str, ask: Ask | None = None,
+                reason: bytes = b"upstream") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """An error of the proxy's own (502, 504, 413, 400) in the route's error format, so the
+    product's SDK reads it as it would read the provider's; ``X-AIRisk-Proxy-Error`` says
+    that the proxy, not the provider, answered."""
+    speaker = SPEAKERS[dialect]
+    kind = "server_error" if status >= 500 else "bad_request"
+    _, headers, body = speaker.error(kind, status=status, retry_after=None, ask=ask, detail=message)
+    with contextlib.suppress(ValueError):
+        doc = json.loads(body)
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(error, dict):  # OpenAI, Anthropic, Gemini
+            error["message"] = message
+            if isinstance(error.get("code"), int):
+                error["code"] = status
+        elif isinstance(error, str):  # Ollama
+            doc["error"] = message
+        elif isinstance(doc, dict) and "message" in doc:  # Cohere
+            doc["message"] = message
+        body = json.dumps(doc).encode()
+    out = [(k.encode(), v.encode()) for k, v in headers.items() if k.lower() != "content-length"]
+    out += [(b"content-length", str(len(body)).encode()), (b"x-airisk-proxy-error", reason)]
+    return status, out, body
 
 
 class FaultProxy:
-    """The ASGI application. One event loop owns it (the fault set and the log are not locked)."""
+    """The ASGI application. One event loop owns it (the fault set and the log are not locked).
+
+    ``head_timeout_s``: how long to wait for an upstream's response head (then 504);
+    ``max_body``: the largest request body passed on (then 413)."""
 
     def __init__(self, routes: dict[str, Route], *, faults: FaultSet | None = None, log_size: int = LOG_SIZE,
-                 sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 sink: Callable[[dict[str, Any]], None] | None = None, head_timeout_s: float = HEAD_TIMEOUT_S,
+                 max_body: int | None = None) -> None:
         self.routes = routes
         self.faults = faults or FaultSet()
         self.log = RequestLog(log_size, sink)
+        self.head_timeout_s = head_timeout_s
+        self.max_body = MAX_BODY if max_body is None else max_body
         self._pool: UpstreamPool | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._pool is None:
-            # No read timeout: the product's client decides how long it waits, as it would for
-            # the provider. Bytes pass through as the upstream sent them (no decompression).
+            # No read timeout on the body: the product's client decides how long it waits, as it
+            # would for the provider. Bytes pass through as the upstream sent them (no decompression).
             self._pool = UpstreamPool()
 
     async def close(self) -> None:
@@ -87,13 +196,17 @@ class FaultProxy:
 
                 await handle(self, scope, receive, send)
                 return
-            name, _, rest = path[1:].partition("/")
+            try:
+                name, raw_path, path, query = split_target(scope)
+            except ValueError as exc:
+                await send_json(send, 400, {"error": str(exc)}, extra=[(b"x-airisk-proxy-error", b"bad-path")])
+                return
             route = self.routes.get(name)
             if route is None:
                 known = ", ".join(sorted(self.routes))
                 await send_json(send, 404, {"error": f"route {name!r}: unknown (known: {known})"})
                 return
-            await self._proxy(route, "/" + rest, scope, receive, send)
+            await self._proxy(route, raw_path, path, query, scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -110,28 +223,38 @@ class FaultProxy:
 
     # -- one request ----------------------------------------------------------------------------
 
-    async def _proxy(self, route: Route, path: str, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def _proxy(self, route: Route, raw_path: str, path: str, query: str, scope: dict[str, Any],
+                     receive: Callable, send: Callable) -> None:
         started = time.perf_counter()
-        body = await read_body(receive)
-        headers: list[tuple[bytes, bytes]] = []
-        feature = None
-        for key, value in scope["headers"]:
-            if key in _HOP or key.startswith(b"x-airisk-"):
-                if key == b"x-airisk-feature":
-                    feature = value.decode("latin-1")
-                continue
-            headers.append((key, value))
-        query = scope["query_string"].decode("latin-1")
-        ask = sniff_ask(route.dialect, path, body, dict(parse_qsl(query)) if query else None)
+        headers, feature = request_headers(scope["headers"])
         entry = self.log.open({
             "at": time.time(), "route": route.name, "method": scope["method"], "path": path,
-            "upstream": route.upstream + path, "model": ask.model if ask else None, "feature": feature,
-            "stream": ask.stream if ask else None, "status": None, "faults": [],
+            "upstream": route.upstream + raw_path, "model": None, "feature": feature,
+            "stream": None, "status": None, "faults": [],
         })
-        plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
-                                            model=entry["model"], feature=feature))
-        entry["faults"] = plan.names
         try:
+            try:
+                body = await self._read_body(scope, receive)
+            except BodyTooLarge as exc:
+                entry["status"], entry["error"] = 413, str(exc)
+                status, out, text = proxy_error(route.dialect, 413, f"airisk fault proxy: request {exc}",
+                                                reason=b"body-too-large")
+                # The connection stays open: the server discards the rest of the body as it arrives
+                # (closing now would reset the connection under a client still sending, and with
+                # it the 413 before the client reads it).
+                await send({"type": "http.response.start", "status": status, "headers": out})
+                await send({"type": "http.response.body", "body": text, "more_body": False})
+                return
+            except ClientGone:
+                entry["error"] = "client disconnected"
+                return
+            ask = _sniff(route.dialect, path, body, query)
+            if ask is not None:
+                entry["model"] = ask.model or None
+                entry["stream"] = ask.stream
+            plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
+                                                model=entry["model"], feature=feature))
+            entry["faults"] = plan.names
             if plan.respond is not None:
                 if plan.first_token_delay_s:  # a slow error is still slow
                     await asyncio.sleep(plan.first_token_delay_s)
@@ -140,96 +263,110 @@ class FaultProxy:
                     synth := synthesize(route.dialect, plan.stream.type, ask)) is not None:
                 await self._send_synthesized(synth, plan, send, entry, started)
             else:
-                await self._forward(route, path, query, scope, headers, body, plan, ask, receive, send, entry,
-                                    started)
+                url = route.upstream + raw_path + ("?" + query if query else "")
+                await self._forward(route, url, scope, headers, body, plan, ask, receive, send, entry, started)
         finally:
             entry["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
             self.log.done(entry)
 
-    async def _forward(self, route: Route, path: str, query: str, scope: dict[str, Any],
-                       headers: list[tuple[bytes, bytes]], body: bytes, plan: Plan, ask: Ask | None,
-                       receive: Callable, send: Callable, entry: dict[str, Any], started: float) -> None:
+    async def _read_body(self, scope: dict[str, Any], receive: Callable) -> bytes:
+        for key, value in scope["headers"]:
+            # Refused before a byte of it is read (a client that sent Expect: 100-continue never sends it).
+            if key == b"content-length" and value.strip().isdigit() and int(value) > self.max_body:
+                raise BodyTooLarge(self.max_body)
+        return await read_body(receive, limit=self.max_body)
+
+    async def _forward(self, route: Route, url: str, scope: dict[str, Any], headers: list[tuple[bytes, bytes]],
+                       body: bytes, plan: Plan, ask: Ask | None, receive: Callable, send: Callable,
+                       entry: dict[str, Any], started: float) -> None:
         if self._pool is None:
             await self.start()
         assert self._pool is not None
         editing = needs_editing(plan)
         if editing:  # the editor reads events: no compressed body
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
-        url = route.upstream + path + ("?" + query if query else "")
-        if plan.first_token_delay_s:
-            # Before asking the upstream, not before relaying its answer: the whole answer shifts
-            # once, later tokens keep their pace (held back, they would arrive as one burst).
-            await asyncio.sleep(plan.first_token_delay_s)
-        try:
-            response = await self._pool.request(scope["method"], url, headers, body)
-        except (OSError, ValueError) as exc:
-            entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
-            await send_json(send, 502, {"error": {
-                "message": f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500],
-                "type": "airisk_proxy_error"}}, extra=[(b"x-airisk-proxy-error", b"upstream")])
-            return
-        try:
-            status = response.status
-            entry["status"] = status
-            streaming = is_stream(response.header(b"content-type") or b"")
-            edit = editing and streaming and status == 200
-            out_headers = [(k, v) for k, v in response.headers
-                           if (lk := k.lower()) not in _HOP or (lk == b"content-length" and not edit)]
-            await send({"type": "http.response.start", "status": status, "headers": out_headers})
-            entry["ttfb_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            if edit:
-                await self._send_edited(route, plan, ask, response, scope, receive, send, entry)
-            elif streaming:
-                await self._send_watched(response, receive, send, entry)
-            else:
-                async for data in response.chunks():
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError as exc:  # the upstream went away mid-answer: so does the product's answer
-            entry["error"] = f"upstream: {exc!s}"[:300]
-            await _drop(scope, reset=False)
-        finally:
-            response.close()
-
-    async def _send_watched(self, response: Response, receive: Callable, send: Callable,
-                            entry: dict[str, Any]) -> None:
-        """A stream, passed on chunk for chunk; if the product hangs up, stop reading the upstream."""
+        # One watch from the request to the last byte: if the product hangs up while the upstream
+        # is silent (before its head, or mid-body), the upstream connection is closed at once.
         async with _client_gone(receive) as watch:
-            async for data in response.chunks():
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            watch.finished = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if plan.first_token_delay_s:
+                # Before asking the upstream, not before relaying its answer: the whole answer shifts
+                # once, later tokens keep their pace (held back, they would arrive as one burst).
+                await asyncio.sleep(plan.first_token_delay_s)
+            try:
+                async with asyncio.timeout(self.head_timeout_s):
+                    response = await self._pool.request(scope["method"], url, headers, body)
+            except TimeoutError:  # (an OSError too: first)
+                entry["status"], entry["error"] = 504, f"upstream sent no response head in {self.head_timeout_s:g}s"
+                await self._send_error(route, ask, send, 504, f"airisk fault proxy: {route.upstream} sent no "
+                                       f"response within {self.head_timeout_s:g}s", b"timeout")
+                return
+            except (OSError, ValueError) as exc:
+                entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
+                message = f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500]
+                await self._send_error(route, ask, send, 502, message, b"upstream")
+                return
+            try:
+                status = response.status
+                entry["status"] = status
+                streaming = is_stream(response.header(b"content-type") or b"")
+                edit = editing and streaming and status == 200
+                hop = hop_by_hop(response.headers)
+                out_headers = [(k, v) for k, v in response.headers
+                               if (lk := k.lower()) not in hop or (lk == b"content-length" and not edit)]
+                await send({"type": "http.response.start", "status": status, "headers": out_headers})
+                entry["ttfb_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                if edit:
+                    if await self._send_edited(route, plan, ask, response, send, entry):
+                        watch.finished = True  # the drop below is the fault, not the product leaving
+                        await _drop(scope, reset=False)
+                        return
+                else:
+                    async for data in response.chunks():
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                watch.finished = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError as exc:  # the upstream went away mid-answer: so does the product's answer
+                entry["error"] = f"upstream: {exc!s}"[:300]
+                watch.finished = True
+                await _drop(scope, reset=False)
+            finally:
+                response.close()
         if watch.gone:
             entry["error"] = "client disconnected"
 
+    async def _send_error(self, route: Route, ask: Ask | None, send: Callable, status: int, message: str,
+                          reason: bytes) -> None:
+        status, headers, body = proxy_error(route.dialect, status, message, ask, reason)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
     async def _send_edited(self, route: Route, plan: Plan, ask: Ask | None, response: Response,
-                           scope: dict[str, Any], receive: Callable, send: Callable, entry: dict[str, Any]) -> None:
+                           send: Callable, entry: dict[str, Any]) -> bool:
+        """The upstream stream with the plan's stream fault applied; True when a stall has run its
+        course and the connection is to be dropped."""
         editor = StreamEditor(plan, route.dialect, ask)
         gap = plan.token_gap_s
         last = 0.0
         loop = asyncio.get_running_loop()
-        async with _client_gone(receive) as watch:
-            reads = response.chunks()
-            while not editor.ended:
-                data = await anext(reads, None)
-                for out in editor.feed(data) if data is not None else editor.close():
-                    if out.paced and gap is not None:
-                        if last:
-                            await asyncio.sleep(max(0.0, last + gap - loop.time()))
-                        last = loop.time()
-                    if out.data:
-                        await send({"type": "http.response.body", "body": out.data, "more_body": True})
-                    if out.end == "stall":
-                        entry["broken"] = editor.broke
-                        # silent; the watch ends this early if the product hangs up first
-                        await asyncio.sleep(plan.stream.params["seconds"] if plan.stream else 0)
-                        await _drop(scope, reset=False)
-                        return
-            entry["broken"] = editor.broke
-            watch.finished = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if watch.gone:
-            entry["error"] = "client disconnected"
+        reads = response.chunks()
+        while not editor.ended:
+            data = await anext(reads, None)
+            for out in editor.feed(data) if data is not None else editor.close():
+                if out.paced and gap is not None:
+                    if last:
+                        await asyncio.sleep(max(0.0, last + gap - loop.time()))
+                    last = loop.time()
+                if out.data:
+                    await send({"type": "http.response.body", "body": out.data, "more_body": True})
+                if out.end == "stall":
+                    entry["broken"] = editor.broke
+                    # silent; the watch ends this early if the product hangs up first
+                    await asyncio.sleep(plan.stream.params["seconds"] if plan.stream else 0)
+                    return True
+        entry["broken"] = editor.broke
+        if editor.overflow:
+            entry["error"] = editor.overflow
+        return False
 
     async def _send_synthesized(self, synth, plan: Plan, send: Callable, entry: dict[str, Any],
                                 started: float) -> None:
@@ -267,15 +404,49 @@ class FaultProxy:
 
 # -- ASGI helpers -------------------------------------------------------------------------------
 
-async def read_body(receive: Callable) -> bytes:
+MAX_BODY = 32 << 20
+"""Default cap on a proxied request body (bytes). Large enough for what the providers themselves
+accept (Anthropic's Messages API: 32 MB, Gemini's inline data: 20 MB; a request with a few
+base64 images is several MB), because a proxy that refuses what the provider would take is a
+fault nobody asked for; small enough that a client streaming an endless body cannot exhaust
+memory. `FaultProxy(max_body=...)` changes it."""
+
+
+class BodyTooLarge(ValueError):
+    """The request body exceeds the cap; answer 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body: larger than the {limit:,}-byte limit")
+        self.limit = limit
+
+
+class ClientGone(ConnectionError):
+    """The client disconnected before its request body was complete."""
+
+
+async def read_body(receive: Callable, limit: int | None = None) -> bytes:
+    """The whole request body. Raises `BodyTooLarge` once more than ``limit`` bytes arrive
+    (reading stops there: the rest is never buffered) and `ClientGone` if the client leaves
+    before the body is complete (a partial body must not be taken for the whole)."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone("client disconnected before sending its body")
     body = message.get("body", b"")
+    if limit is not None and len(body) > limit:
+        raise BodyTooLarge(limit)
     if not message.get("more_body"):
         return body
     parts = [body]
+    size = len(body)
     while message.get("more_body"):
         message = await receive()
-        parts.append(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            raise ClientGone("client disconnected before sending its whole body")
+        part = message.get("body", b"")
+        size += len(part)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(limit)
+        parts.append(part)
     return b"".join(parts)
 
 

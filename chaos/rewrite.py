@@ -45,35 +45,59 @@ def is_stream(content_type: bytes | str) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() in STREAM_TYPES
 
 
+MAX_EVENT = 8 << 20
+"""The longest event (SSE: up to its blank line; NDJSON: one line) the editor reads, in bytes.
+Several times the largest a provider sends (a streamed image's partial event, a final event
+repeating the whole answer: a few MB); a stream that goes on without a separator is held to
+this, not to all memory."""
+
+
 class Splitter:
-    """Cuts a body into whole events (SSE: up to a blank line; NDJSON: one line), bytes as received."""
+    """Cuts a body into whole events (SSE: up to a blank line; NDJSON: one line), bytes as received.
 
-    __slots__ = ("_buf", "_ndjson")
+    Linear in the bytes fed, however they are cut: the buffer is a `bytearray` appended to, and
+    a search resumes where the last one stopped (less a separator's length, which may straddle
+    two pieces). An event longer than ``limit`` sets `overflowed`: `feed` returns the events
+    before it, and `rest` the bytes from that event on; the splitter takes no more."""
 
-    def __init__(self, framing: str) -> None:
-        self._buf = b""
+    __slots__ = ("_buf", "_ndjson", "_scanned", "limit", "overflowed")
+
+    def __init__(self, framing: str, limit: int | None = None) -> None:
+        self._buf = bytearray()
         self._ndjson = framing == "ndjson"
+        self._scanned = 0  # no separator starts before this offset of the buffer
+        self.limit = MAX_EVENT if limit is None else limit
+        self.overflowed = False
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data
+        if self.overflowed:
+            raise ValueError("the splitter overflowed: pass the rest on unsplit")
+        buf = self._buf
+        buf += data
         out = []
         start = 0
         while True:
+            pos = max(start, self._scanned)
             if self._ndjson:
-                end = buf.find(b"\n", start)
+                end = buf.find(b"\n", pos)
                 cut = end + 1 if end >= 0 else -1
             else:
-                lf, crlf = buf.find(b"\n\n", start), buf.find(b"\r\n\r\n", start)
+                lf, crlf = buf.find(b"\n\n", pos), buf.find(b"\r\n\r\n", pos)
                 cut = crlf + 4 if crlf >= 0 and (lf < 0 or crlf < lf) else lf + 2 if lf >= 0 else -1
-            if cut < 0:
+            if cut < 0 or cut - start > self.limit:
                 break
-            out.append(buf[start:cut])
+            out.append(bytes(buf[start:cut]))
             start = cut
-        self._buf = buf[start:]
+        if cut >= 0 or len(buf) - start > self.limit:  # an event over the limit, complete or not
+            self.overflowed = True
+        del buf[:start]
+        self._scanned = max(0, len(buf) - 3)
         return out
 
     def rest(self) -> bytes:
-        rest, self._buf = self._buf, b""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        self._scanned = 0
         return rest
 
 
@@ -106,15 +130,27 @@ class StreamEditor:
         self._texts = 0
         self.ended = False
         self.broke: str | None = None  # the fault that ended the stream, for the request log
+        self.overflow: str | None = None  # why the rest of the stream was passed on unedited
 
     def feed(self, data: bytes) -> list[Out]:
         if self.ended:
             return []
+        if self.overflow:
+            return [Out(data)] if data else []
         out: list[Out] = []
         for event in self._split.feed(data):
             self._event(event, out)
             if self.ended:
-                break
+                return out
+        if self._split.overflowed:
+            # An event the editor cannot hold, so it cannot tell what it carries. The rest goes on
+            # as the upstream sent it: the product gets the real answer (a working provider's large
+            # event must not become an error nobody asked for), and the log says the fault was not
+            # applied to it.
+            self.overflow = f"a stream event over {self._split.limit:,} bytes: passed on unedited from there"
+            rest = self._split.rest()
+            if rest:
+                out.append(Out(rest))
         return out
 
     def close(self) -> list[Out]:
@@ -122,6 +158,9 @@ class StreamEditor:
         if self.ended:
             return []
         out: list[Out] = []
+        if self.overflow:
+            self.ended = True
+            return out
         rest = self._split.rest()
         if rest:
             self._event(rest, out)
@@ -146,10 +185,14 @@ class StreamEditor:
         """Does the event carry answer text; is it a closing event ("finish" or the "done" marker)."""
         parser = NDJSONParser() if self._dialect.framing == "ndjson" else SSEParser()
         text, closing = False, None
-        for event in [*parser.feed(raw), *parser.close()]:
+        try:
+            events = [*parser.feed(raw), *parser.close()]
+        except Exception:  # an event the parser refuses carries nothing the editor acts on
+            return False, None
+        for event in events:
             try:
                 chunk = self._dialect.parse_event(event)
-            except ValueError:
+            except Exception:  # whatever an upstream sends (deep nesting: RecursionError), it passes on
                 continue
             text = text or bool(chunk.text)
             if chunk.done:

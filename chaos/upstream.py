@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +27,38 @@ MAX_IDLE = 256  # per upstream
 _HIGH_WATER = 1 << 20  # pause reading the upstream when this much body waits for a slow client
 
 
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2: a method or a header name
+_TARGET = re.compile(rb"[\x21-\x7e]+")  # printable ASCII, no space: percent-encoding is the sender's job
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # a header value may hold tabs and obs-text, no CR/LF/NUL
+
+
 class UpstreamError(OSError):
     pass
+
+
+def build_head(method: str, target: str, host: bytes, headers: list[tuple[bytes, bytes]], length: int | None) -> bytes:
+    """The request head as sent (request line, ``host``, the headers, ``content-length`` if
+    ``length`` is not None). Raises `ValueError` naming the part that would corrupt the
+    message (a space or CR/LF in the target, a CR/LF/NUL in a header): the request line and
+    the header block must be exactly what they seem, whatever reached the proxy."""
+    line = f"{method} {target} HTTP/1.1\r\n".encode("latin-1", "replace")
+    if not _TOKEN.fullmatch(method.encode("latin-1", "replace")):
+        raise ValueError(f"method {method!r}: not an HTTP token")
+    if not _TARGET.fullmatch(target.encode("latin-1", "replace")) or not target.isascii():
+        raise ValueError(f"request target {target[:100]!r}: only printable ASCII without spaces may be sent")
+    if not _TARGET.fullmatch(host):
+        raise ValueError(f"host {host[:100]!r}: not a valid host")
+    head = [line, b"host: ", host, b"\r\n"]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"header name {name[:100]!r}: not an HTTP token")
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"header {name.decode('latin-1')!r}: a control character in its value")
+        head += [name, b": ", value, b"\r\n"]
+    if length is not None:
+        head += [b"content-length: ", str(length).encode(), b"\r\n"]
+    head.append(b"\r\n")
+    return b"".join(head)
 
 
 class _Conn(asyncio.Protocol):
@@ -40,6 +71,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.no_body = False  # a HEAD request: the response ends at its head
+        self.interim = False  # parsing a 1xx response: not the answer, the final one follows
         self._reset()
 
     def _reset(self) -> None:
@@ -74,7 +106,16 @@ class _Conn(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status == 101:  # the proxy never passes Upgrade on: nothing it could relay follows
+            self._fail(UpstreamError("upstream switched protocols (101) unasked"))
+            return
+        if status < 200:
+            # 100 Continue, 103 Early Hints: interim, skipped (relayed as final, the answer would be lost)
+            self.interim = True
+            self.headers = []
+            return
+        self.status = status
         if self.no_body:
             self.done = True
         if self.head is not None and not self.head.done():
@@ -89,6 +130,9 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.done = True
         self.keep_alive = self.parser.should_keep_alive()  # asked later, the parser says False
         self._wake()
@@ -214,13 +258,8 @@ class UpstreamPool:
         key = (scheme, host, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = parts.netloc.rpartition("@")[2].encode()
-        head = [f"{method} {target} HTTP/1.1\r\n".encode(), b"host: ", host_header, b"\r\n"]
-        for name, value in headers:
-            head += [name, b": ", value, b"\r\n"]
-        if body or method in ("POST", "PUT", "PATCH"):
-            head += [b"content-length: ", str(len(body)).encode(), b"\r\n"]
-        head.append(b"\r\n")
-        payload = b"".join(head) + body
+        length = len(body) if body or method in ("POST", "PUT", "PATCH") else None
+        payload = build_head(method, target, host_header, headers, length) + body
         conn = self._take(key) or await self._connect(key)
         conn.no_body = method == "HEAD"
         conn.head = asyncio.get_running_loop().create_future()

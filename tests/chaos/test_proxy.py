@@ -165,7 +165,9 @@ async def test_unknown_route_and_unreachable_upstream(emulator):
         await running.stop()
     assert unknown.status_code == 404 and "route 'nope': unknown (known: gone)" in unknown.json()["error"]
     assert gone.status_code == 502
-    assert gone.json()["error"]["type"] == "airisk_proxy_error"
+    # in the route's own error format (OpenAI's here), marked as the proxy's own answer
+    assert gone.json()["error"]["message"].startswith("airisk fault proxy: cannot reach http://127.0.0.1:9")
+    assert gone.headers["x-airisk-proxy-error"] == "upstream"
     assert proxy.log.since()[-1]["error"].startswith("upstream unreachable")
 
 
@@ -258,7 +260,7 @@ async def test_control_api_names_the_bad_field(proxied):
         bad_route = await c.post(f"{url}/_airisk/faults", json={"type": "overloaded", "route": "opneai"})
         bad_type = await c.post(f"{url}/_airisk/faults", json={"type": "meltdown"})
         bad_param = await c.post(f"{url}/_airisk/faults", json={"type": "hang", "params": {"secs": 1}})
-        bad_json = await c.post(f"{url}/_airisk/faults", content=b"{nope")
+        bad_json = await c.post(f"{url}/_airisk/faults", content=b"{nope", headers={"content-type": "application/json"})
         missing = await c.delete(f"{url}/_airisk/faults/f999")
         nowhere = await c.get(f"{url}/_airisk/nothing")
     assert bad_route.status_code == 400 and bad_route.json()["error"].startswith("fault.route: unknown route 'opneai'")
