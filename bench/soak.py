@@ -1,0 +1,225 @@
+"""Soak: `airisk monitor` with 200 targets against the emulator, faults switching on and off.
+
+Runs the real processes: `airisk emulate` and `airisk monitor` (SQLite under a temporary
+`AIRISK_HOME`), 200 targets spread over every emulated provider, each probed every
+``--interval`` seconds. A fault switcher adds a leased fault on a random route every
+``--switch`` seconds (overloads, 5xx, rate limits, hangs, cut and stalled streams, slow
+tokens) and lets it lapse, so the monitor's detection, confirmations, incidents and alert
+queueing all run the whole time.
+
+Prints, in one run:
+- the monitor's RSS and open file descriptors, sampled from /proc every 10 s: the value at
+  the end of the warm-up (``--warmup``, default 5 min) as the baseline, the value at the end,
+  the maximum after the warm-up, and the growth against the baseline (goal: under 5%);
+- "no task lost": every target's last stored probe is within three intervals of the end
+  (a target whose scheduled job died stops producing rows);
+- "every result stored": probes the monitor counted on ``/metrics`` (airisk_probes_total,
+  scraped just before stopping it) against rows in its database after it stopped (goal: rows
+  >= counted; a probe that finishes between the scrape and the stop adds a row, never removes one);
+- whether the monitor was still running when told to stop, and its exit code.
+
+Usage: .venv/bin/python bench/soak.py [--minutes 30] [--targets 200] [--interval 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from probes.catalog import CATALOG  # noqa: E402
+
+AIRISK = str(Path(sys.executable).with_name("airisk"))
+PROVIDERS = ("openai", "anthropic", "gemini", "cohere", "ollama", "mistral", "groq", "deepseek")
+# Faults that exercise every path of detection: stated errors, rate limits, hangs, cut and slow streams.
+FAULTS = (
+    {"type": "overloaded"}, {"type": "server_error"}, {"type": "rate_limited"},
+    {"type": "hang"}, {"type": "stream_cut"}, {"type": "stream_stall"}, {"type": "slow_tokens"},
+    {"type": "connection_reset"}, {"type": "first_token_delay"},
+)
+NO_KEY = "AIRISK_SOAK_NO_KEY"  # unset: emulated targets send no key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the process exited with {proc.returncode} while starting")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url}: not answering after {seconds:g}s")
+
+
+def config_text(emulator: str, n: int, interval: float) -> str:
+    deadlines = "{connect: 5s, first_token: 8s, total: 20s, stall: 5s}"
+    lines = [f"defaults: {{interval: {interval:g}s, deadlines: {deadlines}}}", "targets:"]
+    for i in range(n):
+        provider = PROVIDERS[i % len(PROVIDERS)]
+        base = emulator + CATALOG[provider].emulator_prefix
+        lines.append(f"  - {{name: t{i:03d}-{provider}, provider: {provider}, base_url: '{base}', key_env: {NO_KEY}}}")
+    return "\n".join(lines) + "\n"
+
+
+def sample(pid: int) -> tuple[int, int]:
+    """(RSS in KiB, open file descriptors) of ``pid`` from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fault_types(emulator: str) -> set[str]:
+    data = httpx.get(f"{emulator}/_airisk/fault-types", timeout=5).json()
+    items = data.get("fault_types", data) if isinstance(data, dict) else data
+    if isinstance(items, dict):
+        return set(items)
+    return {item["type"] if isinstance(item, dict) else str(item) for item in items}
+
+
+def probes_counted(metrics_url: str) -> int:
+    text = httpx.get(metrics_url, timeout=5).text
+    return int(sum(float(m.group(1)) for m in re.finditer(r"^airisk_probes_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)))
+
+
+def growth(base: float, end: float) -> str:
+    return f"{(end - base) / base * 100:+.1f}%" if base else "n/a"
+
+
+def main(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    home = Path(tempfile.mkdtemp(prefix="airisk-soak-"))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["AIRISK_HOME"] = str(home)
+    env.pop("AIRISK_DATABASE_URL", None)
+    eport, mport = free_port(), free_port()
+    emulator = f"http://127.0.0.1:{eport}"
+    emu = subprocess.Popen([AIRISK, "emulate", "--port", str(eport), "--ttft-ms", "150", "--token-gap-ms", "15"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    monitor = None
+    try:
+        wait_http(f"{emulator}/_airisk/health", emu, 30)
+        known = fault_types(emulator)
+        faults = [f for f in FAULTS if f["type"] in known]
+        missing = sorted({f["type"] for f in FAULTS} - known)
+        cfg = home / "airisk.yaml"
+        cfg.write_text(config_text(emulator, args.targets, args.interval))
+        log = (home / "monitor.log").open("wb")
+        monitor = subprocess.Popen([AIRISK, "monitor", "--config", str(cfg), "--metrics-port", str(mport)],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        metrics_url = f"http://127.0.0.1:{mport}/metrics"
+        wait_http(metrics_url, monitor, 60)
+        print(f"soak: {args.targets} targets every {args.interval:g}s for {args.minutes:g} min, "
+              f"warm-up {args.warmup:g} min; faults switched every {args.switch:g}s: "
+              f"{', '.join(f['type'] for f in faults)}" + (f" (not in catalogue: {', '.join(missing)})" if missing
+                                                          else ""), flush=True)
+        start = time.monotonic()
+        end = start + args.minutes * 60
+        samples: list[tuple[float, int, int]] = []
+        next_sample = next_switch = start
+        added = 0
+        while (now := time.monotonic()) < end:
+            if monitor.poll() is not None:
+                print(f"the monitor exited with {monitor.returncode} after {(now - start) / 60:.1f} min")
+                return 1
+            if now >= next_sample:
+                rss, fds = sample(monitor.pid)
+                samples.append((now - start, rss, fds))
+                if len(samples) % 30 == 1:
+                    print(f"  {(now - start) / 60:5.1f} min  RSS {rss / 1024:7.1f} MiB  fds {fds}", flush=True)
+                next_sample += 10
+            if now >= next_switch and faults:
+                fault = dict(rng.choice(faults))
+                route = rng.choice(PROVIDERS)
+                lease = rng.uniform(args.switch * 0.5, args.switch * 1.5)
+                body = {**fault, "route": route, "for_s": round(lease, 1), "probability": rng.choice((0.5, 1.0))}
+                try:
+                    r = httpx.post(f"{emulator}/_airisk/faults", json=body, timeout=5)
+                    added += r.status_code < 300
+                except httpx.HTTPError as exc:
+                    print(f"  fault switch failed: {exc}")
+                next_switch += args.switch
+            time.sleep(0.5)
+        counted = probes_counted(metrics_url)
+        ended = datetime.now(UTC)
+        alive = monitor.poll() is None
+        monitor.send_signal(signal.SIGTERM)
+        code = monitor.wait(60)
+        log.close()
+    finally:
+        for proc in (monitor, emu):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+    db = sqlite3.connect(next(home.rglob("*.db")))
+    stored = db.execute("SELECT count(*) FROM probe_result").fetchone()[0]
+    last = dict(db.execute("SELECT target, max(at) FROM probe_result GROUP BY target").fetchall())
+    db.close()
+    stale = []
+    for i in range(args.targets):
+        name = f"t{i:03d}-{PROVIDERS[i % len(PROVIDERS)]}"
+        at = last.get(name)
+        when = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else None
+        if when is None or (ended - when).total_seconds() > 3 * args.interval + 20:
+            stale.append(name)
+
+    # Connections in flight (held by hang faults, opened for confirmations) move the fd count and
+    # RSS from one sample to the next; growth compares the median of a window right after the
+    # warm-up with the median of the same-length window at the end.
+    span = min(300.0, (args.minutes - args.warmup) * 60 / 3)
+    first = [s for s in samples if args.warmup * 60 <= s[0] < args.warmup * 60 + span] or samples[:1]
+    final = [s for s in samples if s[0] >= samples[-1][0] - span] or samples[-1:]
+    after = [s for s in samples if s[0] >= args.warmup * 60] or samples
+    print(f"\nresults ({len(samples)} samples every 10 s; medians of the {span / 60:.1f} min after the "
+          f"{args.warmup:g} min warm-up and of the last {span / 60:.1f} min):")
+    for label, i, unit, scale in (("RSS", 1, " MiB", 1024), ("open fds", 2, "", 1)):
+        a = statistics.median(s[i] for s in first) / scale
+        b = statistics.median(s[i] for s in final) / scale
+        top = max(s[i] for s in after) / scale
+        print(f"  {label}: {a:.1f}{unit} -> {b:.1f}{unit} (max after warm-up {top:.1f}{unit}): "
+              f"growth {growth(a, b)} (goal under 5%)")
+    print(f"  faults switched on: {added}")
+    print(f"  targets whose last probe is older than 3 intervals at the end: {len(stale)} of {args.targets} (goal 0)"
+          + (f": {', '.join(stale[:10])}" if stale else ""))
+    print(f"  probes counted on /metrics before stopping: {counted}; rows stored after stopping: {stored} "
+          f"({'every result stored' if stored >= counted else f'{counted - stored} MISSING'})")
+    print(f"  monitor alive until told to stop: {alive}; exit code after SIGTERM: {code}")
+    print(f"  data left in {home}")
+    ok = alive and code == 0 and not stale and stored >= counted
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--targets", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=10)
+    parser.add_argument("--switch", type=float, default=20, help="seconds between fault switches")
+    parser.add_argument("--seed", type=int, default=1)
+    sys.exit(main(parser.parse_args()))
