@@ -3,6 +3,8 @@ read for dependency discovery (which feature was seen reaching which provider ro
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,17 +15,84 @@ from sqlmodel import Session, select
 
 from monitor.store.models import ProxyRequestRow
 
-_FIELDS = ("route", "method", "path", "model", "feature", "stream", "status", "broken", "ttfb_ms", "total_ms")
+# Longest text kept per column (characters). Entries come from requests anyone can send through
+# the proxy: a row holds what dependency discovery reads, not whatever a client made up.
+_CAPS = {"source": 200, "route": 100, "method": 16, "path": 2000, "model": 200, "feature": 200, "broken": 64,
+         "error": 500}
+_MAX_FAULTS, _FAULT_CAP = 20, 64
+_MAX_MS = 1e12  # ~30 years: any finite time beyond it is a bug, not a measurement
+
+
+def _text(value: Any, cap: int) -> str:
+    """``value`` as text a database takes: NUL removed (PostgreSQL refuses it), unencodable
+    characters (lone surrogates) replaced, at most ``cap`` characters."""
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, default=repr) if isinstance(value, dict | list) else str(value)
+        except (ValueError, TypeError, RecursionError):  # a cycle, deep nesting
+            value = repr(type(value))
+    value = value[: cap * 2]  # before the work below: an oversized value costs no more than a capped one
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:cap]
+
+
+def _opt_text(value: Any, cap: int) -> str | None:
+    return None if value is None else _text(value, cap)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and abs(value) <= _MAX_MS else None
+
+
+def _at(value: Any, now: datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    seconds = _number(value)
+    if seconds is not None:
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # beyond the years a datetime holds
+            pass
+    return now
+
+
+def proxy_row(entry: Mapping[str, Any], *, source: str = "", now: datetime | None = None) -> dict[str, Any]:
+    """The `ProxyRequestRow` values for one request-log entry, every field coerced to its column's
+    type and capped, so that no entry (a ``"model": {}`` body, a path with NUL, a huge error) can
+    make the database refuse the row; a missing or impossible ``at`` becomes ``now``."""
+    now = now or datetime.now(UTC)
+    status = entry.get("status")
+    stream = entry.get("stream")
+    faults = entry.get("faults")
+    return {
+        "at": _at(entry.get("at"), now),
+        "source": _text(source, _CAPS["source"]),
+        "route": _text(entry.get("route") or "", _CAPS["route"]),
+        "method": _text(entry.get("method") or "POST", _CAPS["method"]),
+        "path": _text(entry.get("path") or "", _CAPS["path"]),
+        "model": _opt_text(entry.get("model"), _CAPS["model"]) or None,
+        "feature": _opt_text(entry.get("feature"), _CAPS["feature"]),
+        "stream": stream if isinstance(stream, bool) else None,
+        "status": status if type(status) is int and 100 <= status <= 999 else None,
+        "faults": [_text(f, _FAULT_CAP) for f in faults[:_MAX_FAULTS]] if isinstance(faults, list | tuple) else [],
+        "broken": _opt_text(entry.get("broken"), _CAPS["broken"]) or None,
+        "ttfb_ms": _number(entry.get("ttfb_ms")),
+        "total_ms": _number(entry.get("total_ms")),
+        "error": _text(entry.get("error") or "", _CAPS["error"]),
+    }
 
 
 def write_proxy_requests(*, session: Session, entries: Iterable[Mapping[str, Any]], source: str = "") -> int:
-    """Inserts request-log entries (as `chaos.requestlog` makes them); returns the row count."""
-    rows = []
-    for e in entries:
-        row = {k: e.get(k) for k in _FIELDS}
-        row.update(at=datetime.fromtimestamp(e["at"], UTC), source=source, faults=list(e.get("faults") or []),
-                   error=str(e.get("error") or "")[:500], method=e.get("method") or "POST", path=e.get("path") or "")
-        rows.append(row)
+    """Inserts request-log entries (as `chaos.requestlog` makes them, coerced by `proxy_row`);
+    returns the row count. Never commits: the caller owns the transaction."""
+    now = datetime.now(UTC)
+    rows = [proxy_row(e, source=source, now=now) for e in entries]
     if rows:
         session.exec(sa.insert(ProxyRequestRow.__table__), params=rows)
     return len(rows)
