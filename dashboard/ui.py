@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
@@ -171,6 +172,54 @@ def _ticker() -> None:
     # A fragment on a timer reruns only itself; when no full run happened in the meantime, it asks for one.
     if time.monotonic() - st.session_state.get(_FULL_RUN_AT, 0.0) >= REFRESH_S * 0.8:
         st.rerun()
+
+
+LABELS: dict[str, str] = {
+    # alerts
+    "created_at": "raised at", "last_error": "last error", "sent_at": "delivered at",
+    "delay_s": "raised → delivered (s)",
+    # targets, providers, local vs outsourced
+    "last_probe": "last probe", "last_probe_at": "last probe at", "availability_24h": "available 24 h",
+    "availability_7d": "available 7 d", "availability_30d": "available 30 d", "ttft_p50_ms": "TTFT p50 (ms)",
+    "ttft_p95_ms": "TTFT p95 (ms)", "total_p50_ms": "total p50 (ms)", "total_p95_ms": "total p95 (ms)",
+    "tokens_per_s": "tokens/s", "canary_pass_rate": "canary pass", "canary_exact": "canary exact",
+    "cost_usd": "cost (USD)", "cost_per_1k_probes_usd": "USD / 1000 probes", "source": "from",
+    "open_incident": "open incident", "open_posts": "open posts", "fetched_at": "fetched at",
+    # incidents
+    "opened_at": "opened at", "closed_at": "closed at", "vendor_first_post_at": "vendor's first post",
+    "lead_time_s": "lead over vendor (s)",
+    # drills
+    "started_at": "started at", "faulted": "with faults", "meets": "as expected", "ok_rate": "full answers",
+    "answered_rate": "any answer", "p50_ms": "p50 (ms)", "p95_ms": "p95 (ms)", "recovery_s": "recovery (s)",
+    "answered_by": "answered by", "faulted_routes": "faulted routes",
+    # features and their risk
+    "minutes_per_month": "min/month", "outsourced_share": "outsourced", "fallbacks_verified": "fallbacks verified",
+    "main_contributor": "main contributor", "seen_calling": "seen calling", "availability_used": "availability used",
+    "within_budget": "within latency budget", "any_latency": "at any latency", "minutes": "min/month",
+    "minutes_if_verified": "min/month if verified", "verified_at": "verified at", "verified_by": "verified by",
+}
+"""The header a reader sees for each column the pages show (a DataFrame keeps its names for code)."""
+
+
+def label(column: str) -> str:
+    """``column``'s header in words: `LABELS`, else the name with spaces for underscores."""
+    return LABELS.get(column) or str(column).replace("_", " ")
+
+
+def table(df: pd.DataFrame, **columns: Any) -> None:
+    """``df`` as a table without its index, every column headed in words (`label`).
+
+    ``columns`` are `st.column_config` entries by column name, for formats; a label given there wins
+    (where one table means something narrower than the column's usual name). None hides a column.
+    """
+    config: dict[str, Any] = {}
+    for name in df.columns:
+        given = columns.get(name, {})
+        if given is None or isinstance(given, str):
+            config[name] = given
+        else:
+            config[name] = {**given, "label": given.get("label") or label(name)}
+    st.dataframe(df, hide_index=True, column_config=config)
 
 
 def empty(what: str, how: str) -> None:

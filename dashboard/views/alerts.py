@@ -18,5 +18,4 @@ cols[0].metric("alerts", len(alerts))
 for col, state in zip(cols[1:], ("delivered", "pending (retrying)", "not delivered"), strict=True):
     col.metric(state, int((alerts["delivered"] == state).sum()))
 st.plotly_chart(charts.alerts_by_channel(counts))
-st.dataframe(alerts, hide_index=True, column_config={
-    "delay_s": st.column_config.NumberColumn("raised → delivered (s)", format="%.1f")})
+ui.table(alerts, delay_s=st.column_config.NumberColumn(format="%.1f"))

@@ -12,7 +12,7 @@ if runs.empty:
              "Run `airisk drill run DRILL.yaml` (examples/storefront/drills/) to rehearse an outage.")
     st.stop()
 
-st.dataframe(runs, hide_index=True, column_config={"passed": st.column_config.CheckboxColumn()})
+ui.table(runs, passed=st.column_config.CheckboxColumn())
 labels = {r.id: f"#{r.id} {r.name}, {r.started_at:%Y-%m-%d %H:%M} UTC: {r.result}" for r in runs.itertuples()}
 run_id = st.selectbox("Drill run", list(labels), format_func=labels.get, key="drill_run")
 detail = ui.load(queries.drill_detail, ctx, run_id=run_id)
@@ -25,10 +25,8 @@ for v in detail.verdicts.itertuples(index=False):
     mark = ":green[met]" if v.meets else ":red[NOT met]"
     st.markdown(f"**{v.feature}**: {v.verdict or 'no request during the faults'} (expected {v.expected}), {mark}")
 st.plotly_chart(charts.drill_timeline(detail))
-st.dataframe(detail.verdicts, hide_index=True, column_config={
-    "ok_rate": st.column_config.NumberColumn("full answers", format="percent"),
-    "answered_rate": st.column_config.NumberColumn("any answer", format="percent"),
-    "meets": st.column_config.CheckboxColumn()})
+ui.table(detail.verdicts, ok_rate=st.column_config.NumberColumn(format="percent"),
+         answered_rate=st.column_config.NumberColumn(format="percent"), meets=st.column_config.CheckboxColumn())
 st.caption("Rates and latencies are over the phases with faults; recovery is from the faults' end to three full "
            "answers in a row.")
-st.dataframe(detail.phases.drop(columns=["start_s", "end_s"]), hide_index=True)
+ui.table(detail.phases, start_s=None, end_s=None)

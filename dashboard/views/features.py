@@ -29,12 +29,9 @@ cols[2].metric("outsourced", f"{risk.outsourced_share:.0%}" if risk.minutes > 0 
 cols[3].metric("criticality", risk.criticality)
 table = queries.breakdown(risk)
 st.plotly_chart(charts.risk_breakdown(table))
-st.dataframe(table, hide_index=True, column_config={
-    "availability_used": st.column_config.NumberColumn(format="percent"),
-    "within_budget": st.column_config.NumberColumn(format="percent"),
-    "any_latency": st.column_config.NumberColumn(format="percent"),
-    "minutes": st.column_config.NumberColumn(format="%.2f"),
-    "traffic": st.column_config.NumberColumn(format="percent")})
+percent = st.column_config.NumberColumn(format="percent")
+ui.table(table, availability_used=percent, within_budget=percent, any_latency=percent, traffic=percent,
+         minutes=st.column_config.NumberColumn(format="%.2f"))
 for note in [*risk.notes, *risk.gate_blockers]:
     st.caption(note)
 

@@ -14,13 +14,9 @@ if not rows["owned"].any():
     st.info("No owned (local) model among the probed targets: add `local_model:` to airisk.yaml (or run "
             "`airisk local serve` and a target for it) to compare.")
 st.plotly_chart(charts.local_vs_hosted(rows))
-st.dataframe(rows, hide_index=True, column_config={
-    "owned": st.column_config.CheckboxColumn(),
-    "availability": st.column_config.NumberColumn(format="percent"),
-    "canary_pass_rate": st.column_config.NumberColumn("canary pass", format="percent"),
-    "canary_exact": st.column_config.CheckboxColumn("canary exact"),
-    "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.4f"),
-    "cost_per_1k_probes_usd": st.column_config.NumberColumn("USD / 1000 probes", format="%.4f")})
+percent, usd = st.column_config.NumberColumn(format="percent"), st.column_config.NumberColumn(format="%.4f")
+ui.table(rows, owned=st.column_config.CheckboxColumn(), availability=percent, canary_pass_rate=percent,
+         canary_exact=st.column_config.CheckboxColumn(), cost_usd=usd, cost_per_1k_probes_usd=usd)
 st.caption("Teal: owned (runs on our machines); orange: outsourced. Cost is what the probes were billed at list "
            "prices; a local model has no per-call price (its cost is the machine). Beyond two hours, the canary "
            "pass rate comes from the rollups (answers that came whole).")

@@ -19,29 +19,24 @@ else:
     if not risk.measured:
         st.warning("No probe results for any feature's backends in the last 30 days: every primary is assumed "
                    "99.5 % available. Run `airisk monitor` to measure them.")
-    st.dataframe(risk.features, hide_index=True, column_config={
-        "minutes_per_month": st.column_config.NumberColumn("min/month", format="%.1f"),
-        "outsourced_share": st.column_config.NumberColumn("outsourced", format="percent"),
-        "fallbacks_verified": st.column_config.CheckboxColumn("fallbacks verified"),
-        "score": st.column_config.NumberColumn(format="%.0f")})
+    ui.table(risk.features, minutes_per_month=st.column_config.NumberColumn(format="%.1f"),
+             outsourced_share=st.column_config.NumberColumn(format="percent"),
+             fallbacks_verified=st.column_config.CheckboxColumn(), score=st.column_config.NumberColumn(format="%.0f"))
     st.plotly_chart(charts.feature_minutes(risk.features))
     st.caption("Expected AI-caused downtime over a 30-day month, from the last 30 days of probes; a fallback "
                "counts only once a drill saw it answer (docs/RISK_MODEL.md, `airisk score`).")
     if not risk.undeclared.empty:
         st.error("Seen calling AI providers but not declared in the config:")
-        st.dataframe(risk.undeclared, hide_index=True)
+        ui.table(risk.undeclared)
 
 st.subheader("Providers")
 if data.providers.empty:
     ui.empty("No target has been probed yet", "Run `airisk monitor` (or `airisk up`) to start measuring.")
 else:
-    st.dataframe(data.providers, hide_index=True, column_config={
-        "availability_24h": st.column_config.NumberColumn("available 24 h", format="percent"),
-        "availability_7d": st.column_config.NumberColumn("available 7 d", format="percent"),
-        "availability_30d": st.column_config.NumberColumn("available 30 d", format="percent"),
-        "ttft_p95_ms": st.column_config.NumberColumn("TTFT p95 (24 h)", format="%.0f ms"),
-        "owned": st.column_config.CheckboxColumn("owned"),
-        "open_incident": st.column_config.CheckboxColumn("open incident")})
+    percent = st.column_config.NumberColumn(format="percent")
+    ui.table(data.providers, availability_24h=percent, availability_7d=percent, availability_30d=percent,
+             ttft_p95_ms=st.column_config.NumberColumn("TTFT p95 (24 h)", format="%.0f ms"),
+             owned=st.column_config.CheckboxColumn(), open_incident=st.column_config.CheckboxColumn())
 
 st.subheader("Open incidents")
 if data.open_incidents.empty:

@@ -39,8 +39,7 @@ st.subheader(f"Incidents of {target}")
 if view.incidents.empty:
     st.success(f"No incident of {target} in the last {ctx.window.label}.")
 else:
-    st.dataframe(view.incidents.drop(columns=["duration_s"]), hide_index=True,
-                 column_config={"lead_time_s": st.column_config.NumberColumn("lead over vendor (s)", format="%.0f")})
+    ui.table(view.incidents, duration_s=None, lead_time_s=st.column_config.NumberColumn(format="%.0f"))
 
 st.subheader("Our detection beside the vendor's status page")
 vendor = ui.load(queries.detection_vs_vendor, ctx)
@@ -53,4 +52,4 @@ status = ui.load(queries.vendor_status, ctx)
 if status.empty:
     st.caption("No status page polled yet: `airisk monitor` polls each provider's status page.")
 else:
-    st.dataframe(status, hide_index=True)
+    ui.table(status)

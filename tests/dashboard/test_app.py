@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 import dashboard.ui
+from dashboard import access
 from monitor.store import make_engine, migrate
 from tests.dashboard.seed import CONFIG, seed
 
@@ -161,6 +163,25 @@ def test_alerts_channel_and_delivery(app: AppTest):
     assert alerts.loc["team-slack", "last_error"] == "HTTP 404 from Slack: no_service"
 
 
+def headers(table) -> list[str]:
+    """The column headers a viewer sees in a table: each shown column's label, else its name."""
+    config = json.loads(table.proto.columns or "{}")
+    return [config.get(c, {}).get("label") or c for c in table.value.columns if not config.get(c, {}).get("hidden")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_table_is_headed_in_words(app: AppTest, page: str):
+    at = open_page(app, page)
+    if page == "views/providers.py":  # the status page table, and the incidents one (openai has one in 7 d)
+        at.sidebar.selectbox(key="window").set_value("7 d").run()
+        at.selectbox(key="provider_target").set_value("openai").run()
+    shown = [headers(t) for t in at.dataframe]
+    assert shown and all(shown)
+    assert not [h for table in shown for h in table if "_" in h], shown
+    if page == "views/overview.py":
+        assert "main contributor" in shown[0] and "min/month" in shown[0]
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_no_secret_on_any_page(app: AppTest, page: str):
     at = open_page(app, page)
@@ -198,16 +219,63 @@ def test_demo_data_is_labelled(app: AppTest, env: pytest.MonkeyPatch):
     assert "DEMO DATA" in at.warning[0].value
 
 
-def test_password_gate(app: AppTest, env: pytest.MonkeyPatch):
+class Clock:
+    """The password back-off's clock, turned by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(env: pytest.MonkeyPatch) -> Clock:
+    """A fresh back-off on a clock the test turns, and the password set."""
+    c = Clock()
+    env.setattr(access, "GUESSES", access.Backoff(clock=c))
     env.setenv("AIRISK_DASHBOARD_PASSWORD", "s3cret")
+    return c
+
+
+def guess(at: AppTest, password: str) -> AppTest:
+    return at.text_input(key="_airisk_password").input(password).run()
+
+
+def test_password_gate(app: AppTest, clock: Clock):
     app.run()
     assert not app.exception and not app.dataframe  # nothing shown before the password
-    app.text_input(key="_airisk_password").input("guess").run()
-    assert app.error[0].value == "Wrong password." and not app.dataframe
-    app.text_input(key="_airisk_password").input("s3cret").run()
+    guess(app, "guess")
+    assert app.error[0].value == "Wrong password. The next try is taken in 1 second." and not app.dataframe
+    clock.now += 1
+    guess(app, "s3cret")
     assert not app.exception and app.title[0].value == "Overview" and app.dataframe
     app.switch_page("views/alerts.py").run()  # once given, it holds for the session
     assert app.title[0].value == "Alerts" and not app.text_input
+
+
+def test_the_right_password_during_the_back_off_is_refused_until_it_lapses(app: AppTest, clock: Clock):
+    app.run()
+    guess(app, "guess")
+    clock.now += 0.5
+    guess(app, "s3cret")
+    assert app.error[0].value == "Too many wrong passwords: try again in 1 second." and not app.dataframe
+    guess(app, "guess")  # guesses during the wait are not compared, and do not lengthen it
+    clock.now += 0.5
+    guess(app, "s3cret")
+    assert not app.exception and app.title[0].value == "Overview" and app.dataframe
+
+
+def test_the_wait_doubles_and_a_new_session_does_not_escape_it(app: AppTest, clock: Clock):
+    app.run()
+    for wait in ("1 second", "2 seconds", "4 seconds"):
+        guess(app, "guess")
+        assert app.error[0].value == f"Wrong password. The next try is taken in {wait}."
+        clock.now += int(wait.split()[0])
+    guess(app, "guess")
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # another browser session, same address
+    guess(fresh, "s3cret")
+    assert fresh.error[0].value == "Too many wrong passwords: try again in 8 seconds." and not fresh.dataframe
 
 
 def test_oidc_login_is_required_when_asked(app: AppTest, env: pytest.MonkeyPatch):

@@ -201,3 +201,19 @@ def test_package_faces_are_sorted():
     for module in (dashboard.queries, dashboard.charts):
         assert module.__all__ == sorted(module.__all__)
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_every_column_the_pages_show_has_a_label_in_words():
+    """Each column of the tables the pages show is headed by `dashboard.ui.LABELS` (or is one word),
+    so no header falls back to a name with its underscores turned into spaces."""
+    from dashboard import ui
+    from dashboard.queries import alerts, compare, drills, providers, risk
+    from dashboard.queries.overview import INCIDENT_COLUMNS, PROVIDER_COLUMNS
+
+    shown = {*alerts.ALERT_COLUMNS, *compare.COMPARE_COLUMNS, *drills.RUN_COLUMNS, *drills.PHASE_COLUMNS,
+             *drills.VERDICT_COLUMNS, *PROVIDER_COLUMNS, *INCIDENT_COLUMNS,
+             *providers.VENDOR_COLUMNS, *risk.FEATURE_COLUMNS, *risk.BREAKDOWN_COLUMNS, "seen_calling", "open_posts",
+             "fetched_at"}
+    hidden = {"start_s", "end_s", "duration_s"}  # the pages hide these
+    assert sorted(c for c in shown - hidden if "_" in c and c not in ui.LABELS) == []
+    assert all("_" not in ui.label(c) for c in shown)
