@@ -2,7 +2,8 @@
 
 Streamlit alone binds every interface by default; this binds loopback, and refuses another address
 unless the dashboard is protected (``AIRISK_DASHBOARD_PASSWORD`` or ``AIRISK_DASHBOARD_AUTH=oidc``) or
-``--allow-open`` says it is on purpose (behind an authenticating proxy, say).
+``--allow-open`` says it is on purpose (behind an authenticating proxy, say). Every way of starting the
+dashboard (`airisk dashboard`, `airisk up`) goes through `command` and `refusal` here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from dashboard import settings
 APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 8501
+# A viewer sees the app, not Streamlit's developer menu ("Deploy", rerun, settings, screencast):
+# "minimal" keeps only the menu items the app itself declares.
+TOOLBAR_MODE = "minimal"
 
 
 def is_loopback(address: str) -> bool:
@@ -31,17 +35,20 @@ def is_loopback(address: str) -> bool:
 
 
 def command(*, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT, python: str = sys.executable) -> list[str]:
-    """The ``streamlit run`` command line for the app (headless, no usage statistics sent)."""
+    """The ``streamlit run`` command line for the app (headless, no usage statistics sent, no developer
+    toolbar)."""
     return [python, "-m", "streamlit", "run", str(APP), "--server.address", address, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", TOOLBAR_MODE]
 
 
-def refusal(address: str, allow_open: bool, env: Mapping[str, str] = os.environ) -> str | None:
-    """Why serving on ``address`` is refused, or None."""
+def refusal(address: str, allow_open: bool, env: Mapping[str, str] = os.environ, *,
+            flag: str = "--allow-open") -> str | None:
+    """Why serving on ``address`` is refused, or None. ``flag`` is the caller's name for ``allow_open``,
+    which the message names as the way to serve it open on purpose."""
     if is_loopback(address) or allow_open or settings.password(env) or settings.oidc(env):
         return None
     return (f"refusing to serve the dashboard on {address} unprotected: set {settings.PASSWORD_ENV} (a shared "
-            f"password) or {settings.AUTH_ENV}=oidc (dashboard/README.md), or pass --allow-open")
+            f"password) or {settings.AUTH_ENV}=oidc (dashboard/README.md), or pass {flag}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

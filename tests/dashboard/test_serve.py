@@ -6,6 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_h
+from hypothesis import strategies as st
 
 from dashboard import serve, settings
 from dashboard.access import password_ok
@@ -20,6 +23,16 @@ def test_binds_loopback_by_default():
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
 
 
+def test_viewers_get_no_developer_toolbar():
+    """Streamlit's "Deploy" button, rerun and settings menu are for whoever develops the app, not its viewers."""
+    cmd = serve.command(python="py")
+    assert cmd[cmd.index("--client.toolbarMode") + 1] == "minimal"
+    from airisk.up import dashboard_command
+
+    up_cmd = dashboard_command("127.0.0.1", 8765)  # `airisk up` and `airisk dashboard` start it this way
+    assert up_cmd[up_cmd.index("--client.toolbarMode") + 1] == "minimal"
+
+
 @pytest.mark.parametrize(("address", "env", "allow", "refused"), [
     ("127.0.0.1", {}, False, False), ("localhost", {}, False, False), ("::1", {}, False, False),
     ("0.0.0.0", {}, False, True), ("10.1.2.3", {}, False, True),
@@ -32,6 +45,17 @@ def test_an_open_address_needs_protection(address, env, allow, refused):
     assert (why is not None) == refused
     if refused:
         assert "AIRISK_DASHBOARD_PASSWORD" in why and "--allow-open" in why
+
+
+@settings_h(max_examples=200)
+@given(address=st.text(max_size=40), password=st.text(max_size=8), auth=st.text(max_size=6), allow=st.booleans())
+def test_refusal_holds_for_any_address_and_environment(address, password, auth, allow):
+    env = {"AIRISK_DASHBOARD_PASSWORD": password, "AIRISK_DASHBOARD_AUTH": auth}
+    why = serve.refusal(address, allow, env, flag="--allow-unprotected")
+    protected = bool(password) or auth.strip().lower() == "oidc"
+    assert (why is None) == (serve.is_loopback(address) or allow or protected)
+    if why is not None:
+        assert why.endswith("or pass --allow-unprotected") and address in why
 
 
 def test_main_refuses_an_unprotected_open_address(monkeypatch, capsys):
