@@ -2,6 +2,8 @@
 
 ``airisk fault`` talks to a control API (``/_airisk/``): the proxy's by default
 (``--at`` or ``AIRISK_PROXY_URL``), or the emulator's, which has the same fault endpoints.
+With ``AIRISK_CONTROL_TOKEN`` set it sends ``Authorization: Bearer <token>``, which a proxy or
+emulator served with ``--allow-external`` requires (`chaos.controlguard`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import click
 import httpx
 
 from airisk import runtime
+from chaos.controlguard import TOKEN_ENV
 
 PROXY_URL_ENV = "AIRISK_PROXY_URL"
 DEFAULT_PROXY = "http://127.0.0.1:8480"
@@ -28,7 +31,10 @@ def _fail(message: str) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8480, show_default=True, type=int)
-@click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--allow-external", is_flag=True,
+              help=f"Allow binding a non-loopback address; the control API then needs {TOKEN_ENV}.")
+@click.option("--grace", default=3.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Seconds a stop (Ctrl-C, SIGTERM) waits for requests in flight; a second Ctrl-C quits at once.")
 @click.option("--emulator", default=None, metavar="URL",
               help="Send every catalog route to `airisk emulate` at URL instead of the real provider.")
 @click.option("--route", "route_specs", multiple=True, metavar="NAME[:DIALECT]=URL",
@@ -37,14 +43,16 @@ def _fail(message: str) -> None:
 @click.option("--store", is_flag=True,
               help="Also keep the request log in the monitor's database (AIRISK_DATABASE_URL, else the "
                    "SQLite file under AIRISK_HOME).")
-def proxy(host: str, port: int, allow_external: bool, emulator: str | None, route_specs: tuple[str, ...],
-          log_size: int, store: bool) -> None:
+def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: str | None,
+          route_specs: tuple[str, ...], log_size: int, store: bool) -> None:
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
+    from chaos.controlguard import ControlGuard
     from chaos.proxyserve import UnsafeBind, check_bind
     from chaos.routes import catalog_routes, parse_route
 
     try:
         check_bind(host, allow_external=allow_external)
+        ControlGuard.for_server(host, allow_external=allow_external)
         routes = catalog_routes(emulator)
         for spec in route_specs:
             route = parse_route(spec)
@@ -59,7 +67,7 @@ def proxy(host: str, port: int, allow_external: bool, emulator: str | None, rout
 
         engine = make_engine()
     runtime.run(runtime.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
-                                      allow_external=allow_external))
+                                      allow_external=allow_external, grace=grace))
 
 
 @click.group()
@@ -73,8 +81,10 @@ _at = click.option("--at", "at", default=None, metavar="URL",
 
 def _call(at: str | None, method: str, path: str, body: dict | None = None):
     base = (at or os.environ.get(PROXY_URL_ENV) or DEFAULT_PROXY).rstrip("/")
+    token = os.environ.get(TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, f"{base}/_airisk/{path}", json=body, timeout=10)
+        response = httpx.request(method, f"{base}/_airisk/{path}", json=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the fault proxy at {base} ({exc}); start it with `airisk proxy`")
     try:
@@ -104,7 +114,8 @@ def _param(values: tuple[str, ...]) -> dict:
 @click.argument("fault_type", metavar="TYPE")
 @click.option("--probability", type=float, default=1.0, show_default=True, help="Share of matching requests hit.")
 @click.option("--for", "lease", default="10m", show_default=True,
-              help="Lease: the fault lapses by itself after this long (e.g. 60s, 5m). 'never' keeps it.")
+              help="Lease: the fault lapses by itself after this long (e.g. 60s, 5m; at most 24h, "
+                   "`airisk fault renew` extends it). 'never' gives the longest, 24h.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A fault parameter (repeatable).")
 @click.option("--model", default=None, help="Only requests for this model.")
 @click.option("--feature", default=None, help="Only requests with this X-AIRisk-Feature header.")
@@ -125,7 +136,23 @@ def fault_add(route: str, fault_type: str, probability: float, lease: str, param
         except ValueError as exc:
             _fail(f"--for: {exc}")
     added = _call(at, "POST", "faults", body)
-    click.echo(f"{added['id']}  {fault_type} on {route}" + (f", lapses in {lease}" if lease != "never" else ""))
+    click.echo(f"{added['id']}  {fault_type} on {route}, lapses in {lease if lease != 'never' else '24h'}")
+
+
+@fault.command("renew")
+@click.argument("fault_id")
+@click.option("--for", "lease", default="10m", show_default=True, help="The new lease, from now (at most 24h).")
+@_at
+def fault_renew(fault_id: str, lease: str, at: str | None) -> None:
+    """Extend a fault's lease: it lapses LEASE from now."""
+    from monitor.durations import parse_duration
+
+    try:
+        for_s = parse_duration(lease)
+    except ValueError as exc:
+        _fail(f"--for: {exc}")
+    _call(at, "POST", f"faults/{fault_id}/renew", {"for_s": for_s})
+    click.echo(f"{fault_id}  lapses in {lease}")
 
 
 @fault.command("list")

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from chaos import proxycontrol
+from chaos.controlguard import ControlGuard
 from chaos.proxy import _TRANSPORT_KEY, FaultProxy
+
+GRACE_S = 3.0
+"""How long a stop waits for requests in flight before cancelling them: a ``hang`` fault holds
+its request for minutes, and a stop must not wait for it."""
+_BACKSTOP_S = 2.0  # after the grace and the drop, uvicorn cancels what still runs
 
 
 class AiriskHttpProtocol(HttpToolsProtocol):
@@ -28,6 +35,23 @@ class AiriskHttpProtocol(HttpToolsProtocol):
 class _Server(uvicorn.Server):
     def capture_signals(self):  # the caller owns signals (uvicorn would take SIGINT/SIGTERM)
         return contextlib.nullcontext()
+
+    async def shutdown(self, sockets=None) -> None:
+        """uvicorn's shutdown, with the connections still held after the grace dropped (FIN): a
+        client held by a ``hang`` fault sees its connection end, as when a server goes away. (Left
+        to uvicorn's own timeout, each request's task is cancelled and the client gets a 500.)"""
+        grace = max(0.0, (self.config.timeout_graceful_shutdown or 0) - _BACKSTOP_S)
+        dropping = asyncio.get_running_loop().call_later(grace, self._drop_connections)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            dropping.cancel()
+
+    def _drop_connections(self) -> None:
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()  # the request's receive() now says http.disconnect: its task ends
 
 
 class UnsafeBind(ValueError):
@@ -65,18 +89,23 @@ class RunningProxy:
         await self.task
 
 
-def config(proxy: FaultProxy, host: str, port: int) -> uvicorn.Config:
+def config(proxy: FaultProxy, host: str, port: int, *, grace: float = GRACE_S) -> uvicorn.Config:
     return uvicorn.Config(proxy, host=host, port=port, http=AiriskHttpProtocol, lifespan="on", access_log=False,
                           log_level="warning", backlog=2048, timeout_keep_alive=30,
                           server_header=False, date_header=False,  # the upstream's own pass through
-                          proxy_headers=False)  # X-Forwarded-* rewriting: nothing to do for a fault proxy
+                          proxy_headers=False,  # X-Forwarded-* rewriting: nothing to do for a fault proxy
+                          timeout_graceful_shutdown=grace + _BACKSTOP_S)
 
 
 async def serve_proxy(proxy: FaultProxy, *, host: str = "127.0.0.1", port: int = 8480,
-                      allow_external: bool = False) -> RunningProxy:
-    """Start serving in the running loop; ``stop()`` ends it. Port 0 picks a free port."""
+                      allow_external: bool = False, guard: ControlGuard | None = None,
+                      grace: float = GRACE_S) -> RunningProxy:
+    """Start serving in the running loop; ``stop()`` ends it, waiting at most ``grace`` seconds for
+    requests in flight. Port 0 picks a free port. The control API takes requests as ``guard``
+    says (default: `ControlGuard.for_server`, which refuses ``allow_external`` with no token)."""
     check_bind(host, allow_external=allow_external)
-    server = _Server(config(proxy, host, port))
+    proxycontrol.set_guard(proxy, guard or ControlGuard.for_server(host, allow_external=allow_external))
+    server = _Server(config(proxy, host, port, grace=grace))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

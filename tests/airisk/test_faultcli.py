@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,11 +25,11 @@ def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, headers: dict | None = None) -> None:
     deadline = time.monotonic() + 60  # a cold interpreter on a loaded machine takes seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
+            if httpx.get(f"{url}/_airisk/health", timeout=0.5, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             if proc.poll() is not None:
@@ -112,3 +114,108 @@ def test_proxy_refuses_a_public_address_without_allow_external():
 def test_proxy_rejects_a_bad_route():
     out = run("proxy", "--route", "mine=ftp://x")
     assert out.exit_code == 2 and "--route 'mine=ftp://x'" in out.output
+
+
+# -- who may set faults -----------------------------------------------------------------------------
+
+def test_fault_sends_the_control_token_to_a_proxy_that_needs_it(tmp_path):
+    port = _free_port()
+    proc = _start("proxy", "--port", str(port), "--allow-external", env={"AIRISK_CONTROL_TOKEN": "tok-123"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, headers={"authorization": "Bearer tok-123"})
+        env = {"AIRISK_PROXY_URL": url, "AIRISK_CONTROL_TOKEN": "tok-123"}
+        assert run("fault", "add", "openai", "overloaded", "--for", "60s", env=env).exit_code == 0
+        assert len(json.loads(run("fault", "list", "--json", env=env).output)) == 1
+        refused = run("fault", "clear", env={"AIRISK_PROXY_URL": url, "AIRISK_CONTROL_TOKEN": None})
+        assert refused.exit_code == 2 and "Authorization: this control API needs" in refused.output
+        assert "tok-123" not in refused.output
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_proxy_allow_external_without_a_token_is_refused_in_one_line():
+    out = run("proxy", "--host", "127.0.0.1", "--allow-external", env={"AIRISK_CONTROL_TOKEN": None})
+    assert out.exit_code == 2
+    assert out.output.strip().count("\n") == 0 and "--allow-external: set AIRISK_CONTROL_TOKEN" in out.output
+
+
+def test_emulate_allow_external_without_a_token_is_refused(monkeypatch, capsys):
+    from airisk import runtime
+
+    monkeypatch.delenv("AIRISK_CONTROL_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        runtime.run(runtime.emulate_forever(host="127.0.0.1", port=_free_port(), seed=None, ttft_ms=None,
+                                            token_gap_ms=None, timeline=None, allow_external=True))
+    assert stopped.value.code == 2 and "AIRISK_CONTROL_TOKEN" in capsys.readouterr().err
+
+
+# -- stopping during a hang -------------------------------------------------------------------------
+
+def _held_by_a_hang(url: str) -> socket.socket:
+    """A client whose chat request the proxy holds with a hang fault (seen in the proxy's log)."""
+    assert httpx.post(f"{url}/_airisk/faults", json={"type": "hang", "route": "openai"}).status_code == 201
+    body = json.dumps(CHAT).encode()
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60)
+    sock.sendall(b"POST /openai/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                 b"content-length: %d\r\n\r\n%s" % (len(body), body))
+    deadline = time.monotonic() + 30
+    while not any(e["faults"] == ["hang"] for e in httpx.get(f"{url}/_airisk/log").json()):
+        assert time.monotonic() < deadline, "the hang fault never held the request"
+        time.sleep(0.05)
+    return sock
+
+
+def _proxy_logging_to(tmp_path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    stderr = open(tmp_path / "proxy.err", "wb")  # noqa: SIM115  (the child writes it; closed at exit)
+    proc = subprocess.Popen([sys.executable, "-m", "airisk.cli", "proxy", "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+    stderr.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/_airisk/health", timeout=0.5).status_code == 200:
+                return proc, url
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"proxy did not start: {(tmp_path / 'proxy.err').read_text()}")
+        time.sleep(0.05)
+
+
+def test_ctrl_c_during_a_hang_stops_within_the_grace(tmp_path):
+    proc, url = _proxy_logging_to(tmp_path)  # the default grace, 3 s; the hang would hold 300 s
+    held = _held_by_a_hang(url)
+    try:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, (tmp_path / "proxy.err").read_text()  # before: waited out the hang
+        with contextlib.suppress(ConnectionResetError):
+            assert held.recv(100) == b""  # the held client's connection ends, with no answer
+    finally:
+        held.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopping, waiting up to 3 s for requests in flight" in (tmp_path / "proxy.err").read_text()
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path):
+    proc, url = _proxy_logging_to(tmp_path, "--grace", "600")  # a stop that would wait ten minutes
+    held = _held_by_a_hang(url)
+    try:
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while "stopping" not in (tmp_path / "proxy.err").read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, "the first Ctrl-C was not taken"
+            time.sleep(0.05)
+        assert proc.poll() is None  # still waiting for the held request
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 128 + signal.SIGINT
+    finally:
+        held.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert "second signal, exiting now" in (tmp_path / "proxy.err").read_text()
