@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from monitor.store import histogram
-from monitor.store.models import ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow, utcnow
+from monitor.store.models import ProbeRow, ProxyRequestRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow, utcnow
 from probes.result import ProbeResult, Status
 from probes.target import Target
 
@@ -233,11 +233,14 @@ def prune(
     rollup_minute_days: int = 2,
     rollup_hour_days: int = 365,
     status_days: int = 30,
+    proxy_days: int | None = None,
 ) -> dict[str, int]:
     """Deletes what is past its retention; returns rows deleted per table.
 
     Rollups are written together with the raw rows, so dropping raw rows loses no history the
     dashboard shows: windows beyond the raw retention are answered from the rollups.
+    The fault proxy's request log (``proxy_request``, one row per proxied request, so it grows
+    like the raw results) is kept ``proxy_days``, unset: as long as raw results (``raw_days``).
     Incidents and alerts are kept (they are few, and the outbox belongs to the dispatcher).
     """
     now = _aware(now, "now")
@@ -246,6 +249,7 @@ def prune(
         (RollupMinute.__table__, "bucket", rollup_minute_days),
         (RollupHour.__table__, "bucket", rollup_hour_days),
         (StatusSnapshot.__table__, "fetched_at", status_days),
+        (ProxyRequestRow.__table__, "at", raw_days if proxy_days is None else proxy_days),
     ]
     deleted: dict[str, int] = {}
     for table, column, days in plan:

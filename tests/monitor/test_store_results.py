@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.store import histogram
-from monitor.store.models import ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.models import ProbeRow, ProxyRequestRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.proxylog import write_proxy_requests
 from monitor.store.queries import target_summary
 from monitor.store.results import prune, upsert_targets, write_results
 from probes.result import ErrorKind
@@ -161,13 +162,35 @@ def test_prune_drops_raw_and_minutes_but_keeps_hours(session: Session) -> None:
     session.commit()
     deleted = prune(session=session, now=now)
     session.commit()
-    assert deleted == {"probe_result": 60, "rollup_minute": 60, "rollup_hour": 0, "status_snapshot": 1}
+    assert deleted == {"probe_result": 60, "rollup_minute": 60, "rollup_hour": 0, "status_snapshot": 1,
+                       "proxy_request": 0}
     # Twenty days later, the old two hours still read right, from the hour rollups.
     (summary,) = target_summary(session=session, since=T0, until=T0 + timedelta(hours=2))
     assert (summary.source, summary.count, summary.availability) == ("hour", 60, 0.75)
     assert summary.ttft_p50 == pytest.approx(100.0, rel=0.15)
     # And a year on, the hours go too.
     assert prune(session=session, now=T0 + timedelta(days=400))["rollup_hour"] == 3
+
+
+def test_prune_drops_the_proxy_request_log_past_its_retention(session: Session) -> None:
+    """The fault proxy writes a row per request (`airisk proxy --store`): kept as long as raw results
+    unless ``proxy_days`` says otherwise, never for ever."""
+    now = T0 + timedelta(days=30)
+    ages = (0.5, 6, 13.9, 14.1, 29)
+    write_proxy_requests(session=session, source="test", entries=[
+        {"at": (now - timedelta(days=age)).timestamp(), "route": "openai", "status": 200} for age in ages])
+    session.commit()
+
+    def kept() -> list[float]:
+        rows = session.exec(sa.select(ProxyRequestRow.at)).scalars()
+        return sorted(round((now - at).total_seconds() / 86400, 1) for at in rows)
+
+    assert prune(session=session, now=now)["proxy_request"] == 2  # raw_days (14) by default
+    session.commit()
+    assert kept() == [0.5, 6.0, 13.9]
+    assert prune(session=session, now=now, raw_days=30, proxy_days=7)["proxy_request"] == 1
+    session.commit()
+    assert kept() == [0.5, 6.0]
 
 
 def test_rollup_histograms_use_the_shared_edges(session: Session) -> None:
