@@ -7,6 +7,8 @@ a key or a URL, so nothing secret reaches a scrape. Latency buckets span what LL
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from probes.result import ProbeResult
@@ -35,16 +37,19 @@ class Metrics:
                             registry=self.registry)
 
     def observe(self, result: ProbeResult, *, region: str = "") -> None:
+        """Counts one result. A figure no real probe has (a negative, NaN or infinite time or cost,
+        as a provider reporting negative token counts makes) is left out of its metric rather
+        than raised on (a Counter refuses a negative step) or let into a sum it would spoil."""
         labels = (result.target, result.provider, region)
         self.probes.labels(*labels, str(result.status)).inc()
-        if result.ttft_ms is not None:
-            self.ttft.labels(*labels).observe(result.ttft_ms / 1000)
-        if result.total_ms is not None and result.ok:
-            self.total.labels(*labels).observe(result.total_ms / 1000)
+        if (ttft := _plausible(result.ttft_ms)) is not None:
+            self.ttft.labels(*labels).observe(ttft / 1000)
+        if (total := _plausible(result.total_ms)) is not None and result.ok:
+            self.total.labels(*labels).observe(total / 1000)
         if not result.ok:
             self.errors.labels(*labels, str(result.error_kind)).inc()
-        if result.cost_usd:
-            self.cost.labels(*labels).inc(result.cost_usd)
+        if cost := _plausible(result.cost_usd):
+            self.cost.labels(*labels).inc(cost)
 
     def set_state(self, *, target: str, provider: str, region: str, state: str) -> None:
         self.up.labels(target, provider, region).set(1 if state == "up" else 0)
@@ -54,3 +59,10 @@ class Metrics:
     def serve(self, *, port: int, host: str = "127.0.0.1"):
         """Serve ``/metrics`` on a thread; returns (server, thread) so the caller can shut it down."""
         return start_http_server(port, addr=host, registry=self.registry)
+
+
+def _plausible(value: float | None) -> float | None:
+    """``value`` if it is a finite number >= 0, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)

@@ -3,17 +3,20 @@
 Wiring only; each part lives in its own module:
 
     schedule.Scheduler -- probe --> _handle --> store.buffer.ResultWriter (raw rows, rollups)
-                                       |------> metrics.Metrics
-                                       '------> detect.Detector --transition--> _apply (incident
-                                                 + alerts.rules.Grouper) --> alerts.outbox
-                                       '------> a scheduled probe failed: Scheduler.nudge its
-                                                 siblings (same provider and base URL)
+                                       |------> detect.Detector --transition--> _apply (incident
+                                       |         + alerts.rules.Grouper) --> alerts.outbox
+                                       |------> a scheduled probe failed: Scheduler.nudge its
+                                       |         siblings (same provider and base URL)
+                                       '------> metrics.Metrics (last: a figure it cannot take
+                                                 is logged, never kept from the detector)
     alerts.dispatch.Dispatcher <-- outbox rows (FOR UPDATE SKIP LOCKED on PostgreSQL)
     _vendor_loop: status pages -> status snapshots, lead time of open incidents
     _housekeeping: held alert groups, reminders, retention
 
 Transitions that cannot reach the database (it is down) are held in memory and applied when
 it returns, as results are by the `ResultWriter`: nothing is lost while the process lives.
+The background loops never end on an error: a database away, a status page no parser expected
+or a bug is logged (at once, then at most every 30 s while it repeats) and the loop goes on.
 After a restart, each detector starts from its target's open incident, so a restart neither
 re-alerts an outage nor forgets one.
 """
@@ -44,7 +47,7 @@ from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector, Transition
 from monitor.metrics import Metrics
 from monitor.schedule import Scheduler, Watch
-from monitor.statuspoll import fetch_status, lead_time, summary_url
+from monitor.statuspoll import VendorStatus, fetch_status, lead_time, summary_url
 from monitor.store import ResultWriter, migrate
 from monitor.store.incidents import close_incident, open_incident, open_incident_for, record_status, set_vendor_post
 from monitor.store.models import IncidentRow
@@ -120,6 +123,8 @@ class MonitorService:
         self._held: list[_Held] = []
         self._held_warning = _Repeating()
         self._housekeeping_warning = _Repeating()
+        self._vendor_warning = _Repeating()
+        self._metrics_warning = _Repeating()
         self.writer: ResultWriter | None = None
         self.scheduler: Scheduler | None = None
         self.started = asyncio.Event()
@@ -180,12 +185,10 @@ class MonitorService:
         the target's own run of confirmations, as a scheduled probe would."""
         assert self.writer is not None
         self.writer.submit(result, confirm=confirm or sibling)
-        self.metrics.observe(result, region=self.region)
         detector = self.detectors[watch.target.name]
         was = detector.state  # (a failure that itself makes it DOWN is news for the siblings too)
         decision = detector.feed(result, confirm=confirm)
-        self.metrics.set_state(target=watch.target.name, provider=watch.target.provider, region=self.region,
-                               state=str(decision.state))
+        self._observe(watch.target, result, str(decision.state))
         if (not (confirm or sibling) and decision.observed is Status.DOWN and was is not Status.DOWN
                 and not decision.in_maintenance):
             self._probe_siblings(watch.target.name, result.at)
@@ -193,6 +196,16 @@ class MonitorService:
             self._held.append(_Held(watch.target, decision.transition))
             await self._apply_held()
         return decision.confirm_in
+
+    def _observe(self, target: Target, result: ProbeResult, state: str) -> None:
+        """The metrics, after detection: a figure Prometheus refuses (a provider's negative token
+        count making a negative cost, say) costs a scrape its sample, never the detector its result."""
+        try:
+            self.metrics.observe(result, region=self.region)
+            self.metrics.set_state(target=target.name, provider=target.provider, region=self.region, state=state)
+        except Exception as exc:
+            if self._metrics_warning.failed():
+                log.warning("metrics not updated for %s: %s", target.name, _one_line(exc))
 
     def _probe_siblings(self, name: str, at: datetime) -> None:
         """A scheduled probe of ``name`` failed: its endpoint's other targets are probed now rather
@@ -212,17 +225,39 @@ class MonitorService:
         try:
             done = await asyncio.to_thread(self._apply, batch)
         except SQLAlchemyError as exc:  # the database is away: keep them, try again shortly
-            self._held = batch + self._held
-            if self._held_warning.failed():
-                log.warning("database unavailable, holding %d state changes until it is back: %s", len(self._held),
-                            f"{type(exc).__name__}: {exc}".splitlines()[0])
+            self._hold(batch, exc)
             return
+        except Exception:
+            # Not the database: one of them is one the store cannot take. Held, it would fail again
+            # every tick and hold up every later one; so each goes alone, and only one that fails
+            # alone is given up on, said loudly.
+            done = await self._apply_one_by_one(batch)
         if (away := self._held_warning.ok()) is not None:
             log.info("database back: %d held state changes written after %.0f s", len(batch), away)
         self.grouper.add(done)
         if force:  # shutting down: send what is held now rather than lose it with the process
             await self._enqueue_due(datetime.now(UTC), take_at=datetime.now(UTC) + timedelta(
                 seconds=self.alerts.group_window))
+
+    def _hold(self, batch: list[_Held], exc: SQLAlchemyError) -> None:
+        self._held = batch + self._held
+        if self._held_warning.failed():
+            log.warning("database unavailable, holding %d state changes until it is back: %s", len(self._held),
+                        _one_line(exc))
+
+    async def _apply_one_by_one(self, batch: list[_Held]) -> list[alert_events.Transition]:
+        done: list[alert_events.Transition] = []
+        for i, held in enumerate(batch):
+            try:
+                done += await asyncio.to_thread(self._apply, [held])
+            except SQLAlchemyError as exc:
+                self._hold(batch[i:], exc)
+                break
+            except Exception as exc:
+                tr = held.transition
+                log.error("state change of %s %s -> %s at %s not recorded: %s", held.target.name, tr.from_,
+                          tr.to, tr.at.isoformat(), _one_line(exc), exc_info=exc)
+        return done
 
     def _apply(self, batch: list[_Held]) -> list[alert_events.Transition]:
         """Open, worsen or close incidents for these state changes, in one transaction."""
@@ -259,8 +294,34 @@ class MonitorService:
         except SQLAlchemyError:
             self.grouper.add(ready)  # not queued: taken again next tick, so no page is lost
             raise
+        except Exception:
+            if not ready:
+                raise  # a reminder or SLO check: logged by the loop, tried again next period
+            # Not the database: something in these transitions (or the periodic checks) the rules
+            # cannot handle. Trying the batch again would fail again, every tick, for good; so
+            # each transition goes alone, and only one that fails alone is given up on, said loudly.
+            events = await self._enqueue_one_by_one(ready, now)
+            if events:
+                log.info("queued %d alerts", events)
+            if remind or slo:  # then the periodic checks alone: if they were the trouble, the loop says so
+                events = await asyncio.to_thread(self._enqueue, [], now, remind, slo)
+            else:
+                return
         if events:
             log.info("queued %d alerts", events)
+
+    async def _enqueue_one_by_one(self, ready: list[alert_events.Transition], now: datetime) -> int:
+        events = 0
+        for i, one in enumerate(ready):
+            try:
+                events += await asyncio.to_thread(self._enqueue, [one], now, False, False)
+            except SQLAlchemyError:
+                self.grouper.add(ready[i:])
+                raise
+            except Exception as exc:
+                log.error("alert for %s %s -> %s at %s not queued, its alert rules failed: %s", one.target,
+                          one.from_state, one.to_state, one.at.isoformat(), _one_line(exc), exc_info=exc)
+        return events
 
     def _enqueue(self, ready: list[alert_events.Transition], now: datetime, remind: bool, slo: bool) -> int:
         with Session(self.engine) as session:
@@ -305,6 +366,9 @@ class MonitorService:
             except SQLAlchemyError as exc:
                 if self._housekeeping_warning.failed():
                     log.warning("housekeeping deferred, database unavailable: %s", exc.__class__.__name__)
+            except Exception as exc:  # a bug must not end the loop: alerts would stop being queued
+                if self._housekeeping_warning.failed():
+                    log.error("housekeeping failed, trying again next tick: %s", _one_line(exc), exc_info=exc)
             else:
                 self._housekeeping_warning.ok()
             with contextlib.suppress(TimeoutError):
@@ -318,14 +382,29 @@ class MonitorService:
     async def _vendor_loop(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
         pages = {t.provider: t.status_page for t in self.targets.values() if t.status_page}
         while not stop.is_set() and pages:
-            statuses = await asyncio.gather(*(fetch_status(client, summary_url(url), provider=provider)
-                                              for provider, url in pages.items()))
             try:
+                statuses = await asyncio.gather(*(self._fetch_status(client, provider, url)
+                                                  for provider, url in pages.items()))
                 await asyncio.to_thread(self._record_vendor, statuses)
             except SQLAlchemyError as exc:
-                log.warning("status snapshots deferred: %s", exc.__class__.__name__)
+                if self._vendor_warning.failed():
+                    log.warning("status snapshots deferred, database unavailable: %s", exc.__class__.__name__)
+            except Exception as exc:  # a bug must not end the loop: status polling would stop for good
+                if self._vendor_warning.failed():
+                    log.error("status pages not recorded, trying again next period: %s", _one_line(exc),
+                              exc_info=exc)
+            else:
+                self._vendor_warning.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.status_interval)
+
+    async def _fetch_status(self, client: httpx.AsyncClient, provider: str, url: str) -> VendorStatus:
+        """One page; whatever goes wrong reading it is that page's error, never the other pages'."""
+        try:
+            return await fetch_status(client, summary_url(url), provider=provider)
+        except Exception as exc:  # fetch_status handles what pages do; this is for what it did not foresee
+            log.error("status page of %s: unexpected %s", provider, _one_line(exc), exc_info=exc)
+            return VendorStatus(provider, datetime.now(UTC), error=f"unexpected {type(exc).__name__}")
 
     def _record_vendor(self, statuses) -> None:
         with Session(self.engine) as session:
@@ -341,6 +420,10 @@ class MonitorService:
                     if found is not None:
                         set_vendor_post(session=session, incident_id=row.id, first_post_at=found[0])
             session.commit()
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
 def _incident_json(incident) -> dict:
