@@ -48,3 +48,20 @@ def test_metrics_endpoint_reports_state_latency_errors_and_cost():
     assert value("airisk_probe_cost_usd_total") == 0.0004
     assert value("airisk_probes_total", status=str(Status.DOWN)) == 1
     assert value("airisk_probes_total", status=str(Status.UP)) == 1
+
+
+def test_impossible_figures_are_left_out_not_raised_on():
+    """A provider reporting negative token counts makes a negative cost (a Counter refuses it);
+    NaN or negative times would spoil the histogram sums. The probe still counts."""
+    metrics = Metrics()
+    odd = ProbeResult(target="claude", provider="anthropic", model="m", at=datetime.now(UTC), status=Status.UP,
+                      error_kind=ErrorKind.OK, ttft_ms=float("nan"), total_ms=-5.0, cost_usd=-0.002,
+                      output_tokens=-7, input_tokens=-3)
+    metrics.observe(odd, region="eu")
+    metrics.observe(_result(ErrorKind.OK, 250), region="eu")
+    labels = {"target": "claude", "provider": "anthropic", "region": "eu"}
+    value = metrics.registry.get_sample_value
+    assert value("airisk_probes_total", {**labels, "status": "up"}) == 2
+    assert value("airisk_probe_cost_usd_total", labels) == 0.0002
+    assert value("airisk_ttft_seconds_count", labels) == 1 and value("airisk_ttft_seconds_sum", labels) == 0.25
+    assert value("airisk_total_seconds_count", labels) == 1 and value("airisk_total_seconds_sum", labels) == 0.35
