@@ -2,13 +2,19 @@
 
 The loader works in passes; a problem found in one pass does not stop the others:
 
-1. YAML: parse once, keeping each node's line so that any later problem can name its line.
+1. YAML: parse once, keeping each node's line so that any later problem can name its line. The file
+   is bounded before anything walks it: at most `MAX_BYTES`, nested at most `MAX_DEPTH` deep, and at
+   most `MAX_ALIAS_NODES` nodes repeated through aliases (a "billion laughs" document of a few hundred
+   bytes would otherwise unfold into billions of nodes). Every later pass visits a node shared through
+   aliases once (memoized), so an allowed file costs time in proportion to its size.
 2. Secrets: API keys come only from the environment (named by ``key_env``), so a key-like field
    or a credential header is removed and reported, never with its value.
 3. ``${VAR}`` / ``${VAR:-default}`` interpolation in string values (``$${`` is a literal ``${``).
 4. pydantic validation, then the checks that span fields (unique names, deadline order).
 
-Every problem prints as one line: ``<file>:<line>: <field path>: <what is wrong>``.
+Every problem prints as one line: ``<file>:<line>: <field path>: <what is wrong>``. A problem of the
+file as a whole has no field (``<file>:<line>: <what is wrong>``), and no line where none can be named
+(an empty or unreadable file: ``<file>: <what is wrong>``).
 """
 
 from __future__ import annotations
@@ -72,12 +78,27 @@ class ConfigError(Exception):
 # --- the loader --------------------------------------------------------------------------------
 
 
+MAX_BYTES = 1 << 20
+"""The largest file read: a config is a few kilobytes, and parsing YAML in Python costs ~1 s a megabyte."""
+MAX_DEPTH = 64
+"""The deepest nesting of lists and mappings, aliases unfolded (the file's own is under ten). Every
+pass over the data recurses, and a deeper document would end in `RecursionError`."""
+MAX_ALIAS_NODES = 10_000
+"""How many nodes the file may produce through aliases: an alias counts every node of what it repeats,
+aliases within it unfolded. A config that shares a deadlines block among 500 targets uses 2,500."""
+
+
 def read_text(path: str | os.PathLike[str]) -> str:
-    """The file's text, or `ConfigError` naming the file and why it cannot be read."""
+    """The file's text, or `ConfigError` naming the file and why it cannot be read (missing, not UTF-8,
+    larger than `MAX_BYTES`)."""
     source = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            why = f"larger than {MAX_BYTES // 1024} KiB (a config is a few KiB)"
+        else:
+            return data.decode("utf-8")
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
     except UnicodeDecodeError as exc:
@@ -113,6 +134,8 @@ def parse_model(text: str, model: type[M], *, source: str = "<string>", environ:
 
     ``cross_check`` adds checks spanning fields, run on the raw data so they are reported with the rest."""
     report = _Report(source, model)
+    if len(text) > MAX_BYTES:
+        raise ConfigError([Problem(source, None, "", f"the file is larger than {MAX_BYTES // 1024} KiB")])
     data = _parse_yaml(text, report)
     result = None
     if isinstance(data, dict):
@@ -166,8 +189,8 @@ def _cross_check_raw(data: dict[str, Any], report: _Report) -> None:
                 features[name] = FeatureConfig.model_validate(raw)
         from probes.catalog import CATALOG
 
-        names = {t.get("name") or t.get("provider") for t in targets} | set(CATALOG)
-        report.extend(feature_problems(features, {n for n in names if isinstance(n, str)}))
+        names = [t.get("name") or t.get("provider") for t in targets]  # any YAML value: a list is not hashable
+        report.extend(feature_problems(features, {n for n in names if isinstance(n, str)} | set(CATALOG)))
 
 
 class _Report:
@@ -203,12 +226,54 @@ class _Report:
         return sorted(out, key=lambda p: p.line or 0)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded: composing refuses nesting deeper than `MAX_DEPTH` (the composer
+    recurses once per level), and a scalar its constructor cannot read (``!!int x``, the date
+    ``2024-13-45``) is a marked YAML error, not whatever the constructor happened to raise."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        # Where each alias is written: the node it yields is its anchor's, with the anchor's marks.
+        self.alias_marks: dict[tuple[int, int], yaml.Mark] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if parent is not None and index is not None and self.check_event(yaml.AliasEvent):
+            self.alias_marks[_slot(parent, index)] = self.peek_event().start_mark
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception:  # ValueError, OverflowError, even AttributeError (``!!timestamp x``)
+            # The exception's text is not used: it quotes the value, which may be a key.
+            tag = node.tag.rpartition(":")[2] or node.tag
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read this value as {tag}", problem_mark=node.start_mark) from None
+
+
 def _parse_yaml(text: str, report: _Report) -> Any:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)  # it checks every character first
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else "a byte"
+        report.add((), f"YAML syntax error: {what} is not allowed ({exc.reason})", line=line)
+        return None
     try:
         node = loader.get_single_node()
         if node is None:
             return None
+        _check_size(node, loader.alias_marks)
         _scan_keys(node, (), report, set())
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -220,6 +285,9 @@ def _parse_yaml(text: str, report: _Report) -> Any:
         what = ", ".join(part for part in (context, exc.problem) if part)
         report.add((), f"YAML syntax error: {what}", line=mark.line + 1 if mark else None)
         return None
+    except _TooBig as exc:
+        report.add(exc.loc, exc.message, line=exc.line)
+        return None
     except yaml.YAMLError:
         report.add((), "YAML syntax error")
         return None
@@ -230,27 +298,83 @@ def _parse_yaml(text: str, report: _Report) -> Any:
     return data
 
 
-def _scan_keys(node: yaml.Node, loc: Loc, report: _Report, active: set[int]) -> None:
-    """Reports repeated keys (YAML silently keeps the last); refuses an alias inside its own anchor."""
-    if id(node) in active:
-        raise yaml.MarkedYAMLError(problem="an alias inside the node it refers to", problem_mark=node.start_mark)
-    active.add(id(node))
-    children: list[tuple[Any, yaml.Node]] = []
+class _TooBig(Exception):
+    def __init__(self, loc: Loc, line: int, message: str) -> None:
+        self.loc, self.line, self.message = loc, line, message
+
+
+def _children(node: yaml.Node) -> list[tuple[Any, yaml.Node]]:
+    """(path part, node) of each child: list items, and mapping values named by their (scalar) key."""
     if isinstance(node, yaml.SequenceNode):
-        children = list(enumerate(node.value))
+        return list(enumerate(node.value))
+    if isinstance(node, yaml.MappingNode):
+        return [(k.value if isinstance(k, yaml.ScalarNode) else "?", v) for k, v in node.value]
+    return []
+
+
+def _slot(parent: yaml.Node, index: int | yaml.Node) -> tuple[int, int]:
+    """A child's place: its parent, and its index in a list or its key node in a mapping."""
+    return id(parent), index if isinstance(index, int) else id(index)
+
+
+def _check_size(root: yaml.Node, alias_marks: dict[tuple[int, int], yaml.Mark]) -> None:
+    """Refuses (`_TooBig`) a document that unfolds, through aliases, beyond `MAX_ALIAS_NODES` repeated
+    nodes or `MAX_DEPTH` levels, or that holds an alias inside the node it refers to.
+
+    One walk over the composed nodes, each visited once: a node met again is an alias, and counts the
+    size of what it repeats, known by then (an anchor comes before its aliases in the file)."""
+    size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth), aliases unfolded
+    active: set[int] = set()
+    repeated = 0
+
+    def walk(node: yaml.Node, loc: Loc, mark: yaml.Mark) -> tuple[int, int]:
+        nonlocal repeated
+        if id(node) in active:
+            raise yaml.MarkedYAMLError(problem="an alias inside the node it refers to", problem_mark=mark)
+        if (known := size.get(id(node))) is not None:
+            repeated += known[0]
+            if repeated > MAX_ALIAS_NODES:
+                raise _TooBig(loc, mark.line + 1, f"aliases repeat more than {MAX_ALIAS_NODES:,} nodes (an "
+                              "alias counts all it repeats); write the repeated part out, or repeat less")
+            return known
+        active.add(id(node))
+        parts: list[tuple[Any, yaml.Node, tuple[int, int] | None]] = []
+        if isinstance(node, yaml.SequenceNode):
+            parts = [(i, child, _slot(node, i)) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            parts = [(k.value if isinstance(k, yaml.ScalarNode) else "?", v, _slot(node, k)) for k, v in node.value]
+            # Keys too: a list as a key is refused only once constructed.
+            parts += [("?", k, None) for k, _ in node.value if not isinstance(k, yaml.ScalarNode)]
+        nodes, depth = 1, 0
+        for part, child, slot in parts:
+            n, d = walk(child, (*loc, part), alias_marks.get(slot, child.start_mark) if slot else child.start_mark)
+            nodes, depth = nodes + n, max(depth, d)
+        active.discard(id(node))
+        if depth + 1 > MAX_DEPTH:
+            raise _TooBig(loc, mark.line + 1, f"nested more than {MAX_DEPTH} levels deep (aliases unfolded)")
+        size[id(node)] = (nodes, depth + 1)
+        return size[id(node)]
+
+    walk(root, (), root.start_mark)
+
+
+def _scan_keys(node: yaml.Node, loc: Loc, report: _Report, done: set[int]) -> None:
+    """Reports repeated keys (YAML silently keeps the last), once per node however often it is aliased."""
+    if id(node) in done:
+        return
+    done.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
-        for key, value in node.value:
-            scalar = isinstance(key, yaml.ScalarNode)  # a list as a key is not hashable (nor a field)
-            name, line = key.value if scalar else "?", key.start_mark.line + 1
-            if scalar and name in first and key.tag != "tag:yaml.org,2002:merge":
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):  # a list as a key is not hashable (nor a field)
+                continue
+            name, line = key.value, key.start_mark.line + 1
+            if name in first and key.tag != "tag:yaml.org,2002:merge":
                 message = f"repeated key; YAML keeps only this one (first at line {first[name]})"
                 report.add((*loc, name), message, line=line)
             first.setdefault(name, line)
-            children.append((name, value))
-    for part, child in children:
-        _scan_keys(child, (*loc, part), report, active)
-    active.discard(id(node))
+    for part, child in _children(node):
+        _scan_keys(child, (*loc, part), report, done)
 
 
 def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], done: set[int]) -> None:
@@ -267,38 +391,60 @@ def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], done: set[int
         _index_lines(child, (*loc, part), lines, done)
 
 
-def _strip_secrets(data: Any, loc: Loc, report: _Report) -> Any:
+def _strip_secrets(data: Any, loc: Loc, report: _Report, memo: dict[int, tuple[Any, Any]] | None = None) -> Any:
     """``data`` less its secret-named fields and credential headers, each reported without its value.
 
-    The whole file, not only targets: no section may hold a secret.
+    The whole file, not only targets: no section may hold a secret. A part shared through aliases is
+    stripped (and reported) once, where it first appears, and stays shared.
     """
-    if isinstance(data, list):
-        return [_strip_secrets(item, (*loc, i), report) for i, item in enumerate(data)]
-    if not isinstance(data, dict):
+    memo = {} if memo is None else memo
+    if not isinstance(data, list | dict):
         return data
-    kept = {}
-    for key, value in data.items():
-        if str(key).lower().replace("-", "_") in _SECRET_FIELDS:
-            ref = re.fullmatch(r"\$\{(\w+)\}", value) if isinstance(value, str) else None
-            report.add((*loc, key), _no_secrets("API keys") + (f" (here: key_env: {ref[1]})" if ref else ""))
-            continue
-        if key == "headers" and isinstance(value, dict):
-            for header in [h for h in value if str(h).lower() in _CREDENTIAL_HEADERS]:
-                report.add((*loc, key, header), _no_secrets("credential headers") + " (the probe sends the key itself)")
-            value = {h: v for h, v in value.items() if str(h).lower() not in _CREDENTIAL_HEADERS}
-        kept[key] = _strip_secrets(value, (*loc, key), report)
-    return kept
+    if (done := memo.get(id(data))) is not None:
+        return done[1]
+    if isinstance(data, list):
+        out: Any = [_strip_secrets(item, (*loc, i), report, memo) for i, item in enumerate(data)]
+    else:
+        out = {}
+        for key, value in data.items():
+            if str(key).lower().replace("-", "_") in _SECRET_FIELDS:
+                ref = re.fullmatch(r"\$\{(\w+)\}", value) if isinstance(value, str) else None
+                report.add((*loc, key), _no_secrets("API keys") + (f" (here: key_env: {ref[1]})" if ref else ""))
+                continue
+            if key == "headers" and isinstance(value, dict):
+                for header in [h for h in value if str(h).lower() in _CREDENTIAL_HEADERS]:
+                    report.add((*loc, key, header),
+                               _no_secrets("credential headers") + " (the probe sends the key itself)")
+                value = {h: v for h, v in value.items() if str(h).lower() not in _CREDENTIAL_HEADERS}
+            out[key] = _strip_secrets(value, (*loc, key), report, memo)
+    memo[id(data)] = (data, out)  # ``data`` held, so that its id is not reused by a later object
+    return out
 
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
 
 
-def _interpolate(data: Any, loc: Loc, environ: Mapping[str, str], report: _Report) -> Any:
-    """``data`` with ``${VAR}``, ``${VAR:-default}`` and ``$${`` expanded in every string value."""
-    if isinstance(data, list):
-        return [_interpolate(item, (*loc, i), environ, report) for i, item in enumerate(data)]
-    if isinstance(data, dict):
-        return {key: _interpolate(value, (*loc, key), environ, report) for key, value in data.items()}
+def _interpolate(data: Any, loc: Loc, environ: Mapping[str, str], report: _Report,
+                 memo: dict[int, tuple[Any, Any, Loc]] | None = None) -> Any:
+    """``data`` with ``${VAR}``, ``${VAR:-default}`` and ``$${`` expanded in every string value.
+
+    A list or mapping shared through aliases is expanded once and stays shared; a reference that could
+    not be filled is reported where it first appears, and its field is marked unresolved at every
+    place the alias repeats it (so that no second error is reported for the empty value left there).
+    """
+    memo = {} if memo is None else memo
+    if isinstance(data, list | dict):
+        if (done := memo.get(id(data))) is not None:
+            _, out, first = done
+            for u in [u for u in report.unresolved if u[:len(first)] == first]:
+                report.unresolved.add((*loc, *u[len(first):]))
+            return out
+        if isinstance(data, list):
+            out = [_interpolate(item, (*loc, i), environ, report, memo) for i, item in enumerate(data)]
+        else:
+            out = {key: _interpolate(value, (*loc, key), environ, report, memo) for key, value in data.items()}
+        memo[id(data)] = (data, out, loc)
+        return out
     if not isinstance(data, str) or "${" not in data:
         return data
 
