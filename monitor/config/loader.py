@@ -124,6 +124,7 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
 
 
 M = TypeVar("M", bound=BaseModel)
+INTERNAL_ERROR = "airisk could not check this file: a bug in airisk, please report it"
 
 
 def parse_model(text: str, model: type[M], *, source: str = "<string>", environ: Mapping[str, str] | None = None,
@@ -148,8 +149,13 @@ def parse_model(text: str, model: type[M], *, source: str = "<string>", environ:
             for err in exc.errors(include_url=False, include_input=False, include_context=False):
                 if err["loc"] not in report.unresolved:  # already reported: a ${VAR} that is not set
                     report.add(err["loc"], _pydantic_message(err, model))
+        except Exception as exc:  # a validator's bug must still read as a problem with the file, not a trace
+            report.add((), f"{INTERNAL_ERROR} ({type(exc).__name__} while validating)", line=1)
         if cross_check is not None:
-            cross_check(data, report)
+            try:
+                cross_check(data, report)
+            except Exception as exc:
+                report.add((), f"{INTERNAL_ERROR} ({type(exc).__name__} in the checks across fields)", line=1)
     elif data is not None or not report.items:
         kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
         report.add((), f"the file is {kind}; it must be a mapping with {what}", line=None if data is None else 1)

@@ -12,6 +12,7 @@ import yaml
 from hypothesis import strategies as st
 
 from monitor.config import AiriskConfig, ConfigError, load_config
+from monitor.config.loader import INTERNAL_ERROR
 
 # Pieces of YAML that reach the loader's corners: anchors, aliases and merges, tags, flow and block
 # collections, interpolation, secret-named fields, odd scalars (bad dates, huge numbers, NaN).
@@ -84,6 +85,8 @@ def judge(path: Path, text: str, answer: object) -> str | None:
             return f"the field is not named before the problem: {printed!r}"
         if not p.message.strip():
             return f"an empty problem: {printed!r}"
+        if INTERNAL_ERROR in p.message:  # the loader's last resort: in form, but a bug all the same
+            return f"a bug caught by the last resort: {printed!r}"
     return None
 
 

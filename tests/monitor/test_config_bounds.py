@@ -166,3 +166,12 @@ def test_a_file_over_the_size_limit_is_refused_unread(write, monkeypatch: pytest
     monkeypatch.setattr(config_loader, "MAX_BYTES", 1024)
     path = write("targets: []\n" + "#" * 2000 + "\n")
     assert problems(path) == ["airisk.yaml: cannot read the file: larger than 1 KiB (a config is a few KiB)"]
+
+
+def test_a_bug_in_a_validator_still_reads_as_one_line(write, monkeypatch: pytest.MonkeyPatch):
+    def broken(data, report):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(config_loader, "_cross_check_raw", broken)
+    assert problems(write("targets: [{provider: openai}]\n")) == [
+        f"airisk.yaml:1: {config_loader.INTERNAL_ERROR} (TypeError in the checks across fields)"]
