@@ -27,6 +27,7 @@ from aiohttp import web
 
 from probes.client import TimedTransport, make_client, stream_timing
 from probes.netbackend import SO_TIMESTAMPNS, TimedBackend, TimedStream, TimedTLSStream
+from tests.conftest import need
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -167,10 +168,15 @@ def _kernel_gives_rx_stamps() -> bool:
     return any(level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS for level, kind, _ in ancdata)
 
 
+def require_kernel_stamps() -> None:
+    """Skip where the kernel gives no receive stamps; fail under CI=true, whose kernel must (`need`)."""
+    need(_kernel_gives_rx_stamps(),
+         "the kernel returns no SO_TIMESTAMPNS cmsg on TCP recvmsg: arrival stamps fall back to read time")
+
+
 @pytest.fixture(scope="module")
 def kernel_stamps() -> None:
-    if not _kernel_gives_rx_stamps():
-        pytest.skip("the kernel returns no SO_TIMESTAMPNS cmsg on TCP recvmsg: arrival stamps fall back to read time")
+    require_kernel_stamps()
 
 
 def causes(exc: BaseException) -> list[BaseException]:

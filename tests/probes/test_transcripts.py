@@ -17,17 +17,14 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from probes import Canary, ErrorKind, ProbeResult, Status, Target, probe
+from tests.probes.shared_data import TRANSCRIPTS, require_dir
 
-TRANSCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "transcripts"
-if not TRANSCRIPTS.is_dir():
-    pytest.skip(f"no provider transcripts at {TRANSCRIPTS} (a copy of shared/ belongs beside the clone)",
-                allow_module_level=True)
+require_dir(TRANSCRIPTS, "provider transcripts")  # a skip, except under CI=true: there a failure
 
 # No recorded answer is ours: the canary fails on every success transcript (none starts with 4).
 CANARY = Canary(prompt="[probe t] What is 2 plus 2? Reply with the number only.", expected=4, nonce="t")
