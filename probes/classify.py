@@ -3,6 +3,7 @@
 Three doors lead here:
 
     from_exception(exc, answer_started)   httpx / OS / TLS errors raised while talking
+        UnsupportedProtocol, InvalidURL     -> BAD_CONFIG (the target's base URL)
         ConnectTimeout                      -> CONNECT_TIMEOUT
         ConnectError  <- gaierror           -> DNS
                       <- ConnectionRefused  -> CONNECTION_REFUSED
@@ -45,6 +46,8 @@ def from_exception(exc: BaseException, *, answer_started: bool = False) -> tuple
     """The kind of a transport failure, and a short message for people."""
     chain = list(_causes(exc))
     message = _short(exc)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ErrorKind.BAD_CONFIG, f"the target's URL cannot be requested: {message}"
     for cause in chain:
         if isinstance(cause, socket.gaierror):
             return ErrorKind.DNS, f"DNS lookup failed: {cause.strerror or cause}"
@@ -113,6 +116,8 @@ _BY_TYPE: dict[str, dict[str, ErrorKind]] = {
         "model_not_found": ErrorKind.MODEL_NOT_FOUND,
         "context_length_exceeded": ErrorKind.CONTEXT_TOO_LONG,
         "content_filter": ErrorKind.CONTENT_FILTERED,
+        # 400 "Your request was rejected as a result of our safety system" (images, moderated prompts)
+        "content_policy_violation": ErrorKind.CONTENT_FILTERED,
         "refusal": ErrorKind.CONTENT_FILTERED,  # the model declined in delta.refusal (our dialect's label)
         "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
         "server_error": ErrorKind.SERVER_ERROR,  # also OpenAI's overloaded 503; _refine tells them apart
@@ -126,6 +131,10 @@ _CONTEXT_WORDS = (
     "too many tokens",  # Cohere: "too many tokens: total number of tokens ... cannot exceed 2048"
 )
 _QUOTA_WORDS = ("quota", "billing", "credit", "spend limit", "usage limit", "exceeded your current")
+# A 400 whose message names the provider's safety system is a refusal of the content, not a
+# malformed request (OpenAI: "rejected as a result of our safety system", code sometimes null;
+# "flagged as potentially violating our usage policy", code invalid_prompt).
+_FILTER_WORDS = ("safety system", "violating our usage policy")
 # Codes that name a rate limit outright. Google says "quota" for every limit, a per-minute
 # one included (reason RATE_LIMIT_EXCEEDED), so the money words must not override these.
 _RATE_LIMIT_CODES = {"rate_limit_exceeded", "RATE_LIMIT_EXCEEDED"}
@@ -160,6 +169,8 @@ def _refine(kind: ErrorKind, err: ProviderError, lowered: str) -> ErrorKind:
         # A 429 with no retry hint that talks about money is a spent quota, not a burst:
         # waiting will not help (OpenAI insufficient_quota, Anthropic spend limit, Gemini billing).
         return ErrorKind.QUOTA_EXHAUSTED
+    if kind is ErrorKind.BAD_REQUEST and any(w in lowered for w in _FILTER_WORDS):
+        return ErrorKind.CONTENT_FILTERED
     if kind is ErrorKind.BAD_REQUEST and any(w in lowered for w in _CONTEXT_WORDS):
         return ErrorKind.CONTEXT_TOO_LONG
     return kind

@@ -32,6 +32,13 @@ class ErrorKind(enum.StrEnum):
         stream      STREAM_CUT (no terminator), MALFORMED (unparseable body or chunk),
                     STREAM_ERROR (an error event inside a 200 stream that names no better kind)
         answer      EMPTY_ANSWER, WRONG_ANSWER (canary failed), CONTENT_FILTERED
+        airisk      BAD_CONFIG (the target's configuration makes a request that cannot be sent:
+                    a header that is not printable ASCII, an unknown dialect, a URL without
+                    http(s)://), INTERNAL_ERROR (a defect in airisk, logged with its traceback)
+
+    The last two are airisk's side, not the provider's, and are kept apart from every
+    provider kind so nobody blames a provider for them. They are DOWN all the same: a target
+    that cannot be probed must never look healthy, nor go quiet.
     """
 
     OK = "ok"
@@ -58,6 +65,8 @@ class ErrorKind(enum.StrEnum):
     EMPTY_ANSWER = "empty_answer"
     WRONG_ANSWER = "wrong_answer"
     CONTENT_FILTERED = "content_filtered"
+    BAD_CONFIG = "bad_config"
+    INTERNAL_ERROR = "internal_error"
 
     @property
     def status(self) -> Status:

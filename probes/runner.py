@@ -9,11 +9,29 @@ so time spent queued inside our own client is not charged to the provider.
 Deadlines: one asyncio timeout is moved from phase to phase (first token, then the
 stall budget after each chunk, always capped by the total), so which deadline fired
 says which failure it was: a hang, a stalled stream, or a slow one.
+
+Never raising: `probe` turns every failure into a result. A request the target's
+configuration cannot express is BAD_CONFIG; bytes that cannot be read are MALFORMED; and
+anything else unexpected is INTERNAL_ERROR, logged with its traceback the first time its
+kind is seen. Only cancellation (and KeyboardInterrupt/SystemExit) pass through.
+
+What real servers send besides a clean stream:
+- a 200 ``application/json`` body to a streaming request (a gateway that ignored ``stream``)
+  is read as the non-streaming answer it is (`Dialect.parse_body`); time to first token is
+  the time to the whole body, and the message says "answered without streaming";
+- a stream whose body ends cleanly after a finish reason but without the protocol's own
+  terminator (``data: [DONE]``, ``message_stop``) is complete, as the providers' SDKs take
+  it; STREAM_CUT is a body that ends before any finish reason.
+
+Bounds: the framing parsers cap a line and an event (1 MiB), a non-streamed body is capped
+alike, and the answer text kept for the canary and the result is capped at `ANSWER_LIMIT`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from datetime import UTC, datetime
 
@@ -23,11 +41,24 @@ from probes import classify
 from probes.canary import CANARIES, Canary
 from probes.client import stream_timing
 from probes.dialects import Chunk, ProviderError, get_dialect
-from probes.framing import NDJSONParser, SSEParser
+from probes.framing import MAX_EVENT, NDJSONParser, SSEParser
 from probes.result import ErrorKind, ProbeResult, Status
 from probes.target import Target
 
+log = logging.getLogger(__name__)
+
 _ERROR_BODY_LIMIT = 64 * 1024
+_BODY_LIMIT = MAX_EVENT  # a non-streamed answer is one event
+ANSWER_LIMIT = 64 * 1024  # characters of answer text kept: the canary reads its start, the result 200
+UNSTREAMED = "answered without streaming"
+# RFC 9110 field-name token; a value is printable ASCII, space and tab (httpx encodes values
+# as ASCII, and h11 refuses control characters; both would raise inside the request).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
+_SSE_STARTS = (b"data", b"event", b"id:", b"retry:", b":")
+_SNIFF = 6  # bytes enough to tell the two apart
+_BUILD_ERRORS = (LookupError, ValueError, TypeError, httpx.InvalidURL)
+_seen_defects: set[tuple[str, str, int]] = set()  # unexpected exceptions already logged with a traceback
 
 
 class _Run:
@@ -35,18 +66,21 @@ class _Run:
 
     __slots__ = (
         "canary", "done", "error", "finish", "first_ns", "headers_ns", "http_status", "input_tokens", "last_ns",
-        "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "timing",
+        "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "text_len", "timing",
+        "unstreamed",
     )
 
-    def __init__(self, canary: Canary, start_ns: int) -> None:
+    def __init__(self, canary: Canary | None, start_ns: int) -> None:
         self.canary = canary
         self.start_ns = start_ns
         self.first_ns: int | None = None
         self.headers_ns: int | None = None
         self.last_ns: int | None = None
         self.last_token_ns: int | None = None
-        self.text: list[str] = []
+        self.text: list[str] = []  # at most ANSWER_LIMIT characters in all
+        self.text_len = 0
         self.text_chunks = 0
+        self.unstreamed = False  # a whole JSON body answered the streaming request
         self.done = False
         self.finish: str | None = None
         self.error: ProviderError | None = None
@@ -61,7 +95,10 @@ class _Run:
             if self.first_ns is None:
                 self.first_ns = at_ns
             self.last_token_ns = at_ns
-            self.text.append(chunk.text)
+            if self.text_len < ANSWER_LIMIT:
+                piece = chunk.text[:ANSWER_LIMIT - self.text_len]
+                self.text.append(piece)
+                self.text_len += len(piece)
             self.text_chunks += 1
         if chunk.finish:
             self.finish = chunk.finish
@@ -77,26 +114,41 @@ class _Run:
 
 async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | None = None,
                 first_token: asyncio.Event | None = None) -> ProbeResult:
-    """Probe ``target`` once. Never raises for an outage: every failure is a result.
+    """Probe ``target`` once. Never raises (cancellation aside): every failure is a result.
 
     ``first_token`` is set when the first answer text arrives, for a watcher that acts on a probe
     still waiting (the monitor's scheduler sends confirmations alongside one that waits too long).
     """
-    dialect = get_dialect(target.dialect)
-    canary = canary or pick_canary(target)
-    spec = dialect.build_request(target, canary.prompt, api_key=target.api_key())
-    dl = target.deadlines
     at = datetime.now(UTC)
+    run = _Run(canary, time.perf_counter_ns())
+    try:
+        kind, message = await _attempt(target, client, run, first_token)
+        return _result(target, at, run, kind, message)
+    except Exception as exc:  # the last resort: a defect must still give a result, never silence
+        return _defect(target, at, run, exc)
+
+
+async def _attempt(target: Target, client: httpx.AsyncClient, run: _Run,
+                   first_token: asyncio.Event | None) -> tuple[ErrorKind | None, str]:
+    """Send the request and read the answer into ``run``; the kind when a failure decided it."""
+    try:
+        dialect = get_dialect(target.dialect)
+        if run.canary is None:
+            run.canary = pick_canary(target)
+        spec = dialect.build_request(target, run.canary.prompt, api_key=target.api_key())
+        _check_headers(spec.headers)
+        dl = target.deadlines
+        request = client.build_request(
+            spec.method, spec.url, headers=spec.headers, json=spec.json, params=spec.params or None,
+            timeout=httpx.Timeout(connect=dl.connect, read=None, write=dl.connect, pool=dl.connect),
+        )
+        if request.url.scheme not in ("http", "https") or not request.url.host:
+            raise ValueError(f"the target's URL cannot be requested: {spec.url[:100]!r} is not http(s)://host/...")
+    except _BUILD_ERRORS as exc:
+        return ErrorKind.BAD_CONFIG, f"request could not be built: {_describe(exc)}"
     loop = asyncio.get_running_loop()
     begin = loop.time()
     total_deadline = begin + dl.total
-    run = _Run(canary, time.perf_counter_ns())
-    kind: ErrorKind | None = None
-    message = ""
-    request = client.build_request(
-        spec.method, spec.url, headers=spec.headers, json=spec.json, params=spec.params or None,
-        timeout=httpx.Timeout(connect=dl.connect, read=None, write=dl.connect, pool=dl.connect),
-    )
     try:
         async with asyncio.timeout_at(min(total_deadline, begin + dl.first_token)) as deadline:
             response = await client.send(request, stream=True)
@@ -110,24 +162,77 @@ async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | N
                     run.last_ns = _now(run.timing)
                     run.error = dialect.parse_error(response.status_code, response.headers, body)
                 else:
-                    await _read_stream(dialect, response, run, deadline, loop, total_deadline, dl.stall,
+                    await _read_answer(dialect, response, run, deadline, loop, total_deadline, dl.stall,
                                        first_token)
             finally:
                 await response.aclose()
     except TimeoutError:
         if loop.time() >= total_deadline - 0.001:
-            kind, message = ErrorKind.TOTAL_TIMEOUT, f"no complete answer within {dl.total:g}s"
-        elif run.first_ns is None:
-            kind, message = ErrorKind.FIRST_TOKEN_TIMEOUT, f"no first token within {dl.first_token:g}s"
-        else:
-            kind, message = ErrorKind.STREAM_STALLED, f"stream silent for {dl.stall:g}s mid-answer"
+            return ErrorKind.TOTAL_TIMEOUT, f"no complete answer within {dl.total:g}s"
+        if run.first_ns is None:
+            return ErrorKind.FIRST_TOKEN_TIMEOUT, f"no first token within {dl.first_token:g}s"
+        return ErrorKind.STREAM_STALLED, f"stream silent for {dl.stall:g}s mid-answer"
     except httpx.HTTPError as exc:
-        kind, message = classify.from_exception(exc, answer_started=run.first_ns is not None)
-    except ValueError as exc:  # a dialect could not read a chunk
-        kind, message = ErrorKind.MALFORMED, str(exc)[:200]
+        return classify.from_exception(exc, answer_started=run.first_ns is not None)
+    except ValueError as exc:  # bytes a dialect or the framing could not read
+        return ErrorKind.MALFORMED, str(exc)[:200] or type(exc).__name__
     except OSError as exc:
-        kind, message = classify.from_exception(exc, answer_started=run.first_ns is not None)
-    return _result(target, at, run, kind, message)
+        return classify.from_exception(exc, answer_started=run.first_ns is not None)
+    return None, ""
+
+
+def _check_headers(headers: dict) -> None:
+    """Refuse a header httpx or h11 would choke on, naming it but never showing its value (it may be a key)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {str(name)[:40]!r} is not an HTTP token")
+        if not isinstance(value, str):
+            raise ValueError(f"header {name!r}: the value is a {type(value).__name__}, not text")
+        if not _HEADER_VALUE.match(value):
+            where = next(i for i, c in enumerate(value) if not (c == "\t" or " " <= c <= "~"))
+            raise ValueError(f"header {name!r}: the value has a character that is not printable ASCII "
+                             f"(at position {where})")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])[:200]
+    if isinstance(exc, UnicodeError):  # its text quotes the offending string, which may be a secret
+        return f"{type(exc).__name__} (text that is not ASCII where HTTP needs it)"
+    return _short(exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _defect(target: Target, at: datetime, run: _Run, exc: Exception) -> ProbeResult:
+    """The result of a probe that met an unexpected exception: INTERNAL_ERROR, naming it.
+
+    Logged with its traceback the first time its kind (type and place) is seen, then only at
+    debug level: a defect that hits every probe must not flood the log, and each result
+    still names it.
+    """
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = (frame.tb_frame.f_code.co_filename, frame.tb_lineno) if frame is not None else ("?", 0)
+    signature = (type(exc).__name__, *where)
+    if signature not in _seen_defects and len(_seen_defects) < 1000:
+        _seen_defects.add(signature)
+        log.error("probe of %s failed unexpectedly; recorded as internal_error", target.name, exc_info=exc)
+    else:
+        log.debug("probe of %s failed unexpectedly again: %s", target.name, type(exc).__name__)
+    message = f"internal error: {type(exc).__name__}: {_short(exc)}"[:300]
+    try:
+        return _result(target, at, run, ErrorKind.INTERNAL_ERROR, message)
+    except Exception:  # the run's own state is what broke: a result from the target alone
+        return ProbeResult(
+            target=target.name, provider=target.provider, model=target.model, at=at, status=Status.DOWN,
+            error_kind=ErrorKind.INTERNAL_ERROR, region=target.region, local=target.local,
+            message=_redact(message, target.api_key()),
+        )
 
 
 def pick_canary(target: Target) -> Canary:
@@ -136,11 +241,52 @@ def pick_canary(target: Target) -> Canary:
     return CANARIES[target.options.get("canary", default)]()
 
 
-async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadline: float, stall: float,
-                       first_token: asyncio.Event | None) -> None:
+async def _read_answer(dialect, response: httpx.Response, run: _Run, deadline, loop, total_deadline: float,
+                       stall: float, first_token: asyncio.Event | None) -> None:
+    """Read a 200 answer: a stream in the dialect's framing, or a whole JSON body (a server that did not stream)."""
+    reads = response.aiter_bytes()
+    head = b""
+    if _is_json(response.headers.get("content-type", "")):
+        async for data in reads:
+            head += data
+            if len(head.lstrip()) >= _SNIFF:
+                break
+        # An SSE stream mislabelled as JSON still starts with a field ("data:", "event:", ":"),
+        # which no JSON value does; an NDJSON body is read whole either way (parse_body splits it).
+        if dialect.framing == "ndjson" or not head.lstrip().startswith(_SSE_STARTS):
+            await _read_body(dialect, reads, head, run, first_token)
+            return
+    await _read_stream(dialect, reads, head, run, deadline, loop, total_deadline, stall, first_token)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _read_body(dialect, reads, head: bytes, run: _Run, first_token: asyncio.Event | None) -> None:
+    parts = [head]
+    size = len(head)
+    run.last_ns = _now(run.timing)
+    async for data in reads:
+        parts.append(data)
+        size += len(data)
+        run.last_ns = _now(run.timing)
+        if size > _BODY_LIMIT:
+            raise ValueError(f"a JSON answer longer than {_BODY_LIMIT} bytes")
+    run.unstreamed = True
+    # The answer is usable when its last byte is in: that is its time to first token.
+    run.take(dialect.parse_body(b"".join(parts)), run.last_ns)
+    if run.first_ns is not None and first_token is not None:
+        first_token.set()
+
+
+async def _read_stream(dialect, reads, head: bytes, run: _Run, deadline, loop, total_deadline: float,
+                       stall: float, first_token: asyncio.Event | None) -> None:
     parser = NDJSONParser() if dialect.framing == "ndjson" else SSEParser()
     timing = run.timing
-    async for data in response.aiter_bytes():
+
+    def feed(data: bytes) -> None:
         at_ns = timing.last_rx_ns if timing is not None else time.perf_counter_ns()
         run.last_ns = at_ns
         for event in parser.feed(data):
@@ -149,6 +295,11 @@ async def _read_stream(dialect, response, run: _Run, deadline, loop, total_deadl
             deadline.reschedule(min(total_deadline, loop.time() + stall))
             if first_token is not None and not first_token.is_set():
                 first_token.set()
+
+    if head:
+        feed(head)
+    async for data in reads:
+        feed(data)
     for event in parser.close():
         run.take(dialect.parse_event(event), run.last_ns or time.perf_counter_ns())
 
@@ -190,7 +341,7 @@ def _redact(text: str, secret: str | None) -> str:
 
 def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, message: str) -> ProbeResult:
     answer = "".join(run.text)
-    canary_pass = run.canary.check(answer) if answer else None
+    canary_pass = run.canary.check(answer) if answer and run.canary is not None else None
     if kind is None:
         kind, message = _verdict(target, run, answer, canary_pass)
     end_ns = run.last_ns or time.perf_counter_ns()
@@ -228,23 +379,35 @@ def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, mes
         message=_redact(message, target.api_key()),
         answer=_redact(answer[:200], target.api_key()),
         started_mono_ns=run.start_ns,
-        nonce=run.canary.nonce,
+        nonce=run.canary.nonce if run.canary is not None else None,
     )
 
 
 def _verdict(target: Target, run: _Run, answer: str, canary_pass: bool | None) -> tuple[ErrorKind, str]:
+    """The kind of an answer read to its end (no exception, no deadline): the body ended cleanly."""
+    kind, message = _answer_verdict(target, run, answer, canary_pass)
+    if run.unstreamed:
+        message = f"{message}; {UNSTREAMED}" if message else UNSTREAMED
+    return kind, message
+
+
+def _answer_verdict(target: Target, run: _Run, answer: str, canary_pass: bool | None) -> tuple[ErrorKind, str]:
     if run.error is not None:
         run.retry_after = run.error.retry_after_s
         kind = classify.from_provider_error(target.dialect, run.error)
         where = f"HTTP {run.error.http_status}" if run.error.http_status else "in stream"
+        if run.unstreamed and not run.error.http_status:
+            where = "in the answer"
         label = run.error.type or run.error.code or "error"
         return kind, f"{where} {label}: {run.error.message}"[:300]
     if (kind := classify.from_finish(run.finish)) is not None:
         return kind, f"stream ended: {run.finish}"
-    if not run.done:
-        return ErrorKind.STREAM_CUT, "stream ended without its terminator"
+    if not run.done and run.finish is None:
+        return ErrorKind.STREAM_CUT, "stream ended before any finish reason"
+    # A finish reason and a clean end make a complete answer, terminator or not (the SDKs agree).
+    note = "" if run.done else "no end-of-stream marker after the finish reason"
     if not answer.strip():
         return ErrorKind.EMPTY_ANSWER, "stream completed with no answer text"
     if not canary_pass:
         return ErrorKind.WRONG_ANSWER, f"expected {run.canary.expected}, got {answer[:60]!r}"
-    return ErrorKind.OK, ""
+    return ErrorKind.OK, note

@@ -16,6 +16,16 @@ Wire format, from:
 - anthropic-sdk-python ``src/anthropic/_streaming.py``: dispatch on the SSE event name,
   ``error`` events raise; ``src/anthropic/_client.py``: ``x-api-key`` and
   ``anthropic-version: 2023-06-01`` headers.
+- The stream is complete once ``message_delta`` has brought a ``stop_reason`` and the body
+  ends cleanly, ``message_stop`` or not: anthropic-sdk-python's ``MessageStream`` builds its
+  final message from the events it got and never asks for ``message_stop``
+  (``src/anthropic/lib/streaming/_messages.py``, ``accumulate_event``).
+
+Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from the
+Messages API reference ("Create a Message", docs.claude.com/en/api/messages): a Message
+object ``{"type": "message", "role": "assistant", "content": [{"type": "text", "text"}],
+"stop_reason", "usage": {"input_tokens", "output_tokens"}}``; anthropic-sdk-python
+``src/anthropic/types/message.py`` and ``text_block.py``.
 """
 
 from __future__ import annotations
@@ -89,6 +99,30 @@ class AnthropicDialect:
             return Chunk(error=_error_from(data, None, event.data))
         return Chunk()  # ping, content_block_start/stop, and event types added later
 
+    @checked
+    def parse_body(self, body: bytes) -> Chunk:
+        data = loads(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"answer is not a JSON object: {body[:80]!r}")
+        if data.get("type") == "error" or "error" in data:
+            return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+        content = data.get("content")
+        if not isinstance(content, list):
+            raise ValueError(f"answer has no content: {body[:80]!r}")
+        usage = data.get("usage") or {}
+        raw = data.get("stop_reason")
+        chunk = Chunk(
+            finish=_FINISH.get(raw, "other") if raw else None,
+            finish_raw=raw,
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+            done=True,
+        )
+        for block in content:
+            if block.get("type") == "text":
+                chunk.text += block.get("text") or ""
+        return chunk
+
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         err = _error_from(body_json(body), status, error_text(body))
         err.retry_after_s = header_retry_after(headers)
@@ -98,13 +132,13 @@ class AnthropicDialect:
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     inner = data.get("error") if isinstance(data, dict) else None
     if not isinstance(inner, dict):
-        return ProviderError(http_status=status, message=fallback[:300])
+        return ProviderError(http_status=status, message=fallback)
     details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
     return ProviderError(
         http_status=status,
         type=inner.get("type"),
         code=details.get("error_code"),
-        message=str(inner.get("message") or fallback)[:300],
+        message=inner.get("message") or fallback,
     )
 
 

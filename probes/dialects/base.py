@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
@@ -45,9 +47,9 @@ class ProviderError:
         # Bodies are untrusted JSON: a type or code may arrive as a number, list or object.
         # Kept as text so `probes.classify` can always look it up (an int code such as
         # llama.cpp's 503 becomes "503"; a list no longer crashes a dict lookup).
-        self.type = None if self.type is None else str(self.type)
-        self.code = None if self.code is None else str(self.code)
-        self.message = str(self.message)
+        self.type = None if self.type is None else text_of(self.type)
+        self.code = None if self.code is None else text_of(self.code)
+        self.message = text_of(self.message)[:MESSAGE_LIMIT]
 
 
 @dataclass(slots=True)
@@ -73,76 +75,167 @@ class Dialect(Protocol):
         """Read one event; raise ValueError when it is not what the protocol allows."""
         ...
 
+    def parse_body(self, body: bytes) -> Chunk:
+        """Read a whole non-streaming answer (a server that ignored ``stream``) as one chunk.
+
+        The chunk is ``done`` (a complete JSON document is its own end); raise ValueError
+        when the body is not JSON or lacks the fields the protocol's answer has.
+        """
+        ...
+
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError: ...
 
 
 _FINISHES = frozenset(get_args(Finish))
 
+# The most tokens one call can report. The longest context windows hold a few million
+# tokens; a count past this is a broken counter, not usage.
+MAX_TOKENS_REPORTED = 100_000_000
+MESSAGE_LIMIT = 300  # characters of a provider's error message kept
 
-def checked(parse_event: Callable[[Any, Event], Chunk]) -> Callable[[Any, Event], Chunk]:
-    """Wrap a dialect's ``parse_event`` so an event of the wrong shape is a ValueError.
+# Untrusted JSON may nest deeper than str() can recurse: show it with bounded depth and size.
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MESSAGE_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+
+
+def text_of(value: Any) -> str:
+    """``value`` (from untrusted JSON) as text: itself if a string, else a bounded repr."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float) or value is None:
+        return str(value)  # JSON ints are at most 4300 digits (Python's int_max_str_digits)
+    return _REPR.repr(value)
+
+
+def token_count(value: Any) -> int | None:
+    """A provider's token count as a sane ``int`` (0 to `MAX_TOKENS_REPORTED`), else ``None``.
+
+    Counts are bookkeeping, not availability: a provider whose usage counter is broken
+    (negative, fractional, NaN, a string, absurdly large) still answered, so the count is
+    dropped rather than the probe called MALFORMED (which would page for a working service).
+    What leaves `probes` is then always safe for a Prometheus ``Counter.inc`` and for cost.
+    An integral float (``12.0``, as some servers' JSON writes it) is read as the int.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_TOKENS_REPORTED:
+        return value
+    return None
+
+
+def checked(parse_event: Callable[[Any, Any], Chunk]) -> Callable[[Any, Any], Chunk]:
+    """Wrap a dialect's ``parse_event`` (or ``parse_body``) so input of the wrong shape is a ValueError.
 
     Valid JSON can still hold a number where an object belongs (``"choices": [1]``) or a
-    list where text belongs; reading it must end as the probe's MALFORMED, never as an
-    AttributeError or TypeError escaping `probes.runner.probe`, which promises not to raise.
+    list where text belongs, or nest deeper than Python recurses; reading it must end as
+    the probe's MALFORMED, never as an AttributeError, TypeError or RecursionError escaping
+    `probes.runner.probe`, which promises not to raise. Token counts are passed through
+    `token_count`, so an impossible one is ``None``.
     """
 
     @functools.wraps(parse_event)
-    def wrapper(self: Any, event: Event) -> Chunk:
+    def wrapper(self: Any, event: Any) -> Chunk:
         try:
             chunk = parse_event(self, event)
-        except (AttributeError, TypeError) as exc:
-            raise ValueError(f"unexpected event shape ({exc}): {event.data[:80]!r}") from None
-        counts_ok = all(
-            n is None or (isinstance(n, int | float) and not isinstance(n, bool))
-            for n in (chunk.input_tokens, chunk.output_tokens)
-        )
+        except (AttributeError, TypeError, RecursionError) as exc:
+            raise ValueError(f"unexpected event shape ({type(exc).__name__}: {str(exc)[:80]}): {_excerpt(event)}") \
+                from None
         finish_ok = chunk.finish is None or chunk.finish in _FINISHES
-        if not isinstance(chunk.text, str) or not counts_ok or not finish_ok:
-            raise ValueError(f"unexpected event shape: {event.data[:80]!r}")
+        if not isinstance(chunk.text, str) or not finish_ok:
+            raise ValueError(f"unexpected event shape: {_excerpt(event)}")
+        chunk.input_tokens = token_count(chunk.input_tokens)
+        chunk.output_tokens = token_count(chunk.output_tokens)
+        if chunk.finish_raw is not None:
+            chunk.finish_raw = text_of(chunk.finish_raw)[:80]
         return chunk
 
     return wrapper
 
 
-def loads(text: str) -> Any:
-    """json.loads that reports malformed input as ValueError with a short excerpt."""
+def _excerpt(event: Any) -> str:
+    data = event.data if isinstance(event, Event) else event
+    return repr(data[:80])
+
+
+def loads(text: str | bytes) -> Any:
+    """json.loads that reports malformed input (or nesting too deep to read) as ValueError with a short excerpt."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON ({exc.msg}): {text[:80]!r}") from None
+    except ValueError as exc:  # not UTF-8, or an integer past Python's digit limit
+        raise ValueError(f"malformed JSON ({str(exc)[:60]}): {text[:80]!r}") from None
+    except RecursionError:
+        raise ValueError(f"malformed JSON (nested too deep): {text[:80]!r}") from None
 
 
 def body_json(body: bytes) -> Any:
+    """The body as JSON, or ``None`` when it is not (malformed, not UTF-8, nested too deep)."""
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
+
+
+def merge(chunks: list[Chunk]) -> Chunk:
+    """Several chunks read as one, as a stream reader would take them in order: text joined,
+    the last finish and counts, the first error, done if any was."""
+    out = Chunk()
+    for chunk in chunks:
+        out.text += chunk.text
+        if chunk.finish is not None:
+            out.finish, out.finish_raw = chunk.finish, chunk.finish_raw
+        if chunk.input_tokens is not None:
+            out.input_tokens = chunk.input_tokens
+        if chunk.output_tokens is not None:
+            out.output_tokens = chunk.output_tokens
+        if out.error is None:
+            out.error = chunk.error
+        out.done = out.done or chunk.done
+    return out
+
+
+MAX_RETRY_AFTER_S = 7 * 86400.0  # a longer wait than a week is not a hint anyone acts on
+
+
+def seconds(text: str) -> float | None:
+    """A wait in seconds from a provider's text: ``None`` unless finite and 0 to `MAX_RETRY_AFTER_S`."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and 0 <= value <= MAX_RETRY_AFTER_S else None
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` (OpenAI SDK) or ``retry-after`` (seconds or HTTP date)."""
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
+    """Seconds to wait, from ``retry-after-ms`` (OpenAI SDK) or ``retry-after`` (seconds or HTTP date).
+
+    NaN, infinity, negative or far-off values (``float()`` accepts the first three) are no hint: ``None``.
+    """
+    if (ms := seconds(headers.get("retry-after-ms", ""))) is not None:
+        return ms / 1000
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
+    if (wait := seconds(value)) is not None:
+        return wait
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
+    try:
+        when = parsedate_to_datetime(value)
         if when.tzinfo is None:  # a date without a zone (or "-0000"): HTTP dates are GMT
             when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        wait = max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return wait if wait <= MAX_RETRY_AFTER_S else None
 
 
 def error_text(body: bytes, limit: int = 200) -> str:

@@ -11,6 +11,12 @@ Wire format, from:
   name is ignored), skips empty data, stops on a ``[DONE]`` line if one arrives.
 - Cohere "Errors" page: ``{"message": ...}`` bodies with 400, 401, 402 (payment/quota),
   404, 429 (rate limited), 498 (invalid token), 499, 500, 503.
+
+Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from the Chat v2
+reference (docs.cohere.com/reference/chat, "Response"): ``{"id", "finish_reason",
+"message": {"role": "assistant", "content": [{"type": "text", "text"}]}, "usage":
+{"billed_units", "tokens": {"input_tokens", "output_tokens"}}}``; cohere-python
+``src/cohere/v2/types/v2chat_response.py`` and ``assistant_message_response.py``.
 """
 
 from __future__ import annotations
@@ -77,11 +83,37 @@ class CohereDialect:
                 done=True,
             )
             if raw == "ERROR":
-                chunk.error = ProviderError(http_status=None, type="ERROR", message=str(delta.get("error", "")))
+                chunk.error = ProviderError(http_status=None, type="ERROR", message=delta.get("error", ""))
             return chunk
         if "message" in data and kind is None:  # an error object sent as an event
             return Chunk(error=_error_from(data, None, event.data))
         return Chunk()
+
+    @checked
+    def parse_body(self, body: bytes) -> Chunk:
+        data = loads(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"answer is not a JSON object: {body[:80]!r}")
+        message = data.get("message")
+        if not isinstance(message, dict):
+            if message is not None:  # Cohere's error shape: {"message": "<text>"}
+                return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+            raise ValueError(f"answer has no message: {body[:80]!r}")
+        raw = data.get("finish_reason")
+        tokens = (data.get("usage") or {}).get("tokens") or {}
+        chunk = Chunk(
+            finish=_FINISH.get(raw, "other") if raw else None,
+            finish_raw=raw,
+            input_tokens=tokens.get("input_tokens"),
+            output_tokens=tokens.get("output_tokens"),
+            done=True,
+        )
+        for part in message.get("content") or ():
+            if part.get("type") == "text":
+                chunk.text += part.get("text") or ""
+        if raw == "ERROR":
+            chunk.error = ProviderError(http_status=None, type="ERROR", message=data.get("error") or "")
+        return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         err = _error_from(body_json(body), status, error_text(body))
@@ -91,8 +123,8 @@ class CohereDialect:
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     if isinstance(data, dict) and data.get("message"):
-        return ProviderError(http_status=status, message=str(data["message"])[:300])
-    return ProviderError(http_status=status, message=fallback[:300])
+        return ProviderError(http_status=status, message=data["message"])
+    return ProviderError(http_status=status, message=fallback)
 
 
 DIALECT = CohereDialect()

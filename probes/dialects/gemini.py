@@ -16,6 +16,13 @@ Wire format, from:
 - google-genai ``google/genai/_api_client.py``: a stream that fails mid-way ends in a bare,
   pretty-printed error object without ``data:`` (read here as a stray block).
 - FinishReason enum: STOP, MAX_TOKENS, SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, ...
+
+Non-streaming answers (`parse_body`, for gateways that ignore ``alt=sse``), from the same
+reference: ``generateContent`` answers one GenerateContentResponse (the shape of a stream
+event), and ``streamGenerateContent`` without ``alt=sse`` answers a JSON array of them;
+google-genai ``google/genai/types.py`` (``GenerateContentResponse``: ``candidates``,
+``prompt_feedback``, ``usage_metadata``). A body with none of ``candidates``,
+``promptFeedback`` or ``error`` is not an answer.
 """
 
 from __future__ import annotations
@@ -24,7 +31,18 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
+from probes.dialects.base import (
+    Chunk,
+    Finish,
+    ProviderError,
+    RequestSpec,
+    body_json,
+    checked,
+    error_text,
+    loads,
+    merge,
+    seconds,
+)
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -55,25 +73,19 @@ class GeminiDialect:
         data = loads(event.data)
         if not isinstance(data, dict):
             raise ValueError(f"event is not a JSON object: {event.data[:80]!r}")
-        if "error" in data:
-            return Chunk(error=_error_from(data, None, event.data))
-        chunk = Chunk()
-        if usage := data.get("usageMetadata"):
-            chunk.input_tokens = usage.get("promptTokenCount")
-            chunk.output_tokens = usage.get("candidatesTokenCount")
-        if blocked := (data.get("promptFeedback") or {}).get("blockReason"):
-            chunk.finish, chunk.finish_raw, chunk.done = "filter", blocked, True
-            return chunk
-        for cand in data.get("candidates") or ():
-            for part in (cand.get("content") or {}).get("parts") or ():
-                if not part.get("thought"):
-                    chunk.text += part.get("text") or ""
-            if raw := cand.get("finishReason"):
-                chunk.finish_raw = raw
-                chunk.finish = "filter" if raw in _FILTERED else _FINISH.get(raw, "other")
-                # Gemini has no end marker; the chunk with finishReason is the last one sent
-                # (older servers repeat it on every chunk, which only moves "done" earlier).
-                chunk.done = True
+        return _read(data, event.data)
+
+    @checked
+    def parse_body(self, body: bytes) -> Chunk:
+        data = loads(body)
+        items = data if isinstance(data, list) else [data]
+        if not items or not all(
+            isinstance(item, dict) and ("candidates" in item or "promptFeedback" in item or "error" in item)
+            for item in items
+        ):
+            raise ValueError(f"answer has no candidates: {body[:80]!r}")
+        chunk = merge([_read(item, error_text(body)) for item in items])
+        chunk.done = True
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
@@ -83,10 +95,34 @@ class GeminiDialect:
         return err
 
 
+def _read(data: dict, text: str) -> Chunk:
+    """One GenerateContentResponse (a stream event, or a whole answer); ``text`` is its raw form."""
+    if "error" in data:
+        return Chunk(error=_error_from(data, None, text))
+    chunk = Chunk()
+    if usage := data.get("usageMetadata"):
+        chunk.input_tokens = usage.get("promptTokenCount")
+        chunk.output_tokens = usage.get("candidatesTokenCount")
+    if blocked := (data.get("promptFeedback") or {}).get("blockReason"):
+        chunk.finish, chunk.finish_raw, chunk.done = "filter", blocked, True
+        return chunk
+    for cand in data.get("candidates") or ():
+        for part in (cand.get("content") or {}).get("parts") or ():
+            if not part.get("thought"):
+                chunk.text += part.get("text") or ""
+        if raw := cand.get("finishReason"):
+            chunk.finish_raw = raw
+            chunk.finish = "filter" if raw in _FILTERED else _FINISH.get(raw, "other")
+            # Gemini has no end marker; the chunk with finishReason is the last one sent
+            # (older servers repeat it on every chunk, which only moves "done" earlier).
+            chunk.done = True
+    return chunk
+
+
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     inner = data.get("error") if isinstance(data, dict) else None
     if not isinstance(inner, dict):
-        return ProviderError(http_status=status, message=fallback[:300])
+        return ProviderError(http_status=status, message=fallback)
     reason = None
     retry = None
     details = inner.get("details")
@@ -100,17 +136,16 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         http_status=status,
         type=inner.get("status"),
         code=reason,
-        message=str(inner.get("message") or fallback)[:300],
+        message=inner.get("message") or fallback,
         retry_after_s=retry,
     )
 
 
-def _seconds(duration: str) -> float | None:
-    """A protobuf Duration in JSON form, e.g. "26s" or "0.5s"."""
-    try:
-        return float(duration.rstrip("s"))
-    except (AttributeError, ValueError):
+def _seconds(duration: Any) -> float | None:
+    """A protobuf Duration in JSON form, e.g. "26s" or "0.5s"; ``None`` unless a finite, non-negative time."""
+    if not isinstance(duration, str) or not duration.endswith("s"):
         return None
+    return seconds(duration[:-1])
 
 
 DIALECT = GeminiDialect()

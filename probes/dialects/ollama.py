@@ -9,6 +9,11 @@ docs.ollama.com/api: "Generate a chat completion", "Streaming", "Errors", "Usage
   when the server's queue is full; an error while streaming is one more line holding
   ``{"error": ...}`` and no ``done: true``.
 - ``options.num_predict`` caps output tokens; ``options.temperature``.
+- Non-streaming answers (`parse_body`): with ``stream: false`` the same endpoint answers
+  ``application/json``, one object shaped like the stream's last (``message.content`` holding
+  the whole text, ``done: true``, ``done_reason``, the counts); ollama-python
+  ``ollama/_types.py`` (``ChatResponse``). A body of NDJSON lines relabelled as JSON by a proxy
+  is read line by line as the stream it is.
 """
 
 from __future__ import annotations
@@ -17,9 +22,19 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
+from probes.dialects.base import (
+    Chunk,
+    Finish,
+    ProviderError,
+    RequestSpec,
+    body_json,
+    checked,
+    error_text,
+    loads,
+    merge,
+)
 from probes.dialects.base import retry_after as header_retry_after
-from probes.framing import Event
+from probes.framing import Event, NDJSONParser
 from probes.target import Target
 
 _FINISH: dict[str, Finish] = {"stop": "stop", "length": "length"}
@@ -60,6 +75,17 @@ class OllamaDialect:
             chunk.output_tokens = data.get("eval_count")
         return chunk
 
+    @checked
+    def parse_body(self, body: bytes) -> Chunk:
+        parser = NDJSONParser()
+        events = [*parser.feed(body), *parser.close()]
+        if not events:
+            raise ValueError(f"malformed JSON (an empty answer body): {body[:80]!r}")
+        chunk = merge([self.parse_event(event) for event in events])
+        if not chunk.done and chunk.error is None:
+            raise ValueError(f"answer has no \"done\": true: {body[:80]!r}")
+        return chunk
+
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         err = _error_from(body_json(body), status, error_text(body))
         err.retry_after_s = header_retry_after(headers)
@@ -70,8 +96,8 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     if isinstance(data, dict) and "error" in data:
         inner = data["error"]
         message = inner.get("message") if isinstance(inner, dict) else inner
-        return ProviderError(http_status=status, message=str(message)[:300])
-    return ProviderError(http_status=status, message=fallback[:300])
+        return ProviderError(http_status=status, message=message)
+    return ProviderError(http_status=status, message=fallback)
 
 
 DIALECT = OllamaDialect()

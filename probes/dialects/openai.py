@@ -10,7 +10,9 @@ Wire format, from:
   ``usage``), ``max_tokens``, ``finish_reason`` in stop|length|content_filter|tool_calls.
 - openai-python ``src/openai/_streaming.py``: events are bare ``data:`` lines, the stream
   ends with ``data: [DONE]`` (``sse.data.startswith("[DONE]")``), and any chunk carrying
-  an ``error`` key is an error inside a 200 stream. ``src/openai/_base_client.py``: retry
+  an ``error`` key is an error inside a 200 stream. ``Stream.__stream__`` only breaks early
+  on ``[DONE]``; a body that ends without it ends the loop just the same, so a stream whose
+  last chunk carried ``finish_reason`` is complete to the SDK, and to us. ``src/openai/_base_client.py``: retry
   hints ``retry-after-ms``, ``retry-after``, ``x-should-retry``.
 - OpenAI "Error codes" guide: 401 invalid_api_key, 429 rate_limit_exceeded vs
   insufficient_quota (not retryable), 500 server_error, 503 "engine is overloaded".
@@ -19,6 +21,15 @@ Wire format, from:
   with an ``api-key`` header; "Content streaming" page: a first event with ``choices: []``
   and ``prompt_filter_results``, and ``finish_reason: content_filter`` on a filtered stream.
 - vLLM (older servers) put errors at the top level: ``{"object": "error", "message": ...}``.
+
+Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from:
+- OpenAI API reference, "The chat completion object": ``{"object": "chat.completion",
+  "choices": [{"index", "message": {"role", "content", "refusal"}, "finish_reason"}],
+  "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}``; "The completion
+  object" (legacy ``/v1/completions``): ``choices[].text`` and ``finish_reason``.
+- openai-python ``src/openai/types/chat/chat_completion.py`` (``Choice.message``,
+  ``Choice.finish_reason``), ``.../chat/chat_completion_message.py`` (``content``,
+  ``refusal``), ``src/openai/types/completion.py`` and ``completion_choice.py`` (``text``).
 """
 
 from __future__ import annotations
@@ -27,7 +38,17 @@ from typing import Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
+from probes.dialects.base import (
+    Chunk,
+    Finish,
+    ProviderError,
+    RequestSpec,
+    body_json,
+    checked,
+    error_text,
+    loads,
+    text_of,
+)
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
@@ -88,19 +109,24 @@ class OpenAIDialect:
         choices = data.get("choices")
         if choices is None:
             raise ValueError(f"chunk has no choices: {event.data[:80]!r}")
-        for choice in choices:
-            delta = choice.get("delta")
-            if delta is not None:
-                chunk.text += delta.get("content") or ""
-                if refusal := delta.get("refusal"):
-                    # Stated as an error, not a finish: the refusal is followed by an ordinary
-                    # finish_reason "stop" chunk, and the last finish read is the one kept.
-                    chunk.error = ProviderError(http_status=None, type="refusal", message=str(refusal))
-            else:
-                chunk.text += choice.get("text") or ""  # /v1/completions
-            if raw := choice.get("finish_reason"):
-                chunk.finish_raw = raw
-                chunk.finish = _FINISH.get(raw, "other")
+        _read_choices(chunk, choices, "delta")
+        return chunk
+
+    @checked
+    def parse_body(self, body: bytes) -> Chunk:
+        data = loads(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"answer is not a JSON object: {body[:80]!r}")
+        if "error" in data or data.get("object") == "error":
+            return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise ValueError(f"answer has no choices: {body[:80]!r}")
+        chunk = Chunk(done=True)
+        if usage := data.get("usage"):
+            chunk.input_tokens = usage.get("prompt_tokens")
+            chunk.output_tokens = usage.get("completion_tokens")
+        _read_choices(chunk, choices, "message")
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
@@ -109,20 +135,36 @@ class OpenAIDialect:
         return err
 
 
+def _read_choices(chunk: Chunk, choices: Any, field: str) -> None:
+    """Text, refusal and finish of ``choices``, each holding a ``delta`` (stream) or ``message`` (whole answer)."""
+    for choice in choices:
+        message = choice.get(field)
+        if message is not None:
+            chunk.text += message.get("content") or ""
+            if refusal := message.get("refusal"):
+                # Stated as an error, not a finish: the refusal is followed by an ordinary
+                # finish_reason "stop" chunk, and the last finish read is the one kept.
+                chunk.error = ProviderError(http_status=None, type="refusal", message=text_of(refusal))
+        else:
+            chunk.text += choice.get("text") or ""  # /v1/completions
+        if raw := choice.get("finish_reason"):
+            chunk.finish_raw = raw
+            chunk.finish = _FINISH.get(raw, "other")
+
+
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     if isinstance(data, dict):
         inner = data.get("error", data)
         if isinstance(inner, dict):
-            code = inner.get("code")
             return ProviderError(
                 http_status=status,
                 type=inner.get("type"),
-                code=str(code) if code is not None else None,
-                message=str(inner.get("message") or fallback)[:300],
+                code=inner.get("code"),
+                message=inner.get("message") or fallback,
             )
         if isinstance(inner, str):  # some compatible servers: {"error": "text"}
-            return ProviderError(http_status=status, message=inner[:300])
-    return ProviderError(http_status=status, message=fallback[:300])
+            return ProviderError(http_status=status, message=inner)
+    return ProviderError(http_status=status, message=fallback)
 
 
 DIALECT = OpenAIDialect()

@@ -303,13 +303,21 @@ async def test_a_complete_stream_without_text_is_an_empty_answer(provider):
     assert result.canary_pass is None
 
 
+def cut_stream(provider: str, *texts: str) -> bytes:
+    """A stream that ends cleanly after its text events, before any finish reason or terminator."""
+    head = {"openai": 1, "azure-openai": 1, "anthropic": 3, "gemini": 0, "cohere": 2, "ollama": 0}[provider]
+    body, _ending = EVENTS[provider](*texts)
+    return b"".join(body[:head + len(texts)])
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_a_stream_without_its_terminator_is_cut(provider):
-    result = (await call(provider, Reply(body=stream(provider, "4", end=False)))).result
+async def test_a_stream_that_ends_before_any_finish_reason_is_cut(provider):
+    result = (await call(provider, Reply(body=cut_stream(provider, "4")))).result
     assert result.error_kind is ErrorKind.STREAM_CUT
     assert result.status is Status.DOWN
     assert not result.stream_complete
     assert result.answer == "4"  # what did arrive is kept
+    assert result.message == "stream ended before any finish reason"
 
 
 MALFORMED_EVENT = {
