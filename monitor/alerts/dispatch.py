@@ -165,11 +165,17 @@ class Dispatcher:
         env_name = getattr(config, module.SECRET) if module.SECRET else None
         if env_name and not self._secrets.get(name):  # retryable: fixing the environment brings it back
             return DeliveryError(True, f"channel {name!r}: environment variable {env_name} is not set")
+        # However a channel spends its time, the outcome is recorded before the claim's lease ends
+        # (`_serve` starts a send only with this much lease left), so no other dispatcher sends it too.
+        deadline = self._longest_send(row)
         try:
             alert = Alert(AlertEvent.from_row(row), config, self._secrets.get(name), row.attempts)
-            await module.send(alert, client=self.client)
+            async with asyncio.timeout(deadline):
+                await module.send(alert, client=self.client)
         except DeliveryError as exc:
             return exc
+        except TimeoutError:
+            return DeliveryError(True, f"the {config.type} channel did not finish within {deadline:g}s")
         except Exception as exc:  # a bug in a channel must not stop the others; retried, then dead
             log.exception("alert channel %r (%s) raised", name, config.type)
             return DeliveryError(True, f"{type(exc).__name__} in the {config.type} channel")

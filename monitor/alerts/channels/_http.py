@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -13,18 +14,32 @@ from monitor.store.models import utcnow
 
 # 408 and 425 are the receiver asking for the same request later; 429 is rate limiting.
 _RETRYABLE_4XX = {408, 425, 429}
+MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer kept (a 2xx body is not used; an error quotes 200 characters)
 
 
 async def post_json(client: httpx.AsyncClient, url: str, body: Any, *, within: float, secret: str,
                     headers: dict[str, str] | None = None) -> httpx.Response:
     """POSTs ``body`` as JSON, waiting at most ``within`` seconds; returns the 2xx response or raises `DeliveryError`.
 
-    Messages never hold the URL (``secret`` and its parts are masked from anything the receiver
-    or the network library says).
+    ``within`` bounds the whole exchange, not each phase: httpx's timeouts restart with every
+    byte, so a receiver trickling its answer a byte a second would otherwise hold the send (and
+    the outbox row's lease) for as long as it likes. Messages never hold the URL (``secret`` and
+    its parts are masked from anything the receiver or the network library says).
     """
     try:
-        response = await client.post(url, json=body, timeout=within, headers=headers,
-                                     follow_redirects=False)
+        async with asyncio.timeout(within), client.stream("POST", url, json=body, timeout=within, headers=headers,
+                                                          follow_redirects=False) as streamed:
+            # Only the start of an answer is read: it is quoted in an error at most.
+            head = bytearray()
+            async for chunk in streamed.aiter_bytes():
+                head += chunk
+                if len(head) >= MAX_ANSWER:
+                    break
+            kept = {k: v for k, v in streamed.headers.items() if k.lower() in ("retry-after", "content-type")}
+            response = httpx.Response(streamed.status_code, headers=kept, content=bytes(head[:MAX_ANSWER]),
+                                      request=streamed.request)
+    except TimeoutError:
+        raise DeliveryError(True, f"no answer within {within:g}s (the deadline for the whole exchange)") from None
     except httpx.TimeoutException as exc:
         raise DeliveryError(True, f"no answer within {within:g}s ({type(exc).__name__})") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL):
