@@ -46,7 +46,7 @@ _OWN_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "slack": ({"url_env"}, set()),
     "apprise": ({"url_env"}, set()),
     "pagerduty": ({"routing_key_env"}, {"events_url"}),
-    "email": ({"smtp_host", "from_addr", "to_addrs"}, {"smtp_port", "starttls", "username", "password_env"}),
+    "email": ({"smtp_host", "from_addr", "to_addrs"}, {"smtp_port", "starttls", "smtps", "username", "password_env"}),
 }
 _WHAT = {
     "url_env": "the name of the environment variable holding the URL",
@@ -84,11 +84,15 @@ class ChannelConfig(Section):
     smtp_host: Text | None = None
     """email: the SMTP server."""
     smtp_port: Annotated[int, Interval(ge=1, le=65535)] | None = None
-    """email: the SMTP port (default 587 with STARTTLS, else 25)."""
+    """email: the SMTP port (default 465 with smtps, 587 with STARTTLS, else 25)."""
     starttls: bool | None = None
-    """email: upgrade the connection with STARTTLS before sending (default true)."""
+    """email: upgrade the connection with STARTTLS before sending (default true, unless smtps)."""
+    smtps: bool | None = None
+    """email: TLS from the first byte (SMTPS, "implicit TLS", RFC 8314) instead of STARTTLS
+    (default true on port 465, else false)."""
     username: Text | None = None
-    """email: the SMTP login, if the server wants one (with password_env)."""
+    """email: the SMTP login, if the server wants one (with password_env); only over TLS (starttls or
+    smtps), so the password never crosses the network in clear."""
     password_env: EnvName | None = None
     """email: environment variable holding the SMTP password."""
     from_addr: Address | None = None
@@ -107,6 +111,11 @@ class ChannelConfig(Section):
         if self.type == "email" and (self.username is None) != (self.password_env is None):
             missing = "password_env" if self.password_env is None else "username"
             problems.append(f"{missing}: username and password_env go together (SMTP login)")
+        if self.type == "email" and self.smtps and self.starttls:
+            problems.append("starttls: does not apply with smtps (that connection is TLS from its first byte)")
+        elif self.type == "email" and self.username is not None and not self.tls:
+            problems.append("username: an SMTP login needs TLS (set starttls: true, or smtps: true for port 465), "
+                            "else the password crosses the network in clear")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -117,11 +126,20 @@ class ChannelConfig(Section):
 
     @property
     def smtp_port_or_default(self) -> int:
-        return self.smtp_port or (587 if self.use_starttls else 25)
+        return self.smtp_port or (465 if self.use_smtps else 587 if self.use_starttls else 25)
+
+    @property
+    def use_smtps(self) -> bool:
+        return self.smtp_port == 465 if self.smtps is None else self.smtps
 
     @property
     def use_starttls(self) -> bool:
-        return True if self.starttls is None else self.starttls
+        return not self.use_smtps if self.starttls is None else self.starttls
+
+    @property
+    def tls(self) -> bool:
+        """The SMTP connection is encrypted before anything is sent over it (smtps or STARTTLS)."""
+        return self.use_smtps or self.use_starttls
 
 
 class RuleConfig(Section):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import trustme
 
 from monitor.alerts import Alert, DeliveryError, Transition, events_for, registry
 from monitor.alerts.channels import apprise_channel, email, pagerduty, slack, webhook
@@ -210,14 +211,27 @@ def email_config(port: int, **extra) -> AlertsConfig:
                    **extra})
 
 
-async def test_email_is_sent_over_smtp_with_login(smtp, http):
+@pytest.fixture
+def ca(tmp_path, monkeypatch):
+    """A throwaway CA the SMTP client trusts (through SSL_CERT_FILE, as an operator with a private CA would)."""
+    authority = trustme.CA()
+    pem = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+    return authority
+
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+async def test_email_is_sent_with_login_over_starttls_and_over_implicit_tls(smtp, http, ca, tls):
     password = "pw-" + secrets.token_hex(8)
-    sink = smtp(users={"airisk": password})
-    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD")
+    sink = smtp(users={"airisk": password}, tls="starttls" if tls == "starttls" else "implicit", ca=ca)
+    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD",
+                       **({"starttls": True} if tls == "starttls" else {"starttls": None, "smtps": True}))
     alert = alert_for(cfg, [down()], password)
     await email.send(alert, client=http)
     await email.send(alert_for(cfg, [up()], password), client=http)
 
+    assert sink.encrypted == [True, True] and sink.logins == ["airisk", "airisk"]
     (sender, rcpts, msg), (_, _, resolved) = sink.messages
     assert sender == "airisk@example.com"
     assert rcpts == ["oncall@example.com", "lead@example.com"]
@@ -230,9 +244,36 @@ async def test_email_is_sent_over_smtp_with_login(smtp, http):
     assert resolved["Subject"] == "[airisk info] openai: gpt-4o@eu-west recovered after 12m"
 
 
-async def test_email_failures_are_judged_by_the_smtp_reply(smtp, http):
-    sink = smtp(users={"airisk": "right"})
-    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD")
+async def test_smtps_is_the_default_on_port_465_and_checks_the_certificate(smtp, http, tmp_path):
+    cfg = email_config(465).channels[0].model_copy(update={"starttls": None})
+    assert (cfg.use_smtps, cfg.use_starttls, cfg.smtp_port_or_default) == (True, False, 465)
+    sink = smtp(tls="implicit", ca=trustme.CA())  # a CA the client was not told to trust
+    untrusted = email_config(sink.port, starttls=None, smtps=True)
+    with pytest.raises(DeliveryError) as caught:
+        await email.send(alert_for(untrusted, [down()], None), client=http)
+    assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message and not sink.messages
+
+
+async def test_login_over_plain_smtp_is_refused_before_connecting(smtp, http):
+    password = "pw-" + secrets.token_hex(8)
+    sink = smtp(users={"airisk": password})  # a server offering AUTH in clear
+    with pytest.raises(ValueError, match="username: an SMTP login needs TLS"):
+        email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD")
+    # A config built around the validation is refused at send time too.
+    channel = email_config(sink.port).channels[0].model_copy(update={"username": "airisk",
+                                                                     "password_env": "SMTP_PASSWORD"})
+    alert = alert_for(email_config(sink.port), [down()], password)
+    with pytest.raises(DeliveryError) as caught:
+        await email.send(Alert(alert.event, channel, password), client=http)
+    assert not caught.value.retryable
+    assert caught.value.message == ("channel 'ch': refusing to log in to the SMTP server without TLS "
+                                    "(set starttls: true, or smtps: true for port 465)")
+    assert password not in caught.value.message and not sink.logins and not sink.messages
+
+
+async def test_email_failures_are_judged_by_the_smtp_reply(smtp, http, ca):
+    sink = smtp(users={"airisk": "right"}, tls="starttls", ca=ca)
+    cfg = email_config(sink.port, username="airisk", password_env="SMTP_PASSWORD", starttls=True)
     with pytest.raises(DeliveryError) as bad_login:
         await email.send(alert_for(cfg, [down()], "wrong-" + TOKEN), client=http)
     assert not bad_login.value.retryable and bad_login.value.message.startswith("SMTP 535")

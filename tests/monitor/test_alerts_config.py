@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from monitor.config import format_path
-from monitor.config.alerts import PAGERDUTY_EVENTS_URL, AlertsConfig, RetryConfig
+from monitor.config.alerts import PAGERDUTY_EVENTS_URL, AlertsConfig, ChannelConfig, RetryConfig
 
 SLACK = {"name": "team", "type": "slack", "url_env": "SLACK_URL"}
 PD = {"name": "pd", "type": "pagerduty", "routing_key_env": "PD_KEY"}
@@ -38,6 +38,7 @@ def test_defaults():
     assert pd.pagerduty_url == PAGERDUTY_EVENTS_URL
     assert (mail.use_starttls, mail.smtp_port_or_default) == (True, 587)
     assert (mail25.use_starttls, mail25.smtp_port_or_default) == (False, 25)
+    assert not mail25.tls and mail.tls
     assert slack.timeout == 10.0
     assert AlertsConfig().channels == [] and AlertsConfig.model_json_schema()["title"] == "AlertsConfig"
 
@@ -81,9 +82,35 @@ def test_pagerduty_triggers_need_a_recovered_rule():
       "username": "bot"}, "password_env: username and password_env go together (SMTP login)"),
     ({"type": "email", "smtp_host": "mx", "from_addr": "a@example.com"},
      "to_addrs: required for an email channel (the recipient addresses)"),
+    ({"type": "email", "smtp_host": "mx", "from_addr": "a@example.com", "to_addrs": ["b@example.com"],
+      "starttls": False, "username": "bot", "password_env": "SMTP_PASSWORD"},
+     "username: an SMTP login needs TLS (set starttls: true, or smtps: true for port 465), else the password "
+     "crosses the network in clear"),
+    ({"type": "email", "smtp_host": "mx", "from_addr": "a@example.com", "to_addrs": ["b@example.com"],
+      "smtp_port": 25, "starttls": False, "smtps": False, "username": "bot", "password_env": "SMTP_PASSWORD"},
+     "username: an SMTP login needs TLS (set starttls: true, or smtps: true for port 465), else the password "
+     "crosses the network in clear"),
+    ({"type": "email", "smtp_host": "mx", "from_addr": "a@example.com", "to_addrs": ["b@example.com"],
+      "smtps": True, "starttls": True}, "starttls: does not apply with smtps (that connection is TLS from its "
+                                        "first byte)"),
+    ({"type": "webhook", "url_env": "U", "smtps": True}, "smtps: does not apply to a webhook channel"),
 ])
 def test_channel_fields_must_fit_its_type(channel, message):
     assert problems({"channels": [{"name": "c", **channel}]}) == [f"channels[0]: {message}"]
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, (False, True, 587)),
+    ({"smtp_port": 465}, (True, False, 465)),  # port 465 is SMTPS (RFC 8314) unless told otherwise
+    ({"smtps": True}, (True, False, 465)),
+    ({"smtps": True, "smtp_port": 2465}, (True, False, 2465)),
+    ({"smtp_port": 465, "smtps": False}, (False, True, 465)),
+    ({"starttls": False}, (False, False, 25)),
+])
+def test_email_tls_defaults(fields, expected):
+    channel = ChannelConfig.model_validate({"name": "m", "type": "email", "smtp_host": "mx",
+                                           "from_addr": "a@example.com", "to_addrs": ["b@example.com"], **fields})
+    assert (channel.use_smtps, channel.use_starttls, channel.smtp_port_or_default) == expected
 
 
 def test_a_pasted_secret_is_refused_without_being_quoted():

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -115,11 +116,20 @@ def free_port() -> int:
 
 @dataclass
 class SmtpSink:
-    """A loopback SMTP server; ``refuse`` makes it reject recipients with that reply."""
+    """A loopback SMTP server; ``refuse`` makes it reject recipients with that reply.
+
+    ``tls``: None (plain SMTP), "starttls" (offered and required before any mail or login) or
+    "implicit" (SMTPS: TLS from the first byte), with a certificate for 127.0.0.1 from ``ca`` (a
+    ``trustme.CA``, which the client must be told to trust). ``encrypted`` says, per message,
+    whether it arrived over TLS; ``logins`` lists the user names that logged in."""
 
     users: dict[str, str] = field(default_factory=dict)
     messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     refuse: str | None = None
+    tls: str | None = None
+    ca: Any = None
+    encrypted: list[bool] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
     port: int = 0
     _controller: Controller | None = None
 
@@ -131,20 +141,29 @@ class SmtpSink:
 
     async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.content, policy=policy.default)
+        self.encrypted.append(session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and self.users.get(auth_data.login.decode()) == \
             auth_data.password.decode()
+        if ok:
+            self.logins.append(auth_data.login.decode())
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> None:
         self.port = free_port()
         kwargs: dict[str, Any] = {}
         if self.users:
-            # Plain-text AUTH is fine on loopback; production servers must offer TLS.
-            kwargs = {"authenticator": self._authenticate, "auth_require_tls": False}
+            # Without TLS, the server offers AUTH anyway: the client is the one that must refuse.
+            kwargs = {"authenticator": self._authenticate, "auth_require_tls": self.tls == "starttls"}
+        if self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert("127.0.0.1").configure_cert(context)
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; an implicit-TLS connection is TLS throughout.
+            kwargs |= {"tls_context": context, "require_starttls": True} if self.tls == "starttls" else \
+                {"ssl_context": context}
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
 

@@ -1,18 +1,28 @@
-"""Email over SMTP: stdlib smtplib in a worker thread, STARTTLS and login optional.
+"""Email over SMTP: stdlib smtplib in a worker thread; TLS by STARTTLS (port 587) or from the first
+byte (SMTPS, port 465); login optional, and only ever over TLS (the config refuses it otherwise,
+and so does `send`, in case a config was built around the validation).
+
+``timeout`` bounds the whole delivery, not each socket call: smtplib's timeout restarts with
+every byte, so a server trickling its replies would otherwise hold the send past the outbox
+row's lease. At the deadline the socket is shut, which ends whatever smtplib waits on.
 
 Retryable: connection errors, timeouts and 4xx SMTP replies (the server's "try again later").
-Not retryable: 5xx replies (a refused sender or recipient, a failed login) and a server without
-STARTTLS when it is asked for. A message some recipients accepted counts as delivered: sending
-it again would reach the others twice. Each message's Message-ID derives from the event key and
-its References from the incident, so mail clients thread an incident's alerts together.
+Not retryable: 5xx replies (a refused sender or recipient, a failed login), a server without
+STARTTLS when it is asked for, and a login configured without TLS. A message some recipients
+accepted counts as delivered: sending it again would reach the others twice. Each message's
+Message-ID derives from the event key and its References from the incident, so mail clients
+thread an incident's alerts together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import smtplib
+import socket
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -44,15 +54,59 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+class _Deadline:
+    """Shuts ``smtp``'s socket once ``within`` seconds have passed (from a timer thread), so a
+    blocked read or write in the worker thread ends with an OSError; `expired` says it was us."""
+
+    def __init__(self, smtp: smtplib.SMTP, within: float) -> None:
+        self.smtp = smtp
+        self.expired = False
+        self._timer = threading.Timer(within, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.smtp.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
 def _deliver(alert: Alert, msg: EmailMessage) -> None:
     cfg = alert.config
     assert cfg.smtp_host is not None  # the config requires it for an email channel
-    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port_or_default, timeout=cfg.timeout) as smtp:
-        if cfg.use_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if cfg.username:
-            smtp.login(cfg.username, alert.secret or "")
-        smtp.send_message(msg)
+    if cfg.username and not cfg.tls:
+        raise _PlainLogin
+    context = ssl.create_default_context()
+    smtp = (smtplib.SMTP_SSL(timeout=cfg.timeout, context=context) if cfg.use_smtps
+            else smtplib.SMTP(timeout=cfg.timeout))
+    # The certificate is checked against _host, which smtplib sets only when the constructor
+    # connects; we connect after it, with the deadline already running.
+    smtp._host = cfg.smtp_host
+    deadline = _Deadline(smtp, cfg.timeout)
+    try:
+        with deadline, smtp:
+            smtp.connect(cfg.smtp_host, cfg.smtp_port_or_default)
+            if cfg.use_starttls:
+                smtp.starttls(context=context)
+            if cfg.username:
+                smtp.login(cfg.username, alert.secret or "")
+            smtp.send_message(msg)
+    except (smtplib.SMTPServerDisconnected, OSError):
+        if deadline.expired:
+            raise TimeoutError from None
+        raise
+
+
+class _PlainLogin(Exception):
+    pass
 
 
 async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
@@ -60,6 +114,9 @@ async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
     secrets = [alert.secret] if alert.secret else []
     try:
         await asyncio.to_thread(_deliver, alert, message(alert))
+    except _PlainLogin:
+        raise DeliveryError(False, f"channel {alert.config.name!r}: refusing to log in to the SMTP server without "
+                                   "TLS (set starttls: true, or smtps: true for port 465)") from None
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         retryable = all(400 <= code < 500 for code in codes)
