@@ -282,8 +282,8 @@ def _clean(proc: subprocess.CompletedProcess) -> None:
     assert "FORBIDDEN" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("args", [[], ["monitor"], ["probe"], ["validate"], ["score"]],
-                         ids=["main", "monitor", "probe", "validate", "score"])
+@pytest.mark.parametrize("args", [[], ["monitor"], ["probe"], ["validate"], ["score"], ["deps"], ["fault", "list"]],
+                         ids=["main", "monitor", "probe", "validate", "score", "deps", "fault"])
 def test_core_commands_help_without_extras(core_env: dict[str, str], args: list[str]) -> None:
     proc = _airisk(core_env, *args, "--help")
     _clean(proc)
@@ -300,7 +300,7 @@ def test_the_hook_refuses_an_extra(core_env: dict[str, str]) -> None:
     assert "ModuleNotFoundError: No module named 'starlette'" in proc.stderr
 
 
-def test_validate_probe_and_score_run_without_extras(core_env: dict[str, str], core_config: Path) -> None:
+def test_validate_probe_score_and_deps_run_without_extras(core_env: dict[str, str], core_config: Path) -> None:
     cwd = core_config.parent
     proc = _airisk(core_env, "validate", str(core_config), cwd=cwd)
     _clean(proc)
@@ -313,6 +313,10 @@ def test_validate_probe_and_score_run_without_extras(core_env: dict[str, str], c
     _clean(proc)
     assert proc.returncode == 0, proc.stderr
     assert "chat" in proc.stdout
+    proc = _airisk(core_env, "deps", "--config", str(core_config), cwd=cwd)
+    _clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "chat: declared" in proc.stdout
 
 
 CORE_NEEDS_LAZY_APPRISE = pytest.mark.xfail(
