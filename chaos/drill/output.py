@@ -38,6 +38,9 @@ def summary_table(result: DrillResult) -> Table:
                       _rate(d.ok_rate), _rate(d.answered_rate), _ms(d.p50_ms), _ms(d.p95_ms),
                       ", ".join(f.answered_by) or "-", errors,
                       "-" if f.recovery_s is None else f"{f.recovery_s:.1f}s")
+    if result.notes:  # sampled or cut to keep the runner's memory bounded: the reader must know
+        table.caption = "\n".join(f"note: {note}" for note in result.notes)
+        table.caption_justify = "left"
     return table
 
 
@@ -75,13 +78,9 @@ class LiveView:
                             f"{progress['elapsed']:.0f}s of {progress['total']:.0f}s", title_justify="left")
         for col in ("feature", "requests", "ok", "degraded", "failed"):
             table.add_column(col, justify="left" if col == "feature" else "right")
-        counts = {f: [0, 0, 0, 0] for f in self.features}
-        for r in progress["records"]:
-            if r["t"] >= progress["phase_start"] and r["f"] in counts:
-                c = counts[r["f"]]
-                c[0] += 1
-                c[1 if r["ok"] else 2 if r["deg"] else 3] += 1
-        for name, (n, ok, deg, failed) in counts.items():
+        counts = progress["counts"]
+        for name in self.features:
+            n, ok, deg, failed = counts.get(name, (0, 0, 0, 0))
             table.add_row(name, str(n), _rate(ok / n if n else None), _rate(deg / n if n else None),
                           _rate(failed / n if n else None))
         self.live.update(table)
@@ -107,6 +106,8 @@ def write_junit(result: DrillResult, path: Path) -> None:
             {"verdict": f.verdict, "expected": f.expected, "ok_rate": f.during_faults.ok_rate,
              "answered_rate": f.during_faults.answered_rate, "answered_by": f.answered_by,
              "errors": f.during_faults.errors, "recovery_s": f.recovery_s})
+    if result.notes:
+        ET.SubElement(suite, "system-out").text = "\n".join(f"note: {note}" for note in result.notes)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 

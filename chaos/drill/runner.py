@@ -19,6 +19,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from chaos.drill.report import DrillResult, PhaseRun, analyse
+from chaos.drill.report import DrillResult, PhaseRun, Tally
 from chaos.drill.spec import DrillSpec
+from monitor.children import CONTROL_ENV, NETWORK_ENV, Child, spawn
 
 RENEW_EVERY = 1.0
 TICK = 0.1
@@ -68,33 +70,37 @@ def check_targets(spec: DrillSpec) -> None:
                              "add it to allow_hosts to drill it on purpose")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the runner dies, even by kill -9 (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _airisk(*args: str) -> list[str]:
     return [sys.executable, "-m", "airisk.cli", *args]
 
 
-def _healthy(url: str) -> bool:
+def control_headers(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``Authorization: Bearer $AIRISK_CONTROL_TOKEN`` when that is set: a control API served with
+    ``--allow-external`` takes no request without it. Sent to control APIs only, never to the product."""
+    token = (os.environ if environ is None else environ).get(CONTROL_ENV[0], "")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _healthy(url: str, headers: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=0.5).status_code == 200
+        return httpx.get(url, timeout=0.5, headers=headers).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 @dataclass
 class Stack:
-    """The processes a drill started, stopped in reverse order however it ends."""
+    """The processes a drill started, stopped in reverse order however it ends.
 
-    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    Each is a `monitor.children.Child`: its own process group, gone when this process dies
+    (even by SIGKILL), stopped by group; its environment is the basic allow-list
+    (`monitor.children.BASE_ENV`) plus the names given in ``keep`` and the values in ``env``,
+    never the whole of ours (a provider key in it stays here)."""
+
+    procs: list[tuple[str, Child]] = field(default_factory=list)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="airisk-drill-")))
     _closers: list[Callable[[], None]] = field(default_factory=list)
-    _once: set[subprocess.Popen] = field(default_factory=set)  # `run_once` commands under way
+    _once: set[Child] = field(default_factory=set)  # `run_once` commands under way
     _interrupted: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,16 +112,16 @@ class Stack:
         """Something with a ``stop()`` of its own (e.g. the local model server), stopped with the rest."""
         self._closers.append(thing.stop)
 
-    def run_once(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None, timeout: float) -> int:
+    def run_once(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None,
+                 keep: Iterable[str] = (), timeout: float) -> int:
         """Run a command to its end (output in the logs folder); its exit status, or -9 on timeout.
-        `interrupt` (from another thread) ends it sooner."""
+        `interrupt` (from another thread) ends it sooner. ``env`` and ``keep`` as for `start`."""
         with self._lock, (self.logs / f"{name}.log").open("wb") as out:
             if self._interrupted:
                 return -signal.SIGINT
             # Its own session: a terminal's Ctrl-C reaches it once, through `interrupt`, not twice
             # (a second one would break into its clean-up).
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+            proc = spawn(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, keep=keep)
             self._once.add(proc)
         try:
             return proc.wait(timeout)
@@ -143,18 +149,20 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen:
+    def start(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None, keep: Iterable[str] = (),
+              cwd: Path | None = None) -> Child:
+        """Start ``cmd`` (output in ``logs/NAME.log``) with the basic environment, the variables of ours
+        named in ``keep`` (shell patterns allowed, e.g. ``STOREFRONT_*``) and ``env`` set over them."""
         with (self.logs / f"{name}.log").open("wb") as out:  # the child keeps its own descriptor
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                    start_new_session=True, preexec_fn=_die_with_parent, cwd=cwd)
+            proc = spawn(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, keep=keep, cwd=cwd)
         self.procs.append((name, proc))
         return proc
 
-    def wait_healthy(self, name: str, url: str, proc: subprocess.Popen, timeout: float) -> None:
+    def wait_healthy(self, name: str, url: str, proc: Child, timeout: float,
+                     headers: dict[str, str] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _healthy(url):
+            if _healthy(url, headers):
                 return
             if proc.poll() is not None:
                 break
@@ -162,29 +170,30 @@ class Stack:
         tail = (self.logs / f"{name}.log").read_text(errors="replace")[-600:]
         raise DrillError(f"{name} did not become healthy at {url}: {tail.strip() or 'no output'}")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """Everything it started: SIGTERM to each child's process group (newest first, all at once),
+        SIGKILL to a group still there after ``grace`` seconds."""
         self.interrupt()
         for close in self._closers:
             close()
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
+        deadline = time.monotonic() + grace
         for _, proc in reversed(self.procs):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop(max(0.0, deadline - time.monotonic()))
         self.procs.clear()
 
 
 class Records:
-    """Tails the load generator's record files as they grow."""
+    """Tails the load generator's record files as they grow; hands on what is new, keeps none of it
+    (`chaos.drill.report.Tally` counts them). ``count``: records read; ``unreadable``: lines skipped."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._offsets: dict[Path, int] = {}
-        self.all: list[dict[str, Any]] = []
+        self.count = 0
+        self.unreadable = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         new = []
@@ -194,8 +203,17 @@ class Records:
                 data = f.read()
             end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
             self._offsets[path] = self._offsets.get(path, 0) + end
-            new += [json.loads(line) for line in data[:end].splitlines() if line.strip()]
-        self.all += new
+            for line in data[:end].splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    float(record["t"]), float(record["ms"]), record["f"], record["ok"], record["deg"]
+                except (ValueError, TypeError, KeyError):
+                    self.unreadable += 1
+                    continue
+                new.append(record)
+        self.count += len(new)
         return new
 
 
@@ -231,7 +249,7 @@ class Proxy:
         self.url = url.rstrip("/")
         self.run_id = run_id
         self.lease = lease
-        self.http = httpx.Client(base_url=self.url + "/_airisk", timeout=5)
+        self.http = httpx.Client(base_url=self.url + "/_airisk", timeout=5, headers=control_headers())
         self.active: list[str] = []
 
     def log_position(self) -> int:
@@ -263,12 +281,69 @@ class Proxy:
         self.http.close()
 
 
+ENTRIES_KEPT = 10_000  # proxy log entries handed back for the store, a uniform sample beyond
+
+
+class ProxyLog:
+    """Reads the proxy's request log while the drill runs, so none is lost to its ring (the proxy
+    keeps its newest 10,000), and feeds each finished entry of the drill to the tally once.
+
+    An entry is finished when it has ``total_ms``; one still open (a hanging request) is read
+    again on the next `poll`, until ``final``. Entries that were gone from the ring before they
+    were read are counted in ``lost``; the entries handed back for the store are every one up to
+    ``keep``, then a uniform sample of ``keep``; `notes` says so."""
+
+    def __init__(self, proxy: Proxy, position: int, *, since: float, tally: Tally, keep: int = ENTRIES_KEPT,
+                 seed: int | None = None) -> None:
+        self.proxy, self.cursor, self.since, self.tally, self.keep = proxy, position, since, tally, keep
+        self._taken: set[int] = set()  # ids above the cursor already fed (an older one is still open)
+        self._rng = random.Random(seed)
+        self.entries: list[dict[str, Any]] = []
+        self.seen = 0
+        self.lost = 0
+
+    def poll(self, *, final: bool = False) -> None:
+        entries = self.proxy.log_after(self.cursor)
+        if entries and entries[0]["id"] > self.cursor + 1:
+            gone = range(self.cursor + 1, entries[0]["id"])
+            self.lost += sum(1 for i in gone if i not in self._taken)
+            self._taken.difference_update(gone)
+            self.cursor = entries[0]["id"] - 1
+        for e in entries:
+            if e["id"] in self._taken or not (final or "total_ms" in e):
+                continue
+            self._taken.add(e["id"])
+            if e.get("at", 0) >= self.since:
+                self._take(e)
+        while self.cursor + 1 in self._taken:
+            self.cursor += 1
+            self._taken.discard(self.cursor)
+
+    def _take(self, entry: dict[str, Any]) -> None:
+        self.tally.add_entries([entry])
+        self.seen += 1
+        if len(self.entries) < self.keep:
+            self.entries.append(entry)
+        elif (j := self._rng.randrange(self.seen)) < self.keep:
+            self.entries[j] = entry
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.lost:
+            notes.append(f"proxy log: {self.lost:,} entries left the proxy's ring before they were read; "
+                         "the routes that answered are counted without them")
+        if self.seen > self.keep:
+            notes.append(f"proxy log: a uniform sample of {self.keep:,} of its {self.seen:,} entries is stored")
+        return notes
+
+
 @dataclass
 class Options:
     workers: int | None = None  # overrides the file's load.workers
     base_dir: Path | None = None  # where the drill file is: product.start.cwd is relative to it
     live: Callable[[dict[str, Any]], None] | None = None  # called every tick with the progress
     extra_env: dict[str, str] = field(default_factory=dict)
+    on_records: Callable[[list[dict[str, Any]]], None] | None = None  # each batch of new records (benches)
 
 
 def _format_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
@@ -298,7 +373,7 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
             command = [part.format(**values) for part in start.command]
             cwd = (options.base_dir or Path.cwd()) / start.cwd if start.cwd else None
             proc = stack.start("product", command, env={**_format_env(start.env, values), **options.extra_env},
-                               cwd=cwd)
+                               keep=start.pass_env, cwd=cwd)
             stack.wait_healthy("product", spec.product.base_url.rstrip("/") + start.health, proc,
                                start.startup_timeout)
         proxy = stack.closing(Proxy(proxy_url, run_id, spec.lease))
@@ -306,11 +381,13 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         records = Records(stack.logs)
         load = _start_load(spec, stack, options.workers)
         guard = Guard(spec.guards.min_success_rate, spec.guards.for_)
-        phases: list[PhaseRun] = []
         started = time.time()
+        tally = Tally(spec, started_at=started)
+        log = ProxyLog(proxy, position, since=started - 1, tally=tally)
+        feed = _Feed(records, tally, guard, options.on_records)
         aborted = None
         try:
-            aborted = _run_phases(spec, proxy, records, guard, phases, started, load, options)
+            aborted = _run_phases(spec, proxy, feed, log, tally, started, load, options)
         finally:
             proxy.remove_all()
         for proc in load:
@@ -320,10 +397,29 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(15)
         ended = time.time()
-        records.read_new()
-        entries = [e for e in proxy.log_after(position) if e["at"] >= started - 1]
-        result = analyse(spec, records.all, phases, entries, started_at=started, ended_at=ended, aborted=aborted)
-        return result, entries
+        feed.read(ended)
+        log.poll(final=True)
+        if records.unreadable:
+            tally.notes.append(f"{records.unreadable:,} unreadable lines in the load generator's records skipped")
+        tally.notes += log.notes()
+        return tally.result(ended_at=ended, aborted=aborted), log.entries
+
+
+@dataclass
+class _Feed:
+    """New records to the tally, the guard and a bench's hook."""
+
+    records: Records
+    tally: Tally
+    guard: Guard
+    hook: Callable[[list[dict[str, Any]]], None] | None
+
+    def read(self, now: float) -> str | None:
+        new = self.records.read_new()
+        self.tally.add_records(new)
+        if self.hook is not None and new:
+            self.hook(new)
+        return self.guard.feed(new, now)
 
 
 def start_emulator(stack: Stack, *, ttft_ms: float = 20, gap_ms: float = 2) -> str:
@@ -331,25 +427,27 @@ def start_emulator(stack: Stack, *, ttft_ms: float = 20, gap_ms: float = 2) -> s
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
-                                           "--token-gap-ms", f"{gap_ms:g}"))
-    stack.wait_healthy("emulator", url + "/_airisk/health", proc, 20)
+                                           "--token-gap-ms", f"{gap_ms:g}"), keep=CONTROL_ENV)
+    stack.wait_healthy("emulator", url + "/_airisk/health", proc, 20, control_headers())
     return url
 
 
 def start_proxy(stack: Stack, *, port: int, emulator: str | None = None, routes: dict[str, str] | None = None) -> str:
-    """`airisk proxy` on ``port`` (to ``emulator`` when given), healthy; its URL."""
+    """`airisk proxy` on ``port`` (to ``emulator`` when given), healthy; its URL. It gets the control
+    token and the network settings (HTTPS_PROXY, CA files: it may call real providers) of our
+    environment, and no provider key: the product sends its own."""
     url = f"http://127.0.0.1:{port}"
     args = ["proxy", "--port", str(port)] + (["--emulator", emulator] if emulator else [])
     for name, upstream in (routes or {}).items():
         args += ["--route", f"{name}={upstream}"]
-    proc = stack.start("proxy", _airisk(*args))
-    stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20)
+    proc = stack.start("proxy", _airisk(*args), keep=(*CONTROL_ENV, *NETWORK_ENV))
+    stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20, control_headers())
     return url
 
 
 def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
     url = spec.proxy.url.rstrip("/")
-    if _healthy(url + "/_airisk/health"):
+    if _healthy(url + "/_airisk/health", control_headers()):
         return url, None
     if not spec.proxy.start:
         raise DrillError(f"proxy.url: no fault proxy answers at {url} (set proxy.start: true to start one)")
@@ -359,7 +457,7 @@ def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
     return url, emulator_url
 
 
-def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[subprocess.Popen]:
+def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[Child]:
     workers = spec.load.workers if workers is None else workers
     config = {
         "base_url": spec.product.base_url.rstrip("/"),
@@ -380,31 +478,31 @@ def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[subp
     return procs
 
 
-def _run_phases(spec: DrillSpec, proxy: Proxy, records: Records, guard: Guard, phases: list[PhaseRun],
-                started: float, load: list[subprocess.Popen], options: Options) -> str | None:
+def _run_phases(spec: DrillSpec, proxy: Proxy, feed: _Feed, log: ProxyLog, tally: Tally, started: float,
+                load: list[Child], options: Options) -> str | None:
     for index, phase in enumerate(spec.phases):
         faults = [step.fault_dict() for step in phase.faults]
         run = PhaseRun(phase.name, 0.0, 0.0, faults)
-        phases.append(run)
         proxy.add(index, faults)
         run.start = time.time()  # once the proxy has them: a request before this met no fault
+        tally.begin(run)
         end = run.start + phase.duration
         renewed = time.monotonic()
         try:
             while (now := time.time()) < end:
                 if time.monotonic() - renewed >= RENEW_EVERY:
                     proxy.renew()
+                    log.poll()
                     renewed = time.monotonic()
-                new = records.read_new()
-                reason = guard.feed(new, now)
+                reason = feed.read(now)
                 if reason is None and now - started > spec.guards.max_duration:
                     reason = f"the drill ran longer than max_duration ({spec.guards.max_duration:g}s)"
                 if reason is None and all(p.poll() is not None for p in load):
                     reason = "the load generator stopped (see its log)"
                 if options.live is not None:
                     options.live({"phase": phase.name, "index": index, "phases": len(spec.phases),
-                                  "elapsed": now - started, "total": spec.duration, "records": records.all,
-                                  "phase_start": run.start})
+                                  "elapsed": now - started, "total": spec.duration,
+                                  "counts": tally.counts(phase.name), "records": feed.records.count})
                 if reason is not None:
                     run.end = time.time()
                     proxy.remove_all()  # at once: the guard exists to stop the damage
@@ -412,5 +510,6 @@ def _run_phases(spec: DrillSpec, proxy: Proxy, records: Records, guard: Guard, p
                 time.sleep(TICK)
         finally:
             run.end = run.end or time.time()  # before the removal: a request after this may meet none
+            tally.end(run)
             proxy.remove_all()
     return None

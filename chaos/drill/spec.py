@@ -132,6 +132,11 @@ class StartProduct(Section):
     """The command line; ``{python}`` is this Python, ``{proxy}`` the fault proxy's URL."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment; values may use ``{proxy}`` and ``{emulator}`` (e.g. ``{proxy}/openai``)."""
+    pass_env: list[Text] = Field(default_factory=list)
+    """Names of the runner's own environment variables the product gets (shell patterns allowed, e.g.
+    ``OPENAI_API_KEY`` to drill the real provider through the proxy). Besides these it gets only
+    PATH, HOME, the locale, TMPDIR and PYTHON*: a key in the runner's environment does not reach
+    a product that was not told to take it."""
     health: Text = "/healthz"
     startup_timeout: Duration = 30.0
     cwd: Text | None = None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
 from chaos.drill.output import failures, write_junit
 from chaos.drill.report import PhaseRun, analyse, pct
-from chaos.drill.runner import DrillError, Guard, Records, check_targets
+from chaos.drill.runner import DrillError, Guard, Proxy, Records, check_targets, control_headers
 from chaos.drill.spec import ConfigError, DrillSpec, load_drill
 from monitor.config.loader import parse_model
 
@@ -159,8 +163,77 @@ def test_records_are_read_whole_lines_only(tmp_path):
     assert [r["t"] for r in records.read_new()] == [1]
     with path.open("a") as f:
         f.write(': "a", "ms": 1, "ok": true, "deg": false}\n')
-    assert [r["t"] for r in records.read_new()] == [2] and len(records.all) == 2
+    assert [r["t"] for r in records.read_new()] == [2] and records.count == 2
 
 
 def test_pct():
     assert pct([], 50) is None and pct([3, 1, 2], 50) == 2 and pct(list(range(1, 101)), 95) == 95
+
+
+class _ControlAPI(BaseHTTPRequestHandler):
+    """A fault proxy's control API that notes each request's Authorization header."""
+
+    seen: ClassVar[list[tuple[str, str, str | None]]] = []
+
+    def _answer(self, status: int, body: object) -> None:
+        type(self).seen.append((self.command, self.path.split("?")[0], self.headers.get("Authorization")))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._answer(200, [])
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(201 if self.path.endswith("/faults") else 200, {})
+
+    def do_DELETE(self):
+        self._answer(200, {})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def control_api():
+    _ControlAPI.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ControlAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _use(url: str) -> None:
+    proxy = Proxy(url, "drill-1", 5)
+    try:
+        proxy.log_position()
+        proxy.add(0, [{"type": "overloaded", "route": "openai"}])
+        proxy.renew()
+        proxy.log_after(0)
+        proxy.remove_all()
+    finally:
+        proxy.close()
+
+
+def test_the_control_client_sends_the_token_when_one_is_set(control_api, monkeypatch):
+    monkeypatch.setenv("AIRISK_CONTROL_TOKEN", "s3cret")
+    _use(control_api)
+    assert [(m, p) for m, p, _ in _ControlAPI.seen] == [
+        ("GET", "/_airisk/log"), ("POST", "/_airisk/faults"), ("POST", "/_airisk/faults/drill-1-p0-0/renew"),
+        ("GET", "/_airisk/log"), ("DELETE", "/_airisk/faults/drill-1-p0-0")]
+    assert {auth for _, _, auth in _ControlAPI.seen} == {"Bearer s3cret"}
+    assert control_headers() == {"Authorization": "Bearer s3cret"}
+
+
+def test_without_a_token_no_authorization_is_sent(control_api, monkeypatch):
+    monkeypatch.delenv("AIRISK_CONTROL_TOKEN", raising=False)
+    _use(control_api)
+    assert {auth for _, _, auth in _ControlAPI.seen} == {None}

@@ -125,7 +125,7 @@ def test_killed_runner_leaves_no_fault_beyond_its_lease(tmp_path, running_proxy)
             assert time.monotonic() - killed < LEASE + 5, f"the fault outlived its {LEASE} s lease"
             time.sleep(0.05)
         assert httpx.get(f"{running_proxy}/_airisk/faults").json() == []
-        # The load generator and the product died with the runner (PR_SET_PDEATHSIG): traffic stops.
+        # The load generator and the product died with the runner (their keepers saw it go): traffic stops.
         time.sleep(1.5)
         seen = len(httpx.get(f"{running_proxy}/_airisk/log").json())
         time.sleep(1)
@@ -205,3 +205,47 @@ def test_interrupt_has_a_one_off_command_clean_up_and_end_and_starts_no_more(tmp
     assert codes == [3] and b"cleaned up" in (tmp_path / "drill.log").read_bytes()
     assert stack.run_once("next", [sys.executable, "-c", "print('ran')"], timeout=30) == -signal.SIGINT
     assert not (tmp_path / "next.log").exists() or b"ran" not in (tmp_path / "next.log").read_bytes()
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    out, todo = [], [root]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+def test_no_child_of_a_drill_gets_a_provider_key(tmp_path, monkeypatch):
+    """The emulator, the proxy, the product and Locust each get the basic environment and what they
+    need, never the runner's whole environment with its keys."""
+    from chaos.drill.runner import Options, run_drill
+    from chaos.drill.spec import load_drill
+
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("reads /proc to see the children's environment")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-in-the-runner")
+    path, _ = shipped("openai-outage.yaml", tmp_path, phases=(1, 2, 1))
+    seen: dict[str, bool] = {}  # command -> had the key
+
+    def look(_progress) -> None:
+        for pid in _descendants(os.getpid()):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                env = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            for name in ("emulate", "proxy", "examples.storefront", "chaos.drill.loadgen"):
+                if name in cmd and "_keeper" not in cmd:
+                    seen[name] = seen.get(name, False) or b"sk-planted-in-the-runner" in env
+
+    run_drill(load_drill(path), Options(live=look, base_dir=path.parent))
+    assert seen == {"emulate": False, "proxy": False, "examples.storefront": False, "chaos.drill.loadgen": False}
