@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -66,9 +67,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "nan" parses as a float, and would slip through every comparison after it
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         return max((parsedate_to_datetime(value) - utcnow()).total_seconds(), 0.0)
     except (TypeError, ValueError):
