@@ -70,6 +70,14 @@ class Tally:
                 and self.broken == 0)
 
 
+def _failed(exc: AssertionError) -> str:
+    """An assertion's message, or the assertion itself where it has none."""
+    if str(exc):
+        return str(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.line} ({Path(frame.filename).name}:{frame.lineno})"
+
+
 def _short(case: object, limit: int = 400) -> str:
     text = repr(case)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
@@ -116,7 +124,7 @@ def fuzz_probe(examples: int, seed_value: int | None) -> Tally:
             check(result)
         except AssertionError as exc:
             tally.broken += 1
-            tally.note("broken", case, f"check: {exc}")
+            tally.note("broken", case, f"check: {_failed(exc)}")
 
     run(tally, probe_inputs(), one, examples, seed_value)
     return tally
@@ -188,7 +196,7 @@ def fuzz_status(examples: int, seed_value: int | None) -> Tally:
             _check(case)  # a VendorStatus that can be stored, or a one-line StatusPageError
         except AssertionError as exc:
             tally.broken += 1
-            tally.note("broken", case, f"check: {exc}")
+            tally.note("broken", case, f"check: {_failed(exc)}")
 
     run(tally, inputs, one, examples, seed_value)
     return tally
