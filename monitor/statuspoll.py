@@ -130,10 +130,13 @@ async def _read(client: httpx.AsyncClient, url: str) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
         # gzip only: we inflate it ourselves, under the cap (httpx would inflate a chunk whole).
         request = client.build_request("GET", url, headers={"Accept": "application/json", "Accept-Encoding": "gzip"})
-        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except httpx.InvalidURL as exc:  # not an HTTPError: httpx raises it reading a bad Location too
+            raise StatusPageError(f"a URL that cannot be fetched: {str(exc)[:200]}") from None
         try:
             if response.has_redirect_location:
-                url = str(response.url.join(response.headers["location"]))
+                url = _redirect_target(response)
                 continue
             if response.status_code != 200:
                 raise StatusPageError(f"HTTP {response.status_code} from the status page")
@@ -141,6 +144,16 @@ async def _read(client: httpx.AsyncClient, url: str) -> bytes:
         finally:
             await response.aclose()
     raise StatusPageError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    try:
+        target = response.url.join(response.headers["location"])
+    except (httpx.InvalidURL, ValueError):
+        raise StatusPageError("a redirect to an invalid URL") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise StatusPageError(f"a redirect to a {target.scheme or 'relative'} URL, not http(s)")
+    return str(target)
 
 
 def _too_large(what: str) -> StatusPageError:

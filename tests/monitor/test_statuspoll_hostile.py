@@ -84,6 +84,23 @@ async def test_a_redirect_or_two_to_a_good_page_are_followed():
     assert status.ok and (status.provider, status.indicator) == ("Example", "major")
 
 
+@settings(max_examples=150)
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=60))
+@example("javascript:alert(1)")  # httpx raised InvalidURL (not an HTTPError) for it
+@example("file:///etc/passwd")
+@example("http://[::1")
+@example("//")
+async def test_fuzz_any_redirect_location_ends_in_a_status(location):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "status.example.com" and request.url.path == "/api/v2/summary.json":
+            return httpx.Response(302, headers=[(b"location", location.encode("latin-1"))])
+        return httpx.Response(200, json=GOOD)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        status = await fetch_status(client, "https://status.example.com/api/v2/summary.json", provider="p")
+    assert status.ok or (status.error and "\n" not in status.error)
+
+
 async def test_a_page_trickling_a_byte_a_second_is_cut_at_the_deadline(page, http):
     # The client's read timeout (5 s) restarts with every byte: only the total deadline ends it.
     status = await fetch_status(http, page.url + "/trickle/api/v2/summary.json", within=2.5)
