@@ -175,3 +175,15 @@ def test_a_bug_in_a_validator_still_reads_as_one_line(write, monkeypatch: pytest
     monkeypatch.setattr(config_loader, "_cross_check_raw", broken)
     assert problems(write("targets: [{provider: openai}]\n")) == [
         f"airisk.yaml:1: {config_loader.INTERNAL_ERROR} (TypeError in the checks across fields)"]
+
+
+def test_airisk_validate_refuses_the_billion_laughs_in_one_line(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from airisk.cli import main
+
+    path = tmp_path / "pr.yaml"
+    path.write_text(BILLION_LAUGHS + "targets: [{provider: openai}]\n")
+    result = CliRunner().invoke(main, ["validate", str(path)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"{path}:5: e[0]: {REFUSED}"]
