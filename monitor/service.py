@@ -124,6 +124,7 @@ class MonitorService:
         self._held_warning = _Repeating()
         self._housekeeping_warning = _Repeating()
         self._vendor_warning = _Repeating()
+        self._page_warnings: dict[str, _Repeating] = {}
         self._metrics_warning = _Repeating()
         self.writer: ResultWriter | None = None
         self.scheduler: Scheduler | None = None
@@ -403,7 +404,8 @@ class MonitorService:
         try:
             return await fetch_status(client, summary_url(url), provider=provider)
         except Exception as exc:  # fetch_status handles what pages do; this is for what it did not foresee
-            log.error("status page of %s: unexpected %s", provider, _one_line(exc), exc_info=exc)
+            if self._page_warnings.setdefault(provider, _Repeating()).failed():
+                log.error("status page of %s: unexpected %s", provider, _one_line(exc), exc_info=exc)
             return VendorStatus(provider, datetime.now(UTC), error=f"unexpected {type(exc).__name__}")
 
     def _record_vendor(self, statuses) -> None:

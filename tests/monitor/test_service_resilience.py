@@ -101,6 +101,36 @@ async def test_an_unforeseen_error_in_the_status_loop_is_said_once_and_the_loop_
     engine.dispose()
 
 
+async def test_a_page_the_fetch_did_not_foresee_costs_only_its_own_snapshot(emulator, page, tmp_path, monkeypatch,
+                                                                             caplog):
+    import monitor.service as service_module
+
+    real = service_module.fetch_status
+    tries = []
+
+    async def fetch_status(client, url, *, provider=None):
+        if provider == "anthropic":
+            tries.append(url)
+            raise RecursionError("maximum recursion depth exceeded")
+        return await real(client, url, provider=provider)
+
+    monkeypatch.setattr(service_module, "fetch_status", fetch_status)
+    config = parse_config(f"""
+defaults: {{interval: 5s}}
+targets:
+  - {{provider: openai, base_url: {emulator.url}/openai/v1, status_page: {page.serve("good", GOOD)}}}
+  - {{provider: anthropic, base_url: {emulator.url}/anthropic/v1, status_page: {page.url}/other}}
+""", environ={})
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    async with _running(config, engine, status_interval=0.05):
+        await until(lambda: len(tries) >= 5 and len(_indicators(engine)) >= 5, 15, "five polls of both pages")
+    with Session(engine) as session:
+        assert {s.provider for s in session.exec(select(StatusSnapshot))} == {"openai"}
+    [said] = _said(caplog, "status page of anthropic")
+    assert "unexpected RecursionError" in said.getMessage()
+    engine.dispose()
+
+
 # --- the housekeeping loop -----------------------------------------------------------------------
 
 
