@@ -145,43 +145,68 @@ def validate(file: Path | None, schema: bool) -> None:
     click.echo(f"{file}: ok ({len(targets)} target{'s' if len(targets) != 1 else ''})")
 
 
+_EXTERNAL_HELP = ("Allow the dashboard on a non-loopback address; it must be protected (AIRISK_DASHBOARD_PASSWORD, or "
+                  "AIRISK_DASHBOARD_AUTH=oidc for Streamlit's OIDC login) unless --allow-unprotected is given too.")
+_UNPROTECTED_HELP = ("With --allow-external: serve the dashboard with no password and no OIDC login (only behind a "
+                     "proxy that authenticates).")
+
+
+def _dashboard_address_or_exit(host: str, allow_external: bool, allow_unprotected: bool) -> None:
+    """Exit 2 unless the dashboard may listen on ``host``: loopback, or an address allowed on purpose and
+    protected (or, said separately, left open). The same rule as ``python -m dashboard`` (`dashboard.serve`)."""
+    from dashboard.serve import refusal
+
+    if not _loopback(host) and not allow_external:
+        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the dashboard")
+    if (why := refusal(host, allow_unprotected, flag="--allow-unprotected")) is not None:
+        _fail(why)
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="airisk.yaml to watch (default: ./airisk.yaml; with neither, a labelled demo).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the dashboard listens.")
 @click.option("--port", default=8501, show_default=True, type=int, help="The dashboard's port.")
-@click.option("--allow-external", is_flag=True, help="Allow the dashboard on a non-loopback address "
-              "(set AIRISK_DASHBOARD_PASSWORD, or Streamlit's OIDC login, first).")
+@click.option("--allow-external", is_flag=True, help=_EXTERNAL_HELP)
+@click.option("--allow-unprotected", is_flag=True, help=_UNPROTECTED_HELP)
 @click.option("--demo", is_flag=True, help="Run the demo even when ./airisk.yaml exists.")
-def up(config_path: Path | None, host: str, port: int, allow_external: bool, demo: bool) -> None:
-    """The main job: the monitor, the local model and the dashboard (a labelled demo with no airisk.yaml)."""
-    from airisk.up import Ports, run_up
+def up(config_path: Path | None, host: str, port: int, allow_external: bool, allow_unprotected: bool,
+       demo: bool) -> None:
+    """The main job: the monitor, the local model and the dashboard (a labelled demo with no airisk.yaml).
 
-    if not _loopback(host) and not allow_external:
-        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the dashboard")
+    Runs until Ctrl-C or SIGTERM (exit 0). If anything it needs does not start or stops (the monitor,
+    the dashboard, the local model, the demo's emulator, proxy or storefront), it says what and why,
+    stops the rest and exits 1.
+    """
+    from airisk.up import Ports, UpError, run_up
+
+    _dashboard_address_or_exit(host, allow_external, allow_unprotected)
     if config_path is None and not demo and Path("airisk.yaml").exists():
         config_path = Path("airisk.yaml")
     if config_path is not None:
         _config_or_exit(config_path)  # every problem, one line each, before anything starts
         config_path = config_path.resolve()
-    runtime.run(run_up(config_path=None if demo else config_path, ports=Ports(dashboard=port), host=host))
+    try:
+        runtime.run(run_up(config_path=None if demo else config_path, ports=Ports(dashboard=port), host=host))
+    except UpError as exc:
+        click.echo(f"airisk up: {exc}; everything it started is stopped", err=True)
+        sys.exit(1)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8501, show_default=True, type=int)
-@click.option("--allow-external", is_flag=True, help="Allow a non-loopback address (protect it first: "
-              "AIRISK_DASHBOARD_PASSWORD or Streamlit's OIDC login).")
+@click.option("--allow-external", is_flag=True, help=_EXTERNAL_HELP)
+@click.option("--allow-unprotected", is_flag=True, help=_UNPROTECTED_HELP)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="airisk.yaml with the features (default: AIRISK_CONFIG, else ./airisk.yaml).")
-def dashboard(host: str, port: int, allow_external: bool, config_path: Path | None) -> None:
+def dashboard(host: str, port: int, allow_external: bool, allow_unprotected: bool, config_path: Path | None) -> None:
     """The Streamlit dashboard alone, over the monitor's database (it only reads)."""
     import subprocess
 
     from airisk.up import dashboard_command
 
-    if not _loopback(host) and not allow_external:
-        _fail(f"--host {host}: not a loopback address; add --allow-external to expose the dashboard")
+    _dashboard_address_or_exit(host, allow_external, allow_unprotected)
     env = dict(os.environ)
     if config_path is not None:
         env["AIRISK_CONFIG"] = str(config_path.resolve())
@@ -229,12 +254,13 @@ def local() -> None:
 def local_serve(config_path: Path | None, model_path: Path | None, host: str, port: int | None,
                 threads: int | None, alias: str | None, allow_external: bool) -> None:
     """Serve a local model behind an OpenAI-compatible API until Ctrl-C or SIGTERM."""
+    from airisk.up import model_path as config_model_path
     from monitor.config import LocalModelConfig
 
     section = LocalModelConfig()
     if config_path is not None:
         section = _config_or_exit(config_path).local_model or section
-    model_path = model_path or (Path(section.model) if section.model else None)
+    model_path = model_path or config_model_path(section, config_path.resolve().parent if config_path else None)
     port = port or section.port
     threads = threads or section.threads
     alias = alias or section.alias

@@ -167,3 +167,66 @@ def test_installed_console_script_runs():
     exe = Path(sys.executable).with_name("airisk")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, env={**os.environ}, check=True)
     assert "probe" in out.stdout and "emulate" in out.stdout
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """What `up` and `dashboard` would have started (nothing is): run_up's arguments, the dashboard's command."""
+    import airisk.up
+
+    seen: list[tuple[str, object]] = []
+
+    async def fake_run_up(**kwargs):
+        seen.append(("up", kwargs))
+
+    monkeypatch.setattr(airisk.up, "run_up", fake_run_up)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: seen.append(("dashboard", cmd)) or 0)
+    return seen
+
+
+_UNPROTECTED = {"AIRISK_DASHBOARD_PASSWORD": None, "AIRISK_DASHBOARD_AUTH": None}
+
+
+@pytest.mark.parametrize("command", [["up", "--demo"], ["dashboard"]])
+def test_an_open_dashboard_address_needs_protection_not_just_allow_external(command, started, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*command, "--host", "0.0.0.0", "--allow-external", env=_UNPROTECTED)
+    assert result.exit_code == 2 and started == []
+    assert "refusing to serve the dashboard on 0.0.0.0 unprotected" in result.stderr
+    assert "AIRISK_DASHBOARD_PASSWORD" in result.stderr and "--allow-unprotected" in result.stderr
+    # loopback still needs nothing; a non-loopback address still needs --allow-external first
+    assert run(*command, "--host", "0.0.0.0", env={"AIRISK_DASHBOARD_PASSWORD": "pw"}).exit_code == 2
+    assert run(*command, env=_UNPROTECTED).exit_code == 0
+
+
+@pytest.mark.parametrize("command", [["up", "--demo"], ["dashboard"]])
+@pytest.mark.parametrize(("flags", "env"), [
+    ((), {"AIRISK_DASHBOARD_PASSWORD": "correct horse", "AIRISK_DASHBOARD_AUTH": None}),
+    ((), {"AIRISK_DASHBOARD_PASSWORD": None, "AIRISK_DASHBOARD_AUTH": "oidc"}),
+    (("--allow-unprotected",), _UNPROTECTED),
+])
+def test_an_open_dashboard_address_is_served_when_protected_or_said_open(command, flags, env, started, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*command, "--host", "0.0.0.0", "--allow-external", *flags, env=env)
+    assert result.exit_code == 0, result.output
+    [(what, detail)] = started
+    if what == "up":
+        assert detail["host"] == "0.0.0.0"
+    else:
+        assert detail[detail.index("--server.address") + 1] == "0.0.0.0"
+        assert detail[detail.index("--client.toolbarMode") + 1] == "minimal"
+
+
+def test_up_says_why_it_stopped_and_exits_1(monkeypatch, tmp_path):
+    import airisk.up
+
+    async def dies(**kwargs):
+        raise airisk.up.UpError("the dashboard exited with status -9 (log: /x/dashboard.log)")
+
+    monkeypatch.setattr(airisk.up, "run_up", dies)
+    monkeypatch.chdir(tmp_path)
+    result = run("up", "--demo")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("airisk up: the dashboard exited with status -9 (log: /x/dashboard.log); "
+                                     "everything it started is stopped")
