@@ -1,15 +1,19 @@
 """`airisk up` in demo mode, every dashboard page opened in headless Chromium (Debian's).
 
 The whole main job runs as a user starts it: emulator, proxy, storefront, the real local model,
-the monitor and the Streamlit dashboard. Each page listed in the dashboard's navigation is
-opened; it must render without a Streamlit exception and without a browser console error.
+the monitor and the Streamlit dashboard. The local model is checked to be the real one (`up` falls
+back to the emulator's stand-in when it cannot serve it, which would pass unseen otherwise). Each
+page listed in the dashboard's navigation is opened; it must render without a Streamlit exception,
+without a browser console error, and without Streamlit's developer toolbar ("Deploy").
 Screenshots go to ``$AIRISK_SCREENSHOTS`` when set (the README's come from
 ``AIRISK_SCREENSHOTS=docs/screenshots``), else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +25,7 @@ import httpx
 import pytest
 
 from chaos.drill.runner import free_port
+from monitor.localmodel import DEFAULT_ALIAS
 from tests.conftest import need
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,8 +33,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _IGNORED = ("favicon", "webhooks.fivetran", "ERR_NAME_NOT_RESOLVED", "ERR_INTERNET_DISCONNECTED")
 
 
+def _children(pid: int) -> list[str]:
+    """Command lines of the live child processes of ``pid``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 @pytest.fixture
 def airisk_up(tmp_path):
+    need(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python is not installed ([local])")
     port = free_port()
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "airisk.cli", "up", "--demo", "--port", str(port)], stdout=log,
@@ -50,6 +68,7 @@ def airisk_up(tmp_path):
             time.sleep(0.5)
         else:
             pytest.fail(f"airisk up did not come up: {(tmp_path / 'up.log').read_text()[-2000:]}")
+        _assert_the_real_local_model_answers(proc.pid, (tmp_path / "up.log").read_text())
         yield url
     finally:
         proc.send_signal(signal.SIGINT)
@@ -60,6 +79,17 @@ def airisk_up(tmp_path):
             code = proc.wait()
         log.close()
     assert code == 0, (tmp_path / "up.log").read_text()[-2000:]  # Ctrl-C is a clean stop
+
+
+def _assert_the_real_local_model_answers(pid: int, said: str) -> None:
+    """The banner names llama.cpp (not "emulated"), a llama.cpp server is among up's children, and the URL
+    the banner gives (the local target's) answers /v1/models with the bundled model's alias."""
+    line = next((x for x in said.splitlines() if x.strip().startswith("local model")), "")
+    found = re.search(r"by llama\.cpp at (http://\S+/v1)", line)
+    assert found, f"airisk up did not serve the real local model: {line.strip() or said[-1500:]}"
+    assert any("llama_cpp.server" in cmd for cmd in _children(pid)), _children(pid)
+    models = httpx.get(f"{found.group(1)}/models", timeout=30).json()
+    assert [m["id"] for m in models["data"]] == [DEFAULT_ALIAS]
 
 
 def test_every_dashboard_page_renders_in_a_real_browser(airisk_up, tmp_path):
@@ -86,6 +116,9 @@ def test_every_dashboard_page_renders_in_a_real_browser(airisk_up, tmp_path):
             page.wait_for_selector('[data-testid="stMain"] h1, [data-testid="stMain"] h2', timeout=60_000)
             page.wait_for_timeout(1500)  # charts draw after the first paint
             assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: an exception is shown"
+            # A viewer gets no developer toolbar (client.toolbarMode): no "Deploy", no rerun or settings menu.
+            assert page.get_by_role("button", name="Deploy").count() == 0, f"{title}: a Deploy button is shown"
+            assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, title
             name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         browser.close()
