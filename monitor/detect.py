@@ -139,9 +139,12 @@ class Detector:
             raise ValueError(f"detector of {self.target!r} fed a result of {result.target!r}")
         observed = observed_status(result)
         timed = observed is not Status.DOWN
-        entry = _Entry(observed, result.error_kind, result.at, result.ttft_ms if timed else None,
-                       result.total_ms if timed else None, confirm)
-        end = result.at + timedelta(milliseconds=result.total_ms or 0.0)
+        # A time no real probe takes (negative, NaN, infinite, past a day) is no time at all here: it
+        # would spoil the medians and hedge_after, or overflow the transition's end.
+        ttft_ms, total_ms = _duration(result.ttft_ms), _duration(result.total_ms)
+        entry = _Entry(observed, result.error_kind, result.at, ttft_ms if timed else None,
+                       total_ms if timed else None, confirm)
+        end = result.at + timedelta(milliseconds=total_ms or 0.0)
         self._seq += 1
         self._recent.append(entry)
         if self._state is not Status.DOWN:
@@ -313,6 +316,16 @@ class Detector:
             run.append(entry)
         run.reverse()
         return run
+
+
+_LONGEST_MS = 86_400_000.0
+
+
+def _duration(ms: float | None) -> float | None:
+    """``ms`` if it is a duration a probe can have (finite, 0 to a day), else None."""
+    if isinstance(ms, int | float) and not isinstance(ms, bool) and 0 <= ms <= _LONGEST_MS:
+        return float(ms)
+    return None
 
 
 def _kinds(entries: Iterable[_Entry]) -> dict[str, int]:

@@ -410,3 +410,28 @@ def test_maintenance_naming_an_unknown_target_is_reported_for_the_loader():
         {"start": "2025-03-01T02:00:00Z", "end": "2025-03-01T04:00:00Z", "targets": ["openai", "opneai"]}]})
     assert config.target_problems({"openai", "anthropic"}) == [
         (("detection", "maintenance", 0, "targets", 1), "no target is named 'opneai' (targets: anthropic, openai)")]
+
+
+_odd_ms = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(list(ErrorKind)), _odd_ms, _odd_ms, st.booleans()), min_size=1,
+                max_size=30))
+def test_any_figures_a_result_carries_never_stop_the_detector(steps):
+    """Times no real probe takes (NaN, infinite, negative, years) are read as no time: the detector
+    still decides on every result (a NaN total raised in timedelta before), and hedge_after stays
+    a usable number of seconds."""
+    detector = Detector(DetectionConfig(hedge_after=1.0, confirm_after=[0.5, 0.5]), "openai")
+    at = T0
+    for kind, ttft, total, confirm in steps:
+        at += timedelta(seconds=30)
+        odd = ProbeResult(target="openai", provider="openai", model="m", at=at, status=kind.status,
+                          error_kind=kind, ttft_ms=ttft, total_ms=total)
+        decision = detector.feed(odd, confirm=confirm)
+        assert decision.state in Status
+        if decision.transition is not None:
+            assert decision.transition.at >= at
+        wait = detector.hedge_after()
+        assert wait is not None and 1.0 <= wait < 86_400 * 3
+        assert detector.hedges(at=at) >= 0
