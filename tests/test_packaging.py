@@ -390,6 +390,51 @@ def test_missing_extra_seen_in_a_core_only_process(core_env: dict[str, str]) -> 
     assert proc.stdout.strip() == "airisk emulate needs the chaos extra: pip install 'airisk[chaos]'"
 
 
+NEEDS_CLI_CHECKS = pytest.mark.xfail(
+    strict=True, reason="until airisk/cli.py, faultcli.py, drillcli.py and monitor/alerts/channels/apprise_channel.py "
+                        "check airisk.extras before starting (lead: apply, then drop this marker)")
+
+
+@pytest.fixture
+def lacking(core_env: dict[str, str]):
+    """Environment for a child where only ``module`` is missing (the rest installed)."""
+    return lambda module, **more: dict(core_env, AIRISK_TEST_FORBID=module, **more)
+
+
+@NEEDS_CLI_CHECKS
+@pytest.mark.parametrize(("args", "module", "line"), [
+    (["dashboard"], "streamlit", "airisk dashboard needs the dashboard extra: pip install 'airisk[dashboard]'"),
+    (["up", "--config", "missing.yaml"], "streamlit",
+     "airisk up needs the dashboard extra: pip install 'airisk[dashboard]'"),
+    (["emulate", "--port", "0"], "aiohttp", "airisk emulate needs the chaos extra: pip install 'airisk[chaos]'"),
+    (["proxy", "--port", "0"], "uvicorn", "airisk proxy needs the chaos extra: pip install 'airisk[chaos]'"),
+    (["drill", "run", "empty.yaml"], "locust", "airisk drill run needs the drills extra: pip install 'airisk[drills]'"),
+], ids=["dashboard", "up", "emulate", "proxy", "drill"])
+def test_a_command_names_the_extra_it_lacks(lacking, tmp_path: Path, args: list[str], module: str,
+                                             line: str) -> None:
+    # Each check comes before anything starts: without it these end at once on the bad file or the
+    # missing module (never starting a demo or a drill).
+    (tmp_path / "empty.yaml").write_text("")
+    proc = _airisk(lacking(module), *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"airisk: {line}"
+
+
+@NEEDS_CLI_CHECKS
+def test_monitor_names_the_extra_its_config_needs(lacking, core_config: Path, tmp_path: Path) -> None:
+    with_apprise = tmp_path / "apprise.yaml"
+    with_apprise.write_text(core_config.read_text().replace("type: webhook", "type: apprise"))
+    proc = _airisk(lacking("apprise"), "monitor", "--config", str(with_apprise), "--metrics-port", "0", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "airisk: the apprise alert channel needs the apprise extra: pip install 'airisk[apprise]'")
+    env = lacking("psycopg", AIRISK_DATABASE_URL=f"postgresql://airisk@127.0.0.1:{_closed_port()}/airisk")
+    proc = _airisk(env, "monitor", "--config", str(core_config), "--metrics-port", "0", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "airisk: AIRISK_DATABASE_URL (PostgreSQL) needs the postgres extra: pip install 'airisk[postgres]'")
+
+
 # -- the wheel -------------------------------------------------------------------------------------
 
 _NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
