@@ -98,7 +98,11 @@ def _closure(extras_: set[str]) -> set[str]:
         if key in seen:
             continue
         seen.add(key)
-        for text in md.distribution(name).requires or []:
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            pytest.fail(f"{name} is required but not installed: `make dev` installs every extra")
+        for text in dist.requires or []:
             sub = Requirement(text)
             if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in req.extras | {""}):
                 todo.append(sub)
