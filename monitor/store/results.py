@@ -16,6 +16,7 @@ and rollup figures agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -141,29 +142,49 @@ class Agg:
 
 
 def to_row(result: ProbeResult, *, confirm: bool, region: str) -> dict[str, Any]:
-    """The `ProbeRow` values for a result (the answer text and nonce are not stored)."""
+    """The `ProbeRow` values for a result (the answer text and nonce are not stored).
+
+    Every row can be stored, whatever a provider made the probe report: a number the column
+    cannot hold (NaN or infinite, which would also poison a rollup's sums for good; an integer
+    past 32 bits) is stored as unknown (NULL), and the message loses NUL (PostgreSQL refuses it)
+    and lone surrogates (no UTF-8 for them). A row refused outright would be set aside, lost to
+    every query.
+    """
     return {
         "target": result.target,
         "region": region,
         "at": _aware(result.at, "ProbeResult.at"),
         "status": str(result.status),
         "error_kind": str(result.error_kind),
-        "http_status": result.http_status,
-        "connect_ms": result.connect_ms,
-        "ttfb_ms": result.ttfb_ms,
-        "ttft_ms": result.ttft_ms,
-        "total_ms": result.total_ms,
-        "output_tokens": result.output_tokens,
-        "input_tokens": result.input_tokens,
-        "tokens_per_s": result.tokens_per_s,
+        "http_status": _int32(result.http_status),
+        "connect_ms": _finite(result.connect_ms),
+        "ttfb_ms": _finite(result.ttfb_ms),
+        "ttft_ms": _finite(result.ttft_ms),
+        "total_ms": _finite(result.total_ms),
+        "output_tokens": _int32(result.output_tokens),
+        "input_tokens": _int32(result.input_tokens),
+        "tokens_per_s": _finite(result.tokens_per_s),
         "stream_complete": bool(result.stream_complete),
         "canary_pass": result.canary_pass,
-        "cost_usd": result.cost_usd,
-        "retry_after_s": result.retry_after_s,
+        "cost_usd": _finite(result.cost_usd),
+        "retry_after_s": _finite(result.retry_after_s),
         "local": bool(result.local),
         "confirm": bool(confirm),
-        "message": result.message or "",
+        "message": _text(result.message or ""),
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _int32(value: int | None) -> int | None:
+    return value if isinstance(value, int) and -(2**31) <= value < 2**31 else None
+
+
+def _text(value: str) -> str:
+    value = value.replace("\x00", "\ufffd")
+    return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
 
 
 def write_results(*, session: Session, results: Sequence[tuple[ProbeResult, bool]], region: str) -> int:

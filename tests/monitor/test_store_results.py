@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections import Counter
@@ -9,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -201,3 +204,28 @@ def test_rollup_histograms_use_the_shared_edges(session: Session) -> None:
     assert row.ttft_hist[histogram.bucket_of(250.0)] == 1
     assert row.total_hist[histogram.bucket_of(900.0)] == 1
     assert row.bucket == T0
+
+
+_number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(ttft=_number, total=_number, tps=_number, cost=_number, tokens=_number, status=_number,
+       message=st.text(max_size=30))
+@example(ttft=None, total=None, tps=float("nan"), cost=None, tokens=2**40, status=None, message="a\x00\ud800")
+def test_any_figures_and_message_a_probe_reports_are_stored(session: Session, ttft, total, tps, cost, tokens,
+                                                           status, message) -> None:
+    """Whatever a provider made the probe report, the row is stored (not set aside: lost to every
+    query) and the rollups' sums stay numbers (one NaN would poison the bucket for good)."""
+    as_int = tokens if isinstance(tokens, int) else None
+    result = make_result(ttft=ttft, total=total, tps=tps, cost=cost, output_tokens=as_int, input_tokens=as_int,
+                         http_status=status if isinstance(status, int) else None, message=message)
+    try:
+        assert write_results(session=session, results=[(result, False)], region="eu") == 1
+        session.flush()
+        [row] = session.exec(sa.select(ProbeRow)).scalars().all()
+        assert "\x00" not in row.message
+        [minute] = session.exec(sa.select(RollupMinute)).scalars().all()
+        assert math.isfinite(minute.tokens_per_s_sum) and math.isfinite(minute.cost_usd)
+    finally:
+        session.rollback()
