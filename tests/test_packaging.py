@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from airisk import extras
 
@@ -201,6 +202,42 @@ def test_the_declaration_check_sees_an_undeclared_import(tmp_path: Path) -> None
     (module, line), = _imports(bad)
     assert (module, line) == ("pandas", 2)
     assert not _dists_of_module()[module] & _declared(())
+
+
+# What the code uses privately, beyond what an import line shows (found by reading, see pyproject.toml).
+PRIVATE_USE = {
+    "httpx": "probes/client.py replaces AsyncHTTPTransport._pool",
+    "httpcore": "probes/pool.py stands in for AsyncConnectionPool; probes/client.py reads its _ssl_context",
+    "uvicorn": "chaos/proxyserve.py subclasses HttpToolsProtocol and Server, reads server_state",
+}
+
+
+def _private_imports() -> dict[str, str]:
+    """Distributions imported through a private or implementation module (``x._y``, ``x.y_impl``)."""
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [
+                    a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in names:
+                    parts = name.split(".")
+                    if parts[0] not in FIRST_PARTY and any(p.startswith("_") or p.endswith("_impl") for p in parts[1:]):
+                        for dist in _dists_of_module().get(parts[0], ()):
+                            out[dist] = f"{path.relative_to(ROOT)}: {name}"
+    return out
+
+
+def test_what_is_used_privately_is_capped_below_the_next_minor() -> None:
+    private = {**{canonicalize_name(k): v for k, v in PRIVATE_USE.items()}, **_private_imports()}
+    assert "uvicorn" in private  # the import scan sees httptools_impl
+    every = _own(None) + [r for e in PYPROJECT["project"]["optional-dependencies"] for r in _own(e)]
+    for dist, why in sorted(private.items()):
+        req, = (r for r in every if canonicalize_name(r.name) == dist)
+        v = Version(md.version(dist))
+        assert v in req.specifier, f"{req}: the installed {v} is outside it"
+        assert Version(f"{v.major}.{v.minor + 1}") not in req.specifier, (
+            f"{req}: used privately ({why}), so the next minor release must not install unseen")
 
 
 # -- the core runs with no extra -------------------------------------------------------------------
