@@ -238,25 +238,31 @@ def _defect(target: Target, at: datetime, run: _Run, exc: Exception) -> ProbeRes
 def pick_canary(target: Target) -> Canary:
     """The target's canary set: ``options.canary``, else by the request mode (chat or completions)."""
     default = "completion" if target.options.get("mode") == "completions" else "arithmetic"
-    return CANARIES[target.options.get("canary", default)]()
+    name = target.options.get("canary", default)
+    if name not in CANARIES:
+        raise KeyError(f"unknown canary {name!r} (known: {', '.join(sorted(CANARIES))})")
+    return CANARIES[name]()
 
 
 async def _read_answer(dialect, response: httpx.Response, run: _Run, deadline, loop, total_deadline: float,
                        stall: float, first_token: asyncio.Event | None) -> None:
     """Read a 200 answer: a stream in the dialect's framing, or a whole JSON body (a server that did not stream)."""
     reads = response.aiter_bytes()
-    head = b""
+    head = bytearray()
     if _is_json(response.headers.get("content-type", "")):
+        start = None  # where the first non-blank byte is
         async for data in reads:
+            if start is None and (rest := data.lstrip()):
+                start = len(head) + len(data) - len(rest)
             head += data
-            if len(head.lstrip()) >= _SNIFF:
+            if (start is not None and len(head) - start >= _SNIFF) or len(head) > _BODY_LIMIT:
                 break
         # An SSE stream mislabelled as JSON still starts with a field ("data:", "event:", ":"),
         # which no JSON value does; an NDJSON body is read whole either way (parse_body splits it).
-        if dialect.framing == "ndjson" or not head.lstrip().startswith(_SSE_STARTS):
-            await _read_body(dialect, reads, head, run, first_token)
+        if dialect.framing == "ndjson" or not head[start or 0:].startswith(_SSE_STARTS):
+            await _read_body(dialect, reads, bytes(head), run, first_token)
             return
-    await _read_stream(dialect, reads, head, run, deadline, loop, total_deadline, stall, first_token)
+    await _read_stream(dialect, reads, bytes(head), run, deadline, loop, total_deadline, stall, first_token)
 
 
 def _is_json(content_type: str) -> bool:
@@ -268,12 +274,15 @@ async def _read_body(dialect, reads, head: bytes, run: _Run, first_token: asynci
     parts = [head]
     size = len(head)
     run.last_ns = _now(run.timing)
-    async for data in reads:
+    while size <= _BODY_LIMIT:
+        data = await anext(reads, None)
+        if data is None:
+            break
         parts.append(data)
         size += len(data)
         run.last_ns = _now(run.timing)
-        if size > _BODY_LIMIT:
-            raise ValueError(f"a JSON answer longer than {_BODY_LIMIT} bytes")
+    if size > _BODY_LIMIT:
+        raise ValueError(f"a JSON answer longer than {_BODY_LIMIT} bytes")
     run.unstreamed = True
     # The answer is usable when its last byte is in: that is its time to first token.
     run.take(dialect.parse_body(b"".join(parts)), run.last_ns)

@@ -106,6 +106,13 @@ async def test_a_json_answer_past_the_cap_is_malformed():
     assert result.message == f"a JSON answer longer than {MAX_EVENT} bytes"
 
 
+async def test_a_json_answer_of_endless_blank_space_is_capped_too():
+    """Telling a JSON body from a mislabelled stream reads only its first bytes, blank ones bounded too."""
+    result = await probe_bytes("anthropic", reads(b" " * (2 * MAX_EVENT), 1024), content_type="application/json")
+    assert result.error_kind is ErrorKind.MALFORMED
+    assert result.message == f"a JSON answer longer than {MAX_EVENT} bytes"
+
+
 def test_the_answer_kept_is_capped_while_every_chunk_is_counted():
     run = _Run(CANARY, 0)
     for i in range(20_000):

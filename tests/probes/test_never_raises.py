@@ -78,7 +78,7 @@ async def test_a_key_that_is_not_ascii_is_bad_config_and_never_shown(provider, m
 
 @pytest.mark.parametrize(("overrides", "fragment"), [
     ({"dialect": "klingon"}, "unknown dialect 'klingon'"),
-    ({"options": {"canary": "riddles"}}, "riddles"),
+    ({"options": {"canary": "riddles"}}, "unknown canary 'riddles' (known: arithmetic, completion)"),
     ({"base_url": "api.openai.com/v1"}, "the target's URL cannot be requested"),
 ])
 async def test_other_impossible_configs_are_bad_config(overrides, fragment):
