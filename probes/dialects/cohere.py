@@ -16,7 +16,8 @@ Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from 
 reference (docs.cohere.com/reference/chat, "Response"): ``{"id", "finish_reason",
 "message": {"role": "assistant", "content": [{"type": "text", "text"}]}, "usage":
 {"billed_units", "tokens": {"input_tokens", "output_tokens"}}}``; cohere-python
-``src/cohere/v2/types/v2chat_response.py`` and ``assistant_message_response.py``.
+``src/cohere/v2/types/v2chat_response.py`` (``V2ChatResponse``) and
+``src/cohere/types/assistant_message_response.py``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import pytest
 from probes import ErrorKind, Status, make_client, probe
 from tests.probes.loopback import Canned, serving
 from tests.probes.strategies import CANARY, probe_bytes, target_for
+from tests.probes.test_dialects import stream
 
 PROVIDERS = ["openai", "azure-openai", "openai-completions", "anthropic", "gemini", "cohere", "ollama"]
 
@@ -142,8 +143,6 @@ async def test_an_error_object_in_a_200_json_answer_is_classified():
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "cohere"])
 async def test_a_stream_mislabelled_as_json_is_still_read_as_a_stream(provider):
-    from tests.probes.test_dialects import stream
-
     result = await over_loopback(provider, [stream(provider, "4")], content_type="application/json")
     assert result.error_kind is ErrorKind.OK, result.message
     assert result.message == ""  # it did stream
