@@ -41,22 +41,19 @@ from probes import classify
 from probes.canary import CANARIES, Canary
 from probes.client import stream_timing
 from probes.dialects import Chunk, ProviderError, get_dialect
-from probes.framing import MAX_EVENT, NDJSONParser, SSEParser
+from probes.reading import now as _now
+from probes.reading import read_answer, read_capped
 from probes.result import ErrorKind, ProbeResult, Status
 from probes.target import Target
 
 log = logging.getLogger(__name__)
 
-_ERROR_BODY_LIMIT = 64 * 1024
-_BODY_LIMIT = MAX_EVENT  # a non-streamed answer is one event
 ANSWER_LIMIT = 64 * 1024  # characters of answer text kept: the canary reads its start, the result 200
 UNSTREAMED = "answered without streaming"
 # RFC 9110 field-name token; a value is printable ASCII, space and tab (httpx encodes values
 # as ASCII, and h11 refuses control characters; both would raise inside the request).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
-_SSE_STARTS = (b"data", b"event", b"id:", b"retry:", b":")
-_SNIFF = 6  # bytes enough to tell the two apart
 _BUILD_ERRORS = (LookupError, ValueError, TypeError, httpx.InvalidURL)
 _seen_defects: set[tuple[str, str, int]] = set()  # unexpected exceptions already logged with a traceback
 
@@ -158,12 +155,12 @@ async def _attempt(target: Target, client: httpx.AsyncClient, run: _Run,
                 run.headers_ns = _now(run.timing)
                 run.http_status = response.status_code
                 if response.status_code != 200:
-                    body = await _read_capped(response)
+                    body = await read_capped(response)
                     run.last_ns = _now(run.timing)
                     run.error = dialect.parse_error(response.status_code, response.headers, body)
                 else:
-                    await _read_answer(dialect, response, run, deadline, loop, total_deadline, dl.stall,
-                                       first_token)
+                    await read_answer(dialect, response, run, deadline, loop, total_deadline, dl.stall,
+                                      first_token)
             finally:
                 await response.aclose()
     except TimeoutError:
@@ -244,86 +241,6 @@ def pick_canary(target: Target) -> Canary:
     return CANARIES[name]()
 
 
-async def _read_answer(dialect, response: httpx.Response, run: _Run, deadline, loop, total_deadline: float,
-                       stall: float, first_token: asyncio.Event | None) -> None:
-    """Read a 200 answer: a stream in the dialect's framing, or a whole JSON body (a server that did not stream)."""
-    reads = response.aiter_bytes()
-    head = bytearray()
-    if _is_json(response.headers.get("content-type", "")):
-        start = None  # where the first non-blank byte is
-        async for data in reads:
-            if start is None and (rest := data.lstrip()):
-                start = len(head) + len(data) - len(rest)
-            head += data
-            if (start is not None and len(head) - start >= _SNIFF) or len(head) > _BODY_LIMIT:
-                break
-        # An SSE stream mislabelled as JSON still starts with a field ("data:", "event:", ":"),
-        # which no JSON value does; an NDJSON body is read whole either way (parse_body splits it).
-        if dialect.framing == "ndjson" or not head[start or 0:].startswith(_SSE_STARTS):
-            await _read_body(dialect, reads, bytes(head), run, first_token)
-            return
-    await _read_stream(dialect, reads, bytes(head), run, deadline, loop, total_deadline, stall, first_token)
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-async def _read_body(dialect, reads, head: bytes, run: _Run, first_token: asyncio.Event | None) -> None:
-    parts = [head]
-    size = len(head)
-    run.last_ns = _now(run.timing)
-    while size <= _BODY_LIMIT:
-        data = await anext(reads, None)
-        if data is None:
-            break
-        parts.append(data)
-        size += len(data)
-        run.last_ns = _now(run.timing)
-    if size > _BODY_LIMIT:
-        raise ValueError(f"a JSON answer longer than {_BODY_LIMIT} bytes")
-    run.unstreamed = True
-    # The answer is usable when its last byte is in: that is its time to first token.
-    run.take(dialect.parse_body(b"".join(parts)), run.last_ns)
-    if run.first_ns is not None and first_token is not None:
-        first_token.set()
-
-
-async def _read_stream(dialect, reads, head: bytes, run: _Run, deadline, loop, total_deadline: float,
-                       stall: float, first_token: asyncio.Event | None) -> None:
-    parser = NDJSONParser() if dialect.framing == "ndjson" else SSEParser()
-    timing = run.timing
-
-    def feed(data: bytes) -> None:
-        at_ns = timing.last_rx_ns if timing is not None else time.perf_counter_ns()
-        run.last_ns = at_ns
-        for event in parser.feed(data):
-            run.take(dialect.parse_event(event), at_ns)
-        if run.first_ns is not None:
-            deadline.reschedule(min(total_deadline, loop.time() + stall))
-            if first_token is not None and not first_token.is_set():
-                first_token.set()
-
-    if head:
-        feed(head)
-    async for data in reads:
-        feed(data)
-    for event in parser.close():
-        run.take(dialect.parse_event(event), run.last_ns or time.perf_counter_ns())
-
-
-async def _read_capped(response: httpx.Response) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for data in response.aiter_bytes():
-        parts.append(data)
-        size += len(data)
-        if size >= _ERROR_BODY_LIMIT:
-            break
-    return b"".join(parts)
-
-
 def _request_start(timing, fallback_ns: int) -> int:
     """When this request began on the wire: its connection's start if it opened one."""
     if timing is None:
@@ -331,10 +248,6 @@ def _request_start(timing, fallback_ns: int) -> int:
     if timing.requests <= 1:
         return timing.dns_started_ns or timing.connect_started_ns or fallback_ns
     return timing.request_started_ns or fallback_ns
-
-
-def _now(timing) -> int:
-    return timing.last_rx_ns if timing is not None and timing.last_rx_ns else time.perf_counter_ns()
 
 
 def _ms(ns: int) -> float:
