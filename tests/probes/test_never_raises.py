@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from monitor.metrics import Metrics
-from probes import Canary, ErrorKind, Status, Target, probe
+from probes import Canary, ErrorKind, Status, Target, classify, probe
 from probes.dialects import get_dialect
 from tests.probes.strategies import CANARY, probe_bytes
 from tests.probes.test_dialects import stream
@@ -215,3 +215,13 @@ async def test_cancellation_is_never_swallowed():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("exc", [
+    httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol."),
+    httpx.InvalidURL("Invalid port: 'x'"),
+])
+def test_a_url_httpx_refuses_is_bad_config(exc):
+    kind, message = classify.from_exception(exc)
+    assert kind is ErrorKind.BAD_CONFIG
+    assert message.startswith("the target's URL cannot be requested: ")
