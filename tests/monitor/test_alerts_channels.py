@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -293,3 +296,20 @@ async def test_email_failures_are_judged_by_the_smtp_reply(smtp, http, ca):
     with pytest.raises(DeliveryError) as closed:
         await email.send(alert_for(email_config(free_port()), [down()], None), client=http)
     assert closed.value.retryable and "ConnectionRefusedError" in closed.value.message
+
+
+async def test_without_apprise_installed_its_channel_fails_retryably_naming_the_extra(http, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apprise", None)  # what a core install (no [apprise] extra) has
+    cfg = config({"type": "apprise", "url_env": "APPRISE_URL"})
+    with pytest.raises(DeliveryError) as caught:
+        await apprise_channel.send(alert_for(cfg, [down()], "json://127.0.0.1:9/x"), client=http)
+    assert caught.value.retryable
+    assert caught.value.message == "the apprise channel needs Apprise: pip install 'airisk[apprise]'"
+
+
+def test_loading_the_channels_does_not_import_apprise():
+    code = "import sys, monitor.service, monitor.alerts.channels; print('apprise' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

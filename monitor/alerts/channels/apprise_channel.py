@@ -3,26 +3,34 @@ Telegram, ntfy, Matrix, ``json://`` ...). Apprise URLs embed their tokens, so th
 
 Apprise reports success or failure but not why, so every failure is retried (bounded by the retry
 settings); only a URL Apprise does not understand is given up on at once.
+
+Apprise is an extra (``pip install airisk[apprise]``), imported on the first send: a headless
+monitor without it loads every other channel, and an apprise channel there fails its sends with
+a message saying what to install (retried, so installing it brings the alerts back).
+
+Apprise's own timeouts are per request phase; the dispatcher's deadline per send bounds it.
 """
 
 from __future__ import annotations
 
 import warnings
 
-import apprise
 import httpx
 
 from monitor.alerts.channels.base import Alert, DeliveryError, require_secret
 from monitor.alerts.redact import redact
 
 SECRET = "url_env"
-_TYPE = {"critical": apprise.NotifyType.FAILURE, "error": apprise.NotifyType.FAILURE,
-         "warning": apprise.NotifyType.WARNING, "info": apprise.NotifyType.SUCCESS}
+_TYPE = {"critical": "FAILURE", "error": "FAILURE", "warning": "WARNING", "info": "SUCCESS"}
 
 
 async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
     """Notifies through Apprise's own HTTP stack (``client`` is not used)."""
     url = require_secret(alert)
+    try:
+        import apprise
+    except ImportError:
+        raise DeliveryError(True, "the apprise channel needs Apprise: pip install 'airisk[apprise]'") from None
     with warnings.catch_warnings():
         # Apprise's plugin loader (run on the first add) imports the stdlib's imghdr, deprecated
         # since Python 3.11: a warning about Apprise's internals, not about anything we do.
@@ -34,7 +42,7 @@ async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
     e = alert.event
     result = await notifier.async_notify(
         body="\n".join(e.lines()[1:]) or e.title, title=e.title,
-        notify_type=_TYPE.get(e.severity, apprise.NotifyType.INFO), timeout=alert.config.timeout,
+        notify_type=getattr(apprise.NotifyType, _TYPE.get(e.severity, "INFO")), timeout=alert.config.timeout,
     )
     if not result:
         why = "; ".join(entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR"))
