@@ -304,7 +304,7 @@ async def test_without_apprise_installed_its_channel_fails_retryably_naming_the_
     with pytest.raises(DeliveryError) as caught:
         await apprise_channel.send(alert_for(cfg, [down()], "json://127.0.0.1:9/x"), client=http)
     assert caught.value.retryable
-    assert caught.value.message == "the apprise channel needs Apprise: pip install 'airisk[apprise]'"
+    assert caught.value.message == "the apprise alert channel needs the apprise extra: pip install 'airisk[apprise]'"
 
 
 def test_loading_the_channels_does_not_import_apprise():

@@ -21,6 +21,7 @@ from monitor.alerts.channels.base import Alert, DeliveryError, require_secret
 from monitor.alerts.redact import redact
 
 SECRET = "url_env"
+MISSING = "the apprise alert channel needs the apprise extra: pip install 'airisk[apprise]'"
 _TYPE = {"critical": "FAILURE", "error": "FAILURE", "warning": "WARNING", "info": "SUCCESS"}
 
 
@@ -30,7 +31,7 @@ async def send(alert: Alert, *, client: httpx.AsyncClient) -> None:
     try:
         import apprise
     except ImportError:
-        raise DeliveryError(True, "the apprise channel needs Apprise: pip install 'airisk[apprise]'") from None
+        raise DeliveryError(True, MISSING) from None
     with warnings.catch_warnings():
         # Apprise's plugin loader (run on the first add) imports the stdlib's imghdr, deprecated
         # since Python 3.11: a warning about Apprise's internals, not about anything we do.
