@@ -69,6 +69,8 @@ FAULT_TYPES: dict[str, FaultType] = dict([
        ErrorKind.STREAM_STALLED, after_chunks=2, seconds=300),
     _t("malformed_chunk", "stream", "a chunk that is not valid JSON after N chunks",
        ErrorKind.MALFORMED, after_chunks=1),
+    # A cut only where the marker carries the finish reason (Gemini, Cohere, Ollama); after a
+    # finish reason (OpenAI's [DONE], Anthropic's message_stop) the answer is complete without it.
     _t("missing_terminator", "stream", "the whole answer, but no end-of-stream marker", ErrorKind.STREAM_CUT),
     _t("empty_answer", "stream", "a well-formed stream with no answer text", ErrorKind.EMPTY_ANSWER),
     _t("wrong_answer", "stream", "a well-formed stream with a wrong answer", ErrorKind.WRONG_ANSWER),

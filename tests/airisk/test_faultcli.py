@@ -138,7 +138,11 @@ def test_fault_sends_the_control_token_to_a_proxy_that_needs_it(tmp_path):
 
 
 def test_proxy_allow_external_without_a_token_is_refused_in_one_line():
-    out = run("proxy", "--host", "127.0.0.1", "--allow-external", env={"AIRISK_CONTROL_TOKEN": None})
+    with socket.socket() as taken:  # were it not refused, it would fail at once on this port, not serve
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        out = run("proxy", "--host", "127.0.0.1", "--port", str(taken.getsockname()[1]), "--allow-external",
+                  env={"AIRISK_CONTROL_TOKEN": None})
     assert out.exit_code == 2
     assert out.output.strip().count("\n") == 0 and "--allow-external: set AIRISK_CONTROL_TOKEN" in out.output
 

@@ -13,18 +13,31 @@ from tests.conftest import SHORT
 # One catalog provider per wire protocol (Azure is the OpenAI protocol with its own URL and auth).
 PROVIDERS = ["openai", "azure-openai", "anthropic", "gemini", "cohere", "ollama"]
 ERROR_FAULTS = [name for name, t in FAULT_TYPES.items() if t.expect is not None]
-# Ollama has no content filter, so the emulator streams a normal answer there.
+# Ollama has no content filter, so the emulator streams a normal answer there. Where the finish
+# reason comes before the end-of-stream marker (OpenAI's [DONE], Anthropic's message_stop), an
+# answer without the marker is complete, as the SDKs take it (issue 13); where the marker carries
+# the finish reason (Gemini's last chunk, Cohere's message-end, Ollama's done) it is a cut.
 NOT_IN_PROTOCOL = {("ollama", "content_filtered")}
+FINISH_BEFORE_MARKER = ["openai", "azure-openai", "anthropic"]
+NOT_AN_ERROR = NOT_IN_PROTOCOL | {(p, "missing_terminator") for p in FINISH_BEFORE_MARKER}
 
 
 @pytest.mark.parametrize(("provider", "fault_type"), [
-    (p, f) for f in ERROR_FAULTS for p in PROVIDERS if (p, f) not in NOT_IN_PROTOCOL])
+    (p, f) for f in ERROR_FAULTS for p in PROVIDERS if (p, f) not in NOT_AN_ERROR])
 async def test_fault_is_classified(emulator, client, provider, fault_type):
     emulator.emu.faults.add(Fault.from_dict({"type": fault_type, "route": provider}))
     result = await probe(emulator.target(provider), client=client)
     assert result.error_kind == FAULT_TYPES[fault_type].expect, result.message
     assert result.status is not Status.UP
     assert result.message
+
+
+@pytest.mark.parametrize("provider", FINISH_BEFORE_MARKER)
+async def test_no_end_marker_after_the_finish_reason_is_a_complete_answer(emulator, client, provider):
+    emulator.emu.faults.add(Fault.from_dict({"type": "missing_terminator", "route": provider}))
+    result = await probe(emulator.target(provider), client=client)
+    assert result.error_kind is ErrorKind.OK, result.message
+    assert result.canary_pass is True
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
