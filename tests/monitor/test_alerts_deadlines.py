@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+import trustme
 from sqlalchemy.orm import Session
 
 from monitor.alerts import DeliveryError, Dispatcher, enqueue, events_for
@@ -17,7 +18,7 @@ from monitor.alerts.channels import email, webhook
 from monitor.config.alerts import AlertsConfig
 from tests.conftest import until
 from tests.monitor.test_alerts_channels import alert_for, config, down, email_config
-from tests.monitor.test_alerts_harness import alert_database
+from tests.monitor.test_alerts_harness import SmtpSink, alert_database
 
 
 class Trickler:
@@ -89,6 +90,70 @@ async def test_an_smtp_server_trickling_its_replies_is_cut_at_the_total_deadline
         assert caught.value.retryable and caught.value.message == "no answer within 2s"
         assert 1 <= server.sent < 30
         await until(lambda: server.cut, 10, "the server to see the connection closed")
+
+
+class TrickleRelay:
+    """A relay to ``upstream``: what the client sends goes through at once, what the server answers
+    comes back a byte every quarter second (a TLS handshake, too)."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> TrickleRelay:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, trickle: bool) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(4096):
+                    for piece in ([data[i:i + 1] for i in range(len(data))] if trickle else [data]):
+                        dst.write(piece)
+                        await dst.drain()
+                        if trickle:
+                            await asyncio.sleep(0.25)
+            dst.close()
+
+        for task in (pipe(reader, up_writer, False), pipe(up_reader, writer, True)):
+            self._tasks.add(asyncio.create_task(task))
+
+
+async def test_an_smtps_server_trickling_its_tls_handshake_is_cut_at_the_total_deadline(tmp_path, monkeypatch):
+    """Before the channel's own deadline can see the socket (smtplib hands it over once TLS is up),
+    the handshake is bounded by the socket timeout, which CPython applies to the handshake as a
+    whole, not per read: a server trickling it is still cut at the channel's timeout."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the client trusts the server's certificate
+    sink = SmtpSink(tls="implicit", ca=ca)
+    sink.start()
+    async with TrickleRelay(sink.port) as relay:
+        cfg = email_config(relay.port, starttls=None, smtps=True, timeout="2s")
+        with pytest.raises(DeliveryError) as caught:
+            await asyncio.wait_for(email.send(alert_for(cfg, [down()], None), client=None), 20)  # type: ignore[arg-type]
+        assert caught.value.retryable and caught.value.message == "no answer within 2s"
+    sink.stop()
+    assert not sink.messages
 
 
 class _Hanging:
