@@ -30,10 +30,10 @@ def http_response(body: bytes = OK, *, status: bytes = b"200 OK", headers: bytes
 
 class Scripted:
     """A loopback upstream that records each request head as received, byte for byte, and
-    answers with ``answer`` (None: accepts, reads, and never answers). ``closed`` counts the
-    connections whose other end (the proxy) closed them."""
+    answers with ``answer`` (None: accepts, reads, and never answers; a tuple: its parts 0.2 s
+    apart). ``closed`` counts the connections whose other end (the proxy) closed them."""
 
-    def __init__(self, answer: bytes | None = None) -> None:
+    def __init__(self, answer: bytes | tuple[bytes, ...] | None = None) -> None:
         self.answer = answer
         self.heads: list[bytes] = []
         self.accepted = 0
@@ -61,8 +61,11 @@ class Scripted:
                 if self.answer is None:
                     await reader.read()  # returns at EOF: when the proxy lets go
                     break
-                writer.write(self.answer)
-                await writer.drain()
+                for i, part in enumerate(self.answer if isinstance(self.answer, tuple) else [self.answer]):
+                    if i:
+                        await asyncio.sleep(0.2)
+                    writer.write(part)
+                    await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         self.closed += 1
@@ -153,6 +156,7 @@ async def test_an_unreachable_upstream_is_a_502_in_the_routes_own_format():
     finally:
         await running.stop()
     assert r.status_code == 502 and r.headers["x-airisk-proxy-error"] == "upstream"
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "api_error"  # before: OpenAI's shape
     assert r.json()["error"]["message"].startswith("airisk fault proxy: cannot reach http://127.0.0.1:9")
 
 
@@ -198,7 +202,7 @@ async def test_hop_by_hop_and_connection_named_headers_stop_at_the_proxy(make_pr
 @pytest.mark.parametrize("interim", [b"100 Continue\r\n", b"103 Early Hints\r\nlink: </style.css>; rel=preload\r\n",
                                      b"100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n"])
 async def test_interim_responses_are_skipped(make_proxy, interim):
-    _, url, _ = await make_proxy(b"HTTP/1.1 " + interim + b"\r\n" + http_response(headers=b"x-final: yes\r\n"))
+    _, url, _ = await make_proxy((b"HTTP/1.1 " + interim + b"\r\n", http_response(headers=b"x-final: yes\r\n")))
     async with httpx.AsyncClient() as c:
         r = await c.post(f"{url}/up/chat/completions", json={"model": "m"}, headers={"expect": "100-continue"})
         again = await c.post(f"{url}/up/chat/completions", json={"model": "m"})  # the connection still in step
