@@ -106,6 +106,19 @@ def test_fault_param_and_wildcard_route(proxy_at):
     assert (limited.status_code, limited.headers["retry-after"], other.status_code) == (429, "7", 200)
 
 
+def test_fault_renew_extends_the_lease_within_a_day(proxy_at):
+    url, _ = proxy_at
+    env = {"AIRISK_PROXY_URL": url}
+    fault_id = run("fault", "add", "openai", "overloaded", "--for", "60s", env=env).output.split()[0]
+    assert run("fault", "renew", fault_id, "--for", "2h", env=env).output.strip() == f"{fault_id}  lapses in 2h"
+    (fault,) = json.loads(run("fault", "list", "--json", env=env).output)
+    assert 7100 < fault["expires_at"] - time.time() <= 7200
+    too_long = run("fault", "renew", fault_id, "--for", "48h", env=env)
+    assert too_long.exit_code == 2 and "for_s: must be a positive number of seconds, at most 86400" in too_long.output
+    never = run("fault", "add", "anthropic", "auth", "--for", "never", env=env)
+    assert never.exit_code == 0 and "lapses in 24h" in never.output
+
+
 def test_proxy_refuses_a_public_address_without_allow_external():
     out = run("proxy", "--host", "0.0.0.0")
     assert out.exit_code == 2 and "not a loopback address" in out.output and "--allow-external" in out.output
