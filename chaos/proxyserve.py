@@ -21,8 +21,8 @@ from chaos.controlguard import ControlGuard
 from chaos.proxy import _TRANSPORT_KEY, FaultProxy
 
 GRACE_S = 3.0
-"""How long a stop waits for requests in flight before cancelling them: a ``hang`` fault holds
-its request for minutes, and a stop must not wait for it."""
+"""How long a stop waits for requests in flight before dropping their connections: a ``hang``
+fault holds its request for minutes, and a stop must not wait for it."""
 _BACKSTOP_S = 2.0  # after the grace and the drop, uvicorn cancels what still runs
 
 
