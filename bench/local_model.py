@@ -3,7 +3,11 @@
 Prints, in one run:
 1. cold start: `LocalModelServer.start()` to the first probe answer, and its readiness part;
 2. time to first token and tokens/s at 1 and 4 concurrent probes, with every core (airisk's
-   setting) beside 1 thread (llama.cpp's default) as the baseline;
+   setting) beside 1 thread (llama.cpp's default) as the baseline; and throughput by the wall
+   clock (all tokens over the wall time they took) of four probes at once beside the same four
+   one after another, interleaved round by round so both meet the same machine load: the
+   server answers one request at a time, so four in flight queue rather than run in parallel
+   (a mean per-request time would count each one's queueing as if it were parallel work);
 3. server memory (RSS idle, after the runs, and peak);
 4. the probe's own measurement overhead (against the one-thread server, leaving a core free
    for the clients), on identical requests (fresh nonce each, so no
@@ -26,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -48,17 +53,41 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-async def probes_at(server: LocalModelServer, concurrency: int, rounds: int) -> list:
+async def probes_at(server: LocalModelServer, concurrency: int, rounds: int) -> tuple[list, float]:
+    """``rounds`` batches of ``concurrency`` probes at once; the results and the batches' wall time (s)."""
     target = Target.from_provider("local", base_url=f"{server.url}/v1", max_tokens=32)
     results = []
+    wall = 0.0
     async with make_client() as client:
         for _ in range(rounds):
+            began = time.perf_counter()
             batch = await asyncio.gather(*(probe(target, client=client) for _ in range(concurrency)))
+            wall += time.perf_counter() - began
             results.extend(batch)
-    bad = [r for r in results if not r.ok]
-    if bad:
-        raise SystemExit(f"probe failed: {bad[0].error_kind} {bad[0].message}")
-    return results
+    return results, wall
+
+
+def wall_rate(results: list, wall: float) -> float:
+    """Tokens per second of wall clock: every token of the batches over the time they took."""
+    return sum(r.output_tokens for r in results) / wall
+
+
+async def alone_and_together(server: LocalModelServer, rounds: int) -> tuple[list, float, list, float]:
+    """Per round, four probes one after another and four at once (which first alternates, so a
+    machine whose load drifts weighs on both alike); the results and wall time of each kind."""
+    one, four, one_wall, four_wall = [], [], 0.0, 0.0
+    for i in range(rounds):
+        for kind in (("alone", "together") if i % 2 == 0 else ("together", "alone")):
+            if kind == "alone":
+                for _ in range(4):
+                    results, wall = await probes_at(server, 1, 1)
+                    one += results
+                    one_wall += wall
+            else:
+                results, wall = await probes_at(server, 4, 1)
+                four += results
+                four_wall += wall
+    return one, one_wall, four, four_wall
 
 
 _STAMP = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{6}) ")
@@ -118,11 +147,17 @@ async def overhead(server: LocalModelServer, runs: int) -> dict[str, list[float]
 
 
 def summary(label: str, results: list) -> str:
-    ttft = [r.ttft_ms for r in results]
-    rate = [r.tokens_per_s for r in results if r.tokens_per_s]
+    """TTFT and decode rate of the probes that answered; the others counted by error kind (a loaded
+    machine can keep a queued probe past its first-token deadline: that is a figure, not a crash)."""
+    ttft = [r.ttft_ms for r in results if r.ok]
+    rate = [r.tokens_per_s for r in results if r.ok and r.tokens_per_s]
+    failed = Counter(str(r.error_kind) for r in results if not r.ok)
+    tail = f"   failed {sum(failed.values())}: " + ", ".join(f"{k} {v}" for k, v in failed.items()) if failed else ""
+    if not ttft:
+        return f"{label:<34} no probe answered{tail}"
     p95 = sorted(ttft)[int(0.95 * (len(ttft) - 1))]
     return (f"{label:<34} TTFT p50 {statistics.median(ttft):7.1f} ms  p95 {p95:7.1f} ms"
-            f"   tokens/s p50 {statistics.median(rate):5.1f}")
+            f"   tokens/s p50 {statistics.median(rate) if rate else float('nan'):5.1f}{tail}")
 
 
 async def main(runs: int) -> None:
@@ -134,18 +169,20 @@ async def main(runs: int) -> None:
         began = time.perf_counter()
         server.start()
         ready = server.wait_ready()
-        first = await probes_at(server, 1, 1)
+        first, _ = await probes_at(server, 1, 1)
         cold = time.perf_counter() - began
         idle_rss, _ = rss_kib(server.pid)
         print(f"[{label}]")
         print(f"1. cold start to first answer {cold:5.2f} s (server ready after {ready:5.2f} s; "
-              f"first TTFT {first[0].ttft_ms:.0f} ms)")
-        one = await probes_at(server, 1, runs)
-        four = await probes_at(server, 4, max(1, runs // 4))
+              f"first TTFT {first[0].ttft_ms or float('nan'):.0f} ms)")
+        one, one_wall, four, four_wall = await alone_and_together(server, max(1, runs // 4))
         print("2. " + summary("1 concurrent", one))
         print("   " + summary("4 concurrent", four))
-        agg = sum(r.output_tokens for r in four) / (sum(r.total_ms for r in four) / 1000 / 4)
-        print(f"   4 concurrent: {agg:.1f} tokens/s in all (the server answers one request at a time)")
+        alone, together = wall_rate(one, one_wall), wall_rate(four, four_wall)
+        print(f"   wall-clock throughput, interleaved: 1 at a time {alone:.1f} tokens/s "
+              f"({sum(r.output_tokens for r in one)} tokens in {one_wall:.1f} s); 4 concurrent {together:.1f} tokens/s "
+              f"({sum(r.output_tokens for r in four)} tokens in {four_wall:.1f} s): {together / alone:.2f}x "
+              "(the server answers one request at a time)")
         rss, peak = rss_kib(server.pid)
         print(f"3. server RSS idle {idle_rss / 1024:.0f} MiB, after runs {rss / 1024:.0f} MiB, "
               f"peak {peak / 1024:.0f} MiB")

@@ -9,7 +9,9 @@ token gap (20 ms), and the probes in this process on CPU 0. Prints, in one run:
    measured-minus-true TTFT for airisk's kernel-stamped client beside a plain httpx client
    stamping in user space (same probe code); goal at 200: p99 error <= 5 ms. The emulator's
    own lateness (its log of when it wrote each first token) is shown too, so an error can be
-   told apart from a late emulator;
+   told apart from a late emulator. A probe that fails (e.g. the stock httpx client's pool
+   queue holding a request past the 10 s first-token deadline at 200 in flight) is counted in
+   its row ("failed N: kind") and the run goes on;
 3. probes/s sustained on one core (no delays, 64 in flight) beside a bare httpx streaming
    loop over the same requests as the baseline.
 
@@ -30,7 +32,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -103,10 +107,18 @@ def curl_baseline(url: str, runs: int) -> list[float]:
     return errors
 
 
-async def steady(url: str, concurrency: int, total: int, client: httpx.AsyncClient) -> list:
+class Run(list):
+    """The probes of one row that measured a first token; ``failed`` counts the others by error kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: Counter[str] = Counter()
+
+
+async def steady(url: str, concurrency: int, total: int, client: httpx.AsyncClient) -> Run:
     """`concurrency` workers probing back to back until `total` probes are done."""
     t = target(url)
-    errors: list = []
+    errors = Run()
     remaining = total
 
     async def worker() -> None:
@@ -115,8 +127,9 @@ async def steady(url: str, concurrency: int, total: int, client: httpx.AsyncClie
             remaining -= 1
             result = await probe(t, client=client)
             if result.ttft_ms is None:
-                raise SystemExit(f"probe failed: {result.error_kind} {result.message}")
-            errors.append(result)
+                errors.failed[str(result.error_kind)] += 1
+            else:
+                errors.append(result)
 
     # Start workers spread over one probe's duration, as a scheduler's jitter would.
     async def delayed(i: int) -> None:
@@ -127,10 +140,11 @@ async def steady(url: str, concurrency: int, total: int, client: httpx.AsyncClie
     return errors
 
 
-async def against_emulator(url: str, results: list) -> dict[str, list[float]]:
+async def against_emulator(url: str, results: Run) -> dict[str, Any]:
     """Join probes to the emulator's log by nonce (CLOCK_MONOTONIC is one clock for both)."""
     async with httpx.AsyncClient() as c:
-        log = (await c.get(f"{url}/_airisk/log", params={"limit": len(results) + 10})).json()
+        asked = len(results) + sum(results.failed.values()) + 10  # the failed ones are in its log too
+        log = (await c.get(f"{url}/_airisk/log", params={"limit": asked})).json()
     by_nonce = {e["nonce"]: e for e in log if "nonce" in e and "first_token_mono_ns" in e}
     out: dict[str, list[float]] = {"configured": [], "wire": [], "late": [], "intake": []}
     for r in results:
@@ -142,6 +156,7 @@ async def against_emulator(url: str, results: list) -> dict[str, list[float]]:
         out["wire"].append((arrival_ns - e["first_token_mono_ns"]) / 1e6)  # measured minus what happened
         out["late"].append(e["ttft_ms"] - TTFT_MS)  # emulator sent the first token late by
         out["intake"].append((e["arrived_mono_ns"] - r.started_mono_ns) / 1e6)  # request start to handler
+    out["failed"] = results.failed
     return out
 
 
@@ -155,6 +170,7 @@ async def throughput(url: str, seconds: float, inflight: int, bare: str | None) 
     else:
         client = make_client(max_connections=inflight)
     done = 0
+    failed: Counter[str] = Counter()
     stop = time.perf_counter() + seconds
     body = {"model": t.model, "stream": True, "max_tokens": 16, "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "What is 2 plus 3?"}]}
@@ -168,7 +184,9 @@ async def throughput(url: str, seconds: float, inflight: int, bare: str | None) 
                         pass
             else:
                 result = await probe(t, client=client)
-                assert result.ok, result.message
+                if not result.ok:
+                    failed[str(result.error_kind)] += 1
+                    continue
             done += 1
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -180,12 +198,21 @@ async def throughput(url: str, seconds: float, inflight: int, bare: str | None) 
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     async with httpx.AsyncClient() as c:
         await c.put(f"{url}/_airisk/profiles/*", json={"ttft_ms": TTFT_MS, "token_gap_ms": GAP_MS})
+    if failed:
+        print(f"   ({_failed(failed)} of the airisk probes)")
     return done / wall, done / cpu
 
 
-def row(label: str, values: list[float]) -> str:
+def _failed(failed: Counter[str] | None) -> str:
+    return f"failed {sum(failed.values())}: " + ", ".join(f"{k} {v}" for k, v in failed.most_common()) if failed else ""
+
+
+def row(label: str, values: list[float], failed: Counter[str] | None = None) -> str:
+    if not values:
+        return f"{label:<44} n=0     {_failed(failed) or 'no samples'}"
     return (f"{label:<44} n={len(values):<5} p50 {statistics.median(values):+7.2f} ms   "
-            f"p99 {pct(values, 99):+7.2f} ms   max {max(values):+7.2f} ms")
+            f"p99 {pct(values, 99):+7.2f} ms   max {max(values):+7.2f} ms"
+            + (f"   {_failed(failed)}" if failed else ""))
 
 
 async def main(quick: bool) -> None:
@@ -201,8 +228,9 @@ async def main(quick: bool) -> None:
             curl = None
             print("   curl not installed: baseline skipped")
         async with make_client() as client:
-            ours = [r.ttft_ms - TTFT_MS for r in await steady(url, 1, int(100 * scale), client)]
-        print(row("airisk probe", ours))
+            run = await steady(url, 1, int(100 * scale), client)
+        ours = [r.ttft_ms - TTFT_MS for r in run]
+        print(row("airisk probe", ours, run.failed))
         if curl:
             diff = statistics.median(ours) - statistics.median(curl)
             print(f"   probe p50 minus curl p50: {diff:+.2f} ms (goal: within 1 ms)\n")
@@ -216,9 +244,9 @@ async def main(quick: bool) -> None:
                 kern = await against_emulator(url, await steady(url, conc, n, client))
             async with httpx.AsyncClient(limits=httpx.Limits(max_connections=conc + 10)) as plain:
                 user = await against_emulator(url, await steady(url, conc, n, plain))
-            print(row(f"c={conc:<3} airisk, vs configured", kern["configured"]))
+            print(row(f"c={conc:<3} airisk, vs configured", kern["configured"], kern["failed"]))
             print(row(f"c={conc:<3} airisk, vs wire", kern["wire"]))
-            print(row(f"c={conc:<3} plain httpx, vs configured", user["configured"]))
+            print(row(f"c={conc:<3} plain httpx, vs configured", user["configured"], user["failed"]))
             print(row(f"c={conc:<3} plain httpx, vs wire", user["wire"]))
             print(row(f"c={conc:<3} emulator: first token late by", kern["late"]))
             print(row(f"c={conc:<3} emulator: request start to handler", kern["intake"]))
