@@ -73,6 +73,7 @@ def hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     name the message's own ``Connection`` header lists."""
     named = {token.strip().lower() for key, value in headers if key.lower() == b"connection"
              for token in value.split(b",")}
+    named -= _HOP
     named.discard(b"")
     return _HOP | named if named else _HOP
 
@@ -101,17 +102,22 @@ def split_target(scope: dict[str, Any]) -> tuple[str, str, str, str]:
 def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str | None]:
     """(headers for the upstream, the ``X-AIRisk-Feature`` value): hop-by-hop ones and
     airisk's own ``X-AIRisk-*`` are not passed on."""
-    raw = list(raw)
-    hop = hop_by_hop(raw)
     headers: list[tuple[bytes, bytes]] = []
     feature = None
+    named: list[bytes] = []
     for key, value in raw:
         lk = key.lower()
-        if lk in hop or lk.startswith(b"x-airisk-"):
+        if lk in _HOP or lk.startswith(b"x-airisk-"):
             if lk == b"x-airisk-feature":
                 feature = value.decode("latin-1")
+            elif lk == b"connection":
+                named.append(value)
             continue
         headers.append((key, value))
+    if named:  # rare beyond "keep-alive" or "close": a second pass only then
+        hop = hop_by_hop((b"connection", v) for v in named)
+        if hop is not _HOP:
+            headers = [(k, v) for k, v in headers if k.lower() not in hop]
     return headers, feature
 
 
@@ -287,24 +293,20 @@ class FaultProxy:
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         # One watch from the request to the last byte: if the product hangs up while the upstream
         # is silent (before its head, or mid-body), the upstream connection is closed at once.
-        async with _client_gone(receive) as watch:
+        async with _Watch(receive) as watch:
             if plan.first_token_delay_s:
                 # Before asking the upstream, not before relaying its answer: the whole answer shifts
                 # once, later tokens keep their pace (held back, they would arrive as one burst).
                 await asyncio.sleep(plan.first_token_delay_s)
+            watch.expect_head(self.head_timeout_s)
             try:
-                async with asyncio.timeout(self.head_timeout_s):
-                    response = await self._pool.request(scope["method"], url, headers, body)
-            except TimeoutError:  # (an OSError too: first)
-                entry["status"], entry["error"] = 504, f"upstream sent no response head in {self.head_timeout_s:g}s"
-                await self._send_error(route, ask, send, 504, f"airisk fault proxy: {route.upstream} sent no "
-                                       f"response within {self.head_timeout_s:g}s", b"timeout")
-                return
+                response = await self._pool.request(scope["method"], url, headers, body)
             except (OSError, ValueError) as exc:
                 entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
                 message = f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500]
                 await self._send_error(route, ask, send, 502, message, b"upstream")
                 return
+            watch.head_arrived()
             try:
                 status = response.status
                 entry["status"] = status
@@ -331,7 +333,11 @@ class FaultProxy:
                 await _drop(scope, reset=False)
             finally:
                 response.close()
-        if watch.gone:
+        if watch.timed_out:  # the request's connection was closed by the cancellation
+            entry["status"], entry["error"] = 504, f"upstream sent no response head in {self.head_timeout_s:g}s"
+            await self._send_error(route, ask, send, 504, f"airisk fault proxy: {route.upstream} sent no "
+                                   f"response within {self.head_timeout_s:g}s", b"timeout")
+        elif watch.gone:
             entry["error"] = "client disconnected"
 
     async def _send_error(self, route: Route, ask: Ask | None, send: Callable, status: int, message: str,
@@ -459,41 +465,60 @@ async def send_json(send: Callable, status: int, data: Any, extra: Iterable[tupl
 
 
 class _Watch:
-    __slots__ = ("finished", "gone")
-
-    def __init__(self) -> None:
-        self.gone = False
-        self.finished = False  # set before the last send: the disconnect that follows is the normal end
-
-
-@contextlib.asynccontextmanager
-async def _client_gone(receive: Callable):
-    """Watch for the client hanging up mid-stream; then stop waiting on the upstream at once.
+    """``async with _Watch(receive) as watch``: if the client hangs up, the block's wait on the
+    upstream (for its head, or mid-body) ends at once, and so does the block (``watch.gone``);
+    after `expect_head`, so it does if the head is late (``watch.timed_out``). The cancellation
+    ends at the block's end, so a waiting upstream read never outlives the product's connection.
 
     The request body has been read, so the next ``receive`` returns only at disconnect (or
-    once the response is complete). The streaming task is cancelled, and the cancellation
-    ends here, so a waiting upstream read does not outlive the product's connection."""
-    watch = _Watch()
-    owner = asyncio.current_task()
-    assert owner is not None
+    once the response is complete: set ``finished`` before the last send). One task and one
+    timer handle per request: this is on the proxy's hot path."""
 
-    async def wait() -> None:
-        while (await receive())["type"] != "http.disconnect":
+    __slots__ = ("_owner", "_receive", "_task", "_timer", "finished", "gone", "timed_out")
+
+    def __init__(self, receive: Callable) -> None:
+        self._receive = receive
+        self.gone = False
+        self.timed_out = False
+        self.finished = False  # set before the last send: the disconnect that follows is the normal end
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> _Watch:
+        owner = asyncio.current_task()
+        assert owner is not None
+        self._owner = owner
+        self._task = asyncio.get_running_loop().create_task(self._wait())
+        return self
+
+    def expect_head(self, seconds: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def head_arrived(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not (self.finished or self.gone):
+            self.timed_out = True
+            self._owner.cancel()
+
+    async def _wait(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
             pass
-        if not watch.finished:
-            watch.gone = True
-            owner.cancel()
+        if not (self.finished or self.timed_out):
+            self.gone = True
+            self._owner.cancel()
 
-    task = asyncio.ensure_future(wait())
-    try:
-        yield watch
-    except asyncio.CancelledError:
-        if not watch.gone:
-            raise
-        owner.uncancel()
-    finally:
-        watch.finished = True
-        task.cancel()
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        self.finished = True
+        self._task.cancel()
+        self.head_arrived()
+        if exc_type is asyncio.CancelledError and (self.gone or self.timed_out):
+            self._owner.uncancel()
+            return True
+        return False
 
 
 async def _hold(receive: Callable, seconds: float) -> None:
