@@ -21,7 +21,9 @@ Ctrl-C reaches it only through airisk, once), behind a small keeper process
 
 The handle reads like `subprocess.Popen` (``pid``, ``poll``, ``wait``, ``returncode``,
 ``send_signal``, ``terminate``, ``kill``); signals go to the group. ``pid`` is the keeper's
-(also the group's id); ``target_pid`` is the command's own.
+(also the group's id); ``target_pid`` is the command's own. Keep the handle while the command
+should run: dropped (garbage-collected), its end of the socket closes and the keeper stops the
+command, as if airisk had died.
 """
 
 from __future__ import annotations
