@@ -64,8 +64,8 @@ def start_emulator(port: int, *, ttft_ms: float = TTFT_MS, gap_ms: float = GAP_M
            "--ttft-ms", str(ttft_ms), "--token-gap-ms", str(gap_ms)]
     if not Path(cmd[0]).exists():
         cmd[0:1] = [sys.executable, "-m", "airisk.cli"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.sched_setaffinity(proc.pid, {1})  # from here, not a preexec_fn (unsafe once threads exist)
     deadline = time.time() + 15
     while time.time() < deadline:
         try:
