@@ -43,7 +43,8 @@ def _gone(sock: socket.socket, parent: int) -> bool:
 
 def _exit_as(code: int) -> int:
     if code < 0:  # died of a signal: die of the same one, so the parent reads the same status
-        signal.signal(-code, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP take no handler, and need none
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         time.sleep(1)
         return 128 - code

@@ -125,6 +125,9 @@ def test_the_exit_status_is_the_commands():
     assert spawn([sys.executable, "-c", "raise SystemExit(3)"]).wait(30) == 3
     killed = spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGUSR1)"])
     assert killed.wait(30) == -signal.SIGUSR1
+    # SIGKILL takes no handler: the keeper must not trip over resetting one before dying the same way.
+    killed = spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert killed.wait(30) == -signal.SIGKILL
 
 
 def test_a_missing_command_says_so_in_its_output(tmp_path):
