@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from airisk import runtime
+from airisk import extras, runtime
 
 EMULATOR_URL_ENV = "AIRISK_EMULATOR_URL"
 
@@ -94,10 +94,22 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _need(what: str, *names: str) -> None:
+    """Exit 2 with one line naming the extras ``what`` needs, when any is not installed."""
+    if (message := extras.missing_message(what, *names)) is not None:
+        _fail(message)
+
+
+def _need_database_driver(url: str) -> None:
+    if url.startswith("postgresql"):
+        _need("AIRISK_DATABASE_URL (PostgreSQL)", "postgres")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=runtime.EMULATOR_PORT, show_default=True, type=int)
-@click.option("--allow-external", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--allow-external", is_flag=True,
+              help="Allow binding a non-loopback address; the control API then needs AIRISK_CONTROL_TOKEN.")
 @click.option("--seed", type=int, default=None, help="Seed for latency jitter and fault dice.")
 @click.option("--ttft-ms", type=float, default=None, help="Default time to first token.")
 @click.option("--token-gap-ms", type=float, default=None, help="Default gap between tokens.")
@@ -106,13 +118,14 @@ def _fail(message: str) -> None:
 def emulate(host: str, port: int, allow_external: bool, seed: int | None, ttft_ms: float | None,
             token_gap_ms: float | None, timeline_path: Path | None) -> None:
     """Serve every catalog provider's protocol on one port, with faults on demand."""
+    _need("airisk emulate", "chaos")
     if not _loopback(host) and not allow_external:
         _fail(f"--host {host}: not a loopback address; add --allow-external to expose the emulator")
     timeline = None
     if timeline_path is not None:
         timeline = _read_timeline(timeline_path)
     runtime.run(runtime.emulate_forever(host=host, port=port, seed=seed, ttft_ms=ttft_ms,
-                                        token_gap_ms=token_gap_ms, timeline=timeline))
+                                        token_gap_ms=token_gap_ms, timeline=timeline, allow_external=allow_external))
 
 
 def _read_timeline(path: Path) -> dict:
@@ -178,11 +191,13 @@ def up(config_path: Path | None, host: str, port: int, allow_external: bool, all
     the dashboard, the local model, the demo's emulator, proxy or storefront), it says what and why,
     stops the rest and exits 1.
     """
-    from airisk.up import Ports, UpError, run_up
-
     _dashboard_address_or_exit(host, allow_external, allow_unprotected)
     if config_path is None and not demo and Path("airisk.yaml").exists():
         config_path = Path("airisk.yaml")
+    # The demo also runs the emulator, the fault proxy, the storefront and its drills.
+    _need("airisk up", "dashboard", *(("drills",) if demo or config_path is None else ()))
+    from airisk.up import Ports, UpError, run_up
+
     if config_path is not None:
         _config_or_exit(config_path)  # every problem, one line each, before anything starts
         config_path = config_path.resolve()
@@ -206,6 +221,7 @@ def dashboard(host: str, port: int, allow_external: bool, allow_unprotected: boo
 
     from airisk.up import dashboard_command
 
+    _need("airisk dashboard", "dashboard")
     _dashboard_address_or_exit(host, allow_external, allow_unprotected)
     env = dict(os.environ)
     if config_path is not None:
@@ -230,6 +246,9 @@ def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_ho
     if not _loopback(metrics_host):
         _fail(f"--metrics-host {metrics_host}: not a loopback address")
     url = database_url()
+    _need_database_driver(url)
+    if config.alerts and any(channel.type == "apprise" for channel in config.alerts.channels):
+        _need("the apprise alert channel", "apprise")
     click.echo(f"airisk monitor: {len(config.resolve_schedule())} targets, region {region or '-'}, "
                f"history in {url.split('@')[-1]}", err=True)
     runtime.run(runtime.monitor_forever(config=config, engine=make_engine(url), region=region,

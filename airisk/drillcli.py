@@ -32,6 +32,10 @@ def drill_run(file: Path, json_path: Path | None, junit_path: Path | None, worke
               no_store: bool, quiet: bool) -> None:
     """Run the drill in FILE. Exit 0: every feature did as expected; 1: one did worse (or a guard
     aborted); 2: the file or the setup is wrong."""
+    from airisk import extras
+
+    if (message := extras.missing_message("airisk drill run", "drills")) is not None:
+        _fail(message)
     from rich.console import Console
 
     from chaos.drill import output

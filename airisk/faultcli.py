@@ -16,7 +16,7 @@ import time
 import click
 import httpx
 
-from airisk import runtime
+from airisk import extras, runtime
 from chaos.controlguard import TOKEN_ENV
 
 PROXY_URL_ENV = "AIRISK_PROXY_URL"
@@ -46,6 +46,8 @@ def _fail(message: str) -> None:
 def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: str | None,
           route_specs: tuple[str, ...], log_size: int, store: bool) -> None:
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
+    if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
+        _fail(message)
     from chaos.controlguard import ControlGuard
     from chaos.proxyserve import UnsafeBind, check_bind
     from chaos.routes import catalog_routes, parse_route

@@ -360,12 +360,6 @@ def test_validate_probe_score_and_deps_run_without_extras(core_env: dict[str, st
     assert "chat: declared" in proc.stdout
 
 
-CORE_NEEDS_LAZY_APPRISE = pytest.mark.xfail(
-    strict=True, reason="monitor/alerts/channels/__init__.py imports apprise_channel, which imports apprise at "
-                        "import time (lead: make it lazy, then drop this marker)")
-
-
-@CORE_NEEDS_LAZY_APPRISE
 def test_monitor_service_imports_without_extras(core_env: dict[str, str]) -> None:
     proc = subprocess.run([sys.executable, "-c", "import monitor.service, monitor.store, airisk.runtime"],
                           env=core_env, capture_output=True, text=True, timeout=60)
@@ -383,7 +377,6 @@ def _rows(db: Path, table: str) -> int:
         return 0
 
 
-@CORE_NEEDS_LAZY_APPRISE
 def test_monitor_runs_without_extras(core_env: dict[str, str], core_config: Path, tmp_path: Path) -> None:
     # The real headless monitor: probes a dead target until it is down and an alert is queued
     # (webhook and email channels), on SQLite, with no extra importable.
@@ -431,18 +424,12 @@ def test_missing_extra_seen_in_a_core_only_process(core_env: dict[str, str]) -> 
     assert proc.stdout.strip() == "airisk emulate needs the chaos extra: pip install 'airisk[chaos]'"
 
 
-NEEDS_CLI_CHECKS = pytest.mark.xfail(
-    strict=True, reason="until airisk/cli.py, faultcli.py, drillcli.py and monitor/alerts/channels/apprise_channel.py "
-                        "check airisk.extras before starting (lead: apply, then drop this marker)")
-
-
 @pytest.fixture
 def lacking(core_env: dict[str, str]):
     """Environment for a child where only ``module`` is missing (the rest installed)."""
     return lambda module, **more: dict(core_env, AIRISK_TEST_FORBID=module, **more)
 
 
-@NEEDS_CLI_CHECKS
 @pytest.mark.parametrize(("args", "module", "line"), [
     (["dashboard"], "streamlit", "airisk dashboard needs the dashboard extra: pip install 'airisk[dashboard]'"),
     (["up", "--config", "missing.yaml"], "streamlit",
@@ -461,7 +448,6 @@ def test_a_command_names_the_extra_it_lacks(lacking, tmp_path: Path, args: list[
     assert proc.stderr.strip().splitlines()[-1] == f"airisk: {line}"
 
 
-@NEEDS_CLI_CHECKS
 def test_monitor_names_the_extra_its_config_needs(lacking, core_config: Path, tmp_path: Path) -> None:
     with_apprise = tmp_path / "apprise.yaml"
     with_apprise.write_text(core_config.read_text().replace("type: webhook", "type: apprise"))

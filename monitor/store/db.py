@@ -77,7 +77,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10, **(kwargs.get("connect_args") or {})}
-        return sa.create_engine(parsed, **kwargs)
+        try:
+            return sa.create_engine(parsed, **kwargs)
+        except ModuleNotFoundError as exc:  # psycopg is an extra (pyproject.toml)
+            if exc.name != "psycopg":
+                raise
+            raise ModuleNotFoundError("AIRISK_DATABASE_URL is PostgreSQL, which needs the postgres extra: "
+                                      "pip install 'airisk[postgres]'", name="psycopg") from None
     return sa.create_engine(parsed, **kwargs)
 
 
