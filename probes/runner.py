@@ -308,8 +308,8 @@ def _result(target: Target, at: datetime, run: _Run, kind: ErrorKind | None, mes
 def _verdict(target: Target, run: _Run, answer: str, canary_pass: bool | None) -> tuple[ErrorKind, str]:
     """The kind of an answer read to its end (no exception, no deadline): the body ended cleanly."""
     kind, message = _answer_verdict(target, run, answer, canary_pass)
-    if run.unstreamed:
-        message = f"{message}; {UNSTREAMED}" if message else UNSTREAMED
+    if run.unstreamed:  # the note survives the 300-character cap; the provider's words give way
+        message = f"{message[:300 - len(UNSTREAMED) - 2]}; {UNSTREAMED}" if message else UNSTREAMED
     return kind, message
 
 

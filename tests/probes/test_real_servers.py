@@ -141,6 +141,14 @@ async def test_an_error_object_in_a_200_json_answer_is_classified():
     assert result.message.endswith("; answered without streaming")
 
 
+async def test_a_long_error_in_a_json_answer_keeps_the_message_within_its_cap_and_the_note():
+    # Found by bench/fuzz.py: {"error": "<70 KB>"} gave a 328-character message.
+    body = json.dumps({"error": "x" * 70_000}).encode()
+    result = await probe_bytes("openai", [body], content_type="application/json")
+    assert len(result.message) <= 300
+    assert result.message.endswith("; answered without streaming")
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "cohere"])
 async def test_a_stream_mislabelled_as_json_is_still_read_as_a_stream(provider):
     result = await over_loopback(provider, [stream(provider, "4")], content_type="application/json")
