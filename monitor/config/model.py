@@ -7,6 +7,7 @@ one-line problem reports live in `monitor.config.loader`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Annotated, Any, Literal, Self
@@ -15,6 +16,7 @@ from annotated_types import Ge, Interval
 from pydantic import (
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -37,6 +39,7 @@ from monitor.config.base import (  # noqa: F401 - re-exported: sections import t
 from monitor.config.detection import DetectionConfig
 from monitor.config.features import FeatureConfig, feature_problems
 from monitor.durations import Duration, format_duration
+from probes.canary import CANARIES
 from probes.target import Deadlines, Target
 
 
@@ -69,6 +72,9 @@ class ProbeDefaults(Section):
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+
+
 class TargetConfig(Section):
     """One backend to probe: a catalog provider, with any catalog field overridden."""
 
@@ -96,6 +102,26 @@ class TargetConfig(Section):
     interval: Duration | None = None
     max_tokens: MaxTokens | None = None
     deadlines: DeadlinesConfig | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        # Checked here so `airisk validate` names it; a probe would only find it when building the request.
+        for name, value in (headers or {}).items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name[:40]!r} is not an HTTP token (letters, digits, !#$%&'*+-.^_`|~)")
+            if not all(c == "\t" or " " <= c <= "~" for c in value):
+                # The value is not echoed: a header may hold something secret.
+                raise ValueError(f"header {name}: its value must be printable ASCII on one line")
+        return headers
+
+    @field_validator("options")
+    @classmethod
+    def _known_canary(cls, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        canary = (options or {}).get("canary")
+        if canary is not None and canary not in CANARIES:
+            raise ValueError(f"options.canary {str(canary)[:40]!r} is not a canary (known: {', '.join(CANARIES)})")
+        return options
 
     @property
     def target_name(self) -> str:
@@ -139,6 +165,8 @@ class StorageConfig(Section):
     rollup_hour_days: Annotated[int, Interval(ge=1, le=3650)] = 365
     status_days: Annotated[int, Interval(ge=1, le=3650)] = 30
     """Vendor status-page snapshots."""
+    proxy_days: Annotated[int, Interval(ge=1, le=3650)] | None = None
+    """The fault proxy's request log (`airisk proxy --store`, drills); unset: as long as raw results."""
 
 
 class AiriskConfig(Section):

@@ -461,3 +461,33 @@ def test_storage_retention_is_configurable_and_checked(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value.problems[0]).startswith(f"{path}:3: storage.raw_days: ")
+
+
+def test_a_header_a_probe_could_not_send_is_named_when_the_file_loads(write):
+    # Found building requests: a non-ASCII or multi-line value gave the probe UnicodeEncodeError (now BAD_CONFIG
+    # at probe time); the file should say so first, without echoing the value.
+    path = write("""
+        targets:
+          - provider: openai
+            headers: {X-Team: "café-secret", "Bad Name": ok}
+    """)
+    found = problems(path)
+    assert len(found) == 1 and found[0].startswith("airisk.yaml:3: targets[0].headers")
+    assert "café" not in found[0]
+    path = write("""
+        targets:
+          - provider: openai
+            headers: {"X Team": ok}
+    """)
+    assert problems(path) == ["airisk.yaml:3: targets[0].headers: header name 'X Team' is not an HTTP token "
+                              "(letters, digits, !#$%&'*+-.^_`|~)"]
+
+
+def test_an_unknown_canary_is_named_when_the_file_loads(write):
+    path = write("""
+        targets:
+          - provider: openai
+            options: {canary: riddle}
+    """)
+    assert problems(path) == ["airisk.yaml:3: targets[0].options: options.canary 'riddle' is not a canary "
+                              "(known: arithmetic, completion)"]

@@ -241,3 +241,20 @@ def test_housekeeping_prunes_the_proxy_request_log_with_the_raw_results(emulator
         kept = sorted((now - r.at).days for r in session.exec(select(ProxyRequestRow)))
     assert kept == [1, 2]  # within raw_days: 3
     engine.dispose()
+
+
+def test_the_proxy_request_log_keeps_its_own_retention_when_the_config_gives_one(emulator, tmp_path):
+    config = _config(emulator, hook_env="UNUSED", extra="storage: {raw_days: 3, proxy_days: 30}\n")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    migrate(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        entries = [{"at": (now - timedelta(days=age)).timestamp(), "route": "openai", "status": 200}
+                   for age in (1, 5, 40)]
+        write_proxy_requests(session=session, entries=entries, source="test")
+        session.commit()
+    MonitorService(config=config, engine=engine)._prune(now)
+    with Session(engine) as session:
+        kept = sorted((now - r.at).days for r in session.exec(select(ProxyRequestRow)))
+    assert kept == [1, 5]  # within proxy_days: 30, past raw_days: 3
+    engine.dispose()
