@@ -409,7 +409,11 @@ def _ends_stream(dialect: str, data: bytes) -> bool:
         return False
     reader = get_dialect(dialect)
     parser = NDJSONParser() if reader.framing == "ndjson" else SSEParser()
-    for event in [*parser.feed(data), *parser.close()]:
+    try:
+        events = [*parser.feed(data), *parser.close()]
+    except ValueError:  # a line over the parser's cap: no marker we could read in it
+        return False
+    for event in events:
         try:
             chunk = reader.parse_event(event)
         except ValueError:

@@ -556,3 +556,12 @@ def test_sync_hang_without_a_read_timeout_waits_the_faults_seconds():
     with httpx.Client(transport=chaos, timeout=0.05) as client, pytest.raises(httpx.ReadTimeout):
         client.post("https://api.openai.com/v1/chat/completions", json={"model": GPT, "messages": QUESTION})
     assert [e["faults"] for e in chaos.log.since()] == [["hang"], ["hang"]]
+
+
+def test_a_closing_read_over_the_parsers_line_cap_is_judged_not_raised():
+    # The probes' parsers cap a line at 1 MiB (ValueError past it); the close check reads the last chunk
+    # the product saw, which a wrapped transport may hand over whole.
+    from chaos.transport import _ends_stream
+
+    assert _ends_stream("openai", b"data: " + b"x" * (2 << 20)) is False
+    assert _ends_stream("openai", b'data: {"choices": []}\n\ndata: [DONE]\n\n') is True
