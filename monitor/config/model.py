@@ -143,7 +143,8 @@ class LocalModelConfig(Section):
     serve: bool = True
     """Serve it and probe it; false leaves the local model to your own targets."""
     model: Text | None = None
-    """Path of a GGUF file; unset: the bundled Gemma 3 270M (Q4_K_M)."""
+    """Path of a GGUF file (a relative one is read from the config file's folder); unset: the bundled Gemma 3
+    270M (Q4_K_M)."""
     port: Annotated[int, Interval(ge=1, le=65535)] = 8011
     """Loopback port of its OpenAI-compatible server."""
     threads: Annotated[int, Ge(1)] | None = None
