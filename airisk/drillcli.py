@@ -97,7 +97,7 @@ def _print_plan(spec, console, workers: int | None) -> None:
         console.print(f"  {start:6.0f}s  {phase.name:<16} {phase.duration:5.0f}s  {faults}")
         start += phase.duration
     for name, f in spec.features.items():
-        console.print(f"  feature {name}: {f.request.method} {f.request.path}, expected to {f.outcome}")
+        console.print(f"  feature {name}: {f.request.method} {f.request.path}, expected: {f.outcome.replace('_', ' ')}")
     guards = spec.guards
     console.print(f"guards: abort under {guards.min_success_rate:.0%} success for {guards.for_:g}s, "
                   f"or after {guards.max_duration:g}s; fault lease {spec.lease:g}s")
