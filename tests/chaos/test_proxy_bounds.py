@@ -265,3 +265,17 @@ async def test_a_stream_event_over_the_cap_passes_on_unedited(make_proxy, monkey
     assert r.content == body
     entry = proxy.log.since()[-1]
     assert entry["broken"] is None and "passed on unedited" in entry["error"]
+
+
+# -- bodies the proxy only looks at -----------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [b'{"model": {}, "messages": [{"role": "user", "content": "hi"}], "max_tokens": "x"}',
+                                  b'{"model": "m", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+async def test_a_request_body_the_proxy_cannot_read_is_passed_on(make_proxy, body):
+    proxy, url, upstream = await make_proxy()
+    proxy.faults.add(Fault.from_dict({"type": "wrong_answer", "model": "m"}))  # plans read the model
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{url}/up/chat/completions", content=body, headers={"content-type": "application/json"})
+    # Before: deep nesting raised RecursionError out of the request sniffing (a 500 from the proxy itself).
+    assert r.status_code == 200 and r.content == OK and len(upstream.heads) == 1
+    assert proxy.log.since()[-1]["model"] is None
