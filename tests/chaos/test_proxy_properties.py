@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.faults import Fault, FaultSet, RequestInfo
-from chaos.proxy import hop_by_hop, request_headers, split_target
+from chaos.proxyhttp import hop_by_hop, request_headers, split_target
 from chaos.rewrite import Out, Splitter, StreamEditor
 from chaos.speakers import SPEAKERS, Ask
 from chaos.upstream import build_head
