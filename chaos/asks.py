@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from chaos.speakers.base import Ask
@@ -108,9 +109,23 @@ def read_ask(dialect: str, path: str, body: bytes | dict, query: Mapping[str, st
 
 
 def sniff_ask(dialect: str, path: str, body: bytes, query: Mapping[str, str] | None = None) -> Ask | None:
-    """The request as far as it can be read, or None (not a generation request, or not readable)."""
+    """The request as far as it can be read, or None (not a generation request, or not readable).
+
+    Total: a request body is the client's, and whatever it holds (deep nesting, a model that is an
+    object, a max_tokens that is a string) the proxy and the transport pass the request on. The Ask
+    keeps only well-typed values, as the fault plan and the speakers expect them."""
     if not body or body[:1] not in (b"{", b" ", b"\n", b"\t", b"\r"):
         return None
+    try:
+        ask = read_ask(dialect, path, body, query)
+    except (BadRequest, AttributeError, TypeError, KeyError, ValueError, RecursionError):
+        return None
+    model = ask.model if isinstance(ask.model, str) else ""
+    max_tokens = ask.max_tokens if type(ask.max_tokens) is int and ask.max_tokens > 0 else 64
+    prompt = ask.prompt if isinstance(ask.prompt, str) else ""
+    if (model, max_tokens, prompt) != (ask.model, ask.max_tokens, ask.prompt):
+        ask = replace(ask, model=model, max_tokens=max_tokens, prompt=prompt)
+    return ask
     try:
         return read_ask(dialect, path, body, query)
     except (BadRequest, AttributeError, TypeError, KeyError):

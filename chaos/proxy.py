@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -77,24 +76,6 @@ a non-streamed answer sends its head only when the whole answer is written, whic
 for a long or reasoning answer, and the official SDKs themselves wait 10 minutes by default; the
 proxy must not time out before the product would. It exists so that a black-holed upstream
 cannot hold a task and a socket for ever when the product's client has no timeout."""
-def _sniff(dialect: str, path: str, body: bytes, query: str) -> Ask | None:
-    """`sniff_ask`, made total: a request body is the client's, and whatever it holds (deep
-    nesting, a model that is an object, a max_tokens that is a string) the request is passed on.
-    The Ask keeps only well-typed values, as the fault plan and the speakers expect them."""
-    try:
-        ask = sniff_ask(dialect, path, body, dict(parse_qsl(query)) if query else None)
-    except Exception:  # RecursionError on deep nesting, and whatever else a hostile body finds
-        return None
-    if ask is None:
-        return None
-    model = ask.model if isinstance(ask.model, str) else ""
-    max_tokens = ask.max_tokens if type(ask.max_tokens) is int and ask.max_tokens > 0 else 64
-    prompt = ask.prompt if isinstance(ask.prompt, str) else ""
-    if (model, max_tokens, prompt) != (ask.model, ask.max_tokens, ask.prompt):
-        ask = replace(ask, model=model, max_tokens=max_tokens, prompt=prompt)
-    return ask
-
-
 class FaultProxy:
     """The ASGI application. One event loop owns it (the fault set and the log are not locked).
 
@@ -187,7 +168,7 @@ class FaultProxy:
             except ClientGone:
                 entry["error"] = "client disconnected"
                 return
-            ask = _sniff(route.dialect, path, body, query)
+            ask = sniff_ask(route.dialect, path, body, dict(parse_qsl(query)) if query else None)
             if ask is not None:
                 entry["model"] = ask.model or None
                 entry["stream"] = ask.stream
