@@ -40,11 +40,15 @@ def _fail(message: str) -> None:
 @click.option("--route", "route_specs", multiple=True, metavar="NAME[:DIALECT]=URL",
               help="Add or override a route (repeatable), e.g. local=http://127.0.0.1:8011/v1.")
 @click.option("--log-size", default=10_000, show_default=True, type=int, help="Requests kept in memory.")
+@click.option("--head-timeout", default=600.0, show_default=True, type=click.FloatRange(1, 86_400),
+              help="Seconds to wait for the upstream's response head before answering 504 in its own format.")
+@click.option("--max-body", default=32 << 20, show_default=True, type=click.IntRange(1024, 1 << 30),
+              help="Largest request body passed on, in bytes (then 413).")
 @click.option("--store", is_flag=True,
               help="Also keep the request log in the monitor's database (AIRISK_DATABASE_URL, else the "
                    "SQLite file under AIRISK_HOME).")
 def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: str | None,
-          route_specs: tuple[str, ...], log_size: int, store: bool) -> None:
+          route_specs: tuple[str, ...], log_size: int, head_timeout: float, max_body: int, store: bool) -> None:
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
     if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
         _fail(message)
@@ -69,7 +73,8 @@ def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: st
 
         engine = make_engine()
     runtime.run(runtime.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
-                                      allow_external=allow_external, grace=grace))
+                                      allow_external=allow_external, grace=grace, head_timeout_s=head_timeout,
+                                      max_body=max_body))
 
 
 @click.group()

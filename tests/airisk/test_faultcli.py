@@ -236,3 +236,20 @@ def test_a_second_ctrl_c_quits_at_once(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert "second signal, exiting now" in (tmp_path / "proxy.err").read_text()
+
+
+def test_proxy_limits_come_from_the_command_line(tmp_path):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does) and never answers
+    port = silent.getsockname()[1]
+    proc, url = _proxy_logging_to(tmp_path, "--max-body", "2048", "--head-timeout", "1",
+                                  "--route", f"silent:openai=http://127.0.0.1:{port}/v1")
+    try:
+        big = httpx.post(f"{url}/silent/chat/completions", content=b"{" + b" " * 4096 + b"}",
+                         headers={"content-type": "application/json"}, timeout=30)
+        assert big.status_code == 413
+        slow = httpx.post(f"{url}/silent/chat/completions", json=CHAT, timeout=30)
+        assert slow.status_code == 504 and "error" in slow.json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        silent.close()
