@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 from chaos.controlguard import LOOPBACK, MAX_BODY, ControlGuard
 from chaos.emulator import known_fault_types
 from chaos.faults import Fault, FaultError
-from chaos.proxy import send_json
+from chaos.proxy import BodyTooLarge, ClientGone, read_body, send_json
 
 if TYPE_CHECKING:
     from chaos.proxy import FaultProxy
@@ -42,10 +42,6 @@ _GUARDS: weakref.WeakKeyDictionary[FaultProxy, ControlGuard] = weakref.WeakKeyDi
 
 def set_guard(proxy: FaultProxy, guard: ControlGuard) -> None:
     _GUARDS[proxy] = guard
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _int(query: dict[str, list[str]], name: str, default: int) -> int:
@@ -75,32 +71,20 @@ async def handle(proxy: FaultProxy, scope: dict[str, Any], receive: Callable, se
         await send_json(send, refusal.status, {"error": refusal.message}, extra=extra)
         return
     try:
-        body = await _read_capped(receive, length)
-    except _TooLarge:
+        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+            raise BodyTooLarge(MAX_BODY)  # refused before a byte of it is read
+        body = await read_body(receive, limit=MAX_BODY)
+    except BodyTooLarge:
         await send_json(send, 413, {"error": f"body: larger than {MAX_BODY} bytes"})
         return
+    except ClientGone:
+        return  # a partial body is never taken for a whole one, and nobody is left to answer
     query = parse_qs(scope["query_string"].decode("latin-1"))
     try:
         status, data = _dispatch(proxy, method, path, body, query)
     except (FaultError, ValueError) as exc:
         status, data = 400, {"error": str(exc)}
     await send_json(send, status, data)
-
-
-async def _read_capped(receive: Callable, length: str | None) -> bytes:
-    """The request body, at most `MAX_BODY` bytes (`_TooLarge` past it, before reading it all)."""
-    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
-        raise _TooLarge
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return bytes(body)  # the client left; nothing will be sent
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            raise _TooLarge
-        if not message.get("more_body"):
-            return bytes(body)
 
 
 def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dict[str, list[str]]) -> tuple[int, Any]:
