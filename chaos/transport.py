@@ -332,6 +332,8 @@ class _Body:
                     yield _SLEEP, stop.wait
                     raise stop.exc
         entry["broken"] = editor.broke
+        if editor.overflow:  # as the proxy logs it: the rest went on unedited
+            entry["error"] = editor.overflow
 
     def __iter__(self) -> Iterator[bytes]:
         script, reply = self._script(), None

@@ -565,3 +565,19 @@ def test_a_closing_read_over_the_parsers_line_cap_is_judged_not_raised():
 
     assert _ends_stream("openai", b"data: " + b"x" * (2 << 20)) is False
     assert _ends_stream("openai", b'data: {"choices": []}\n\ndata: [DONE]\n\n') is True
+
+
+def test_a_stream_event_over_the_editors_cap_is_passed_on_and_logged_as_the_proxy_does(monkeypatch):
+    import chaos.rewrite
+
+    monkeypatch.setattr(chaos.rewrite, "MAX_EVENT", 64 * 1024)
+    body = b'data: {"x": "' + b"y" * 100_000 + b'"}\n\n' + b"data: [DONE]\n\n"
+    upstream = httpx.MockTransport(lambda request: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=httpx.ByteStream(body)))
+    transport = ChaosTransport(upstream, route="openai")
+    transport.faults.add(Fault.from_dict({"type": "stream_cut", "params": {"after_chunks": 0}}))
+    with httpx.Client(transport=transport, base_url="https://api.openai.com") as client:
+        response = client.post("/v1/chat/completions", json={"model": "m", "stream": True, "messages": []})
+    assert response.content == body
+    entry = transport.log.since()[-1]
+    assert entry["broken"] is None and "passed on unedited" in entry["error"]
