@@ -212,22 +212,33 @@ def write_results(*, session: Session, results: Sequence[tuple[ProbeResult, bool
     return len(rows)
 
 
+def _padded(keys: list[tuple[str, str, datetime]]) -> list[tuple[str, str, datetime]]:
+    """``keys`` with the last repeated up to the next power of two.
+
+    A statement whose text depends on how many keys it carries (``IN (VALUES ...)``) is a new
+    statement for every count, and every pooled SQLite connection keeps up to 128 of them
+    prepared (native memory, out of Python's sight): with batch sizes anywhere from 1 to 400, the
+    monitor's memory crept up for hours. Padded, they come in ten sizes at most."""
+    size = 1 << (len(keys) - 1).bit_length()
+    return keys + keys[-1:] * (size - len(keys))
+
+
 def _add_to_rollup(session: Session, table: sa.Table, deltas: dict[tuple[str, str, datetime], Agg]) -> None:
     keys = sorted(deltas)
+    blank = Agg().values()
+    # One statement text whatever the batch: executemany of a one-row INSERT (a multi-row VALUES
+    # was a new statement per row count, in SQLAlchemy's compiled cache and in each connection's).
+    ensure = _insert(session, table).on_conflict_do_nothing(index_elements=["target", "region", "bucket"])
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         # 1. Make sure each row exists. ON CONFLICT DO NOTHING cannot fail on a concurrent insert
         #    (it waits for the other transaction, then does nothing); on SQLite, starting with a
         #    write takes the write lock first, so the read below cannot go stale.
-        blank = Agg().values()
-        stmt = _insert(session, table).values(
-            [{"target": t, "region": r, "bucket": b, **blank} for t, r, b in chunk]
-        ).on_conflict_do_nothing(index_elements=["target", "region", "bucket"])
-        session.exec(stmt)
+        session.exec(ensure, params=[{"target": t, "region": r, "bucket": b, **blank} for t, r, b in chunk])
         # 2. Lock them (PostgreSQL; SQLite already holds the database write lock) and read.
         pk = sa.tuple_(table.c.target, table.c.region, table.c.bucket)
         current = session.exec(
-            sa.select(table).where(pk.in_(chunk)).order_by(*table.primary_key.columns).with_for_update()
+            sa.select(table).where(pk.in_(_padded(chunk))).order_by(*table.primary_key.columns).with_for_update()
         ).all()
         # 3. Write back old + delta.
         updates = []

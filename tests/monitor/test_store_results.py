@@ -206,6 +206,25 @@ def test_rollup_histograms_use_the_shared_edges(session: Session) -> None:
     assert row.bucket == T0
 
 
+def test_rollup_statements_do_not_multiply_with_batch_sizes(engine: Engine) -> None:
+    # Batches of every size from 1 to 60 targets (the monitor's batches vary so). A statement per
+    # size was a new prepared statement in every pooled SQLite connection and a new entry in
+    # SQLAlchemy's compiled cache: the monitor's memory grew for hours. The texts stay few.
+    texts: set[str] = set()
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cur, text, *rest: texts.add(text))
+    for size in range(1, 61):
+        at = T0 + timedelta(minutes=size)
+        with Session(engine) as s:
+            write_results(session=s, results=[(make_result(f"t{i}", at), False) for i in range(size)], region="")
+            s.commit()
+    rollup_texts = [t for t in texts if "rollup" in t]
+    # Per rollup table: one INSERT, one UPDATE, and the SELECT padded to 7 sizes (1, 2, 4, ..., 64).
+    assert len(rollup_texts) <= 2 * (1 + 1 + 7), len(rollup_texts)
+    with Session(engine) as s:
+        totals = _rollup_totals(s, RollupMinute)
+    assert totals["count"] == sum(range(1, 61))
+
+
 _number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70))
 
 
