@@ -249,6 +249,25 @@ async def test_two_probes_waiting_in_the_same_tick_send_one_round_of_hedges_betw
     assert len(calls) == 5  # the two, and three hedges: four probes besides each, never more
 
 
+async def test_the_scheduling_delays_kept_are_bounded(monkeypatch, emulator, client):
+    # Every run adds its delay; a target probed every 10 s for days keeps only the latest few.
+    async def quick_probe(target, *, client, first_token=None):
+        return ProbeResult(target=target.name, provider="openai", model="m", at=datetime.now(UTC),
+                           status=Status.UP, error_kind=ErrorKind.OK, total_ms=1.0)
+
+    monkeypatch.setattr(schedule, "probe", quick_probe)
+
+    async def handle(watch, result, confirm, sibling):
+        return None
+
+    scheduler = Scheduler(watches=[Watch(emulator.target("openai"), 10.0)], client=client, handle=handle)
+    for _ in range(300):
+        await scheduler._run("openai", False, datetime.now(UTC))
+    delays = scheduler.watches["openai"].delays_ms
+    assert len(delays) <= 100  # 300 before (up to 1,000 a target)
+    assert max(delays) < 1000
+
+
 async def test_a_nudge_probes_at_once_as_a_sibling_probe_and_never_twice_at_a_time(emulator, client):
     seen = []
 
