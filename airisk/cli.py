@@ -6,7 +6,6 @@ is not up, a config is invalid), 2 bad usage or a config that cannot be used.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sys
@@ -15,17 +14,9 @@ from pathlib import Path
 import click
 
 from airisk import extras, runtime
+from probes.addresses import is_loopback as _loopback
 
 EMULATOR_URL_ENV = "AIRISK_EMULATOR_URL"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

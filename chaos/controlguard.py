@@ -24,11 +24,12 @@ and `chaos.proxycontrol` (ASGI) call it before reading a body.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from probes.addresses import is_loopback as is_loopback_name
 
 TOKEN_ENV = "AIRISK_CONTROL_TOKEN"
 MAX_BODY = 1024 * 1024  # a control body is a fault or a timeline: a megabyte is a long script
@@ -63,15 +64,6 @@ def _host_name(value: str) -> str | None:
     elif ":" in value:
         return None
     return value.rstrip(".") or None
-
-
-def is_loopback_name(name: str) -> bool:
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

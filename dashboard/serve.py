@@ -9,13 +9,13 @@ dashboard (`airisk dashboard`, `airisk up`) goes through `command` and `refusal`
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dashboard import settings
+from probes.addresses import is_loopback
 
 APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -23,15 +23,6 @@ DEFAULT_PORT = 8501
 # A viewer sees the app, not Streamlit's developer menu ("Deploy", rerun, settings, screencast):
 # "minimal" keeps only the menu items the app itself declares.
 TOOLBAR_MODE = "minimal"
-
-
-def is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def command(*, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT, python: str = sys.executable) -> list[str]:

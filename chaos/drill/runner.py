@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import random
@@ -40,6 +39,7 @@ import httpx
 from chaos.drill.report import DrillResult, PhaseRun, Tally
 from chaos.drill.spec import DrillSpec
 from monitor.children import CONTROL_ENV, NETWORK_ENV, Child, spawn
+from probes.addresses import is_loopback
 
 RENEW_EVERY = 1.0
 TICK = 0.1
@@ -61,11 +61,7 @@ def check_targets(spec: DrillSpec) -> None:
         host = urlsplit(url).hostname or ""
         if host in spec.allow_hosts:
             continue
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not is_loopback(host):
             raise DrillError(f"{what}: {host or url!r} is not loopback and not in allow_hosts; "
                              "add it to allow_hosts to drill it on purpose")
 
