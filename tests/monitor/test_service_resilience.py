@@ -226,8 +226,12 @@ async def test_negative_token_counts_still_reach_the_detector_and_the_store(emul
 # --- retention of the proxy's request log --------------------------------------------------------
 
 
-def test_housekeeping_prunes_the_proxy_request_log_with_the_raw_results(emulator, tmp_path):
-    config = _config(emulator, hook_env="UNUSED", extra="storage: {raw_days: 3}\n")
+@pytest.mark.parametrize(("storage", "kept"), [
+    ("{raw_days: 3}", [1, 2]),  # with the raw results
+    ("{raw_days: 3, proxy_days: 30}", [1, 2, 5]),  # its own retention, when the config gives one
+])
+def test_housekeeping_prunes_the_proxy_request_log(emulator, tmp_path, storage, kept):
+    config = _config(emulator, hook_env="UNUSED", extra=f"storage: {storage}\n")
     engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
     migrate(engine)
     now = datetime.now(UTC)
@@ -238,23 +242,5 @@ def test_housekeeping_prunes_the_proxy_request_log_with_the_raw_results(emulator
         session.commit()
     MonitorService(config=config, engine=engine)._prune(now)
     with Session(engine) as session:
-        kept = sorted((now - r.at).days for r in session.exec(select(ProxyRequestRow)))
-    assert kept == [1, 2]  # within raw_days: 3
-    engine.dispose()
-
-
-def test_the_proxy_request_log_keeps_its_own_retention_when_the_config_gives_one(emulator, tmp_path):
-    config = _config(emulator, hook_env="UNUSED", extra="storage: {raw_days: 3, proxy_days: 30}\n")
-    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
-    migrate(engine)
-    now = datetime.now(UTC)
-    with Session(engine) as session:
-        entries = [{"at": (now - timedelta(days=age)).timestamp(), "route": "openai", "status": 200}
-                   for age in (1, 5, 40)]
-        write_proxy_requests(session=session, entries=entries, source="test")
-        session.commit()
-    MonitorService(config=config, engine=engine)._prune(now)
-    with Session(engine) as session:
-        kept = sorted((now - r.at).days for r in session.exec(select(ProxyRequestRow)))
-    assert kept == [1, 5]  # within proxy_days: 30, past raw_days: 3
+        assert sorted((now - r.at).days for r in session.exec(select(ProxyRequestRow))) == kept
     engine.dispose()
