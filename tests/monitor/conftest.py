@@ -25,6 +25,7 @@ from sqlmodel import Session
 from monitor.store.db import make_engine, migrate
 from probes.result import ErrorKind, ProbeResult, Status
 from tests.conftest import need
+from tests.monitor.status_server import StatusServer
 from tests.monitor.tcp_relay import TcpProxy
 
 PG_URL = os.environ.get("AIRISK_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -169,3 +170,12 @@ async def proxied_pg() -> AsyncIterator[tuple[Engine, Engine, TcpProxy]]:
             with contextlib.suppress(Exception):
                 await proxy.stop()
             via.dispose()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[StatusServer]:
+    """A loopback vendor status page whose answers a test scripts (tests.monitor.status_server)."""
+    server = StatusServer()
+    await server.start()
+    yield server
+    await server.stop()

@@ -19,16 +19,8 @@ from monitor.store.models import IncidentRow, ProbeRow, ProxyRequestRow, StatusS
 from monitor.store.proxylog import write_proxy_requests
 from probes.result import ErrorKind, ProbeResult, Status
 from tests.conftest import until
-from tests.monitor.status_server import DEEP, GOOD, OVERFLOW, StatusServer
+from tests.monitor.status_server import DEEP, GOOD, OVERFLOW
 from tests.monitor.test_service import _config
-
-
-@pytest.fixture
-async def page():
-    server = StatusServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager

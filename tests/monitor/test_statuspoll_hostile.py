@@ -16,15 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.statuspoll import MAX_BODY, MAX_REDIRECTS, StatusPageError, VendorStatus, fetch_status, parse_status
-from tests.monitor.status_server import DEEP, GOOD, OVERFLOW, StatusServer
-
-
-@pytest.fixture
-async def page():
-    server = StatusServer()
-    await server.start()
-    yield server
-    await server.stop()
+from tests.monitor.status_server import DEEP, GOOD, OVERFLOW
 
 
 @pytest.fixture
