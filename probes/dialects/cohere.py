@@ -74,18 +74,7 @@ class CohereDialect:
             content = (delta.get("message") or {}).get("content") or {}
             return Chunk(text=content.get("text") or "")
         if kind == "message-end":
-            raw = delta.get("finish_reason")
-            tokens = (delta.get("usage") or {}).get("tokens") or {}
-            chunk = Chunk(
-                finish=_FINISH.get(raw, "other") if raw else None,
-                finish_raw=raw,
-                input_tokens=tokens.get("input_tokens"),
-                output_tokens=tokens.get("output_tokens"),
-                done=True,
-            )
-            if raw == "ERROR":
-                chunk.error = ProviderError(http_status=None, type="ERROR", message=delta.get("error", ""))
-            return chunk
+            return _end(delta)
         if "message" in data and kind is None:  # an error object sent as an event
             return Chunk(error=_error_from(data, None, event.data))
         return Chunk()
@@ -100,26 +89,27 @@ class CohereDialect:
             if message is not None:  # Cohere's error shape: {"message": "<text>"}
                 return Chunk(error=_error_from(data, None, error_text(body)), done=True)
             raise ValueError(f"answer has no message: {body[:80]!r}")
-        raw = data.get("finish_reason")
-        tokens = (data.get("usage") or {}).get("tokens") or {}
-        chunk = Chunk(
-            finish=_FINISH.get(raw, "other") if raw else None,
-            finish_raw=raw,
-            input_tokens=tokens.get("input_tokens"),
-            output_tokens=tokens.get("output_tokens"),
-            done=True,
-        )
+        chunk = _end(data)  # a whole answer carries what the stream's message-end delta does
         for part in message.get("content") or ():
             if part.get("type") == "text":
                 chunk.text += part.get("text") or ""
-        if raw == "ERROR":
-            chunk.error = ProviderError(http_status=None, type="ERROR", message=data.get("error") or "")
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         err = _error_from(body_json(body), status, error_text(body))
         err.retry_after_s = header_retry_after(headers)
         return err
+
+
+def _end(data: dict) -> Chunk:
+    """The end of an answer: a stream's ``message-end`` delta, or a whole non-streamed answer."""
+    raw = data.get("finish_reason")
+    tokens = (data.get("usage") or {}).get("tokens") or {}
+    chunk = Chunk(finish=_FINISH.get(raw, "other") if raw else None, finish_raw=raw,
+                  input_tokens=tokens.get("input_tokens"), output_tokens=tokens.get("output_tokens"), done=True)
+    if raw == "ERROR":
+        chunk.error = ProviderError(http_status=None, type="ERROR", message=data.get("error") or "")
+    return chunk
 
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
