@@ -98,10 +98,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """A fresh migrated engine: in-memory SQLite (``StaticPool``), or a PostgreSQL schema of its own."""
-    if request.param == "postgresql":
+@contextlib.contextmanager
+def fresh_engine(kind: str) -> Iterator[Engine]:
+    """A fresh migrated engine: in-memory SQLite (``StaticPool``), or a PostgreSQL schema of its own.
+    A context manager too, for hypothesis tests that need one per example."""
+    if kind == "postgresql":
         with pg_schema() as db:
             yield db.engine()
         return
@@ -109,6 +110,13 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     migrate(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """`fresh_engine` for each backend."""
+    with fresh_engine(request.param) as eng:
+        yield eng
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from chaos.proxystore import LogStore
 from monitor.store.db import make_engine, migrate
 from monitor.store.proxylog import proxy_requests, write_proxy_requests
-from tests.monitor.conftest import T0, pg_schema
+from tests.monitor.conftest import T0, fresh_engine
 
 
 def _entry(path: str = "/chat/completions", **extra):
@@ -113,21 +112,9 @@ _FIELDS = ("at", "route", "method", "path", "model", "feature", "stream", "statu
 _ENTRIES = st.lists(st.fixed_dictionaries({}, optional={k: _ANY for k in _FIELDS}), max_size=4)
 
 
-@contextlib.contextmanager
-def _engine(kind: str) -> Iterator[Engine]:
-    if kind == "postgresql":
-        with pg_schema() as db:
-            yield db.engine()
-        return
-    engine = make_engine("sqlite://", poolclass=StaticPool)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_any_entry_is_written(kind):
-    with _engine(kind) as engine:
+    with fresh_engine(kind) as engine:
         total = [0]
 
         @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
