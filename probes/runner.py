@@ -1,4 +1,9 @@
-"""Run one probe against one target and return what happened as a `ProbeResult`.
+"""Run one probe (`probe`) or one generation (`generate`) against one target, and say what happened.
+
+A probe asks a canary question and checks its answer; a generation sends a feature's
+`Conversation` and keeps the whole answer (`Generation`). Both take one path: the same request
+building, reading, deadlines and classification, so an eval's timings and error kinds are the
+monitor's. A generation has no canary, so no WRONG_ANSWER: a complete, non-empty answer is OK.
 
 Timing: every instant comes from the network layer when it can (`probes.netbackend`
 stamps each read with the kernel's arrival time, so a busy event loop does not inflate
@@ -10,7 +15,7 @@ Deadlines: one asyncio timeout is moved from phase to phase (first token, then t
 stall budget after each chunk, always capped by the total), so which deadline fired
 says which failure it was: a hang, a stalled stream, or a slow one.
 
-Never raising: `probe` turns every failure into a result. A request the target's
+Never raising: `probe` (and `generate`) turns every failure into a result. A request the target's
 configuration cannot express is BAD_CONFIG; bytes that cannot be read are MALFORMED; and
 anything else unexpected is INTERNAL_ERROR, logged with its traceback the first time its
 kind is seen. Only cancellation (and KeyboardInterrupt/SystemExit) pass through.
@@ -24,7 +29,8 @@ What real servers send besides a clean stream:
   it; STREAM_CUT is a body that ends before any finish reason.
 
 Bounds: the framing parsers cap a line and an event (1 MiB), a non-streamed body is capped
-alike, and the answer text kept for the canary and the result is capped at `ANSWER_LIMIT`.
+alike, and the answer text kept (for the canary, the result's 200 characters, a generation's
+whole text) is capped at `ANSWER_LIMIT`.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import httpx
 from probes import classify
 from probes.canary import CANARIES, Canary
 from probes.client import stream_timing
+from probes.conversation import Conversation, Generation
 from probes.dialects import Chunk, ProviderError, get_dialect
 from probes.reading import now as _now
 from probes.reading import read_answer, read_capped
@@ -48,7 +55,7 @@ from probes.target import Target
 
 log = logging.getLogger(__name__)
 
-ANSWER_LIMIT = 64 * 1024  # characters of answer text kept: the canary reads its start, the result 200
+ANSWER_LIMIT = 64 * 1024  # characters of answer text kept: a generation's whole text; the canary reads its start
 UNSTREAMED = "answered without streaming"
 # RFC 9110 field-name token; a value is printable ASCII, space and tab (httpx encodes values
 # as ASCII, and h11 refuses control characters; both would raise inside the request).
@@ -59,16 +66,17 @@ _seen_defects: set[tuple[str, str, int]] = set()  # unexpected exceptions alread
 
 
 class _Run:
-    """Mutable state of one probe while it runs."""
+    """Mutable state of one probe (or generation: ``conversation`` set, no canary) while it runs."""
 
     __slots__ = (
-        "canary", "done", "error", "finish", "first_ns", "headers_ns", "http_status", "input_tokens", "last_ns",
-        "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "text_len", "timing",
-        "unstreamed",
+        "canary", "conversation", "done", "error", "finish", "first_ns", "headers_ns", "http_status", "input_tokens",
+        "last_ns", "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "text_len",
+        "timing", "unstreamed",
     )
 
-    def __init__(self, canary: Canary | None, start_ns: int) -> None:
+    def __init__(self, canary: Canary | None, start_ns: int, conversation: Conversation | None = None) -> None:
         self.canary = canary
+        self.conversation = conversation
         self.start_ns = start_ns
         self.first_ns: int | None = None
         self.headers_ns: int | None = None
@@ -116,8 +124,28 @@ async def probe(target: Target, *, client: httpx.AsyncClient, canary: Canary | N
     ``first_token`` is set when the first answer text arrives, for a watcher that acts on a probe
     still waiting (the monitor's scheduler sends confirmations alongside one that waits too long).
     """
+    return await _call(target, client, _Run(canary, time.perf_counter_ns()), first_token)
+
+
+async def generate(target: Target, conversation: Conversation, *, client: httpx.AsyncClient) -> Generation:
+    """Send ``conversation`` to ``target`` once and read the whole answer. Never raises (cancellation aside).
+
+    Measured and classified as a probe is (`Generation.result`), without a canary: an answered,
+    complete, non-empty answer is OK. ``Generation.text`` is the answer as read, up to
+    `ANSWER_LIMIT` characters, also when the call failed part way.
+    """
+    run = _Run(None, time.perf_counter_ns(), conversation)
+    result = await _call(target, client, run, None)
+    try:
+        text = _redact("".join(run.text), target.api_key())
+    except Exception:  # the result already says what broke; the text is then what is safe to give: none
+        text = ""
+    return Generation(result=result, text=text)
+
+
+async def _call(target: Target, client: httpx.AsyncClient, run: _Run,
+                first_token: asyncio.Event | None) -> ProbeResult:
     at = datetime.now(UTC)
-    run = _Run(canary, time.perf_counter_ns())
     try:
         kind, message = await _attempt(target, client, run, first_token)
         return _result(target, at, run, kind, message)
@@ -130,9 +158,13 @@ async def _attempt(target: Target, client: httpx.AsyncClient, run: _Run,
     """Send the request and read the answer into ``run``; the kind when a failure decided it."""
     try:
         dialect = get_dialect(target.dialect)
-        if run.canary is None:
-            run.canary = pick_canary(target)
-        spec = dialect.build_request(target, run.canary.prompt, api_key=target.api_key())
+        if run.conversation is not None:
+            prompt, extra = run.conversation.prompt, {"conversation": run.conversation}
+        else:
+            if run.canary is None:
+                run.canary = pick_canary(target)
+            prompt, extra = run.canary.prompt, {}
+        spec = dialect.build_request(target, prompt, api_key=target.api_key(), **extra)
         _check_headers(spec.headers)
         dl = target.deadlines
         request = client.build_request(
@@ -330,6 +362,6 @@ def _answer_verdict(target: Target, run: _Run, answer: str, canary_pass: bool | 
     note = "" if run.done else "no end-of-stream marker after the finish reason"
     if not answer.strip():
         return ErrorKind.EMPTY_ANSWER, "stream completed with no answer text"
-    if not canary_pass:
+    if run.canary is not None and not canary_pass:  # a generation has no canary: its checks come later
         return ErrorKind.WRONG_ANSWER, f"expected {run.canary.expected}, got {answer[:60]!r}"
     return ErrorKind.OK, note

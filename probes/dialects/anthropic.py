@@ -26,18 +26,39 @@ Messages API reference ("Create a Message", docs.claude.com/en/api/messages): a 
 object ``{"type": "message", "role": "assistant", "content": [{"type": "text", "text"}],
 "stop_reason", "usage": {"input_tokens", "output_tokens"}}``; anthropic-sdk-python
 ``src/anthropic/types/message.py`` and ``text_block.py``.
+
+A conversation (`probes.conversation.Conversation`), from the same "Create a Message" reference
+and anthropic-sdk-python ``src/anthropic/types/message_create_params.py``: the system prompt is
+the top-level ``system`` (there is no "system" role among ``messages``); ``messages`` are
+``user``/``assistant`` turns (consecutive turns of one role are combined by the API, and a last
+``assistant`` turn is a prefill the answer continues); ``max_tokens`` is required;
+``temperature`` (0 to 1), ``top_p``, ``stop_sequences``. A temperature above 1 (allowed by the
+conversation, up to 2 as OpenAI's) is sent as 1, the highest this API takes.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
+from probes.dialects.base import (
+    Chunk,
+    Finish,
+    ProviderError,
+    RequestSpec,
+    body_json,
+    checked,
+    error_text,
+    loads,
+    present,
+)
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
+
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
 
 API_VERSION = "2023-06-01"
 _FINISH: dict[str, Finish] = {
@@ -52,7 +73,8 @@ class AnthropicDialect:
     name = "anthropic"
     framing: Literal["sse"] = "sse"
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
         headers = {
             "accept": "text/event-stream",
             "anthropic-version": str(target.options.get("anthropic_version", API_VERSION)),
@@ -60,13 +82,21 @@ class AnthropicDialect:
         }
         if api_key:
             headers["x-api-key"] = api_key
-        body = {
-            "model": target.model,
-            "max_tokens": target.max_tokens,
-            "stream": True,
-            "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}],
-        }
+        if conversation is None:
+            body: dict[str, Any] = {
+                "model": target.model,
+                "max_tokens": target.max_tokens,
+                "stream": True,
+                "temperature": 0,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+        else:
+            c = conversation
+            body = {"model": target.model, "max_tokens": c.max_tokens_for(target), "stream": True,
+                    **present(system=c.system),
+                    "messages": [{"role": role, "content": text} for role, text in c.messages],
+                    **present(temperature=None if c.temperature is None else min(c.temperature, 1.0), top_p=c.top_p,
+                              stop_sequences=list(c.stop) or None)}
         return RequestSpec("POST", f"{target.base_url.rstrip('/')}/messages", headers, body)
 
     @checked

@@ -14,12 +14,15 @@ import math
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import httpx
 
 from probes.framing import Event
 from probes.target import Target
+
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
 
 Finish = Literal["stop", "length", "filter", "error", "other"]
 
@@ -69,7 +72,12 @@ class Dialect(Protocol):
     name: str
     framing: Literal["sse", "ndjson"]
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec: ...
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
+        """The request for ``prompt`` (the probe's: one user message, a tiny answer at temperature 0), or,
+        given ``conversation``, for it (its system prompt, turns and parameters in the provider's own
+        format; ``prompt`` is then not read). Streaming either way."""
+        ...
 
     def parse_event(self, event: Event) -> Chunk:
         """Read one event; raise ValueError when it is not what the protocol allows."""
@@ -236,6 +244,11 @@ def retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return wait if wait <= MAX_RETRY_AFTER_S else None
+
+
+def present(**values: Any) -> dict[str, Any]:
+    """The values that are set: a parameter the conversation leaves as ``None`` is the provider's default."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def error_text(body: bytes, limit: int = 200) -> str:

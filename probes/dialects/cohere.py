@@ -18,19 +18,40 @@ reference (docs.cohere.com/reference/chat, "Response"): ``{"id", "finish_reason"
 {"billed_units", "tokens": {"input_tokens", "output_tokens"}}}``; cohere-python
 ``src/cohere/v2/types/v2chat_response.py`` (``V2ChatResponse``) and
 ``src/cohere/types/assistant_message_response.py``.
+
+A conversation (`probes.conversation.Conversation`), from the same Chat v2 reference
+(docs.cohere.com/reference/chat, "Request") and cohere-python ``src/cohere/v2/client.py``
+(``chat_stream`` parameters): ``messages`` with the system prompt first as
+``{"role": "system"}``, then ``user``/``assistant`` turns; ``max_tokens``, ``temperature``,
+``p`` (Cohere's name for top-p: "min value of 0.01, max value of 0.99", so a top_p of 1, no
+cut, is sent as 0.99, the widest it takes) and ``stop_sequences`` (up to 5).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, error_text, loads
+from probes.dialects.base import (
+    Chunk,
+    Finish,
+    ProviderError,
+    RequestSpec,
+    body_json,
+    checked,
+    error_text,
+    loads,
+    present,
+)
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
 
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
+
+_P_RANGE = (0.01, 0.99)  # what the API accepts for "p"
 _FINISH: dict[str, Finish] = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
@@ -44,17 +65,26 @@ class CohereDialect:
     name = "cohere"
     framing: Literal["sse"] = "sse"
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
         headers = {"accept": "text/event-stream", **target.headers}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        body = {
-            "model": target.model,
-            "stream": True,
-            "max_tokens": target.max_tokens,
-            "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}],
-        }
+        if conversation is None:
+            body: dict[str, Any] = {
+                "model": target.model,
+                "stream": True,
+                "max_tokens": target.max_tokens,
+                "temperature": 0,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+        else:
+            c = conversation
+            system = [{"role": "system", "content": c.system}] if c.system else []
+            p = None if c.top_p is None else min(max(c.top_p, _P_RANGE[0]), _P_RANGE[1])
+            body = {"model": target.model, "stream": True, "max_tokens": c.max_tokens_for(target),
+                    **present(temperature=c.temperature, p=p, stop_sequences=list(c.stop) or None),
+                    "messages": [*system, *({"role": role, "content": text} for role, text in c.messages)]}
         return RequestSpec("POST", f"{target.base_url.rstrip('/')}/chat", headers, body)
 
     @checked

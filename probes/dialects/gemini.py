@@ -23,11 +23,19 @@ event), and ``streamGenerateContent`` without ``alt=sse`` answers a JSON array o
 google-genai ``google/genai/types.py`` (``GenerateContentResponse``: ``candidates``,
 ``prompt_feedback``, ``usage_metadata``). A body with none of ``candidates``,
 ``promptFeedback`` or ``error`` is not an answer.
+
+A conversation (`probes.conversation.Conversation`), from the same reference
+(``GenerateContentRequest``: ``contents``, ``systemInstruction``, ``generationConfig``) and
+``GenerationConfig`` (``maxOutputTokens``, ``temperature`` 0 to 2, ``topP``,
+``stopSequences``, up to 5), with the "System instructions" and multi-turn chat guides: the
+system prompt is ``systemInstruction: {"parts": [{"text"}]}``; each turn is a Content whose
+role is ``user`` or ``model`` (the assistant's). google-genai ``google/genai/types.py``
+(``Content.role``: "user" or "model") agrees.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -41,28 +49,43 @@ from probes.dialects.base import (
     error_text,
     loads,
     merge,
+    present,
     seconds,
 )
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
 
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
+
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 _FINISH: dict[str, Finish] = {"STOP": "stop", "MAX_TOKENS": "length"}
+_ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiDialect:
     name = "gemini"
     framing: Literal["sse"] = "sse"
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
         headers = {"accept": "text/event-stream", **target.headers}
         if api_key:
             headers["x-goog-api-key"] = api_key
-        body = {
-            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
-            "generationConfig": {"maxOutputTokens": target.max_tokens, "temperature": 0},
-        }
+        if conversation is None:
+            body: dict[str, Any] = {
+                "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+                "generationConfig": {"maxOutputTokens": target.max_tokens, "temperature": 0},
+            }
+        else:
+            c = conversation
+            body = {"contents": [{"role": _ROLES[role], "parts": [{"text": text}]} for role, text in c.messages],
+                    "generationConfig": {"maxOutputTokens": c.max_tokens_for(target),
+                                         **present(temperature=c.temperature, topP=c.top_p,
+                                                   stopSequences=list(c.stop) or None)}}
+            if c.system:
+                body["systemInstruction"] = {"parts": [{"text": c.system}]}
         url = f"{target.base_url.rstrip('/')}/models/{target.model}:streamGenerateContent"
         return RequestSpec("POST", url, headers, body, {"alt": "sse"})
 

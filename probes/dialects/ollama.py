@@ -14,11 +14,17 @@ docs.ollama.com/api: "Generate a chat completion", "Streaming", "Errors", "Usage
   the whole text, ``done: true``, ``done_reason``, the counts); ollama-python
   ``ollama/_types.py`` (``ChatResponse``). A body of NDJSON lines relabelled as JSON by a proxy
   is read line by line as the stream it is.
+
+A conversation (`probes.conversation.Conversation`), from the same "Generate a chat completion"
+section and docs/modelfile.md ("Valid Parameters and Values"): ``messages`` with the system
+prompt first as ``{"role": "system"}``, then ``user``/``assistant`` turns; the parameters go in
+``options`` under the model-file names ``num_predict``, ``temperature``, ``top_p`` and ``stop``
+(a list); ollama-python ``ollama/_types.py`` (``Options``) agrees.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -32,10 +38,14 @@ from probes.dialects.base import (
     error_text,
     loads,
     merge,
+    present,
 )
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event, NDJSONParser
 from probes.target import Target
+
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
 
 _FINISH: dict[str, Finish] = {"stop": "stop", "length": "length"}
 
@@ -44,16 +54,25 @@ class OllamaDialect:
     name = "ollama"
     framing: Literal["ndjson"] = "ndjson"
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
         headers = {"accept": "application/x-ndjson", **target.headers}
         if api_key:  # Ollama's hosted API and authenticating reverse proxies
             headers["authorization"] = f"Bearer {api_key}"
-        body = {
-            "model": target.model,
-            "stream": True,
-            "messages": [{"role": "user", "content": prompt}],
-            "options": {"num_predict": target.max_tokens, "temperature": 0},
-        }
+        if conversation is None:
+            body: dict[str, Any] = {
+                "model": target.model,
+                "stream": True,
+                "messages": [{"role": "user", "content": prompt}],
+                "options": {"num_predict": target.max_tokens, "temperature": 0},
+            }
+        else:
+            c = conversation
+            system = [{"role": "system", "content": c.system}] if c.system else []
+            body = {"model": target.model, "stream": True,
+                    "messages": [*system, *({"role": role, "content": text} for role, text in c.messages)],
+                    "options": {"num_predict": c.max_tokens_for(target),
+                                **present(temperature=c.temperature, top_p=c.top_p, stop=list(c.stop) or None)}}
         return RequestSpec("POST", f"{target.base_url.rstrip('/')}/api/chat", headers, body)
 
     @checked

@@ -22,6 +22,15 @@ Wire format, from:
   and ``prompt_filter_results``, and ``finish_reason: content_filter`` on a filtered stream.
 - vLLM (older servers) put errors at the top level: ``{"object": "error", "message": ...}``.
 
+A conversation (`probes.conversation.Conversation`), from the same "Create chat completion"
+reference: ``messages`` in order, the system prompt first as ``{"role": "system"}`` (which
+reasoning models read as ``developer``), then ``user``/``assistant`` turns; ``temperature``
+(0 to 2), ``top_p``, ``stop`` (an array, up to 4), ``max_tokens`` (or
+``max_completion_tokens``); openai-python ``src/openai/types/chat/completion_create_params.py``.
+The legacy ``/v1/completions`` ("Create completion") takes one ``prompt`` string and the same
+``max_tokens``/``temperature``/``top_p``/``stop``: the conversation is sent as one text
+(`Conversation.as_text`).
+
 Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from:
 - OpenAI API reference, "The chat completion object": ``{"object": "chat.completion",
   "choices": [{"index", "message": {"role", "content", "refusal"}, "finish_reason"}],
@@ -34,7 +43,7 @@ Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -47,11 +56,15 @@ from probes.dialects.base import (
     checked,
     error_text,
     loads,
+    present,
     text_of,
 )
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
 from probes.target import Target
+
+if TYPE_CHECKING:
+    from probes.conversation import Conversation
 
 _FINISH: dict[str, Finish] = {"stop": "stop", "length": "length", "content_filter": "filter"}
 
@@ -60,7 +73,8 @@ class OpenAIDialect:
     name = "openai"
     framing: Literal["sse"] = "sse"
 
-    def build_request(self, target: Target, prompt: str, *, api_key: str | None) -> RequestSpec:
+    def build_request(self, target: Target, prompt: str, *, api_key: str | None,
+                      conversation: Conversation | None = None) -> RequestSpec:
         opts = target.options
         base = target.base_url.rstrip("/")
         headers = {"accept": "text/event-stream", **target.headers}
@@ -77,18 +91,24 @@ class OpenAIDialect:
             url = f"{base}/{endpoint}"
             if api_key:
                 headers["authorization"] = f"Bearer {api_key}"
-        body: dict[str, Any] = {
-            "model": target.model,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": 0,
-            # Reasoning models reject max_tokens and want max_completion_tokens.
-            opts.get("max_tokens_field", "max_tokens"): target.max_tokens,
-        }
+        # Reasoning models reject max_tokens and want max_completion_tokens.
+        max_field = opts.get("max_tokens_field", "max_tokens")
+        body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True}}
+        if conversation is None:
+            body.update({"temperature": 0, max_field: target.max_tokens})
+            if completions:
+                body["prompt"] = prompt
+            else:
+                body["messages"] = [{"role": "user", "content": prompt}]
+            return RequestSpec("POST", url, headers, body, params)
+        c = conversation
         if completions:
-            body["prompt"] = prompt
+            body["prompt"] = c.as_text()
         else:
-            body["messages"] = [{"role": "user", "content": prompt}]
+            system = [{"role": "system", "content": c.system}] if c.system else []
+            body["messages"] = [*system, *({"role": role, "content": text} for role, text in c.messages)]
+        body[max_field] = c.max_tokens_for(target)
+        body.update(present(temperature=c.temperature, top_p=c.top_p, stop=list(c.stop) or None))
         return RequestSpec("POST", url, headers, body, params)
 
     @checked
