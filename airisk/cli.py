@@ -232,6 +232,7 @@ def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_ho
     History goes to AIRISK_DATABASE_URL (PostgreSQL) or else a SQLite file under AIRISK_HOME.
     """
     from monitor.store import database_url, make_engine
+    from monitor.store.db import MONITOR_SQLITE_CACHE_KIB
 
     config = _config_or_exit(config_path or Path("airisk.yaml"))
     if not _loopback(metrics_host):
@@ -242,7 +243,8 @@ def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_ho
         _need("the apprise alert channel", "apprise")
     click.echo(f"airisk monitor: {len(config.resolve_schedule())} targets, region {region or '-'}, "
                f"history in {url.split('@')[-1]}", err=True)
-    runtime.run(runtime.monitor_forever(config=config, engine=make_engine(url), region=region,
+    engine = make_engine(url, sqlite_cache_kib=MONITOR_SQLITE_CACHE_KIB)
+    runtime.run(runtime.monitor_forever(config=config, engine=engine, region=region,
                                         metrics_port=metrics_port, metrics_host=metrics_host))
 
 

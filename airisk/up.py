@@ -226,6 +226,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
     from monitor.config import load_config
     from monitor.service import MonitorService
     from monitor.store import make_engine
+    from monitor.store.db import MONITOR_SQLITE_CACHE_KIB
 
     stack = Stack(logs=Path(tempfile.mkdtemp(prefix="airisk-up-")))
     needed = Needed(stack)
@@ -242,7 +243,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
             config_path = await asyncio.to_thread(_start_demo, stack, ports, home, local_url, environ)
             store = {"AIRISK_HOME": str(home), "AIRISK_DATABASE_URL": ""}
             dash_env = {**store, "AIRISK_DEMO": "1"}
-            engine = make_engine(f"sqlite:///{home / 'airisk.db'}")
+            engine = make_engine(f"sqlite:///{home / 'airisk.db'}", sqlite_cache_kib=MONITOR_SQLITE_CACHE_KIB)
             config = load_config(config_path)
             print(f"demo: {await asyncio.to_thread(_backfill, engine, config, 3)}", flush=True)
         else:
@@ -254,7 +255,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
                 _, local_note, server = await asyncio.to_thread(_local_model, stack, ports, fallback=False,
                                                                 section=section, base=config_path.parent)
             dash_env = {}
-            engine = make_engine()
+            engine = make_engine(sqlite_cache_kib=MONITOR_SQLITE_CACHE_KIB)
         if server is not None:
             needed.servers["local model"] = server
         needed.redact = _redactor(engine)

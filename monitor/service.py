@@ -45,6 +45,7 @@ from monitor.config import AiriskConfig
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector, Transition
+from monitor.memory import release_freed_memory
 from monitor.metrics import Metrics
 from monitor.schedule import Scheduler, Watch
 from monitor.statuspoll import VendorStatus, fetch_status, lead_time, summary_url
@@ -110,6 +111,7 @@ class MonitorService:
     housekeeping_interval: float = 1.0
     slo_interval: float = 60.0
     reminder_check: float = 30.0  # how often open incidents are looked at for reminders, at most
+    release_memory_every: timedelta = timedelta(minutes=1)  # freed memory back to the OS (monitor/memory.py)
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -355,7 +357,7 @@ class MonitorService:
         return events
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        last_prune = datetime.min.replace(tzinfo=UTC)
+        last_prune = last_trim = datetime.min.replace(tzinfo=UTC)
         while not stop.is_set():
             now = datetime.now(UTC)
             try:
@@ -364,6 +366,9 @@ class MonitorService:
                 if now - last_prune > timedelta(hours=1):
                     await asyncio.to_thread(self._prune, now)
                     last_prune = now
+                if now - last_trim > self.release_memory_every:
+                    last_trim = now
+                    await asyncio.to_thread(release_freed_memory)
             except SQLAlchemyError as exc:
                 if self._housekeeping_warning.failed():
                     log.warning("housekeeping deferred, database unavailable: %s", exc.__class__.__name__)
