@@ -54,10 +54,22 @@ class FeatureConfig(Section):
     criticality: Criticality = "medium"
     latency_budget: LatencyBudget = Field(default_factory=LatencyBudget)
     description: str = ""
+    eval: Text | None = None
+    """The feature's eval set: a JSONL file of cases (a relative path is read from the config file's
+    folder). `airisk eval run` measures every AI backend of the chain, and each candidate, on it."""
+    candidates: list[Text] = Field(default_factory=list)
+    """Owned backends to measure on the eval set even though the chain does not use them yet
+    ("could we own this feature?"): target names or catalog providers."""
+    min_quality: Annotated[float, Interval(ge=0, le=1)] | None = None
+    """The pass rate (lower bound of its 95% interval) an AI fallback needs to count at all; unset: any
+    measured quality counts, as far as it goes."""
+    rate: Annotated[float, Interval(gt=0, le=1e6), Field(allow_inf_nan=False)] | None = None
+    """The feature's peak traffic, requests a second; unset: read from the proxy log when it has any.
+    A fallback's measured capacity is compared with it (traffic above capacity is unserved)."""
 
 
 def feature_problems(features: dict[str, FeatureConfig], backends: Iterable[str]) -> list[tuple[Loc, str]]:
-    """Chains that name an unknown backend, or that start with a degraded mode."""
+    """Chains (and candidates) that name an unknown backend, or that start with a degraded mode."""
     known = set(backends)
     problems: list[tuple[Loc, str]] = []
     for name, feature in features.items():
@@ -67,4 +79,8 @@ def feature_problems(features: dict[str, FeatureConfig], backends: Iterable[str]
             if link.backend is not None and link.backend not in known:
                 problems.append((("features", name, "chain", i, "backend"),
                                  f"unknown backend {link.backend!r}: name a target or a catalog provider"))
+        for i, candidate in enumerate(feature.candidates):
+            if candidate not in known:
+                problems.append((("features", name, "candidates", i),
+                                 f"unknown backend {candidate!r}: name a target or a catalog provider"))
     return problems

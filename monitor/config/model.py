@@ -151,8 +151,29 @@ class LocalModelConfig(Section):
     """Generation threads; unset: every core (llama.cpp's own default, 1, is ~20% slower on 2 cores)."""
     alias: Text = "gemma-3-270m"
     """The model name the server answers to."""
+    cost_per_hour: Price | None = None
+    """What the machine serving it costs, USD an hour: owned cost per request is this over measured
+    throughput (the "Can we own it?" page). Unset: owned cost is not shown."""
     interval: Duration | None = None
     """Time between probes; unset: defaults.interval."""
+
+
+class JudgeConfig(Section):
+    """The backend that judges answers for ``judge`` checks (LLM as judge)."""
+
+    backend: Text
+    """A target name or catalog provider: a hosted model with a key, or a bigger local model. Never the
+    backend being judged: a model grading its own answers agrees with itself."""
+    max_tokens: MaxTokens = 256
+
+
+class QualityConfig(Section):
+    """How `airisk eval` measures answer quality."""
+
+    judge: JudgeConfig | None = None
+    """Unset: ``judge`` checks report "unjudged", never a pass or a failure."""
+    concurrency: Annotated[int, Interval(ge=1, le=256)] = 4
+    """Cases in flight at once, per backend."""
 
 
 class StorageConfig(Section):
@@ -168,6 +189,8 @@ class StorageConfig(Section):
     """Vendor status-page snapshots."""
     proxy_days: Annotated[int, Interval(ge=1, le=3650)] | None = None
     """The fault proxy's request log (`airisk proxy --store`, drills); unset: as long as raw results."""
+    capture_days: Annotated[int, Interval(ge=1, le=3650)] = 7
+    """Requests and answers captured for eval sets (`airisk proxy --capture`, opt-in)."""
 
 
 class AiriskConfig(Section):
@@ -190,6 +213,8 @@ class AiriskConfig(Section):
     """Retention of history."""
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
     """The product's AI features, each with its chain of backends (primary, then fallbacks)."""
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    """Answer quality measurement (`airisk eval`): the judge backend, concurrency."""
 
     @model_validator(mode="before")
     @classmethod
@@ -212,6 +237,9 @@ class AiriskConfig(Section):
         if self.alerts is not None:
             problems += [(("alerts", *loc), message) for loc, message in self.alerts.problems()]
         problems += feature_problems(self.features, self.backend_names())
+        if self.quality.judge is not None and self.quality.judge.backend not in self.backend_names():
+            problems.append((("quality", "judge", "backend"), f"unknown backend {self.quality.judge.backend!r}: "
+                             "name a target or a catalog provider"))
         if problems:
             raise ValueError("; ".join(f"{format_path(loc)}: {message}" for loc, message in problems))
         return self

@@ -226,5 +226,77 @@ class DrillFeatureRow(SQLModel, table=True):
     phases: dict[str, Any] = _json()  # per phase: requests, ok, degraded, failed, p50/p95, errors
 
 
+class EvalRunRow(SQLModel, table=True):
+    """One `airisk eval run` of one feature's eval set against some of its backends. ``ended_at`` is
+    None while it runs, or when it was interrupted: the next run of the same cases resumes it."""
+
+    __tablename__ = "eval_run"
+    id: int | None = Field(default=None, primary_key=True)
+    feature: str = Field(index=True)
+    started_at: datetime = _ts(index=True)
+    ended_at: datetime | None = _ts(nullable=True)
+    cases_file: str = ""
+    cases_hash: str = ""  # sha256 of the eval file's bytes: a resumed run must run the same cases
+    backends: list[str] = _json(list)
+    cases: int = 0  # cases per backend asked for (after --cases)
+
+
+class EvalAnswerRow(SQLModel, table=True):
+    """One backend's answer to one case in one eval run: what it said, what the checks found, its timing."""
+
+    __tablename__ = "eval_answer"
+    __table_args__ = (sa.UniqueConstraint("run_id", "backend", "case_id", name="uq_eval_answer_case"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_run.id", index=True)
+    feature: str = Field(index=True)
+    backend: str = Field(index=True)
+    case_id: str
+    at: datetime = _ts()
+    error_kind: str | None = None  # None: answered; else the probe's ErrorKind (not a quality failure)
+    http_status: int | None = None
+    answer: str = ""  # capped (ANSWER_STORED characters): enough to read why it failed
+    passed: bool | None = None  # None: not answered, or no check could judge it
+    checks: list[dict[str, Any]] = _json(list)  # per check: type, passed, score, reason
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    local: bool = False
+
+
+class EvalCapacityRow(SQLModel, table=True):
+    """`airisk eval capacity`: the highest rate one backend held for one feature, and every step tried."""
+
+    __tablename__ = "eval_capacity"
+    id: int | None = Field(default=None, primary_key=True)
+    feature: str = Field(index=True)
+    backend: str = Field(index=True)
+    at: datetime = _ts(index=True)
+    rate_rps: float = 0.0
+    p95_ms: float | None = None
+    pass_rate: float | None = None
+    budget_ms: float | None = None
+    steps: list[dict[str, Any]] = _json(list)
+    duration_s: float | None = None
+
+
+class CapturedCaseRow(SQLModel, table=True):
+    """A request a feature sent through the proxy and the primary's answer (`airisk proxy --capture`,
+    opt-in per feature), redacted before it is stored, pruned after ``storage.capture_retention``."""
+
+    __tablename__ = "captured_case"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    feature: str = Field(index=True)
+    route: str = ""
+    path: str = ""
+    model: str | None = None
+    request: dict[str, Any] = _json()  # the request body, redacted
+    answer: str = ""  # the primary's answer text, redacted
+    status: int | None = None
+
+
 ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox,
-              ProxyRequestRow, DrillRunRow, DrillFeatureRow]
+              ProxyRequestRow, DrillRunRow, DrillFeatureRow, EvalRunRow, EvalAnswerRow, EvalCapacityRow,
+              CapturedCaseRow]

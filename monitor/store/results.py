@@ -27,7 +27,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from monitor.store import histogram
-from monitor.store.models import ProbeRow, ProxyRequestRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow, utcnow
+from monitor.store.models import (
+    CapturedCaseRow,
+    ProbeRow,
+    ProxyRequestRow,
+    RollupHour,
+    RollupMinute,
+    StatusSnapshot,
+    TargetRow,
+    utcnow,
+)
 from probes.result import ProbeResult, Status
 from probes.target import Target
 
@@ -266,6 +275,7 @@ def prune(
     rollup_hour_days: int = 365,
     status_days: int = 30,
     proxy_days: int | None = None,
+    capture_days: int = 7,
 ) -> dict[str, int]:
     """Deletes what is past its retention; returns rows deleted per table.
 
@@ -273,7 +283,9 @@ def prune(
     dashboard shows: windows beyond the raw retention are answered from the rollups.
     The fault proxy's request log (``proxy_request``, one row per proxied request, so it grows
     like the raw results) is kept ``proxy_days``, unset: as long as raw results (``raw_days``).
-    Incidents and alerts are kept (they are few, and the outbox belongs to the dispatcher).
+    Captured requests and answers (``captured_case``, opt-in, possibly personal data) are kept
+    ``capture_days``. Incidents, alerts, drills and eval results are kept (they are few, and the
+    outbox belongs to the dispatcher).
     """
     now = _aware(now, "now")
     plan = [
@@ -282,6 +294,7 @@ def prune(
         (RollupHour.__table__, "bucket", rollup_hour_days),
         (StatusSnapshot.__table__, "fetched_at", status_days),
         (ProxyRequestRow.__table__, "at", raw_days if proxy_days is None else proxy_days),
+        (CapturedCaseRow.__table__, "at", capture_days),
     ]
     deleted: dict[str, int] = {}
     for table, column, days in plan:

@@ -13,10 +13,18 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from monitor.store import histogram
-from monitor.store.models import ProbeRow, ProxyRequestRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.models import (
+    CapturedCaseRow,
+    ProbeRow,
+    ProxyRequestRow,
+    RollupHour,
+    RollupMinute,
+    StatusSnapshot,
+    TargetRow,
+)
 from monitor.store.proxylog import write_proxy_requests
 from monitor.store.queries import target_summary
 from monitor.store.results import prune, upsert_targets, write_results
@@ -162,11 +170,16 @@ def test_prune_drops_raw_and_minutes_but_keeps_hours(session: Session) -> None:
     recent = [(make_result(at=now - timedelta(minutes=30 - i)), False) for i in range(10)]
     write_results(session=session, results=old + recent, region="eu")
     session.add(StatusSnapshot(provider="openai", fetched_at=now - timedelta(days=31), indicator="none"))
+    # Captured requests (opt-in, may hold personal data) go after capture_days (default 7).
+    session.add(CapturedCaseRow(at=now - timedelta(days=8), feature="chat", answer="old"))
+    session.add(CapturedCaseRow(at=now - timedelta(days=6), feature="chat", answer="recent"))
     session.commit()
     deleted = prune(session=session, now=now)
     session.commit()
     assert deleted == {"probe_result": 60, "rollup_minute": 60, "rollup_hour": 0, "status_snapshot": 1,
-                       "proxy_request": 0}
+                       "proxy_request": 0, "captured_case": 1}
+    assert [r.answer for r in session.exec(select(CapturedCaseRow))] == ["recent"]
+    assert prune(session=session, now=now, capture_days=1)["captured_case"] == 1
     # Twenty days later, the old two hours still read right, from the hour rollups.
     (summary,) = target_summary(session=session, since=T0, until=T0 + timedelta(hours=2))
     assert (summary.source, summary.count, summary.availability) == ("hour", 60, 0.75)
