@@ -47,6 +47,20 @@ def read_json(answer: str) -> Any:
     raise NoJson(f"not JSON: {reason}")
 
 
+def _validator_class(schema: dict[str, Any]) -> Any:
+    """The validator of the draft ``$schema`` names (the latest without one); ValueError for a draft
+    jsonschema does not know (which it would otherwise only warn about, and validate as the latest)."""
+    if "$schema" not in schema:
+        return validators.validator_for(schema)
+    try:
+        found = validators.validator_for(schema, default=None)
+    except TypeError:  # an unhashable $schema
+        found = None
+    if found is None:
+        raise ValueError(f"$schema {quote(str(schema['$schema']))} names no JSON Schema draft jsonschema knows")
+    return found
+
+
 @register
 class JsonSchema(Check):
     name = "json_schema"
@@ -58,8 +72,9 @@ class JsonSchema(Check):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        validator = _validator_class(schema)
         try:
-            validators.validator_for(schema).check_schema(schema)
+            validator.check_schema(schema)
         except exceptions.SchemaError as exc:
             where = exc.json_path if exc.path else "the top"
             raise ValueError(f"not a valid JSON Schema: {exc.message[:160]} (at {where})") from None
@@ -68,7 +83,7 @@ class JsonSchema(Check):
         return schema
 
     def model_post_init(self, context: Any) -> None:
-        self._validator = validators.validator_for(self.schema_)(self.schema_)
+        self._validator = _validator_class(self.schema_)(self.schema_)
 
     def run(self, answer: str, ctx: Context) -> Verdict:
         try:
