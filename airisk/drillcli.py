@@ -67,6 +67,8 @@ def drill_run(file: Path, json_path: Path | None, junit_path: Path | None, worke
     out = Console(width=None if sys.stdout.isatty() else 160)
     out.print(output.summary_table(result))
     out.print(output.phase_table(result))
+    if (quality := output.quality_table(result)) is not None:
+        out.print(quality)
     if json_path:
         output.write_json(result, json_path)
     if junit_path:
@@ -96,8 +98,15 @@ def _print_plan(spec, console, workers: int | None) -> None:
                                                                          else "") for f in phase.faults) or "no faults"
         console.print(f"  {start:6.0f}s  {phase.name:<16} {phase.duration:5.0f}s  {faults}")
         start += phase.duration
+    eval_sets = spec.eval_sets()
     for name, f in spec.features.items():
-        console.print(f"  feature {name}: {f.request.method} {f.request.path}, expected: {f.outcome.replace('_', ' ')}")
+        sends = [f"{f.request.method} {f.request.path}"] if f.request is not None else []
+        if (judging := f.judging) is not None:
+            cases = eval_sets[name]
+            skipped = f" ({cases.skipped} without http skipped)" if cases.skipped else ""
+            sends.append(f"{len(cases.cases)} cases of {f.cases}{skipped}, up to {judging.sample} answers a phase "
+                         f"checked (min_pass {judging.min_pass:.0%})")
+        console.print(f"  feature {name}: {' and '.join(sends)}, expected: {f.outcome.replace('_', ' ')}")
     guards = spec.guards
     console.print(f"guards: abort under {guards.min_success_rate:.0%} success for {guards.for_:g}s, "
                   f"or after {guards.max_duration:g}s; fault lease {spec.lease:g}s")

@@ -4,12 +4,21 @@ Run by the drill runner, never imported by it: Locust patches the standard libra
 gevent at import. ``python -m chaos.drill.loadgen CONFIG.json --role local|master|worker``.
 
 Each simulated user picks a feature by weight (or, where the drill gives features a rate,
-keeps to its own feature's share of that rate), sends its request to the product and judges
-the answer as the drill file says (status, a JSON field, the product's own "degraded"
-marker). Every request becomes one JSON line in this process's records file (flushed every
-0.2 s so the runner can watch guards live): ``t`` start (wall clock), ``f`` feature, ``ms``
-latency, ``ok`` full answer, ``deg`` degraded answer, ``s`` HTTP status, ``k`` error kind,
-``b`` the backend the product says answered. The runner merges the files of all processes.
+keeps to its own feature's share of that rate), sends one of the feature's inputs (its fixed
+request, or a case of its eval set, drawn at random) to the product and judges the answer as
+the drill file says (status, a JSON field, the product's own "degraded" marker). Every request
+becomes one JSON line in this process's records file (flushed every 0.2 s so the runner can
+watch guards live): ``t`` start (wall clock), ``f`` feature, ``ms`` latency, ``ok`` full
+answer, ``deg`` degraded answer, ``s`` HTTP status, ``k`` error kind, ``b`` the backend the
+product says answered. The runner merges the files of all processes.
+
+Answers are judged against the cases' checks by the runner, after the load (`chaos.drill.judging`),
+never here: a check may be slow or call a judge model, and Locust's timings would pay for it.
+What this process does is cheap and bounded: of a judged feature's full answers to a case, the
+first to end in each ``sample_slot`` seconds (a fixed grid of wall-clock time, so the kept ones
+are spread over every phase, not the first N) carries ``c``, the case's index, and ``a``, the
+product's whole JSON answer (at most ``max_body`` bytes). The runner keeps a bounded, spread
+sample of those per phase (`chaos.drill.sampling`).
 """
 
 from __future__ import annotations
@@ -27,39 +36,18 @@ import gevent
 from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.env import Environment
 
+from chaos.drill.responses import MAX_BODY, Keeper, judge_response
+
 _records: list[str] = []
-
-
-def _judge(feature: dict, status: int, body: bytes) -> tuple[bool, bool, str | None, str | None]:
-    """(full answer, degraded answer, error kind, backend) for one response."""
-    expect = feature["expect"]
-    if status != expect["status"]:
-        return False, False, f"http_{status}", None
-    data = None
-    if expect.get("field") or feature.get("degraded_when"):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return False, False, "bad_json", None
-        if not isinstance(data, dict):
-            return False, False, "bad_json", None
-    backend = data.get("backend") if isinstance(data, dict) else None
-    field = expect.get("field")
-    if field and data.get(field) in (None, "", [], {}):
-        return False, False, "bad_answer", backend if isinstance(backend, str) else None
-    degraded_when = feature.get("degraded_when")
-    degraded = bool(degraded_when) and data.get(degraded_when["field"]) == degraded_when.get("equals", True)
-    return not degraded, degraded, None, backend if isinstance(backend, str) else None
-
-
-def _call(user: FastHttpUser, name: str, feature: dict) -> None:
-    """One product request for ``feature``, judged and recorded."""
-    req = feature["request"]
+def _call(user: FastHttpUser, name: str, feature: dict, keeper: Keeper) -> None:
+    """One product request for ``feature`` (one of its inputs, at random), judged and recorded."""
+    req = random.choice(feature["inputs"])
+    answer = feature["expect"].get("field") or req.get("answer")
     started = time.time()
     t0 = time.perf_counter()
-    kind = backend = None
+    kind = backend = data = None
     ok = deg = False
-    status = 0
+    status = size = 0
     try:
         with user.client.request(req["method"], req["path"], json=req.get("json"), headers=req.get("headers"),
                                  name=name, catch_response=True) as response:
@@ -68,15 +56,20 @@ def _call(user: FastHttpUser, name: str, feature: dict) -> None:
                 kind = "connection"
                 response.failure(str(response.error)[:200])
             else:
-                ok, deg, kind, backend = _judge(feature, status, response.content or b"")
+                content = response.content or b""
+                size = len(content)
+                ok, deg, kind, backend, data = judge_response(feature, answer, status, content)
                 if kind:
                     response.failure(kind)
                 else:
                     response.success()
     except Exception as exc:
         kind = f"client_{type(exc).__name__}"
-    _records.append(json.dumps({"t": started, "f": name, "ms": round((time.perf_counter() - t0) * 1000, 3),
-                                "ok": ok, "deg": deg, "s": status, "k": kind, "b": backend}))
+    ms = (time.perf_counter() - t0) * 1000
+    record = {"t": started, "f": name, "ms": round(ms, 3), "ok": ok, "deg": deg, "s": status, "k": kind, "b": backend}
+    if ok and req.get("case") is not None and keeper.take(name, started + ms / 1000, size):
+        record.update(c=req["case"], a=data)
+    _records.append(json.dumps(record))
 
 
 def split_users(users: int, rates: dict[str, float]) -> dict[str, int]:
@@ -89,6 +82,7 @@ def make_users(config: dict) -> list[type[FastHttpUser]]:
     """One user class picking features by weight; or, when features set a rate, one class per feature
     holding that rate (Locust's constant_throughput over that feature's share of the users)."""
     features = config["features"]
+    keeper = Keeper({name: f.get("sample_slot") for name, f in features.items()}, config.get("max_body", MAX_BODY))
 
     class ProductUser(FastHttpUser):
         abstract = True
@@ -106,7 +100,7 @@ def make_users(config: dict) -> list[type[FastHttpUser]]:
             @task
             def call(self) -> None:
                 name = random.choices(names, weights)[0]
-                _call(self, name, features[name])
+                _call(self, name, features[name], keeper)
 
         return [WeightedUser]
     classes = []
@@ -119,7 +113,7 @@ def make_users(config: dict) -> list[type[FastHttpUser]]:
 
             @task
             def call(self, name=name, feature=feature) -> None:
-                _call(self, name, feature)
+                _call(self, name, feature, keeper)
 
         FeatureUser.__name__ = f"User_{name}"
         classes.append(FeatureUser)

@@ -9,8 +9,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from chaos.drill.judging import QualityStats
 from chaos.drill.report import DrillResult, FeatureResult, Stats
 
 _STYLE = {"resilient": "green", "degraded": "yellow", "broken": "red", None: "dim"}
@@ -27,19 +29,22 @@ def _ms(value: float | None) -> str:
 def summary_table(result: DrillResult) -> Table:
     table = Table(title=f"drill {result.name}: " + ("passed" if result.passed else "FAILED")
                   + (f" (aborted: {result.aborted})" if result.aborted else ""), title_justify="left")
-    for col in ("feature", "expected", "verdict", "ok", "answered", "p50 ms", "p95 ms", "answered by", "errors",
-                "recovery"):
-        table.add_column(col, justify="right" if col in ("ok", "answered", "p50 ms", "p95 ms", "recovery") else "left")
+    judged = any(f.during_faults.quality is not None for f in result.features)
+    for col in ("feature", "expected", "verdict", "ok", "answered", *(("quality",) if judged else ()), "p50 ms",
+                "p95 ms", "answered by", "errors", "recovery"):
+        table.add_column(col, justify="right" if col in ("ok", "answered", "quality", "p50 ms", "p95 ms", "recovery")
+                         else "left")
     for f in result.features:
         d = f.during_faults
         errors = ", ".join(f"{k} {v}" for k, v in sorted(d.errors.items(), key=lambda kv: -kv[1])[:3]) or "-"
         mark = "" if f.meets else " ✗"
         table.add_row(f.feature, f.expected, f"[{_STYLE[f.verdict]}]{f.verdict or 'no traffic'}[/]{mark}",
-                      _rate(d.ok_rate), _rate(d.answered_rate), _ms(d.p50_ms), _ms(d.p95_ms),
-                      ", ".join(f.answered_by) or "-", errors,
+                      _rate(d.ok_rate), _rate(d.answered_rate), *((quality_cell(d.quality),) if judged else ()),
+                      _ms(d.p50_ms), _ms(d.p95_ms), ", ".join(f.answered_by) or "-", errors,
                       "-" if f.recovery_s is None else f"{f.recovery_s:.1f}s")
-    if result.notes:  # sampled or cut to keep the runner's memory bounded: the reader must know
-        table.caption = "\n".join(f"note: {note}" for note in result.notes)
+    reasons = [f"{f.feature}: {f.reason}" for f in result.features if f.reason]
+    if reasons or result.notes:  # sampled or cut to keep the runner's memory bounded: the reader must know
+        table.caption = "\n".join([*reasons, *(f"note: {note}" for note in result.notes)])
         table.caption_justify = "left"
     return table
 
@@ -56,6 +61,36 @@ def phase_table(result: DrillResult) -> Table:
 
 def _cell(s: Stats) -> str:
     return f"{s.ok}/{s.degraded}/{s.failed} {_ms(s.p50_ms)}" if s.requests else "-"
+
+
+def quality_cell(q: QualityStats | None) -> str:
+    """``90% of 20`` (the checked sample's pass rate, and how many were judged), ``unjudged 20``, or ``-``."""
+    if q is None or not q.sampled:
+        return "-"
+    if q.pass_rate is None:
+        return f"unjudged {q.unjudged}"
+    style = "red" if q.below else "green"
+    return f"[{style}]{q.pass_rate:.0%}[/] of {q.judged}" + (f" (+{q.unjudged} unjudged)" if q.unjudged else "")
+
+
+def quality_table(result: DrillResult) -> Table | None:
+    """Per feature with an eval set and phase: the checked sample's pass rate, n, and a failing example."""
+    judged = [f for f in result.features if f.during_faults.quality is not None]
+    if not judged:
+        return None
+    table = Table(title="answer quality per phase (checked sample: pass rate of n; a failing example)",
+                  title_justify="left")
+    table.add_column("feature")
+    for phase in result.phases:
+        table.add_column(phase.name + (" ⚡" if phase.faulted else ""), max_width=48)
+    for f in judged:
+        cells = []
+        for p in result.phases:
+            q = f.phases[p.name].quality
+            example = f"\n[dim]{escape(q.failing)[:120]}[/]" if q is not None and q.failing else ""
+            cells.append(quality_cell(q) + example)
+        table.add_row(f.feature, *cells)
+    return table
 
 
 class LiveView:
@@ -105,16 +140,24 @@ def write_junit(result: DrillResult, path: Path) -> None:
         ET.SubElement(case, "system-out").text = json.dumps(
             {"verdict": f.verdict, "expected": f.expected, "ok_rate": f.during_faults.ok_rate,
              "answered_rate": f.during_faults.answered_rate, "answered_by": f.answered_by,
-             "errors": f.during_faults.errors, "recovery_s": f.recovery_s})
+             "errors": f.during_faults.errors, "recovery_s": f.recovery_s, "reason": f.reason,
+             "quality": {name: _quality_json(s.quality) for name, s in f.phases.items() if s.quality is not None}
+             | ({"during_faults": _quality_json(f.during_faults.quality)} if f.during_faults.quality else {})})
     if result.notes:
         ET.SubElement(suite, "system-out").text = "\n".join(f"note: {note}" for note in result.notes)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def _quality_json(q: QualityStats) -> dict[str, Any]:
+    return {"pass_rate": q.pass_rate, "n": q.judged, "unjudged": q.unjudged, "min_pass": q.min_pass,
+            "failing": q.failing}
+
+
 def _failure(f: FeatureResult) -> str:
     d = f.during_faults
     return (f"{f.feature}: expected to {f.expected.replace('_', ' ')}, was {f.verdict or 'not exercised'} "
-            f"(full answers {_rate(d.ok_rate)}, any answer {_rate(d.answered_rate)} while the faults were in force)")
+            f"(full answers {_rate(d.ok_rate)}, any answer {_rate(d.answered_rate)} while the faults were in force"
+            + (f"; {f.reason}" if f.reason else "") + ")")
 
 
 def failures(result: DrillResult) -> list[str]:

@@ -3,10 +3,14 @@
 Inputs: the load generator's records (one per product request), the phases as they really
 ran (wall-clock start and end), and the fault proxy's request log for the drill. Per feature
 and phase: requests, full / degraded / failed answers, p50 and p95 latency, error kinds,
-the backends the product says answered and the routes the proxy saw answer. Per feature,
-over the phases with faults: a verdict (resilient / degraded / broken, by the drill's
-thresholds), whether it meets the expected outcome, and the time to recover once the
-faults ended (the first of three full answers in a row).
+the backends the product says answered, the routes the proxy saw answer and, for a feature
+with an eval set, the quality of a sample of its full answers (`chaos.drill.sampling` picks
+them as they arrive, `chaos.drill.judging` checks them after the load). Per feature, over the
+phases with faults: a verdict (resilient / degraded / broken, by the drill's thresholds; a
+feature whose checked answers pass below its ``min_pass`` is broken, however many requests it
+answered: the outage a status code never shows), the reason where quality decided it, whether
+it meets the expected outcome, and the time to recover once the faults ended (the first of
+three full answers in a row).
 
 A long drill under heavy load makes millions of records, so `Tally` takes them as they arrive
 and keeps counts, not records: latencies up to `LATENCY_SAMPLE` per feature and phase (a
@@ -26,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chaos.drill.judging import Judged, QualityStats, quality_stats
+from chaos.drill.sampling import AnswerSample
 from chaos.drill.spec import DrillSpec
 
 VERDICTS = ("resilient", "degraded", "broken")
@@ -59,6 +65,7 @@ class Stats:
     errors: dict[str, int] = field(default_factory=dict)
     backends: dict[str, int] = field(default_factory=dict)  # as the product reported them
     routes: dict[str, int] = field(default_factory=dict)  # proxy routes that answered (2xx, unbroken)
+    quality: QualityStats | None = None  # the checked sample of full answers (features with an eval set)
 
     @property
     def ok_rate(self) -> float | None:
@@ -79,6 +86,7 @@ class FeatureResult:
     phases: dict[str, Stats]
     recovery_s: float | None  # None: never recovered (or no fault phase ended)
     answered_by: list[str]  # routes that answered during the faults
+    reason: str | None = None  # where quality decided the verdict, or could not be judged: why
 
 
 @dataclass(slots=True)
@@ -223,6 +231,8 @@ class Tally:
         self._during = {name: _Counts(self._rng) for name in spec.features}
         self._recovery: dict[str, _Recovery] | None = None  # from the end of the latest fault phase
         self._seconds: dict[tuple[int, str], list[Any]] = {}
+        self._sample = AnswerSample({name: f.judging.sample for name, f in spec.features.items() if f.judging},
+                                    {p.name: p.duration for p in spec.phases})
         self.notes: list[str] = []
 
     def begin(self, run: PhaseRun) -> None:
@@ -265,6 +275,8 @@ class Tally:
                 self._phase[(name, run.name)].record(r)
                 if run.faulted:
                     self._during[name].record(r)
+                if "a" in r and r["ok"]:
+                    self._sample.offer(name, run.name, run.start, r)
             if self._recovery is not None:
                 self._recovery[name].add(t, bool(r["ok"]))
 
@@ -290,10 +302,27 @@ class Tally:
             out[name] = (c.requests, c.ok, c.degraded, c.failed) if c else (0, 0, 0, 0)
         return out
 
-    def result(self, *, ended_at: float, aborted: str | None = None) -> DrillResult:
+    def samples(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(feature, phase, record) of each answer kept to be checked (at most ``quality.sample`` per
+        feature and phase, spread over the phase)."""
+        return self._sample.items()
+
+    def result(self, *, ended_at: float, aborted: str | None = None, judged: Iterable[Judged] = ()) -> DrillResult:
+        """The verdicts; ``judged``: the `samples` as `chaos.drill.judging` checked them."""
+        judged = list(judged)
         results = []
         for name, feature in self.spec.features.items():
             during = self._during[name].stats()
+            phases = {p.name: self._phase[(name, p.name)].stats() for p in self.phases}
+            judging = feature.judging
+            if judging is not None:
+                mine = [j for j in judged if j.feature == name]
+                for p in self.phases:
+                    phases[p.name].quality = quality_stats((j for j in mine if j.phase == p.name),
+                                                           min_pass=judging.min_pass, faulted=p.faulted)
+                faulted = {p.name for p in self.phases if p.faulted}
+                during.quality = quality_stats((j for j in mine if j.phase in faulted), min_pass=judging.min_pass,
+                                               faulted=True)
             v = verdict(during, self.spec)
             recovery = None
             if any(p.faulted for p in self.phases):
@@ -304,8 +333,8 @@ class Tally:
             meets = (v is not None and v in _ALLOWED[feature.outcome]) or (v is None and feature.outcome == "may_fail")
             results.append(FeatureResult(
                 feature=name, expected=feature.outcome, verdict=v, meets=meets,
-                during_faults=during, phases={p.name: self._phase[(name, p.name)].stats() for p in self.phases},
-                recovery_s=recovery, answered_by=sorted(during.routes, key=lambda r: -during.routes[r])))
+                during_faults=during, phases=phases, recovery_s=recovery,
+                answered_by=sorted(during.routes, key=lambda r: -during.routes[r]), reason=quality_reason(during)))
         timeline = [{"s": s, "feature": f, "n": n, "ok": ok, "deg": deg, "p50_ms": sample.pct(50)}
                     for (s, f), (n, ok, deg, sample) in sorted(self._seconds.items())
                     if self.ended_at is not None or s < ended_at - self.started_at]
@@ -331,8 +360,12 @@ class Tally:
 
 
 def verdict(stats: Stats, spec: DrillSpec) -> str | None:
+    """resilient / degraded / broken (None: no request). Checked answers passing below ``min_pass``
+    make it broken: answered, but not good enough."""
     if not stats.requests:
         return None
+    if stats.quality is not None and stats.quality.below:
+        return "broken"
     if stats.ok_rate >= spec.thresholds.resilient:
         return "resilient"
     if stats.answered_rate < spec.thresholds.broken:
@@ -340,14 +373,36 @@ def verdict(stats: Stats, spec: DrillSpec) -> str | None:
     return "degraded"
 
 
+def quality_reason(stats: Stats) -> str | None:
+    """Why quality decided the verdict (or could not): None where it did not, or was not asked."""
+    q = stats.quality
+    if q is None or not stats.requests:
+        return None
+    if q.below:
+        return (f"answered {_pct(stats.answered_rate)} of requests, but {q.passed} of {q.judged} checked answers "
+                f"passed ({_pct(q.pass_rate)}, below min_pass {_pct(q.min_pass)}); e.g. {q.failing}")
+    if q.pass_rate is None and stats.ok:
+        if q.sampled:
+            return f"quality not judged: none of {q.sampled} sampled answers could be judged ({q.unjudged_reason})"
+        return "quality not judged: no full answer was sampled during the faults"
+    return None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def analyse(spec: DrillSpec, records: Iterable[dict[str, Any]], phases: list[PhaseRun],
             entries: Iterable[dict[str, Any]], *, started_at: float, ended_at: float,
-            aborted: str | None = None) -> DrillResult:
-    """`Tally` over finished phases and whole lists (for tests and offline use)."""
+            aborted: str | None = None, judge=None) -> DrillResult:
+    """`Tally` over finished phases and whole lists (for tests and offline use). ``judge``: called with
+    the sampled (feature, phase, record) list, returns their `Judged` (e.g. `chaos.drill.judging.judge_sample`
+    with the eval sets)."""
     tally = Tally(spec, started_at=started_at, ended_at=ended_at, seed=0)
     for run in phases:
         tally.begin(run)
         tally.end(run)
     tally.add_records(records)
     tally.add_entries(entries)
-    return tally.result(ended_at=ended_at, aborted=aborted)
+    judged = judge(tally.samples()) if judge is not None else ()
+    return tally.result(ended_at=ended_at, aborted=aborted, judged=judged)

@@ -10,7 +10,10 @@
    records live (the guards), remove the faults when the phase ends.
 5. A guard breach (success rate under the floor for N seconds, or the maximum duration)
    removes the drill's faults at once and stops the load.
-6. Merge the records, read the proxy's log for the drill, judge (`chaos.drill.report`).
+6. Merge the records, read the proxy's log for the drill; once the load has stopped, check the
+   sampled answers of each feature with an eval set against their cases (`chaos.drill.judging`:
+   here, after the load, so that checking, or a judge model, costs the measured product nothing),
+   and judge (`chaos.drill.report`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chaos.drill.judging import judge_sample
 from chaos.drill.report import DrillResult, PhaseRun, Tally
-from chaos.drill.spec import DrillSpec
+from chaos.drill.sampling import slot_seconds
+from chaos.drill.spec import ConfigError, DrillSpec, EvalSet
 from monitor.children import CONTROL_ENV, NETWORK_ENV, Child, spawn
 from probes.addresses import is_loopback
 
@@ -360,6 +365,10 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
     """Runs the drill; returns its result and the proxy log entries of its requests."""
     options = options or Options()
     check_targets(spec)
+    try:
+        eval_sets = spec.eval_sets(options.base_dir)
+    except ConfigError as exc:
+        raise DrillError(str(exc)) from None
     run_id = f"drill-{uuid.uuid4().hex[:8]}"
     with running_stack() as stack:
         proxy_url, emulator_url = _start_proxy(spec, stack)
@@ -375,7 +384,7 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         proxy = stack.closing(Proxy(proxy_url, run_id, spec.lease))
         position = proxy.log_position()
         records = Records(stack.logs)
-        load = _start_load(spec, stack, options.workers)
+        load = _start_load(spec, stack, options.workers, eval_sets)
         guard = Guard(spec.guards.min_success_rate, spec.guards.for_)
         started = time.time()
         tally = Tally(spec, started_at=started)
@@ -398,7 +407,8 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         if records.unreadable:
             tally.notes.append(f"{records.unreadable:,} unreadable lines in the load generator's records skipped")
         tally.notes += log.notes()
-        return tally.result(ended_at=ended, aborted=aborted), log.entries
+        judged = judge_sample(tally.samples(), eval_sets)
+        return tally.result(ended_at=ended, aborted=aborted, judged=judged), log.entries
 
 
 @dataclass
@@ -453,13 +463,31 @@ def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
     return url, emulator_url
 
 
-def _start_load(spec: DrillSpec, stack: Stack, workers: int | None) -> list[Child]:
+def load_inputs(spec: DrillSpec, feature: str, eval_set: EvalSet | None) -> list[dict[str, Any]]:
+    """What the load generator sends for ``feature``, one drawn at random a request: its fixed request
+    and each case's ``http`` (with ``case``, the case's index, and ``answer``, its answer's field)."""
+    f = spec.features[feature]
+    inputs = []
+    if f.request is not None:
+        r = f.request
+        inputs.append({"method": r.method, "path": r.path, "json": r.json_body, "headers": r.headers,
+                       "answer": None, "case": None})
+    for i, case in enumerate(eval_set.cases if eval_set else ()):
+        http = case.http
+        assert http is not None  # `read_eval_set` keeps only these
+        inputs.append({"method": http.method, "path": http.path, "json": http.json_body, "headers": {},
+                       "answer": http.answer, "case": i})
+    return inputs
+
+
+def _start_load(spec: DrillSpec, stack: Stack, workers: int | None, eval_sets: dict[str, EvalSet]) -> list[Child]:
     workers = spec.load.workers if workers is None else workers
     config = {
         "base_url": spec.product.base_url.rstrip("/"),
-        "features": {name: {"request": f.request.model_dump(by_alias=True), "expect": f.expect.model_dump(),
+        "features": {name: {"inputs": load_inputs(spec, name, eval_sets.get(name)), "expect": f.expect.model_dump(),
                             "degraded_when": f.degraded_when.model_dump() if f.degraded_when else None,
-                            "weight": f.weight, "rate": f.rate} for name, f in spec.features.items()},
+                            "weight": f.weight, "rate": f.rate, "sample_slot": slot_seconds(spec, name)}
+                     for name, f in spec.features.items()},
         "users": spec.load.users, "spawn_rate": spec.load.spawn_rate, "wait": spec.load.wait,
         "run_time": spec.duration + spec.guards.max_duration, "records_dir": str(stack.logs),
         "workers": workers, "master_host": "127.0.0.1", "master_port": free_port() if workers else 0,

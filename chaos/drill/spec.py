@@ -14,6 +14,10 @@ line naming its file, line and field. Example (examples/storefront/drills/ has r
         expect: {status: 200, field: text}
         degraded_when: {field: degraded, equals: true}
         outcome: may_fail            # survives | degrades | may_fail
+      chat:
+        cases: ../evals/chat.jsonl   # each request drawn from the cases' `http`; answers checked
+        quality: {sample: 20, min_pass: 0.8}
+        outcome: survives
     load: {users: 10, spawn_rate: 10, wait: 50ms}
     phases:
       - {name: baseline, duration: 5s}
@@ -25,15 +29,18 @@ line naming its file, line and field. Example (examples/storefront/drills/ has r
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from annotated_types import Ge, Interval
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from chaos.faults import Fault, FaultError
 from monitor.config.base import Section, Text
-from monitor.config.loader import ConfigError, parse_model, read_text
+from monitor.config.loader import ConfigError, Problem, parse_model, read_text
 from monitor.durations import Duration
+from monitor.quality.cases import Case, CaseError, load_cases
 
 Outcome = Literal["survives", "degrades", "may_fail"]
 
@@ -67,8 +74,24 @@ class DegradedWhen(Section):
     equals: Any = True
 
 
+class QualitySpec(Section):
+    """How the drill judges the answers of a feature that has ``cases``."""
+
+    sample: Annotated[int, Interval(ge=1, le=1000)] = 20
+    """Full answers judged at most per phase, spread over the phase."""
+    min_pass: Annotated[float, Interval(ge=0, le=1)] = 0.8
+    """Resilient needs at least this share of the judged answers during the faults to pass their checks;
+    below it the feature is broken, however many requests it answered."""
+
+
 class FeatureSpec(Section):
-    request: RequestSpec
+    request: RequestSpec | None = None
+    """One fixed request; with ``cases`` too, it is one more input among the cases' (and never judged)."""
+    cases: Text | None = None
+    """An eval set (JSONL, `monitor.quality.cases`), relative to the drill file: each request is drawn
+    from its cases' ``http`` (cases without one are skipped), and a sample of the answers is checked."""
+    quality: QualitySpec | None = None
+    """Default with ``cases``: ``{sample: 20, min_pass: 0.8}``."""
     expect: Expect = Field(default_factory=Expect)
     degraded_when: DegradedWhen | None = None
     weight: Annotated[float, Interval(gt=0, le=1000)] = 1.0
@@ -79,6 +102,19 @@ class FeatureSpec(Section):
     outcome: Outcome = "may_fail"
     """What this feature must do while the faults are in force: survives (resilient), degrades
     (resilient or degraded) or may_fail (anything)."""
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> Self:
+        if self.request is None and self.cases is None:
+            raise ValueError("give 'request' (one fixed request), 'cases' (an eval set to draw requests from), or both")
+        if self.quality is not None and self.cases is None:
+            raise ValueError("quality: judging answers needs 'cases' (the checks come from the eval set)")
+        return self
+
+    @property
+    def judging(self) -> QualitySpec | None:
+        """How its answers are judged; None: not at all (no cases)."""
+        return None if self.cases is None else self.quality or QualitySpec()
 
 
 class Load(Section):
@@ -166,6 +202,37 @@ class Thresholds(Section):
     """Broken: fewer than this share got any good answer (full or degraded)."""
 
 
+@dataclass(frozen=True, slots=True)
+class EvalSet:
+    """The cases of a feature's eval set that a drill can send (those with ``http``)."""
+
+    path: str
+    cases: tuple[Case, ...]
+    skipped: int
+    """Cases without ``http`` (an eval of the model alone): a drill cannot send them."""
+
+
+MAX_CASE_PROBLEMS = 10  # lines of a bad eval file quoted in the drill's error; the rest are counted
+
+
+def read_eval_set(path: str, base_dir: str | os.PathLike[str] | None = None) -> EvalSet:
+    """The eval set at ``path`` (relative to ``base_dir``); ValueError, one problem a line, if it cannot
+    be read, has a bad case, or has no case with ``http``."""
+    full = Path(base_dir or ".") / path
+    try:
+        cases = load_cases(full)
+    except CaseError as exc:
+        lines = exc.problems[:MAX_CASE_PROBLEMS]
+        if len(exc.problems) > MAX_CASE_PROBLEMS:
+            lines.append(f"{full}: {len(exc.problems) - MAX_CASE_PROBLEMS} more problems")
+        raise ValueError("\n".join(lines)) from None
+    sendable = tuple(c for c in cases if c.http is not None)
+    if not sendable:
+        raise ValueError(f"{full}: none of its {len(cases)} cases has 'http' (the product's own request), "
+                         "which is what a drill sends")
+    return EvalSet(str(full), sendable, len(cases) - len(sendable))
+
+
 class DrillSpec(Section):
     name: Text
     product: Product
@@ -179,6 +246,7 @@ class DrillSpec(Section):
     """Hosts besides loopback the drill may send traffic to (the product, the proxy)."""
     lease: Annotated[float, Ge(1)] = 5.0
     """Seconds each fault lives unless renewed: a killed runner leaves no fault behind for longer."""
+    _eval_sets: dict[str, EvalSet] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -203,11 +271,48 @@ class DrillSpec(Section):
     def duration(self) -> float:
         return sum(p.duration for p in self.phases)
 
+    def eval_sets(self, base_dir: str | os.PathLike[str] | None = None) -> dict[str, EvalSet]:
+        """Each feature's eval set, by feature (those with ``cases``): as `load_drill` read them, or read
+        now relative to ``base_dir`` (default: the current directory). `ConfigError` if one is bad."""
+        if self._eval_sets is None:
+            problems: list[Problem] = []
+            sets = {}
+            for name, feature in self.features.items():
+                if feature.cases is not None:
+                    try:
+                        sets[name] = read_eval_set(feature.cases, base_dir)
+                    except ValueError as exc:
+                        problems += [Problem(f"drill {self.name}", None, f"features.{name}.cases", line)
+                                     for line in str(exc).splitlines()]
+            if problems:
+                raise ConfigError(problems)
+            self._eval_sets = sets
+        return self._eval_sets
+
 
 def load_drill(path: str | os.PathLike[str]) -> DrillSpec:
-    """The validated drill file; `ConfigError` lists every problem, one line each."""
-    return parse_model(read_text(path), DrillSpec, source=os.fspath(path),
+    """The validated drill file, its eval sets read (``cases`` is relative to the file); `ConfigError`
+    lists every problem, one line each (a bad eval set's own ``file:line: field: problem`` lines
+    under the drill's ``features.NAME.cases``)."""
+    base = Path(path).parent
+    sets: dict[str, EvalSet] = {}
+
+    def read_cases(data: dict[str, Any], report) -> None:
+        features = data.get("features")
+        for name, raw in (features.items() if isinstance(features, dict) else ()):
+            cases = raw.get("cases") if isinstance(raw, dict) else None
+            if isinstance(cases, str) and cases:
+                try:
+                    sets[name] = read_eval_set(cases, base)
+                except ValueError as exc:
+                    for line in str(exc).splitlines():
+                        report.add(("features", name, "cases"), line)
+
+    spec = parse_model(read_text(path), DrillSpec, source=os.fspath(path), cross_check=read_cases,
                        what="at least 'name', 'product', 'features' and 'phases'")
+    spec._eval_sets = sets
+    return spec
 
 
-__all__ = ["ConfigError", "DrillSpec", "FeatureSpec", "Phase", "load_drill"]
+__all__ = ["ConfigError", "DrillSpec", "EvalSet", "FeatureSpec", "Phase", "QualitySpec", "load_drill",
+           "read_eval_set"]

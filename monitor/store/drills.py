@@ -63,7 +63,8 @@ class VerifiedFallback:
 
 def verified_fallbacks(*, session: Session, since: datetime | None = None) -> list[VerifiedFallback]:
     """For each (feature, route), the latest drill in which the route answered the feature during faults
-    that did not break that route itself."""
+    that did not break that route itself, and whose answers, where the drill checked them, were good
+    enough (`quality_short`: a fallback that answers with garbage is not verified by answering)."""
     query = (select(DrillFeatureRow, DrillRunRow.started_at).join(DrillRunRow, DrillRunRow.id == DrillFeatureRow.run_id)
              .where(DrillRunRow.aborted.is_(None)).order_by(DrillRunRow.started_at))
     if since is not None:
@@ -71,8 +72,32 @@ def verified_fallbacks(*, session: Session, since: datetime | None = None) -> li
     latest: dict[tuple[str, str], VerifiedFallback] = {}
     for feature, started in session.exec(query):
         for route in feature.answered_by:
-            if route not in feature.faulted_routes:
+            if route not in feature.faulted_routes and not quality_short(feature.phases, route):
                 latest[(feature.feature, route)] = VerifiedFallback(
                     feature.feature, route, started if started.tzinfo else started.replace(tzinfo=UTC),
                     tuple(feature.faulted_routes), feature.ok_rate, feature.answered_rate)
     return sorted(latest.values(), key=lambda v: (v.feature, v.route))
+
+
+def quality_short(phases: Mapping[str, Any] | None, route: str) -> bool:
+    """True when a drill checked the feature's answers during its faults (``phases[NAME]["quality"]`` with
+    ``faulted``, as `chaos.drill.output.store` writes it) and they passed below ``min_pass``: those the
+    product said ``route`` gave, where any of them were judged, else all of them. False where nothing
+    was judged (no eval set, or every check unjudged): quality then neither verifies nor refutes."""
+    judged = passed = 0
+    by_route = [0, 0]
+    min_pass = 0.0
+    for stats in (phases or {}).values():
+        q = stats.get("quality") if isinstance(stats, Mapping) else None
+        if not isinstance(q, Mapping) or not q.get("faulted"):
+            continue
+        judged += int(q.get("passed") or 0) + int(q.get("failed") or 0)
+        passed += int(q.get("passed") or 0)
+        min_pass = max(min_pass, float(q.get("min_pass") or 0.0))
+        mine = (q.get("by_backend") or {}).get(route)
+        if isinstance(mine, Sequence) and len(mine) == 2:
+            by_route[0] += int(mine[0])
+            by_route[1] += int(mine[1])
+    if by_route[0]:
+        judged, passed = by_route
+    return judged > 0 and passed / judged < min_pass
