@@ -120,17 +120,19 @@ class Judge:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # generate never raises; a defect here must still not fail a case
-            return Ruling(None, f"the judge {self.name} could not be asked: {type(exc).__name__}")
+            return Ruling(None, f"judge backend {self.name!r} could not be asked: {type(exc).__name__}")
         result = generation.result
         if not generation.ok:
-            status = f" (HTTP {result.http_status})" if result.http_status else ""
-            message = f": {_one_line(result.message, 120)}" if result.message else ""
-            return Ruling(None, f"the judge {self.name} failed: {result.error_kind}{status}{message}")
+            message = _one_line(result.message, 120)
+            if result.http_status and f"HTTP {result.http_status}" not in message:
+                message = f"HTTP {result.http_status}: {message}".rstrip(": ")
+            return Ruling(None, f"judge backend {self.name!r} failed: {result.error_kind}"
+                                + (f": {message}" if message else ""))
         value = read_verdict(generation.text, allowed)
         if value is None:
             lines = [line for line in generation.text.splitlines() if line.strip()]
             last = _one_line(lines[-1], 80) if lines else ""
-            return Ruling(None, f"the judge {self.name} gave no final 'VERDICT: {'|'.join(allowed)}' line "
+            return Ruling(None, f"judge backend {self.name!r} gave no final 'VERDICT: {'|'.join(allowed)}' line "
                                 f"(last line {last!r}; max_tokens {self.max_tokens})")
         return Ruling(value, _explanation(generation.text))
 
@@ -142,7 +144,7 @@ def _cut(text: str) -> str:
 
 
 def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
