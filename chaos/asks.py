@@ -6,6 +6,17 @@ answer streams, and what the prompt was. Strict (`read_ask`, raising `BadRequest
 the provider's own wording) for the emulator, which must refuse a request the real API
 refuses; lenient (`sniff_ask`) for the proxy and the transport, which only look and
 always pass the request on.
+
+The prompt is what the emulator answers: the last user message of the conversation (a system
+prompt, earlier turns and an assistant prefill after it are accepted and passed over, as the real
+APIs accept them). What each API refuses, from its reference:
+- OpenAI "Create chat completion": a message role outside system, developer, user, assistant,
+  tool, function.
+- Gemini ``Content.role``: "Must be either 'user' or 'model'" (or unset, for one turn).
+- Anthropic "Create a Message": nothing about the turns' order or the last role (consecutive
+  turns of one role are combined, a last assistant turn is a prefill; newer models also take a
+  "system" turn mid-conversation), so nothing about roles is refused here.
+Every reader refuses a ``messages`` (``contents``) that is not a non-empty array.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from typing import Any
 
 from chaos.speakers.base import Ask
 
-_AZURE = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
+_AZURE = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/(?:chat/)?completions$")
 _GEMINI = re.compile(r"/models/(?P<model>[^/:]+):(?P<action>\w+)$")
 
 
@@ -34,10 +45,36 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _last_user(messages: Any) -> str:
+_OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_GEMINI_ROLES = ("user", "model")
+
+
+def _last_user(messages: Any, roles: tuple[str, ...] | None = None, field: str = "messages",
+               content: str = "content", user: str = "user") -> str:
+    """The text of the last message whose role is ``user`` (or unset), else of the last message.
+
+    ``roles``: the roles the API takes, a message with another one refused; None takes any."""
     if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages: must be a non-empty array")
-    return _text(messages[-1].get("content") if isinstance(messages[-1], dict) else None)
+        raise BadRequest(f"{field}: must be a non-empty array")
+    prompt = None
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if roles is not None and role is not None and role not in roles:
+            raise BadRequest(_bad_role(field, i, role, roles))
+        if role is None or role == user:
+            prompt = message.get(content)
+    if prompt is None:
+        prompt = messages[-1].get(content) if isinstance(messages[-1], dict) else None
+    return _text(prompt)
+
+
+def _bad_role(field: str, index: int, role: Any, roles: tuple[str, ...]) -> str:
+    if field == "contents":  # Gemini's own words
+        return "Please use a valid role: user, model."
+    supported = ", ".join(repr(r) for r in roles)
+    return f"Invalid value: {str(role)[:40]!r}. Supported values are: {supported}. ({field}[{index}].role)"
 
 
 def _openai(body: dict, path: str, query: Mapping[str, str]) -> Ask:
@@ -54,7 +91,7 @@ def _openai(body: dict, path: str, query: Mapping[str, str]) -> Ask:
                    stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")), completions=True)
     if "model" not in body:
         raise BadRequest("you must provide a model parameter")
-    return Ask(model=body["model"], prompt=_last_user(body.get("messages")),
+    return Ask(model=body["model"], prompt=_last_user(body.get("messages"), _OPENAI_ROLES),
                max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 64,
                stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")))
 
@@ -74,9 +111,9 @@ def _gemini(body: dict, path: str, query: Mapping[str, str]) -> Ask:
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise BadRequest("contents is not specified")
-    parts = contents[-1].get("parts") or []
     config = body.get("generationConfig") or {}
-    return Ask(model=match["model"], prompt=_text(parts), max_tokens=config.get("maxOutputTokens") or 64,
+    prompt = _last_user(contents, _GEMINI_ROLES, field="contents", content="parts")
+    return Ask(model=match["model"], prompt=prompt, max_tokens=config.get("maxOutputTokens") or 64,
                stream=match["action"] == "streamGenerateContent")
 
 
@@ -126,7 +163,3 @@ def sniff_ask(dialect: str, path: str, body: bytes, query: Mapping[str, str] | N
     if (model, max_tokens, prompt) != (ask.model, ask.max_tokens, ask.prompt):
         ask = replace(ask, model=model, max_tokens=max_tokens, prompt=prompt)
     return ask
-    try:
-        return read_ask(dialect, path, body, query)
-    except (BadRequest, AttributeError, TypeError, KeyError):
-        return None

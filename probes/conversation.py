@@ -37,8 +37,8 @@ class Conversation:
         messages = tuple(tuple(m) if isinstance(m, list | tuple) else m for m in self.messages) \
             if isinstance(self.messages, list | tuple) else self.messages
         object.__setattr__(self, "messages", messages)
-        if isinstance(self.stop, list):
-            object.__setattr__(self, "stop", tuple(self.stop))
+        if self.stop is None or isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop or ()))
         _validate(self)
 
     @property

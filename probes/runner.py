@@ -69,13 +69,15 @@ class _Run:
     """Mutable state of one probe (or generation: ``conversation`` set, no canary) while it runs."""
 
     __slots__ = (
-        "canary", "conversation", "done", "error", "finish", "first_ns", "headers_ns", "http_status", "input_tokens",
-        "last_ns", "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks", "text_len",
-        "timing", "unstreamed",
+        "canary", "conversation", "done", "error", "finish", "first_ns", "generation", "headers_ns", "http_status",
+        "input_tokens", "last_ns", "last_token_ns", "output_tokens", "retry_after", "start_ns", "text", "text_chunks",
+        "text_len", "timing", "unstreamed",
     )
 
-    def __init__(self, canary: Canary | None, start_ns: int, conversation: Conversation | None = None) -> None:
+    def __init__(self, canary: Canary | None, start_ns: int, conversation: Conversation | None = None,
+                 generation: bool = False) -> None:
         self.canary = canary
+        self.generation = generation  # a generation sends `conversation`; a probe asks `canary`
         self.conversation = conversation
         self.start_ns = start_ns
         self.first_ns: int | None = None
@@ -134,7 +136,7 @@ async def generate(target: Target, conversation: Conversation, *, client: httpx.
     complete, non-empty answer is OK. ``Generation.text`` is the answer as read, up to
     `ANSWER_LIMIT` characters, also when the call failed part way.
     """
-    run = _Run(None, time.perf_counter_ns(), conversation)
+    run = _Run(None, time.perf_counter_ns(), conversation, generation=True)
     result = await _call(target, client, run, None)
     try:
         text = _redact("".join(run.text), target.api_key())
@@ -158,7 +160,9 @@ async def _attempt(target: Target, client: httpx.AsyncClient, run: _Run,
     """Send the request and read the answer into ``run``; the kind when a failure decided it."""
     try:
         dialect = get_dialect(target.dialect)
-        if run.conversation is not None:
+        if run.generation:
+            if not isinstance(run.conversation, Conversation):
+                raise TypeError(f"a generation needs a Conversation, got a {type(run.conversation).__name__}")
             prompt, extra = run.conversation.prompt, {"conversation": run.conversation}
         else:
             if run.canary is None:
