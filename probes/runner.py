@@ -66,7 +66,7 @@ _seen_defects: set[tuple[str, str, int]] = set()  # unexpected exceptions alread
 
 
 class _Run:
-    """Mutable state of one probe (or generation: ``conversation`` set, no canary) while it runs."""
+    """Mutable state of one probe (or one generation: ``conversation`` sent, no canary) while it runs."""
 
     __slots__ = (
         "canary", "conversation", "done", "error", "finish", "first_ns", "generation", "headers_ns", "http_status",

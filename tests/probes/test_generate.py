@@ -384,3 +384,11 @@ async def test_make_client_is_what_generate_runs_on(emulator):
     async with make_client() as client:
         g = await generate(emulator.target("gemini"), CHAT, client=client)
     assert g.ok and g.result.connect_ms is not None  # a fresh connection through the timed backend
+
+
+def test_probes_exports_the_generation_api_in_a_sorted_all():
+    import probes
+
+    assert probes.__all__ == sorted(probes.__all__)
+    assert {"Conversation", "Generation", "generate"} <= set(probes.__all__)
+    assert all(hasattr(probes, name) for name in probes.__all__)
