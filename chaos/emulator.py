@@ -9,8 +9,10 @@ streaming and not, with model listings and a Statuspage-style
 from `chaos.faults` are set at run time through the control API (`chaos.control`).
 
 It answers canary questions correctly (a good model), so a probe passes until a
-fault says otherwise. Served by aiohttp because a fault needs the raw transport:
-a connection reset is a real RST (SO_LINGER 0), a hang is a held socket.
+fault says otherwise, and the storefront example's four features plausibly
+(`chaos.answers`), so their eval sets measure a model that does the job. Served by
+aiohttp because a fault needs the raw transport: a connection reset is a real RST
+(SO_LINGER 0), a hang is a held socket.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
 from chaos.controlguard import LOOPBACK, ControlGuard
 from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
@@ -40,6 +43,7 @@ DEFAULT_PORT = 8470
 _NONCE = re.compile(r"\[probe (\w+)\]")
 FILLER = "is my answer, as far as this emulator can tell you today, tomorrow and the day after".split()
 TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
+_TOKEN = re.compile(r"\s*\S+")  # a composed answer streams a word (with the space before it) a token
 
 
 @dataclass(slots=True)
@@ -170,12 +174,20 @@ def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider
 
 # -- answering --------------------------------------------------------------------------
 
-def _answer(ask: Ask, profile: Profile, wrong: bool) -> tuple[list[str], str]:
+def _answer(ask: Ask, profile: Profile, wrong: bool, body: bytes = b"") -> tuple[list[str], str]:
+    """The answer's tokens and finish: a canary's answer, a storefront feature's (`chaos.answers`), or filler.
+
+    ``wrong`` (the wrong_answer fault) gives a wrong one: another number, or an answer off the job."""
     answer = solve(ask.prompt)
     if answer is not None:
         if wrong:
             answer = str(int(answer) + 7) if answer.strip().isdigit() else " Atlantis"
         words = [answer, *(" " + w for w in FILLER)]
+    elif (composed := respond(ask.prompt, system_prompt(body), wrong=wrong)) is not None:
+        # As long as the answer is (up to max_tokens), not the profile's filler length: a cut description
+        # would measure the emulator, not the feature.
+        words = _TOKEN.findall(composed)
+        return words[:ask.max_tokens], ("length" if len(words) > ask.max_tokens else "stop")
     else:
         words = [TEXT[0], *(" " + w for w in TEXT[1:])]
     limit = min(ask.max_tokens, profile.tokens)
@@ -211,7 +223,8 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     stream_fault = plan.stream
     if stream_fault is not None and stream_fault.type in getattr(speaker, "unsupported", ()):
         stream_fault = None
-    words, finish = _answer(ask, profile, wrong=stream_fault is not None and stream_fault.type == "wrong_answer")
+    words, finish = _answer(ask, profile, wrong=stream_fault is not None and stream_fault.type == "wrong_answer",
+                            body=await request.read())
     if stream_fault is not None and stream_fault.type in ("empty_answer", "content_filtered"):
         words = []
         finish = "filter" if stream_fault.type == "content_filtered" else "stop"
