@@ -31,6 +31,7 @@ page = st.navigation([
     st.Page("views/features.py", title="Features", icon=":material/account_tree:"),
     st.Page("views/drills.py", title="Drills", icon=":material/science:"),
     st.Page("views/local.py", title="Local vs outsourced", icon=":material/compare_arrows:"),
+    st.Page("views/own.py", title="Can we own it?", icon=":material/balance:"),
     st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:"),
 ])
 page.run()

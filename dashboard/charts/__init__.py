@@ -6,12 +6,14 @@ from dashboard.charts.common import empty_figure, shade_incidents
 from dashboard.charts.compare import local_vs_hosted
 from dashboard.charts.drills import drill_timeline
 from dashboard.charts.features import EDGE_COLORS, dependency_sankey, feature_minutes, risk_breakdown
+from dashboard.charts.own import capacity_curve, quality_vs_cost
 from dashboard.charts.providers import availability_heatmap, detection_vs_vendor, errors_by_kind, latency_over_time
 
 __all__ = [
     "EDGE_COLORS",
     "alerts_by_channel",
     "availability_heatmap",
+    "capacity_curve",
     "dependency_sankey",
     "detection_vs_vendor",
     "drill_timeline",
@@ -20,6 +22,7 @@ __all__ = [
     "feature_minutes",
     "latency_over_time",
     "local_vs_hosted",
+    "quality_vs_cost",
     "risk_breakdown",
     "shade_incidents",
 ]

@@ -2,7 +2,7 @@
 dataclasses out), tested without Streamlit.
 
 Page functions (``overview``, ``risk_view``, ``what_if``, ``provider_view``, ``drill_list``,
-``drill_detail``, ``comparison``, ``alert_table``, ...) take keyword arguments among ``session, config,
+``drill_detail``, ``comparison``, ``own_view``, ``alert_table``, ...) take keyword arguments among ``session, config,
 now, window`` and their own, so the page layer caches them all one way (`dashboard.ui.load`). They
 read through rollups for long windows and ask the store about all targets at once: no query per
 target over raw rows.
@@ -14,6 +14,8 @@ from dashboard.queries.compare import comparison
 from dashboard.queries.drills import DrillDetail, drill_detail, drill_list, fault_text
 from dashboard.queries.features import RiskView, dependency_edges, risk_view
 from dashboard.queries.overview import Overview, incident_table, overview, provider_table
+from dashboard.queries.own import OwnView, own_view
+from dashboard.queries.ownable import Ownability, ownability
 from dashboard.queries.providers import ProviderView, detection_vs_vendor, provider_view, target_names, vendor_status
 from dashboard.queries.risk import (
     WhatIfResult,
@@ -30,6 +32,8 @@ from dashboard.queries.risk import (
 __all__ = [
     "DrillDetail",
     "Overview",
+    "OwnView",
+    "Ownability",
     "ProviderView",
     "RiskView",
     "WhatIfResult",
@@ -48,6 +52,8 @@ __all__ = [
     "feature_table",
     "incident_table",
     "overview",
+    "own_view",
+    "ownability",
     "provider_table",
     "provider_view",
     "risk_report",

@@ -5,6 +5,9 @@ Three targets (openai and anthropic hosted, the local model owned); anthropic DO
 detected it; a drill that broke anthropic (chat survived on the local model, description did not);
 alerts to two channels (one delivered, one given up); a proxy log showing chat calling gemini, which its
 chain does not declare.
+
+`seed_quality` adds eval runs and capacity searches for `OWN_CONFIG` (the "Can we own it?" page); `seed`
+leaves them out, so the risk figures the other pages assert do not move with them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
+from monitor.quality.figures import CapacityFigure
 from monitor.store import (
     AlertOutbox,
     close_incident,
@@ -23,7 +27,9 @@ from monitor.store import (
     write_results,
 )
 from monitor.store.drills import write_drill
+from monitor.store.models import EvalAnswerRow
 from monitor.store.proxylog import write_proxy_requests
+from monitor.store.quality import finish_run, record_answers, record_capacity, start_or_resume
 from probes.result import ErrorKind
 from probes.target import Target
 from tests.monitor.conftest import make_result
@@ -124,3 +130,99 @@ def seed(session: Session, now: datetime) -> dict[str, int]:
                                      "severity": "critical"}))
     session.commit()
     return {"open_incident": still_open.id, "closed_incident": closed.id, "drill": drill}
+
+
+# "Can we own it?": the same targets, each feature with an eval set, and the local model weighed on each.
+OWN_CONFIG = """
+targets:
+  - {provider: openai}
+  - {provider: anthropic}
+local_model: {cost_per_hour: 0.5}
+features:
+  chat:
+    criticality: high
+    latency_budget: {first_token: 2s, total: 4s}
+    chain: [{backend: anthropic}, {backend: local}]
+    eval: evals/chat.jsonl
+    min_quality: 0.7
+    rate: 5
+  description:
+    chain: [{backend: openai}]
+    candidates: [local]
+    eval: evals/description.jsonl
+    min_quality: 0.8
+    rate: 1
+  tags:
+    chain: [{backend: openai}, {degraded: heuristic, quality: 0.4}]
+    candidates: [local]
+    eval: evals/tags.jsonl
+  search:
+    latency_budget: {total: 3s}
+    chain: [{backend: openai}, {backend: local}]
+    eval: evals/search.jsonl
+    rate: 0.5
+  summary:
+    chain: [{backend: openai}]
+"""
+"""chat on local: ownable with more capacity (holds 2 requests/s of 5: needs 2.5×); description on local:
+not with this model (12 of 28 judged pass, min_quality 80%); tags on local: not measured (no capacity search,
+no rate); search on local: ownable now (holds 3 of 0.5); summary: no owned backend, no eval set."""
+
+CHAT_CAPACITY_STEPS = (
+    {"rate": 0.5, "p95_ms": 900.0, "pass_rate": 0.93, "ok": True, "requests": 30, "errors": 0},
+    {"rate": 1.0, "p95_ms": 1100.0, "pass_rate": 0.93, "ok": True, "requests": 60, "errors": 0},
+    {"rate": 2.0, "p95_ms": 1900.0, "pass_rate": 0.9, "ok": True, "requests": 120, "errors": 1},
+    {"rate": 3.0, "p95_ms": 4800.0, "pass_rate": 0.9, "ok": False, "requests": 180, "errors": 4},
+    {"rate": 4.0, "p95_ms": 9000.0, "pass_rate": 0.7, "ok": False, "requests": 240, "errors": 30},
+)
+
+
+def _eval_run(session: Session, now: datetime, feature: str,
+              backends: dict[str, tuple[list[bool | str | None], float, float, float | None]]) -> None:
+    """One finished run of ``feature``: per backend, each case's outcome (True passed, False failed, None
+    unjudged, a string: the error kind), its TTFT and total time (ms, varied a little per case) and cost."""
+    n = len(next(iter(backends.values()))[0])
+    run_id, _ = start_or_resume(session, feature=feature, cases_file=f"evals/{feature}.jsonl",
+                                cases_hash=f"hash-{feature}", backends=list(backends), cases=n)
+    rows = []
+    for backend, (outcomes, ttft, total, cost) in backends.items():
+        local = backend == "local"
+        for i, outcome in enumerate(outcomes):
+            error = outcome if isinstance(outcome, str) else None
+            rows.append(EvalAnswerRow(
+                run_id=run_id, feature=feature, backend=backend, case_id=f"{feature}-{i:02d}", at=now,
+                error_kind=error, answer="" if error else f"answer {i}",
+                passed=None if error else outcome,
+                checks=[] if error else [{"type": "contains", "passed": outcome, "score": 1.0 if outcome else 0.0,
+                                          "reason": "seeded"}],
+                ttft_ms=None if error else ttft + 10 * (i % 5), total_ms=None if error else total + 20 * (i % 5),
+                input_tokens=120, output_tokens=None if error else 60,
+                cost_usd=None if cost is None or error else cost, local=local))
+    record_answers(session, rows)
+    finish_run(session, run_id, at=now)
+
+
+def seed_quality(session: Session, now: datetime) -> None:
+    """Eval runs and capacity searches for `OWN_CONFIG`'s features (see its note for the verdicts)."""
+    def cases(passed: int, failed: int = 0, unjudged: int = 0, errors: tuple[str, ...] = ()) -> list:
+        return [True] * passed + [False] * failed + [None] * unjudged + list(errors)
+
+    _eval_run(session, now, "chat", {
+        "anthropic": (cases(29, 1), 450.0, 1400.0, 0.0004),
+        "local": (cases(27, 1, errors=("timeout", "timeout")), 150.0, 1200.0, 0.0)})
+    _eval_run(session, now, "description", {
+        "openai": (cases(30), 350.0, 1100.0, 0.00012),
+        "local": (cases(12, 16, unjudged=2), 120.0, 900.0, 0.0)})
+    _eval_run(session, now, "tags", {
+        "openai": (cases(27, 3), 300.0, 700.0, 0.0001),
+        "local": (cases(29, 1), 100.0, 500.0, 0.0)})
+    _eval_run(session, now, "search", {
+        "openai": (cases(30), 300.0, 800.0, 0.0001),
+        "local": (cases(30), 100.0, 1000.0, 0.0)})
+    record_capacity(session, CapacityFigure(feature="chat", backend="local", at=now, rate_rps=2.0, p95_ms=1900.0,
+                                            pass_rate=0.9, budget_ms=4000.0, steps=CHAT_CAPACITY_STEPS))
+    record_capacity(session, CapacityFigure(
+        feature="search", backend="local", at=now, rate_rps=3.0, p95_ms=2500.0, pass_rate=1.0, budget_ms=3000.0,
+        steps=({"rate": 1.0, "p95_ms": 1100.0, "pass_rate": 1.0, "ok": True, "requests": 60, "errors": 0},
+               {"rate": 3.0, "p95_ms": 2500.0, "pass_rate": 1.0, "ok": True, "requests": 180, "errors": 0},
+               {"rate": 4.0, "p95_ms": 3600.0, "pass_rate": 1.0, "ok": False, "requests": 240, "errors": 0})))
