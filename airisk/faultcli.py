@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 import httpx
@@ -47,8 +48,18 @@ def _fail(message: str) -> None:
 @click.option("--store", is_flag=True,
               help="Also keep the request log in the monitor's database (AIRISK_DATABASE_URL, else the "
                    "SQLite file under AIRISK_HOME).")
+@click.option("--capture", "captures", multiple=True, metavar="FEATURE[:N]",
+              help="Keep the request bodies and answers of FEATURE (the X-AIRisk-Feature header), redacted, in the "
+                   "monitor's database as eval material (`airisk eval export`); at most N stored (default 200). "
+                   "Repeatable. Nothing is captured without it.")
+@click.option("--redact", "redact", multiple=True, metavar="REGEX",
+              help="Also redact what REGEX matches in captures, besides keys, emails, phone, card and IBAN numbers "
+                   "(repeatable).")
+@click.option("--redact-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="A file of redaction patterns: one regular expression a line, # for comments.")
 def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: str | None,
-          route_specs: tuple[str, ...], log_size: int, head_timeout: float, max_body: int, store: bool) -> None:
+          route_specs: tuple[str, ...], log_size: int, head_timeout: float, max_body: int, store: bool,
+          captures: tuple[str, ...], redact: tuple[str, ...], redact_file: Path | None) -> None:
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
     if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
         _fail(message)
@@ -72,9 +83,44 @@ def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: st
         from monitor.store import make_engine
 
         engine = make_engine()
+    capture = _capture(captures, redact, redact_file, engine)
     runtime.run(runtime.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
                                       allow_external=allow_external, grace=grace, head_timeout_s=head_timeout,
-                                      max_body=max_body))
+                                      max_body=max_body, **({"capture": capture} if capture is not None else {})))
+
+
+def _capture(specs: tuple[str, ...], redact: tuple[str, ...], redact_file: Path | None, engine):
+    """The `chaos.proxycapture.Capture` that ``--capture`` asks for (None without it), its redactor built and
+    its database migrated before the proxy starts, so a bad pattern or an unreachable database stops here."""
+    if not specs:
+        if redact or redact_file:
+            _fail("--redact and --redact-file apply to captures: add --capture FEATURE[:N]")
+        return None
+    from chaos.proxycapture import Capture, parse_capture
+    from chaos.proxystore import capture_writer, stored_captures
+    from monitor.quality.redact import Redactor, parse_patterns
+    from monitor.store import make_engine, migrate
+
+    limits: dict[str, int] = {}
+    try:
+        for spec in specs:
+            feature, n = parse_capture(spec)
+            limits[feature] = n
+        patterns = list(redact)
+        if redact_file is not None:
+            try:
+                patterns += parse_patterns(redact_file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"--redact-file {str(redact_file)!r}: cannot be read ({exc})") from None
+        redactor = Redactor(patterns)
+    except ValueError as exc:
+        _fail(str(exc))
+    engine = engine if engine is not None else make_engine()
+    migrate(engine)
+    stored = stored_captures(engine, limits)
+    for feature, n in sorted(limits.items()):
+        click.echo(f"capturing {feature}: {stored.get(feature, 0)} of at most {n} already stored", err=True)
+    return Capture(limits, write=capture_writer(engine, redactor), stored=stored)
 
 
 @click.group()

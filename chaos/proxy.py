@@ -26,7 +26,8 @@ at once, whether the upstream was silent or mid-answer.
 
 Every request goes into a bounded request log (route, model, ``X-AIRisk-Feature``,
 status, faults, timings), which drills read and `airisk proxy --store` keeps in the
-monitor's database.
+monitor's database. With ``capture`` (`chaos.proxycapture`, ``airisk proxy --capture``), the
+bodies and answers of the features named are also kept, redacted, as eval material.
 
 Why this shape: measured here (PERF_NOTES.md, bench/proxy_overhead.py), a framework +
 httpx pass-through keeps ~0.1x direct throughput; raw ASGI on uvicorn with a lean upstream
@@ -40,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from chaos.asks import sniff_ask
@@ -66,6 +67,9 @@ from chaos.routes import Route
 from chaos.speakers import SPEAKERS, Ask
 from chaos.upstream import Response, UpstreamPool
 
+if TYPE_CHECKING:
+    from chaos.proxycapture import Capture, Tap
+
 __all__ = ["DEFAULT_PORT", "HEAD_TIMEOUT_S", "MAX_BODY", "BodyTooLarge", "ClientGone", "FaultProxy", "read_body",
            "send_json"]
 _TRANSPORT_KEY = TRANSPORT_KEY  # (chaos.proxyserve's name for it)
@@ -80,12 +84,14 @@ class FaultProxy:
     """The ASGI application. One event loop owns it (the fault set and the log are not locked).
 
     ``head_timeout_s``: how long to wait for an upstream's response head (then 504);
-    ``max_body``: the largest request body passed on (then 413)."""
+    ``max_body``: the largest request body passed on (then 413); ``capture``: the features whose
+    traffic is captured (none without it), written while the proxy runs."""
 
     def __init__(self, routes: dict[str, Route], *, faults: FaultSet | None = None, log_size: int = LOG_SIZE,
                  sink: Callable[[dict[str, Any]], None] | None = None, head_timeout_s: float = HEAD_TIMEOUT_S,
-                 max_body: int | None = None) -> None:
+                 max_body: int | None = None, capture: Capture | None = None) -> None:
         self.routes = routes
+        self.capture = capture
         self.faults = faults or FaultSet()
         self.log = RequestLog(log_size, sink)
         self.head_timeout_s = head_timeout_s
@@ -99,11 +105,15 @@ class FaultProxy:
             # No read timeout on the body: the product's client decides how long it waits, as it
             # would for the provider. Bytes pass through as the upstream sent them (no decompression).
             self._pool = UpstreamPool()
+        if self.capture is not None:
+            self.capture.start()
 
     async def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self.capture is not None:
+            await self.capture.stop()
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -150,6 +160,7 @@ class FaultProxy:
             "upstream": route.upstream + raw_path, "model": None, "feature": feature,
             "stream": None, "status": None, "faults": [],
         })
+        tap: Tap | None = None
         try:
             try:
                 if length is not None and length > self.max_body:  # refused before a byte of it is read
@@ -183,20 +194,25 @@ class FaultProxy:
                     synth := synthesize(route.dialect, plan.stream.type, ask)) is not None:
                 await self._send_synthesized(synth, plan, send, entry, started)
             else:
+                if self.capture is not None and feature is not None and ask is not None and not plan.faults:
+                    tap = self.capture.open(feature, route=route.name, dialect=route.dialect, path=path,
+                                            model=entry["model"], body=body)
                 url = route.upstream + raw_path + ("?" + query if query else "")
-                await self._forward(route, url, scope, headers, body, plan, ask, receive, send, entry, started)
+                await self._forward(route, url, scope, headers, body, plan, ask, receive, send, entry, started, tap)
         finally:
             entry["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
             self.log.done(entry)
+            if tap is not None:
+                self.capture.done(tap)  # type: ignore[union-attr]
 
     async def _forward(self, route: Route, url: str, scope: dict[str, Any], headers: list[tuple[bytes, bytes]],
                        body: bytes, plan: Plan, ask: Ask | None, receive: Callable, send: Callable,
-                       entry: dict[str, Any], started: float) -> None:
+                       entry: dict[str, Any], started: float, tap: Tap | None = None) -> None:
         if self._pool is None:
             await self.start()
         assert self._pool is not None
         editing = needs_editing(plan)
-        if editing:  # the editor reads events: no compressed body
+        if editing or tap is not None:  # the editor and the capture read events: no compressed body
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         # One watch from the request to the last byte: if the product hangs up while the upstream
         # is silent (before its head, or mid-body), the upstream connection is closed at once.
@@ -229,11 +245,19 @@ class FaultProxy:
                         watch.finished = True  # the drop below is the fault, not the product leaving
                         await drop(scope, reset=False)
                         return
-                else:
+                elif tap is None:
                     async for data in response.chunks():
                         await send({"type": "http.response.body", "body": data, "more_body": True})
+                else:  # the bytes are read after the answer has gone, off the event loop (chaos.proxycapture)
+                    tap.status, tap.content_type = status, response.header(b"content-type") or b""
+                    tap.encoding = response.header(b"content-encoding") or b""
+                    async for data in response.chunks():
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                        tap.add(data)
                 watch.finished = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if tap is not None:
+                    tap.complete = True
             except OSError as exc:  # the upstream went away mid-answer: so does the product's answer
                 entry["error"] = f"upstream: {exc!s}"[:300]
                 watch.finished = True

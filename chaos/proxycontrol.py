@@ -12,6 +12,8 @@
     POST   /_airisk/reset                  remove all faults at once
     GET    /_airisk/log?limit=N&after=ID   the request log, oldest first (after: only newer entries)
     DELETE /_airisk/log                    empty the request log
+    GET    /_airisk/capture                what ``airisk proxy --capture`` keeps: per feature its N and how
+                                           many are taken, what waits, what was written, dropped or skipped
 
 Errors are ``{"error": "<field>: <problem>"}`` with status 400 (404 for unknown ids or paths).
 Every request passes `chaos.controlguard` first (403 another host or origin, 401 no token where
@@ -119,6 +121,8 @@ def _dispatch(proxy: FaultProxy, method: str, path: str, body: bytes, query: dic
         return 200, {"removed": fault_id}
     if path == "reset" and method == "POST":
         return 200, {"reset": True, "removed": faults.clear()}
+    if path == "capture" and method == "GET":
+        return 200, proxy.capture.summary() if proxy.capture is not None else {"features": {}}
     if path == "log":
         if method == "GET":
             return 200, proxy.log.since(_int(query, "after", 0), _int(query, "limit", 0) or None)

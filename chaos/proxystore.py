@@ -9,6 +9,9 @@ columns first (`monitor.store.proxylog.proxy_row`); a batch the database still r
 its data (not for being away) is written row by row, and a row refused on its own is set
 aside in ``<spill dir>/proxy-rejected-<pid>.rejected`` (JSON lines, as `ResultWriter` sets
 aside results), so one bad row can never hold back the rows after it.
+
+`capture_writer` and `stored_captures` serve ``airisk proxy --capture`` (`chaos.proxycapture`): the
+captures are written redacted through `monitor.store.capture`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import os
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.quality.redact import Redactor
+from monitor.store.capture import Capture, counts, record_captures
 from monitor.store.db import DEFAULT_HOME
 from monitor.store.proxylog import write_proxy_requests
 
@@ -129,3 +135,22 @@ class LogStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
             await self.flush()
+
+
+def capture_writer(engine: Engine, redactor: Redactor) -> Callable[[list[Capture]], int]:
+    """The ``write`` of a `chaos.proxycapture.Capture`: one transaction a batch, each capture redacted by
+    ``redactor`` on its way in. Runs in a worker thread."""
+
+    def write(captures: list[Capture]) -> int:
+        with Session(engine) as session:
+            stored = record_captures(session=session, captures=captures, redactor=redactor)
+            session.commit()
+        return stored
+
+    return write
+
+
+def stored_captures(engine: Engine, features: Iterable[str]) -> dict[str, int]:
+    """Captures already stored per feature: they count against each feature's N."""
+    with Session(engine) as session:
+        return counts(session=session, features=features)
