@@ -36,6 +36,6 @@ def parse_check(data: Any) -> Check:
     if not isinstance(data, dict):
         raise UnknownCheck(f"a check is an object with a 'type', got {type(data).__name__}")
     kind = data.get("type")
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         raise UnknownCheck(f"unknown check type {kind!r} (known: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[kind].model_validate(data)

@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from annotated_types import MaxLen, MinLen
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr
 
 from monitor.quality.checks._text import compile_pattern, quote
 from monitor.quality.checks.base import Check, Context, Verdict, register
@@ -50,20 +50,18 @@ def refusal(answer: str) -> re.Match[str] | None:
     return min(hits, key=lambda m: m.start()) if hits else None
 
 
+def _compiles(pattern: str) -> str:
+    compile_pattern(pattern)
+    return pattern
+
+
 @register
 class NoRefusal(Check):
     name = "no_refusal"
     type: Literal["no_refusal"] = "no_refusal"
-    extra: list[Annotated[str, MinLen(1), MaxLen(MAX_PATTERN)]] = Field(default_factory=list)
+    extra: list[Annotated[str, MinLen(1), MaxLen(MAX_PATTERN), AfterValidator(_compiles)]] = Field(default_factory=list)
     """More refusal patterns (regular expressions, case-insensitive, searched in the whole answer)."""
     _extra: tuple[re.Pattern[str], ...] = PrivateAttr(default=())
-
-    @field_validator("extra")
-    @classmethod
-    def _compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            compile_pattern(pattern)
-        return patterns
 
     def model_post_init(self, context: Any) -> None:
         self._extra = tuple(compile_pattern(p, re.IGNORECASE) for p in self.extra)
