@@ -35,14 +35,22 @@ DEMO_PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "groq", "cohere", 
 NO_KEY = "AIRISK_DEMO_NO_KEY"  # an unset variable: emulated targets never send a real key to the emulator
 DRILL_EVERY_S = 15 * 60
 WATCH_EVERY_S = 0.5  # how often `up` looks at what it needs: a death is said well within 15 s
+# The storefront's eval sets, by absolute path: the demo's config is written to a temporary home. Description
+# and tags also measure the local model as a candidate ("could we own them?"); chat's local fallback counts
+# in the score only once at least 60% of its answers are proven good (the interval's lower bound).
+_EVALS = REPO / "examples" / "storefront" / "evals"
 DEMO_FEATURES = {
     "description": {"criticality": "high", "chain": [{"backend": "openai"}],
-                    "description": "product descriptions (OpenAI only)"},
+                    "description": "product descriptions (OpenAI only)",
+                    "eval": str(_EVALS / "description.jsonl"), "candidates": ["local"]},
     "chat": {"criticality": "critical", "chain": [{"backend": "anthropic"}, {"backend": "local"}],
-             "description": "support chat (Anthropic, the local model as fallback)"},
+             "description": "support chat (Anthropic, the local model as fallback)",
+             "eval": str(_EVALS / "chat.jsonl"), "min_quality": 0.6},
     "tags": {"criticality": "medium", "chain": [{"backend": "openai"}, {"degraded": "heuristic", "quality": 0.6}],
-             "description": "review tagging (OpenAI, a keyword heuristic as fallback)"},
-    "search": {"criticality": "low", "chain": [{"backend": "local"}], "description": "search rerank (local model)"},
+             "description": "review tagging (OpenAI, a keyword heuristic as fallback)",
+             "eval": str(_EVALS / "tags.jsonl"), "candidates": ["local"]},
+    "search": {"criticality": "low", "chain": [{"backend": "local"}], "description": "search rerank (local model)",
+               "eval": str(_EVALS / "search.jsonl")},
 }
 
 
