@@ -54,14 +54,15 @@ def _what_if(text: str):
               help="Recompute FEATURE from the same measurements as if BACKEND were a verified fallback (add=), "
                    "or its primary (primary=local: moved to the local model). Repeatable.")
 @click.option("--verified-within", default="90d", show_default=True,
-              help="Drills older than this no longer verify a fallback.")
+              help="Drills, eval runs and capacity searches older than this no longer count.")
 def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, what_ifs: tuple[str, ...],
           verified_within: str) -> None:
     """Each feature's expected AI-caused downtime minutes a month, its grade (A-F) and where the minutes come from.
 
     Measured from the probes' history (availability within each feature's latency budget), with
-    fallbacks counted only where a drill saw them answer. Exit 0; with --max-grade, 1 when a feature
-    fails the gate; 2 for a bad config or option. docs/RISK_MODEL.md explains every term.
+    fallbacks counted only where a drill saw them answer, and an AI fallback only as far as its measured
+    quality (airisk eval run) and capacity (airisk eval capacity) go. Exit 0; with --max-grade, 1 when a
+    feature fails the gate; 2 for a bad config or option. docs/RISK_MODEL.md explains every term.
     """
     from sqlmodel import Session
 
@@ -136,10 +137,8 @@ def _print(report, config_path: Path, window: str) -> None:
     for f in report.features:
         for note in f.notes:
             console.print(f"  {f.feature}: {note}", highlight=False)
-        for lr in f.links:
-            if lr.minutes_if_verified is not None:
-                console.print(f"  {f.feature}: {lr.link.label} is unverified; verified by a drill it would bring "
-                              f"{_minutes(f.minutes)} to {_minutes(lr.minutes_if_verified)} min/month", highlight=False)
+        for line in _proof_lines(f):  # one line each, unwrapped: read by people and by grep
+            console.print(f"  {f.feature}: {line}", highlight=False, soft_wrap=True)
     if report.what_ifs:
         what = Table(title="what if", title_justify="left")
         for col in ("feature", "change", "min/month", "grade", "outsourced"):
@@ -149,8 +148,46 @@ def _print(report, config_path: Path, window: str) -> None:
                          f"{before.grade} -> {after.grade}",
                          f"{_share(before)} -> {_share(after)}")
         console.print(what)
-    console.print("Minutes a 30-day month; a fallback counts only once a drill saw it answer; --json shows every term "
-                  "(docs/RISK_MODEL.md).", style="dim", highlight=False)
+    console.print("Minutes a 30-day month; a fallback counts only once a drill saw it answer, an AI fallback only as "
+                  "far as its measured quality and capacity go; --json shows every term (docs/RISK_MODEL.md).",
+                  style="dim", highlight=False)
+
+
+def _proof_lines(f) -> list[str]:
+    """Per AI backend: its measured quality and capacity against the feature's peak traffic, what it counts
+    as; per fallback that does not count: what fixing it would give."""
+    from monitor.risk.proven import describe_quality
+
+    out = []
+    for lr in f.links:
+        link = lr.link
+        if link.kind == "backend" and (lr.role == "fallback" or link.measured_quality is not None):
+            terms = [] if lr.role == "primary" else [_quality_term(f.feature, link, describe_quality)]
+            terms += [*lr.notes]
+            if lr.role == "fallback" and lr.counted:
+                terms.append(f"counted at value {lr.value:.2f}, effectiveness {lr.effectiveness:.2f}")
+            out.append(f"{lr.role} {link.label}: " + "; ".join(terms))
+        if lr.minutes_if_verified is not None:
+            what, fix = {("drill",): ("is unverified", "verified by a drill"),
+                         ("quality",): ("has no measured quality", "at quality 1")}.get(
+                lr.lacks, ("is unverified and has no measured quality", "verified by a drill, at quality 1,"))
+            best = "" if lr.lacks == ("drill",) else " at best"
+            out.append(f"{link.label} {what}; {fix} it would bring {_minutes(f.minutes)} to "
+                       f"{_minutes(lr.minutes_if_verified)} min/month{best}")
+        if lr.minutes_at_min_quality is not None:
+            drill = " and verified by a drill" if "drill" in lr.lacks else ""
+            out.append(f"{link.label} is below min_quality {f.min_quality:g}; at {f.min_quality:g}{drill} it would "
+                       f"bring {_minutes(f.minutes)} to {_minutes(lr.minutes_at_min_quality)} min/month")
+    return out
+
+
+def _quality_term(feature: str, link, describe) -> str:
+    q = link.measured_quality
+    if link.assumed_quality is not None:
+        return f"quality {link.assumed_quality:.2f} assumed" + (f" (measured: {describe(q)})" if q else "")
+    if q is None or q.judged == 0:
+        return f"quality not measured: airisk eval run --feature {feature} --backend {link.name}"
+    return describe(q)
 
 
 def _contributor(f) -> str:

@@ -1,9 +1,11 @@
 """Feature risk: expected AI-caused downtime minutes a month per feature, a grade and every term behind it.
 
 `monitor.risk.model` is the arithmetic (pure: plain inputs in, a breakdown out), with
-`monitor.risk.chain` (a chain's expected loss and who shares it) and `monitor.risk.grade`
-(minutes to a letter and a score, and the constants: thresholds, weights); `monitor.risk.load`
-gathers the inputs from `airisk.yaml` and the store. `docs/RISK_MODEL.md` explains every term.
+`monitor.risk.proven` (which links count, and for how much: drills, probes, measured quality and
+capacity against the feature's traffic), `monitor.risk.chain` (a chain's expected loss and who shares
+it), `monitor.risk.grade` (minutes to a letter and a score, and the constants: thresholds, weights)
+and `monitor.risk.breakdown` (the JSON of every term); `monitor.risk.load` gathers the inputs from
+`airisk.yaml` and the store. `docs/RISK_MODEL.md` explains every term.
 """
 
 from monitor.risk.chain import ChainOutcome, Term, all_down, chain_outcome

@@ -9,7 +9,11 @@ What it reads, all over one window ending now:
   in the latest drill that broke its primary;
 - the proxy log (`monitor.store.proxylog.observed_dependencies`) and the routes drills saw
   answering: routes a feature was seen calling that its chain does not name, and features seen
-  but not declared.
+  but not declared;
+- per feature and backend, over the verification window: the latest eval run's quality figure and
+  the latest capacity search (`monitor.store.quality`);
+- per feature, its peak traffic: ``features.<name>.rate``, else the busiest minute of the proxy log
+  over the window (`monitor.store.proxylog.peak_rates`, requests / 60).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from monitor.risk.model import (
     what_if,
     worst_first,
 )
-from monitor.store.proxylog import ObservedEdge, observed_dependencies
+from monitor.store.proxylog import ObservedEdge, PeakRate, observed_dependencies, peak_rates
+from monitor.store.quality import capacity_figures, quality_figures
 from monitor.store.queries import DrillObservation, budget_counts, drill_observations
 
 # Raw results (exact) for the last two days, hour rollups (within one histogram bucket) before:
@@ -42,7 +47,8 @@ EXACT_RECENT = timedelta(days=2)
 
 WINDOW = timedelta(days=30)
 VERIFIED_WITHIN = timedelta(days=90)
-"""A drill older than this no longer verifies a fallback: code and providers change."""
+"""A drill, an eval run or a capacity search older than this no longer counts: code, models and providers
+change."""
 
 
 class RiskError(ValueError):
@@ -89,11 +95,14 @@ def resolve_backend(*, config: AiriskConfig, name: str) -> _Backend:
 
 
 class _Measurer:
-    """Budget counts per (targets, budget), each asked of the store once."""
+    """Budget counts per (targets, budget), each asked of the store once; the quality and capacity
+    figures per (feature, backend) proven since ``proven_since``."""
 
-    def __init__(self, session: Session, since: datetime, until: datetime) -> None:
+    def __init__(self, session: Session, since: datetime, until: datetime, proven_since: datetime | None) -> None:
         self.session, self.since, self.until = session, since, until
         self.cache: dict[tuple[tuple[str, ...], float | None, float | None], Measurement | None] = {}
+        self.quality = quality_figures(session, since=proven_since)
+        self.capacity = capacity_figures(session, since=proven_since)
 
     def measure(self, targets: tuple[str, ...], feature: FeatureConfig) -> Measurement | None:
         budget = feature.latency_budget
@@ -110,19 +119,23 @@ class _Measurer:
         return self.cache[key]
 
 
-def _link(config: AiriskConfig, measurer: _Measurer, feature: FeatureConfig, name: str,
+def _link(config: AiriskConfig, measurer: _Measurer, feature_name: str, feature: FeatureConfig, name: str,
           domain: str | None = None) -> Link:
+    """A chain backend as the model sees it: its probes against the feature's budget, and its eval and
+    capacity figures for the feature (an eval run stores each backend under its chain name)."""
     b = resolve_backend(config=config, name=name)
     return Link(name=name, kind="backend", provider=b.provider, local=b.local, domain=domain or b.provider,
-                measurement=measurer.measure(b.targets, feature))
+                measurement=measurer.measure(b.targets, feature),
+                measured_quality=measurer.quality.get((feature_name, name)),
+                capacity=measurer.capacity.get((feature_name, name)))
 
 
-def _chain(config: AiriskConfig, measurer: _Measurer, feature: FeatureConfig,
+def _chain(config: AiriskConfig, measurer: _Measurer, feature_name: str, feature: FeatureConfig,
            drills: Sequence[DrillObservation]) -> tuple[Link, ...]:
     links = []
     for i, step in enumerate(feature.chain):
         if step.backend is not None:
-            link = _link(config, measurer, feature, step.backend, step.failure_domain)
+            link = _link(config, measurer, feature_name, feature, step.backend, step.failure_domain)
             if i > 0:
                 seen = [d for d in drills if link.provider in d.answered_by and link.provider not in d.faulted_routes]
                 link = _verified(link, seen)
@@ -175,6 +188,16 @@ def _drill_impact(chain: tuple[Link, ...], drills: Sequence[DrillObservation]) -
     return tuple(out)
 
 
+def _peak(name: str, feature: FeatureConfig, peaks: dict[str, PeakRate]) -> tuple[float | None, str]:
+    """The feature's peak requests a second and where it comes from: the config's ``rate``, else the proxy log."""
+    if feature.rate is not None:
+        return feature.rate, f"features.{name}.rate"
+    p = peaks.get(name)
+    if p is None:
+        return None, ""
+    return p.rps, f"proxy log: {p.requests} requests in the busiest minute ({p.minute:%Y-%m-%d %H:%M} UTC) / 60"
+
+
 def feature_inputs(*, config: AiriskConfig, session: Session, now: datetime | None = None,
                    window: timedelta = WINDOW, verified_within: timedelta | None = VERIFIED_WITHIN,
                    ) -> tuple[dict[str, FeatureInput], dict[str, tuple[str, ...]], _Measurer]:
@@ -182,8 +205,10 @@ def feature_inputs(*, config: AiriskConfig, session: Session, now: datetime | No
     with the routes they called; and the measurer, for what-ifs over the same window."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     since = now - window
-    measurer = _Measurer(session, since, now)
-    drills = drill_observations(session=session, since=now - verified_within if verified_within else None)
+    proven_since = now - verified_within if verified_within else None
+    measurer = _Measurer(session, since, now, proven_since)
+    drills = drill_observations(session=session, since=proven_since)
+    peaks = peak_rates(session=session, since=since, until=now)
     # Observed edges: the proxy log over the window, and the routes drills saw answering.
     edges = [*observed_dependencies(session=session, since=since),
              *(ObservedEdge(d.feature, route, d.requests, 1, d.started_at) for d in drills for route in d.answered_by)]
@@ -191,9 +216,11 @@ def feature_inputs(*, config: AiriskConfig, session: Session, now: datetime | No
     inputs = {}
     for name, feature in config.features.items():
         mine = [d for d in drills if d.feature == name]
-        inputs[name] = FeatureInput(name=name, chain=_chain(config, measurer, feature, mine),
+        peak, source = _peak(name, feature, peaks)
+        inputs[name] = FeatureInput(name=name, chain=_chain(config, measurer, name, feature, mine),
                                     criticality=feature.criticality,
-                                    undeclared_routes=tuple(deps[name].undeclared) if name in deps else ())
+                                    undeclared_routes=tuple(deps[name].undeclared) if name in deps else (),
+                                    min_quality=feature.min_quality, peak_rps=peak, peak_source=source)
     undeclared = {n: tuple(sorted(d.observed)) for n, d in deps.items() if not d.declared_feature}
     return inputs, undeclared, measurer
 
@@ -219,8 +246,8 @@ def score_features(*, config: AiriskConfig, session: Session, now: datetime | No
         feature = config.features[w.feature]
         changed = what_if(
             feature=inputs[w.feature],
-            add_fallback=_link(config, measurer, feature, w.add_fallback) if w.add_fallback else None,
-            primary=_link(config, measurer, feature, w.primary) if w.primary else None)
+            add_fallback=_link(config, measurer, w.feature, feature, w.add_fallback) if w.add_fallback else None,
+            primary=_link(config, measurer, w.feature, feature, w.primary) if w.primary else None)
         scenarios.append((assess(feature=inputs[w.feature]), assess(feature=changed)))
     return RiskReport(window_s=window.total_seconds(), generated_at=now,
                       features=tuple(worst_first([assess(feature=f) for f in inputs.values()])),

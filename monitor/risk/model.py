@@ -1,12 +1,14 @@
 """The risk model's arithmetic: pure functions over plain inputs (no database, no config).
 
-A feature is a chain of links (its primary backend, then fallbacks). Each link that counts has an
+A feature is a chain of links (its primary backend, then fallbacks). Each link that counts
+(`monitor.risk.proven`: only what probes, drills, evals and capacity searches prove) has an
 availability (measured within the feature's latency budget), a failure domain, the value it keeps
-when it serves (1 for an AI backend, ``quality`` for a degraded mode) and an effectiveness (the
-share of requests it serves when it is up and reached: 1 unless a drill measured it). A request
-is served by the first link that is up for it; the feature loses ``1 - value`` of that request,
-or all of it when no link is up. Links of one failure domain fail together (the least available
-first); domains fail independently. `docs/RISK_MODEL.md` gives every formula with a worked example.
+when it serves (1 for the primary, an AI fallback's measured quality, ``quality`` for a degraded
+mode) and an effectiveness (the share of requests it serves when it is up and reached: 1 unless a
+drill measured it, times the share of the feature's peak traffic its capacity holds). A request is
+served by the first link that is up for it; the feature loses ``1 - value`` of that request, or all
+of it when no link is up. Links of one failure domain fail together (the least available first);
+domains fail independently. `docs/RISK_MODEL.md` gives every formula with a worked example.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from monitor.quality.figures import CapacityFigure, QualityFigure
+from monitor.risk.breakdown import link_dict
 from monitor.risk.chain import Term, chain_outcome
 from monitor.risk.grade import GRADE_ORDER, GRADES, MONTH_MINUTES, WEIGHTS, grade_for, score_for
+from monitor.risk.proven import UNMEASURED_AVAILABILITY, Decision, decide, measured_value
 
-UNMEASURED_AVAILABILITY = 0.995
-"""Assumed for a primary with no probe in the window (loudly flagged; it cannot pass a gate). Hosted
-LLM APIs' own status pages showed ~120-180 outage minutes a month in 2021-2024 (Chu et al., ICPE 2025):
-99.5% (216 min) is that, rounded towards pessimism."""
 DEFAULT_QUALITY = 0.5
 """A degraded mode's share of the feature's value when the config gives no ``quality``."""
 Kind = Literal["backend", "degraded"]
@@ -86,6 +87,15 @@ class Link:
     effectiveness_note: str = ""
     hypothetical: bool = False
     """Added by a what-if: counted as if a drill had verified it."""
+    measured_quality: QualityFigure | None = None
+    """Its answers to the feature's eval set (the latest run within the verification window); None: not
+    measured. An AI fallback counts with the lower bound of the pass rate's 95% interval, and not at
+    all without it; the primary's is shown for context only."""
+    assumed_quality: float | None = None
+    """A quality taken as given instead of measured (a what-if, "were it at min_quality"); said so."""
+    capacity: CapacityFigure | None = None
+    """The highest rate it held for the feature (`airisk eval capacity`); None: not measured (an AI
+    fallback is then counted as unlimited, and flagged)."""
 
     @property
     def label(self) -> str:
@@ -103,6 +113,12 @@ class FeatureInput:
     """Routes the proxy log or a drill saw the feature call that its chain does not name."""
     scenario: str = ""
     """Set by `what_if`: what was changed."""
+    min_quality: float | None = None
+    """An AI fallback whose quality (lower bound) is below this counts as absent; None: any counts."""
+    peak_rps: float | None = None
+    """The feature's peak traffic, requests a second; None: not known (capacity is then not compared)."""
+    peak_source: str = ""
+    """Where ``peak_rps`` comes from ("features.chat.rate", or the proxy log's busiest minute)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +133,13 @@ class LinkRisk:
     minutes: float  # expected downtime minutes a month it shares (0 when not counted)
     traffic: float  # share of the feature's requests it serves
     minutes_if_verified: float | None = None  # the feature's minutes were this unverified fallback verified
+    # (by a drill, and at quality 1 where its quality is not measured: a bound)
+    value: float | None = None  # share of the feature's value a request it serves keeps (None: not known)
+    capacity_share: float | None = None  # min(1, capacity / peak traffic); None: not compared
+    effectiveness: float | None = None  # used: the drill's (else 1) x capacity_share (None: not counted)
+    lacks: tuple[str, ...] = ()  # what keeps it from counting: drill, probes, quality, min_quality, capacity
+    notes: tuple[str, ...] = ()  # flags: capacity not measured, traffic not known, the primary's quality
+    minutes_at_min_quality: float | None = None  # the feature's minutes were this fallback at min_quality
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +164,9 @@ class FeatureRisk:
     gate_blockers: tuple[str, ...] = ()  # why no grade can be trusted enough to pass a gate
     undeclared_routes: tuple[str, ...] = ()
     scenario: str = ""
+    min_quality: float | None = None
+    peak_rps: float | None = None  # the feature's peak traffic, requests a second (None: not known)
+    peak_source: str = ""
 
     @property
     def outsourced_share(self) -> float:
@@ -175,81 +201,38 @@ class FeatureRisk:
                         "unserved": self.traffic_unserved},
             "main_contributor": self.main_contributor, "unverified_fallbacks": list(self.unverified),
             "undeclared_routes": list(self.undeclared_routes), "notes": list(self.notes),
-            "gate_blockers": list(self.gate_blockers), "links": [_link_dict(lr) for lr in self.links],
+            "gate_blockers": list(self.gate_blockers), "links": [link_dict(lr) for lr in self.links],
+            "min_quality": self.min_quality,
+            "peak_rate": None if self.peak_rps is None else {"rps": self.peak_rps, "source": self.peak_source},
         }
         if self.scenario:
             out["scenario"] = self.scenario
         return out
 
 
-def _link_dict(lr: LinkRisk) -> dict[str, Any]:
-    link, m = lr.link, lr.link.measurement
-    return {
-        "name": link.name, "kind": link.kind, "role": lr.role, "provider": link.provider or None,
-        "local": link.local, "failure_domain": link.domain, "counted": lr.counted, "status": lr.status,
-        "availability_used": lr.availability,
-        "measured": None if m is None else {
-            "availability_within_budget": m.availability, "availability_any_latency": m.raw_availability,
-            "samples": m.samples, "answered": m.answered, "within_budget": m.within_budget,
-            "covered_days": m.covered_s / 86400, "window_days": m.window_s / 86400, "approximate": m.approximate},
-        "quality": link.quality, "effectiveness": 1.0 if link.effectiveness is None else link.effectiveness,
-        "effectiveness_source": ("assumed (no drill measured it)" if link.effectiveness is None
-                                 else link.effectiveness_note or "given"),
-        "verified_at": link.verified_at.isoformat() if link.verified_at else None, "verified_by": link.verified_by,
-        "minutes": lr.minutes, "traffic": lr.traffic, "minutes_if_verified": lr.minutes_if_verified,
-    }
-
-
 # --- A feature ---
-
-
-@dataclass(frozen=True, slots=True)
-class _Decision:
-    counted: bool
-    status: str  # why it counts or not, in words
-    availability: float | None = None  # what it counts with
-    assumed: bool = False  # a primary without measurement: the prior stands in
-
-
-def _decide(link: Link, role: str) -> _Decision:
-    m = link.measurement
-    measured = m is not None and m.samples > 0
-    if role == "primary":
-        if not measured:
-            return _Decision(True, f"primary, unmeasured: assumed {UNMEASURED_AVAILABILITY:.1%}",
-                             UNMEASURED_AVAILABILITY, assumed=True)
-        return _Decision(True, "primary", m.availability)
-    if link.hypothetical:
-        verified = "hypothetical (what-if): counted as verified"
-    elif link.verified_at is None:
-        return _Decision(False, "unverified: no drill showed it answering, counted as absent")
-    else:
-        verified = f"verified {link.verified_at:%Y-%m-%d}" + (f" by drill {link.verified_by}" if link.verified_by
-                                                               else "")
-    if link.kind == "degraded":
-        return _Decision(True, f"{verified}; degraded mode assumed always up (not probed)", 1.0)
-    if not measured:
-        return _Decision(False, f"{verified}, but unmeasured: counted as absent")
-    return _Decision(True, verified, m.availability)
 
 
 def assess(*, feature: FeatureInput) -> FeatureRisk:
     """The feature's expected downtime, grade and score, with each link's part (see the module doc)."""
+    return _assess(feature, trials=True)
+
+
+def _assess(feature: FeatureInput, *, trials: bool) -> FeatureRisk:
     roles = ["primary", *["fallback"] * (len(feature.chain) - 1)]
-    decisions = [_decide(link, role) for link, role in zip(feature.chain, roles, strict=True)]
+    decisions = [decide(link, role, feature) for link, role in zip(feature.chain, roles, strict=True)]
     counted = [i for i, d in enumerate(decisions) if d.counted]
-    outcome = chain_outcome([_term(feature.chain[i], decisions[i].availability) for i in counted])
+    outcome = chain_outcome([_term(feature.chain[i], decisions[i]) for i in counted])
     minutes = outcome.unavailability * MONTH_MINUTES
     per_link = dict(zip(counted, zip(outcome.blame, outcome.served, strict=True), strict=True))
     links = []
     for i, (link, role, d) in enumerate(zip(feature.chain, roles, decisions, strict=True)):
         blame, served = per_link.get(i, (0.0, 0.0))
-        if_verified = None
-        if not d.counted and (link.kind == "degraded" or (link.measurement is not None and link.measurement.samples)):
-            trial = tuple(replace(x, hypothetical=True) if j == i else x for j, x in enumerate(feature.chain))
-            if_verified = assess(feature=replace(feature, chain=trial)).minutes
+        if_verified, at_min = (_trials(feature, i, d) if trials else (None, None))
         links.append(LinkRisk(link, role, d.counted, d.status, d.availability, blame * MONTH_MINUTES, served,
-                              if_verified))
+                              if_verified, value=d.value, capacity_share=d.capacity_share,
+                              effectiveness=d.effectiveness if d.counted else None, lacks=d.lacks, notes=d.notes,
+                              minutes_at_min_quality=at_min))
     outsourced = sum(lr.minutes for lr in links if not lr.link.local)
     weight = WEIGHTS[feature.criticality]
     assumed = [lr.link.name for lr, d in zip(links, decisions, strict=True) if d.assumed]
@@ -262,14 +245,39 @@ def assess(*, feature: FeatureInput) -> FeatureRisk:
         links=tuple(links),
         notes=tuple(_notes(feature, links, assumed)),
         gate_blockers=tuple(f"primary {name} is unmeasured (no probe in the window)" for name in assumed),
-        undeclared_routes=feature.undeclared_routes, scenario=feature.scenario,
+        undeclared_routes=feature.undeclared_routes, scenario=feature.scenario, min_quality=feature.min_quality,
+        peak_rps=feature.peak_rps, peak_source=feature.peak_source,
     )
 
 
-def _term(link: Link, availability: float | None) -> Term:
-    assert availability is not None
-    effectiveness = 1.0 if link.effectiveness is None else link.effectiveness
-    return Term(availability, link.domain or link.provider or link.label, link.quality, effectiveness)
+def _trials(feature: FeatureInput, i: int, d: Decision) -> tuple[float | None, float | None]:
+    """The feature's minutes were link ``i`` verified (by a drill; an unmeasured quality taken as 1: a
+    bound), and were it at ``min_quality`` (and verified, if no drill did): what fixing it would give."""
+    link = feature.chain[i]
+    lacks = set(d.lacks)
+    if d.counted or not lacks or not lacks <= {"drill", "quality", "min_quality"}:
+        return None, None
+
+    def minutes(changed: Link) -> float:
+        chain = tuple(changed if j == i else x for j, x in enumerate(feature.chain))
+        return _assess(replace(feature, chain=chain), trials=False).minutes
+
+    if "min_quality" in lacks:
+        assert feature.min_quality is not None
+        return None, minutes(replace(link, hypothetical=True, assumed_quality=feature.min_quality))
+    return minutes(_as_verified(link)), None
+
+
+def _as_verified(link: Link) -> Link:
+    """``link`` counted as verified: by a drill, and at quality 1 where no eval measured its quality."""
+    if link.kind == "backend" and link.assumed_quality is None and measured_value(link) is None:
+        return replace(link, hypothetical=True, assumed_quality=1.0)
+    return replace(link, hypothetical=True)
+
+
+def _term(link: Link, d: Decision) -> Term:
+    assert d.availability is not None and d.value is not None
+    return Term(d.availability, link.domain or link.provider or link.label, d.value, d.effectiveness)
 
 
 def _notes(feature: FeatureInput, links: Sequence[LinkRisk], assumed: Sequence[str]) -> list[str]:
@@ -303,7 +311,9 @@ def what_if(*, feature: FeatureInput, add_fallback: Link | None = None, primary:
 
     Both links come measured for this feature's budget (`monitor.risk.load` builds them from the
     same measurements). An added AI fallback goes after the chain's last AI backend (before any
-    degraded mode); one already in the chain but unverified is counted as verified instead.
+    degraded mode); one already in the chain but unverified is counted as verified instead. Verified
+    means by a drill; where no eval measured its quality, it is taken as 1 (said in its status): a
+    what-if shows what the fallback could give, its measured quality and capacity where there are some.
     """
     chain = list(feature.chain)
     labels = []
@@ -314,9 +324,9 @@ def what_if(*, feature: FeatureInput, add_fallback: Link | None = None, primary:
         labels.append(f"{add_fallback.label} added as a verified fallback")
         existing = [i for i, link in enumerate(chain) if i > 0 and link.label == add_fallback.label]
         for i in existing:
-            chain[i] = replace(chain[i], hypothetical=True)
+            chain[i] = _as_verified(chain[i])
         if not existing:
-            new = replace(add_fallback, hypothetical=True)
+            new = _as_verified(add_fallback)
             at = max(i for i, link in enumerate(chain) if link.kind == "backend") + 1
             chain.insert(at if new.kind == "backend" else len(chain), new)
     scenario = "; ".join(filter(None, [feature.scenario, *labels]))

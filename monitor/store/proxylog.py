@@ -136,3 +136,55 @@ def observed_dependencies(*, session: Session, since: datetime | None = None) ->
         query = query.where(t.at >= since)
     return [ObservedEdge(f, r, int(n), int(a or 0), last.replace(tzinfo=UTC) if last.tzinfo is None else last)
             for f, r, n, a, last in session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class PeakRate:
+    """A feature's busiest minute in the proxy log: its requests / 60 is the peak rate the risk model uses."""
+
+    feature: str
+    minute: datetime
+    """The busiest minute's start (the earliest, of equals)."""
+    requests: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / 60
+
+
+def _minute(column: Any, dialect: str) -> Any:
+    # SQLite keeps a timestamp as text "YYYY-MM-DD HH:MM:SS.ffffff" (UTC, see UTCDateTime): its first
+    # 16 characters are the minute, and they sort as the minutes do.
+    if dialect == "sqlite":
+        return sa.func.substr(column, 1, 16)
+    return sa.func.date_trunc("minute", column)
+
+
+def _minute_start(value: Any) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(f"{value[:16]}:00").replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def peak_rates(*, session: Session, since: datetime | None = None, until: datetime | None = None,
+               ) -> dict[str, PeakRate]:
+    """Per feature: the minute with the most requests in the proxy log, every route together.
+
+    Drills' own requests (source ``drill:...``) are left out: a drill's load is made up, not the
+    product's traffic. A request the product retried on a fallback counts once per attempt, which
+    makes the peak higher, not lower: the risk model's side of caution."""
+    t = ProxyRequestRow.__table__.c
+    minute = _minute(t.at, session.get_bind().dialect.name)
+    per_minute = (sa.select(t.feature.label("feature"), minute.label("minute"), sa.func.count().label("n"))
+                  .where(t.feature.is_not(None), sa.not_(t.source.startswith("drill:")))
+                  .group_by(t.feature, minute))
+    if since is not None:
+        per_minute = per_minute.where(t.at >= since)
+    if until is not None:
+        per_minute = per_minute.where(t.at < until)
+    counts = per_minute.subquery()
+    top = sa.select(counts.c.feature, sa.func.max(counts.c.n).label("n")).group_by(counts.c.feature).subquery()
+    query = (sa.select(counts.c.feature, sa.func.min(counts.c.minute), top.c.n)
+             .join(top, sa.and_(counts.c.feature == top.c.feature, counts.c.n == top.c.n))
+             .group_by(counts.c.feature, top.c.n))
+    return {f: PeakRate(f, _minute_start(m), int(n)) for f, m, n in session.execute(query)}

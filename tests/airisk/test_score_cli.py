@@ -10,9 +10,12 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from airisk.cli import main
+from monitor.quality.figures import CapacityFigure
 from monitor.store import make_engine, migrate, write_results
 from monitor.store.drills import write_drill
+from monitor.store.models import EvalAnswerRow, EvalRunRow
 from monitor.store.proxylog import write_proxy_requests
+from monitor.store.quality import record_answers, record_capacity
 from tests.monitor.conftest import make_result
 
 CONFIG = """
@@ -38,8 +41,9 @@ def home(tmp_path):
     return tmp_path
 
 
-def _store(home, *, probes=(), drills=(), proxy=()):
-    """``probes``: (target, [(status, ttft ms)]), one a minute up to now."""
+def _store(home, *, probes=(), drills=(), proxy=(), evals=(), capacities=()):
+    """``probes``: (target, [(status, ttft ms)]), one a minute up to now; ``evals``: (feature, backend,
+    passed, cases) an hour ago; ``capacities``: (feature, backend, requests a second)."""
     engine = make_engine(f"sqlite:///{home / 'airisk.db'}")
     migrate(engine)
     now = datetime.now(UTC)
@@ -58,6 +62,14 @@ def _store(home, *, probes=(), drills=(), proxy=()):
         write_proxy_requests(session=session, entries=[{"at": now.timestamp() - 60, "route": route, "feature": feature,
                                                         "status": 200} for feature, route in proxy])
         session.commit()
+        for feature, backend, passed, cases in evals:
+            run = EvalRunRow(feature=feature, started_at=now - timedelta(hours=1), cases=cases, backends=[backend])
+            session.add(run)
+            session.commit()
+            record_answers(session, [EvalAnswerRow(run_id=run.id, feature=feature, backend=backend, case_id=str(i),
+                                                   passed=i < passed) for i in range(cases)])
+        for feature, backend, rps in capacities:
+            record_capacity(session, CapacityFigure(feature, backend, now - timedelta(hours=1), rps))
     engine.dispose()
 
 
@@ -89,13 +101,67 @@ def test_the_table_is_worst_first_with_the_main_contributor(home):
     chat = _row(out.stdout, "chat")
     assert chat[2:6] == ["D", "63", "43.2", "100%"] and chat[6] == "claude (43.2 min)" and chat[7] == "local"
     assert _row(out.stdout, "search")[2:5] == ["A", "100", "0.00"]
-    assert "chat: local is unverified; verified by a drill it would bring 43.2 to 0.00 min/month" in out.stdout
+    # local has neither a drill nor an eval: both are named, and what they could give at best.
+    assert ("chat: local is unverified and has no measured quality; verified by a drill, at quality 1, it would "
+            "bring 43.2 to 0.00 min/month at best") in out.stdout
+    assert "chat: fallback local: quality not measured: airisk eval run --feature chat --backend local" in out.stdout
 
 
 def test_a_drill_that_saw_the_fallback_answer_improves_the_grade(home):
-    _measured(home, drills=[("chat", ["anthropic"], ["local"], 1.0)])
-    chat = _row(_score(home).stdout, "chat")
+    # 100 of 100 cases passed: quality 0.963 (the interval's lower bound); 0.001 x 0.037 x 43,200 x 2 = 3.2 -> A.
+    _measured(home, drills=[("chat", ["anthropic"], ["local"], 1.0)], evals=[("chat", "local", 100, 100)])
+    out = _score(home)
+    chat = _row(out.stdout, "chat")
     assert chat[2] == "A" and chat[7] == "-"
+    assert ("chat: fallback local: quality 0.96 (100 of 100 passed, 95% interval 0.96-1.00); capacity not "
+            "measured: counted as unlimited") in out.stdout
+
+
+def test_a_drilled_fallback_without_an_eval_is_not_counted(home):
+    _measured(home, drills=[("chat", ["anthropic"], ["local"], 1.0)])
+    out = _score(home)
+    chat = _row(out.stdout, "chat")
+    assert chat[2] == "D" and chat[7] == "local"
+    assert ("chat: local has no measured quality; at quality 1 it would bring 43.2 to 0.00 min/month at best"
+            in out.stdout)
+
+
+def test_quality_capacity_and_traffic_are_shown_and_counted(home):
+    (home / "airisk.yaml").write_text(CONFIG.replace("latency_budget: {first_token: 2s}",
+                                                     "latency_budget: {first_token: 2s}\n    rate: 3"))
+    _measured(home, drills=[("chat", ["anthropic"], ["local"], 1.0)], evals=[("chat", "local", 27, 30)],
+              capacities=[("chat", "local", 2.0)])
+    out = _score(home)
+    assert out.exit_code == 0, out.output
+    # claude 0.999; local serves 2/3 of claude's failures at quality 0.7438: 0.001 x (1/3 + 2/3 x 0.2562) x 43,200
+    # = 21.8 min, x 2 (high) = 43.6: just worse than C
+    assert _row(out.stdout, "chat")[2:5] == ["D", "69", "21.8"]
+    line = next(line for line in out.stdout.splitlines() if "fallback local" in line)
+    assert "quality 0.74 (27 of 30 passed, 95% interval 0.74-0.97)" in line
+    assert "capacity 2 req/s" in line and "against 3 req/s at peak (features.chat.rate): serves 67%" in line
+    assert "counted at value 0.74, effectiveness 0.67" in line
+    chat = next(f for f in json.loads(_score(home, "--json").stdout)["features"] if f["feature"] == "chat")
+    assert chat["peak_rate"] == {"rps": 3.0, "source": "features.chat.rate"} and chat["min_quality"] is None
+    local = chat["links"][1]
+    assert local["counted"] and local["quality"] == pytest.approx(0.74379, abs=1e-5)
+    assert local["measured_quality"]["passed"] == 27 and local["measured_quality"]["judged"] == 30
+    assert local["measured_quality"]["interval"] == pytest.approx([0.74379, 0.96540], abs=1e-5)
+    assert local["capacity"]["rate_rps"] == 2.0 and local["capacity_share"] == pytest.approx(2 / 3)
+    assert local["effectiveness_used"] == pytest.approx(2 / 3) and local["lacks"] == []
+
+
+def test_below_min_quality_says_what_reaching_it_would_give(home):
+    (home / "airisk.yaml").write_text(CONFIG.replace("latency_budget: {first_token: 2s}",
+                                                     "latency_budget: {first_token: 2s}\n    min_quality: 0.8"))
+    _measured(home, drills=[("chat", ["anthropic"], ["local"], 1.0)], evals=[("chat", "local", 27, 30)])
+    out = _score(home)
+    assert _row(out.stdout, "chat")[2] == "D" and _row(out.stdout, "chat")[7] == "local"
+    # at 0.8: 0.001 x 0.2 x 43,200 = 8.64
+    assert "chat: local is below min_quality 0.8; at 0.8 it would bring 43.2 to 8.6 min/month" in out.stdout
+    local = json.loads(_score(home, "--json").stdout)["features"][1]["links"][1]
+    assert local["lacks"] == ["min_quality"] and local["minutes_at_min_quality"] == pytest.approx(8.64)
+    assert "below min_quality 0.8: counted as absent" in local["status"]
+    assert _score(home, "--max-grade", "C").exit_code == 1
 
 
 def test_json_carries_every_term(home):
