@@ -2,13 +2,15 @@
 budget, capacity against peak traffic, cost per 1,000 requests, and the verdict (`dashboard.queries.ownable`).
 
 Read from the latest eval run of each (feature, backend) and its latest capacity search
-(`monitor.store.quality`), whatever the sidebar's window: eval runs are rare and deliberate.
+(`monitor.store.quality`) within the risk model's ``VERIFIED_WITHIN`` (90 days), whatever the sidebar's
+window: eval runs are rare and deliberate, and what is older no longer counts in the score either.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import pandas as pd
 from sqlmodel import Session
@@ -19,6 +21,7 @@ from monitor.config import AiriskConfig
 from monitor.config.features import FeatureConfig
 from monitor.quality.figures import CapacityFigure, QualityFigure
 from monitor.risk import resolve_backend
+from monitor.risk.load import VERIFIED_WITHIN
 from monitor.store.quality import capacity_figures, quality_figures, run_answers
 
 OWN_COLUMNS = ("feature", "backend", "role", "owned", "pass_rate", "interval", "lower", "upper", "judged",
@@ -128,12 +131,13 @@ def _backends(config: AiriskConfig, feature: FeatureConfig) -> list[tuple[str, s
     return out
 
 
-def own_view(*, session: Session, config: AiriskConfig | None) -> OwnView | None:
+def own_view(*, session: Session, config: AiriskConfig | None, now: datetime) -> OwnView | None:
     """Every declared feature's owned backends beside its primary, with verdicts; None without features."""
     if config is None or not config.features:
         return None
-    figures = quality_figures(session)
-    capacities = capacity_figures(session)
+    since = now - VERIFIED_WITHIN
+    figures = quality_figures(session, since=since)
+    capacities = capacity_figures(session, since=since)
     cost_per_hour = config.local_model.cost_per_hour if config.local_model is not None else None
     rows, steps, shown_caps, budgets, no_owned = [], [], {}, {}, []
     for name, feature in config.features.items():
@@ -160,6 +164,8 @@ def own_view(*, session: Session, config: AiriskConfig | None) -> OwnView | None
                     verdict = ownability(feature=name, backend=backend, quality=q, primary=primary, capacity=cap,
                                          min_quality=feature.min_quality, budget=budget, traffic_rps=rate,
                                          primary_name=primary_name)
+                    if q is None:  # say how far back was looked: an older run exists for the risk model neither
+                        verdict = replace(verdict, reasons=(f"no eval run in the last {VERIFIED_WITHIN.days} days",))
             if owned:
                 cost, cost_from = owned_cost(cost_per_hour=cost_per_hour, capacity=cap,
                                              mean_total_ms=_mean_total_ms(session, q) if q is not None else None)

@@ -4,7 +4,7 @@ store (SQLite and PostgreSQL), the charts, and the page under `AppTest`."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -258,7 +258,7 @@ def quality_seeded(session: Session, seeded):
 
 
 def test_own_view_weighs_each_owned_backend_beside_the_primary(session: Session, quality_seeded, own_config):
-    view = queries.own_view(session=session, config=own_config)
+    view = queries.own_view(session=session, config=own_config, now=NOW)
     rows = view.table.set_index(["feature", "backend"])
     assert list(view.table["feature"] + "·" + view.table["backend"]) == [
         "chat·anthropic", "chat·local", "description·openai", "description·local", "tags·openai", "tags·local",
@@ -297,18 +297,24 @@ def test_own_view_weighs_each_owned_backend_beside_the_primary(session: Session,
 
 
 def test_own_view_before_any_eval_says_what_to_run(session: Session, seeded, own_config):
-    view = queries.own_view(session=session, config=own_config)
+    view = queries.own_view(session=session, config=own_config, now=NOW)
     assert not view.measured and view.steps.empty and not view.capacities
     owned = view.table[view.table["owned"]]
-    assert set(owned["verdict"]) == {NOT_MEASURED} and set(owned["why"]) == {"no eval run"}
+    assert set(owned["verdict"]) == {NOT_MEASURED} and set(owned["why"]) == {"no eval run in the last 90 days"}
     assert "airisk eval run --feature chat --backend local" in set(owned["to_run"])
-    assert queries.own_view(session=session, config=None) is None
+    assert queries.own_view(session=session, config=None, now=NOW) is None
+
+
+def test_runs_older_than_the_risk_model_counts_are_not_shown(session: Session, quality_seeded, own_config):
+    later = queries.own_view(session=session, config=own_config, now=NOW + timedelta(days=91))
+    assert not later.measured and not later.capacities
+    assert set(later.table.query("owned")["why"]) == {"no eval run in the last 90 days"}
 
 
 def test_owned_cost_needs_the_machine_price(session: Session, quality_seeded, own_config):
     config = own_config.model_copy(update={"local_model": own_config.local_model.model_copy(
         update={"cost_per_hour": None})})
-    owned = queries.own_view(session=session, config=config).table.query("owned")
+    owned = queries.own_view(session=session, config=config, now=NOW).table.query("owned")
     assert owned["cost_per_1000"].isna().all()
     assert set(owned["cost_from"]) == {"no price: set local_model.cost_per_hour"}
 
@@ -317,7 +323,7 @@ def test_owned_cost_needs_the_machine_price(session: Session, quality_seeded, ow
 
 def test_quality_against_cost_draws_each_measured_point_with_its_interval(session: Session, quality_seeded,
                                                                           own_config):
-    table = queries.own_view(session=session, config=own_config).table
+    table = queries.own_view(session=session, config=own_config, now=NOW).table
     fig = charts.quality_vs_cost(table)
     by_name = {t.name: t for t in fig.data}
     assert set(by_name) == {"owned", "outsourced"}
