@@ -44,12 +44,12 @@ class Capture:
 def _clean(text: str, cap: int | None = None) -> str:
     """Text a database takes: no NUL (PostgreSQL refuses it), no lone surrogate."""
     if cap is not None:
-        text = text[:cap]
+        text = text[:cap * 2]  # before the work below: an oversized text costs no more than a capped one
     if "\x00" in text:
         text = text.replace("\x00", "")
     if not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    return text if cap is None else text[:cap]
 
 
 def _clean_json(value: Any) -> Any:

@@ -148,6 +148,31 @@ async def test_captures_bodies_and_reassembled_answers_of_named_features_only_re
         assert secret.encode() not in stored
 
 
+async def test_captured_traffic_exports_as_cases_that_load(emulator, setup, tmp_path, monkeypatch):
+    from airisk.capturecli import export
+    from monitor.quality.cases import load_cases
+
+    _, running = await setup.start(emulator, {"support": 10})
+    try:
+        async with httpx.AsyncClient(timeout=10) as c:
+            first = openai_body(SUPPORT_ASK, stream=True, system=SUPPORT_SYSTEM)
+            second = anthropic_body("How long does shipping take?", stream=False, system=SUPPORT_SYSTEM)
+            answers = [await send(c, running.url, "openai", first, "support"),
+                       await send(c, running.url, "anthropic", second, "support")]
+    finally:
+        await running.stop()
+    monkeypatch.setenv("AIRISK_DATABASE_URL", f"sqlite:///{setup.db}")
+    out = tmp_path / "support.jsonl"
+    result = CliRunner().invoke(export, ["--feature", "support", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    cases = load_cases(out)
+    assert [(c.system, c.prompt, c.reference) for c in cases] == [
+        (SUPPORT_SYSTEM, Redactor([r"CUST-\d+"]).text(SUPPORT_ASK), answers[0]),
+        (SUPPORT_SYSTEM, "How long does shipping take?", answers[1])]
+    assert cases[0].params.max_tokens == 120 and cases[0].params.temperature == 0.2
+    assert KEY not in out.read_text() and EMAIL not in out.read_text()
+
+
 async def test_at_most_n_captures_a_feature_counting_those_already_stored(emulator, setup):
     proxy, running = await setup.start(emulator, {"support": 3})
     try:
