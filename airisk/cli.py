@@ -307,10 +307,11 @@ def local_serve(config_path: Path | None, model_path: Path | None, host: str, po
 
 def _register() -> None:
     from airisk.drillcli import deps, drill
+    from airisk.evalcli import eval_group
     from airisk.faultcli import fault, proxy
     from airisk.scorecli import score
 
-    for command in (proxy, fault, drill, deps, score):
+    for command in (proxy, fault, drill, deps, score, eval_group):
         main.add_command(command)
 
 

@@ -126,6 +126,10 @@ def _num_ms(ms: float) -> str:
 def _cost(usd: float | None) -> str:
     if usd is None:
         return "unpriced"
+    if usd == 0:
+        return "$0"
+    if usd < 0.0001:  # a few tokens of a cheap model: still not free, and never shown as $0.0000
+        return "<$0.0001"
     return f"${usd:.4f}" if usd < 1 else f"${usd:,.2f}"
 
 
@@ -141,10 +145,8 @@ def table(report: Sequence[Line]) -> Table:
     for line in report:
         f = line.figure
         rate = pass_rate(f)
-        if line.meets is False:
-            rate = f"[red]{rate} < {line.min_quality:.0%}[/]"
-        elif line.meets:
-            rate = f"[green]{rate}[/]"
+        if line.meets is not None:  # judged by the lower bound, so the minimum is shown beside the interval
+            rate = f"[{'green' if line.meets else 'red'}]{rate} (min {line.min_quality:.0%})[/]"
         ttft = _latency(f.ttft_p50_ms, f.ttft_p95_ms, line.first_token_budget_ms, line.ttft_over)
         total = _latency(f.total_p50_ms, f.total_p95_ms, line.total_budget_ms, line.total_over)
         t.add_row(

@@ -75,16 +75,21 @@ def test_json_lines_hold_every_field():
 def test_the_table_shows_interval_errors_budget_and_cost():
     figs = [_figure(errors={"overloaded": 3}, ttft_p50_ms=300.0, ttft_p95_ms=1500.0, total_p50_ms=900.0,
                     total_p95_ms=2000.0, input_tokens=1200, output_tokens=3400, cost_usd=0.0123),
-            _figure("local", passed=30, failed=0, local=True, cost_usd=None)]
+            _figure("local", passed=30, failed=0, local=True, cost_usd=None),
+            _figure("cheap", cost_usd=0.00002), _figure("owned", cost_usd=0.0)]
     console = Console(width=250, record=True)
     console.print(report.table(report.lines(figs, CONFIG.features)))
     text = console.export_text()
     gpt = next(line for line in text.splitlines() if "│ gpt " in line)
-    assert "83% [66-93%] of 30 < 80%" in gpt and "3 overloaded" in gpt
+    assert "83% [66-93%] of 30 (min 80%)" in gpt and "3 overloaded" in gpt
     assert "300ms / 1.50s (budget 1.00s, OVER)" in gpt and "900ms / 2.00s (budget 3.00s)" in gpt
     assert "1,200 / 3,400" in gpt and "$0.0123" in gpt and "$0.4100" in gpt  # 0.0123 / 30 answered x 1000
     local = next(line for line in text.splitlines() if "local (owned)" in line)
-    assert "100% [89-100%] of 30" in local and "unpriced" in local
+    assert "100% [89-100%] of 30 (min 80%)" in local and "unpriced" in local
+    cheap = next(line for line in text.splitlines() if "│ cheap " in line)
+    assert "<$0.0001" in cheap  # never shown as free
+    owned = next(line for line in text.splitlines() if "│ owned " in line)
+    assert "$0 " in owned
 
 
 def test_junit_is_a_suite_per_feature_failing_backends_under_min_quality(tmp_path):
