@@ -101,12 +101,13 @@ def _print_plan(spec, console, workers: int | None) -> None:
     eval_sets = spec.eval_sets()
     for name, f in spec.features.items():
         sends = [f"{f.request.method} {f.request.path}"] if f.request is not None else []
-        if (judging := f.judging) is not None:
-            cases = eval_sets[name]
-            skipped = f" ({cases.skipped} without http skipped)" if cases.skipped else ""
-            sends.append(f"{len(cases.cases)} cases of {f.cases}{skipped}, up to {judging.sample} answers a phase "
-                         f"checked (min_pass {judging.min_pass:.0%})")
+        if (cases := eval_sets.get(name)) is not None:
+            sends.append(f"{len(cases.cases)} cases of {f.cases}")
         console.print(f"  feature {name}: {' and '.join(sends)}, expected: {f.outcome.replace('_', ' ')}")
+        if (judging := f.judging) is not None:
+            skipped = f"; {cases.skipped} cases without http skipped" if cases.skipped else ""
+            console.print(f"    answers checked: up to {judging.sample} a phase, min_pass {judging.min_pass:.0%}"
+                          + skipped)
     guards = spec.guards
     console.print(f"guards: abort under {guards.min_success_rate:.0%} success for {guards.for_:g}s, "
                   f"or after {guards.max_duration:g}s; fault lease {spec.lease:g}s")

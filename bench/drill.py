@@ -97,7 +97,7 @@ def fault_delays(kind: str) -> tuple[list[float], list[float], float, list[float
     # fault bites, not how often the product happens to call OpenAI.
     data["features"] = {"description": {**data["features"]["description"], "outcome": "may_fail"}}
     raw: list[dict] = []
-    result, _ = run_drill(_spec(data), Options(on_records=raw.extend))
+    result, _ = run_drill(_spec(data), Options(on_records=raw.extend, base_dir=STOREFRONT.parent))  # cases: ../evals
     delays, waits = [], []
     records = sorted((r for r in raw if r["f"] == "description"), key=lambda r: r["t"])
     for phase in result.phases:

@@ -37,6 +37,9 @@ def shipped(name: str, tmp_path: Path, *, proxy: str | None = None, phases: tupl
     data["proxy"] = {"url": proxy, "start": False} if proxy else {**data["proxy"], "url": f"http://127.0.0.1:{free_port()}"}
     for phase, seconds in zip(data["phases"], phases, strict=True):
         phase["duration"] = seconds
+    for feature in data["features"].values():
+        if "cases" in feature:  # relative to the shipped file
+            feature["cases"] = str((DRILLS / feature["cases"]).resolve())
     data.update(changes)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
@@ -49,7 +52,9 @@ def drill(*args: str, home: Path):
 
 
 def test_openai_outage_drill_finds_each_features_strategy(tmp_path):
-    path, _ = shipped("openai-outage.yaml", tmp_path)
+    # 8 s of faults: each request now draws a case, and answers as long as the feature's (a chat reply,
+    # a two-sentence description) take longer than the fixed request's few words did
+    path, _ = shipped("openai-outage.yaml", tmp_path, phases=(3, 8, 2))
     out = drill(str(path), "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"), "--workers", "2",
                 home=tmp_path)
     result = json.loads((tmp_path / "r.json").read_text())
@@ -60,6 +65,11 @@ def test_openai_outage_drill_finds_each_features_strategy(tmp_path):
     assert by["tags"]["during_faults"]["backends"] == {"heuristic": by["tags"]["during_faults"]["degraded"]}
     assert by["description"]["during_faults"]["errors"].keys() == {"http_503"}
     assert all(f["during_faults"]["requests"] > 20 for f in result["features"])  # two workers' records, merged
+    # Requests came from the eval sets, and the features that answered in full were checked, and passed.
+    for name in ("chat", "search"):
+        q = by[name]["during_faults"]["quality"]
+        assert q["passed"] >= 3 and q["failed"] == 0 and q["sampled"] <= 20, (name, q)
+    assert by["tags"]["during_faults"]["quality"]["sampled"] == 0  # degraded answers (the heuristic) are not checked
     # The file expects the description to survive: the gate fails, naming it, and JUnit agrees.
     assert out.exit_code == 1
     assert "description: expected to survives, was broken" in out.output
@@ -75,6 +85,60 @@ def test_openai_outage_drill_finds_each_features_strategy(tmp_path):
         assert db.execute("SELECT count(*) FROM proxy_request WHERE source LIKE 'drill:openai-outage:%'").fetchone()[0]
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("garbage", [True, False], ids=["garbage fallback", "good fallback"])
+def test_a_fallback_answering_200_with_garbage_is_broken_and_a_good_one_resilient(tmp_path, garbage):
+    """The outage a status code never shows: Anthropic overloaded, chat answered in full by the local
+    model through the proxy, which (with `wrong_answer`) answers fluently and wrongly. The checks of
+    the storefront's chat eval set find it; without the fault the same drill is resilient."""
+    path, data = shipped("garbage-fallback.yaml", tmp_path, phases=(3, 5, 2))
+    if not garbage:
+        data["phases"][1]["faults"] = [f for f in data["phases"][1]["faults"] if f["type"] != "wrong_answer"]
+        path.write_text(yaml.safe_dump(data))
+    out = drill(str(path), "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"), home=tmp_path)
+    chat = json.loads((tmp_path / "r.json").read_text())["features"][0]
+    during = chat["during_faults"]
+    # Either way every request was answered in full, by the local model: status codes see no outage.
+    assert during["ok_rate"] >= 0.95 and chat["answered_by"] == ["local"], during
+    assert during["requests"] > 20
+    # outside the faults, Anthropic's answers do the job (none of those checked failed)
+    assert chat["phases"]["baseline"]["quality"]["failed"] == chat["phases"]["recovery"]["quality"]["failed"] == 0
+    q = during["quality"]
+    assert q["passed"] + q["failed"] >= 5 and q["sampled"] <= 20 and q["by_backend"].keys() == {"local"}
+    assert q["unjudged"] == 0  # each case's judge check is unjudged, and its other checks decide
+    import sqlite3
+
+    from sqlmodel import Session
+
+    from monitor.store import make_engine
+    from monitor.store.drills import verified_fallbacks
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    try:
+        with Session(engine) as session:
+            verified = [(v.feature, v.route) for v in verified_fallbacks(session=session)]
+    finally:
+        engine.dispose()
+    db = sqlite3.connect(tmp_path / "airisk.db")
+    try:
+        stored = json.loads(db.execute("SELECT phases FROM drill_feature WHERE feature = 'chat'").fetchone()[0])
+    finally:
+        db.close()
+    assert stored["local-garbage"]["quality"] == {**q, "faulted": True}  # what the risk model's rule reads
+    if garbage:
+        assert q["pass_rate"] == 0.0 and chat["verdict"] == "broken" and not chat["meets"]
+        assert chat["reason"].startswith(f"answered 100% of requests, but 0 of {q['failed']} checked answers passed "
+                                         "(0%, below min_pass 80%); e.g. chat-")
+        assert out.exit_code == 1 and "chat: expected to survives, was broken (full answers" in out.output
+        assert "checked answers passed" in out.output and "answer quality per phase" in out.output
+        failure = ET.parse(tmp_path / "r.xml").getroot().find("testcase/failure")
+        assert "0 of" in failure.get("message") and "below min_pass 80%" in failure.get("message")
+        assert verified == []  # answering with garbage verifies nothing
+    else:
+        assert q["pass_rate"] == 1.0 and (chat["verdict"], chat["meets"], chat["reason"]) == ("resilient", True, None)
+        assert out.exit_code == 0, out.output
+        assert verified == [("chat", "local")]
 
 
 @pytest.fixture
