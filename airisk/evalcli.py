@@ -22,7 +22,29 @@ def _fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
-@click.group("eval")
+_LAZY = {"capacity": "airisk.capacitycli"}  # command name -> the module that defines it
+
+
+class _EvalGroup(click.Group):
+    """The ``eval`` commands; ``capacity`` (airisk/capacitycli.py, which imports the probes) is loaded only
+    when asked for, so ``airisk --help`` stays fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in _LAZY:
+            import importlib
+
+            try:
+                command = getattr(importlib.import_module(_LAZY[name]), name)
+            except ImportError:  # not in this build: the command is absent, not broken
+                return None
+        return command
+
+
+@click.group("eval", cls=_EvalGroup)
 def eval_group() -> None:
     """Answer quality: does each backend do each feature's job, not merely answer with a 200?"""
 
@@ -34,7 +56,8 @@ def eval_group() -> None:
               help="Only this feature (repeatable; default: every feature with an eval set).")
 @click.option("--backend", "backends", multiple=True,
               help="Only this backend (repeatable; default: the chain's AI backends and the candidates).")
-@click.option("--cases", "limit", type=click.IntRange(min=1), help="Only the first N cases of each eval set.")
+@click.option("--cases", "limit", type=click.IntRange(min=1),
+              help="Only the first N cases (with messages) of each eval set, in the file's order.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per feature and backend, a line each.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write JUnit XML: a suite per feature, a case per backend, failed under min_quality.")
@@ -105,7 +128,10 @@ def eval_reference(config_path: Path, feature: str, backend: str | None, out_pat
         backend = config.features[feature].chain[0].backend
     _, (plan,) = _plans(config_path, (feature,), (backend,) if backend else (), None, config=config)
     path = Path(plan.cases_file)
-    refs = runtime.run(_collect(config, plan, force))
+    try:
+        refs = runtime.run(_collect(config, plan, force))
+    except KeyboardInterrupt:
+        _fail(f"interrupted: nothing written to {out_path or path}", 130)
     target = out_path or path
     said = []
     if refs.texts:

@@ -185,6 +185,14 @@ async def test_reference_needs_a_known_feature(home):
     assert result.exit_code == 2 and "unknown feature 'nope' (known: chat)" in result.stderr
 
 
-def test_eval_is_an_airisk_command():
+def test_eval_is_an_airisk_command_with_its_subcommands():
     result = CliRunner().invoke(main, ["--help"])
-    assert result.exit_code == 0 and "eval" in result.stdout
+    assert result.exit_code == 0 and "\n  eval " in result.stdout
+    listed = CliRunner().invoke(main, ["eval", "--help"])
+    assert listed.exit_code == 0 and "\n  run " in listed.stdout and "\n  reference " in listed.stdout
+    try:
+        import airisk.capacitycli  # noqa: F401
+    except ImportError:
+        return
+    assert "\n  capacity " in listed.stdout  # loaded only when the eval group is asked for it
+    assert CliRunner().invoke(main, ["eval", "capacity", "--help"]).exit_code == 0
