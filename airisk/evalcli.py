@@ -146,8 +146,10 @@ def eval_reference(config_path: Path, feature: str, backend: str | None, out_pat
     if plan.skipped:
         said.append(f"{plan.skipped} HTTP-only case(s) skipped")
     click.echo("; ".join(said), err=True)
+    from monitor.store.quality import storable
+
     for case_id, why in sorted(refs.failed.items()):
-        click.echo(f"airisk: {case_id}: no reference ({why})", err=True)
+        click.echo(f"airisk: {storable(case_id)}: no reference ({why})", err=True)  # an id may hold a lone surrogate
     if refs.failed:
         click.echo(f"airisk: {len(refs.failed)} case(s) left without a reference", err=True)
     sys.exit(1 if refs.failed else 0)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session
 
 from chaos.faults import Fault
@@ -137,6 +139,27 @@ def test_a_bad_eval_file_is_every_bad_line(setup):
     where = str(folder / "evals" / "chat.jsonl")
     assert caught.value.problems[0].startswith(f"{where}:2: not JSON")
     assert any(p.startswith(f"{where}:3: messages: ") for p in caught.value.problems)
+
+
+_line = st.one_of(
+    st.binary(max_size=80),
+    st.builds(lambda c, content, role: json.dumps({**c, "messages": [{"role": role, "content": content}]}).encode(),
+              st.sampled_from(CASES[:5]), st.text(max_size=20), st.sampled_from(["user", "assistant", "system"])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_line, max_size=5))
+def test_any_eval_file_is_a_plan_or_its_problems(tmp_path, lines):
+    config = _config(write_setup(tmp_path, "http://127.0.0.1:9"))
+    (tmp_path / "evals" / "chat.jsonl").write_bytes(b"\n".join(lines))
+    try:
+        plan = plan_feature(config, "chat", base_dir=tmp_path)
+    except CaseError as exc:
+        assert exc.problems and all(p.startswith(str(tmp_path / "evals" / "chat.jsonl")) for p in exc.problems)
+        return
+    assert len(plan.cases) == len(plan.conversations) and all(c.messages for c in plan.cases)
+    assert all(conv.messages[-1][0] == "user" for conv in plan.conversations)
 
 
 def test_backend_names_resolve_as_the_monitor_resolves_them(tmp_path):
