@@ -65,6 +65,23 @@ class QualityStats:
         """Judged, and short of ``min_pass``."""
         return self.pass_rate is not None and self.pass_rate < self.min_pass
 
+    def reason(self, *, answered_rate: float | None, full: int) -> str | None:
+        """Why this decided a verdict (below ``min_pass``), or could not (nothing judged though ``full``
+        answers came); None otherwise. ``answered_rate``: the feature's share of requests answered."""
+        if self.below:
+            return (f"answered {_pct(answered_rate)} of requests, but {self.passed} of {self.judged} checked answers "
+                    f"passed ({_pct(self.pass_rate)}, below min_pass {_pct(self.min_pass)}); e.g. {self.failing}")
+        if self.pass_rate is None and full:
+            if self.sampled:
+                return (f"quality not judged: none of {self.sampled} sampled answers could be judged "
+                        f"({self.unjudged_reason})")
+            return "quality not judged: no full answer was sampled during the faults"
+        return None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
 
 def quality_stats(judged: Iterable[Judged], *, min_pass: float, faulted: bool) -> QualityStats:
     passed = failed = unjudged = 0

@@ -375,21 +375,9 @@ def verdict(stats: Stats, spec: DrillSpec) -> str | None:
 
 def quality_reason(stats: Stats) -> str | None:
     """Why quality decided the verdict (or could not): None where it did not, or was not asked."""
-    q = stats.quality
-    if q is None or not stats.requests:
+    if stats.quality is None or not stats.requests:
         return None
-    if q.below:
-        return (f"answered {_pct(stats.answered_rate)} of requests, but {q.passed} of {q.judged} checked answers "
-                f"passed ({_pct(q.pass_rate)}, below min_pass {_pct(q.min_pass)}); e.g. {q.failing}")
-    if q.pass_rate is None and stats.ok:
-        if q.sampled:
-            return f"quality not judged: none of {q.sampled} sampled answers could be judged ({q.unjudged_reason})"
-        return "quality not judged: no full answer was sampled during the faults"
-    return None
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return stats.quality.reason(answered_rate=stats.answered_rate, full=stats.ok)
 
 
 def analyse(spec: DrillSpec, records: Iterable[dict[str, Any]], phases: list[PhaseRun],

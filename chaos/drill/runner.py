@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from chaos.drill.judging import judge_sample
+from chaos.drill.loadconfig import load_config
 from chaos.drill.report import DrillResult, PhaseRun, Tally
-from chaos.drill.sampling import slot_seconds
 from chaos.drill.spec import ConfigError, DrillSpec, EvalSet
 from monitor.children import CONTROL_ENV, NETWORK_ENV, Child, spawn
 from probes.addresses import is_loopback
@@ -463,35 +463,10 @@ def _start_proxy(spec: DrillSpec, stack: Stack) -> tuple[str, str | None]:
     return url, emulator_url
 
 
-def load_inputs(spec: DrillSpec, feature: str, eval_set: EvalSet | None) -> list[dict[str, Any]]:
-    """What the load generator sends for ``feature``, one drawn at random a request: its fixed request
-    and each case's ``http`` (with ``case``, the case's index, and ``answer``, its answer's field)."""
-    f = spec.features[feature]
-    inputs = []
-    if f.request is not None:
-        r = f.request
-        inputs.append({"method": r.method, "path": r.path, "json": r.json_body, "headers": r.headers,
-                       "answer": None, "case": None})
-    for i, case in enumerate(eval_set.cases if eval_set else ()):
-        http = case.http
-        assert http is not None  # `read_eval_set` keeps only these
-        inputs.append({"method": http.method, "path": http.path, "json": http.json_body, "headers": {},
-                       "answer": http.answer, "case": i})
-    return inputs
-
-
 def _start_load(spec: DrillSpec, stack: Stack, workers: int | None, eval_sets: dict[str, EvalSet]) -> list[Child]:
     workers = spec.load.workers if workers is None else workers
-    config = {
-        "base_url": spec.product.base_url.rstrip("/"),
-        "features": {name: {"inputs": load_inputs(spec, name, eval_sets.get(name)), "expect": f.expect.model_dump(),
-                            "degraded_when": f.degraded_when.model_dump() if f.degraded_when else None,
-                            "weight": f.weight, "rate": f.rate, "sample_slot": slot_seconds(spec, name)}
-                     for name, f in spec.features.items()},
-        "users": spec.load.users, "spawn_rate": spec.load.spawn_rate, "wait": spec.load.wait,
-        "run_time": spec.duration + spec.guards.max_duration, "records_dir": str(stack.logs),
-        "workers": workers, "master_host": "127.0.0.1", "master_port": free_port() if workers else 0,
-    }
+    config = load_config(spec, eval_sets, records_dir=stack.logs, workers=workers,
+                         master_port=free_port() if workers else 0)
     path = stack.logs / "load.json"
     path.write_text(json.dumps(config))
     cmd = [sys.executable, "-m", "chaos.drill.loadgen", str(path)]

@@ -21,9 +21,10 @@ from sqlmodel import Session, create_engine
 
 from chaos.drill import output
 from chaos.drill.judging import Judged, answer_text, judge_answers, judge_one, judge_sample, quality_stats
+from chaos.drill.loadconfig import load_inputs
 from chaos.drill.report import PhaseRun, analyse
 from chaos.drill.responses import Keeper, dig, judge_response
-from chaos.drill.runner import DrillError, Options, load_inputs, run_drill
+from chaos.drill.runner import DrillError, Options, run_drill
 from chaos.drill.sampling import AnswerSample, slot_seconds
 from chaos.drill.spec import ConfigError, DrillSpec, load_drill
 from monitor.config.loader import parse_model
