@@ -4,7 +4,8 @@ A step holds its rate for ``step_s`` seconds or ``min_requests`` requests, which
 would not judge a p95), sending the cases in turn (a step continues where the last one left off, so
 every case is used) over `probes.generate`: the backend's own wire protocol, timed and classified as
 the monitor does. After the load, the checks of a bounded, evenly spread sample of the answers are run
-(never during it: a check may be slow or call a judge model, and the timings would pay for it).
+(never during it: a check may be slow or call a judge model, and the timings would pay for it), as many
+answers of each case as can be (`balanced`), so the pass rate is the eval set's, not a stride's.
 
 The step holds when
 
@@ -26,7 +27,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -140,6 +141,29 @@ def judge(rate: float, arrivals: Sequence[Arrival[Generation]], criteria: Criter
                 checked=len(verdicts), late=late, seconds=seconds, why=why, error_kinds=dict(kinds))
 
 
+def balanced(answered: Sequence[Arrival[Any]], case_of: Callable[[Arrival[Any]], int], k: int) -> list[Arrival[Any]]:
+    """At most ``k`` answers to check, as many of each case as can be (the counts differ by one at most),
+    each case's spread over the step; with more cases than ``k``, ``k`` cases spread over the set, the same
+    ones every step. So the sample's pass rate is one of the whole eval set (or of the same subset at every
+    rate), never of whichever cases a stride happened to land on."""
+    groups: dict[int, list[Arrival[Any]]] = {}
+    for arrival in answered:
+        groups.setdefault(case_of(arrival), []).append(arrival)
+    cases = spread(sorted(groups), k) if k > 0 else []
+    quota = dict.fromkeys(cases, 0)
+    left = k
+    while left > 0:
+        took = False
+        for case in cases:
+            if left > 0 and quota[case] < len(groups[case]):
+                quota[case] += 1
+                left -= 1
+                took = True
+        if not took:
+            break
+    return sorted((a for case in cases for a in spread(groups[case], quota[case])), key=lambda a: a.index)
+
+
 def spread(items: Sequence[Any], k: int) -> list[Any]:
     """At most ``k`` of ``items``, evenly spread from first to last (all of them when there are no more)."""
     n = len(items)
@@ -180,8 +204,12 @@ class Meter:
         finally:
             watcher.cancel()
         answered = [a for a in arrivals if unanswered(a) is None]
-        verdicts = [await self._check(a.value, self.cases[(offset + a.index) % len(self.cases)])
-                    for a in spread(answered, self.sample)]
+
+        def case_of(arrival: Arrival[Any]) -> int:
+            return (offset + arrival.index) % len(self.cases)
+
+        verdicts = [await self._check(a.value, self.cases[case_of(a)])
+                    for a in balanced(answered, case_of, self.sample)]
         step = judge(rate, arrivals, self.criteria, verdicts=verdicts, seconds=time.perf_counter() - began,
                      planned=count, stopped_early=run.stopped)
         if self.settle_s:

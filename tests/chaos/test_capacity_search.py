@@ -4,6 +4,7 @@ and the pure verdict of one step (`chaos.capacity.step.judge`) on made-up arriva
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos.capacity import Arrival, Criteria, Step, allowed_late, plan, search, search_async
-from chaos.capacity.step import judge, nearest_rank, spread
+from chaos.capacity.step import balanced, judge, nearest_rank, spread
 from probes import Generation
 from probes.result import ErrorKind, ProbeResult
 
@@ -243,3 +244,31 @@ def test_the_sample_is_bounded_distinct_and_spread_to_the_end(n, k):
     assert len(picked) == min(n, k) and len(set(picked)) == len(picked) and picked == sorted(picked)
     if n > k:
         assert picked[0] == 0 and picked[-1] >= n - n // k - 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(min_value=0, max_value=300), cases=st.integers(min_value=1, max_value=50),
+       offset=st.integers(min_value=0, max_value=100), k=st.integers(min_value=0, max_value=60),
+       lost=st.sets(st.integers(min_value=0, max_value=299)))
+def test_the_checked_sample_is_balanced_over_the_cases(n, cases, offset, k, lost):
+    answered = [Arrival(index=i, due=float(i)) for i in range(n) if i not in lost]
+
+    def case_of(a: Arrival) -> int:
+        return (offset + a.index) % cases
+
+    picked = balanced(answered, case_of, k)
+    assert len(picked) == min(k, len(answered))
+    assert len({a.index for a in picked}) == len(picked) <= k
+    assert [a.index for a in picked] == sorted(a.index for a in picked)
+    counts = Counter(case_of(a) for a in picked)
+    available = Counter(case_of(a) for a in answered)
+    full = [c for c in counts if counts[c] < available[c]]  # cases with answers left unpicked
+    if counts and full:
+        assert max(counts.values()) - min(counts[c] for c in full) <= 1
+
+
+def test_a_stride_that_would_land_on_half_the_cases_is_not_the_sample():
+    # 60 answers over 8 cases, 30 to check: every second answer would be cases 0, 2, 4, 6 only.
+    answered = [Arrival(index=i, due=float(i)) for i in range(60)]
+    picked = balanced(answered, lambda a: a.index % 8, 30)
+    assert sorted(Counter(a.index % 8 for a in picked).values()) == [3, 3, 4, 4, 4, 4, 4, 4]
