@@ -31,9 +31,11 @@ from chaos.answers import (
 )
 from chaos.emulator import FILLER, TEXT
 from chaos.faults import Fault
-from probes import Conversation, generate
+from probes import Conversation, Deadlines, generate
 from probes.canary import arithmetic
 
+# Generous: these tests judge answers, not speed, on a machine that may be busy.
+PATIENT = Deadlines(connect=10.0, first_token=20.0, total=60.0, stall=20.0)
 SUPPORT = "You are the shop's friendly support assistant. Answer in at most three sentences."
 # The eval sets' "never promises a refund" check (examples/storefront/evals/chat.jsonl).
 PROMISES = re.compile(r"\b(we will|we'll|I will|I'll|we are going to|I am going to|I'm going to)\s+"
@@ -226,12 +228,16 @@ def test_system_prompt_of_deep_nesting_is_none():
 
 # -- the emulator over HTTP ----------------------------------------------------------------------
 
+def patient(emulator, provider: str):
+    return emulator.target(provider, deadlines=PATIENT)
+
+
 CHAT = Conversation(messages=(("user", "Do you deliver on Saturdays?"),), system=SUPPORT, max_tokens=64)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "cohere", "ollama", "local"])
 async def test_emulator_answers_support_chat_in_every_dialect(emulator, client, provider):
-    got = await generate(emulator.target(provider), CHAT, client=client)
+    got = await generate(patient(emulator, provider), CHAT, client=client)
     assert got.ok, got.result
     assert got.text == support("Do you deliver on Saturdays?")  # "local" is a completions endpoint: one text
 
@@ -239,25 +245,25 @@ async def test_emulator_answers_support_chat_in_every_dialect(emulator, client, 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_emulator_wrong_answer_fault_gives_a_wrong_storefront_answer(emulator, client, provider):
     emulator.emu.faults.add(Fault.from_dict({"type": "wrong_answer", "route": provider}))
-    chat = await generate(emulator.target(provider), CHAT, client=client)
+    chat = await generate(patient(emulator, provider), CHAT, client=client)
     assert chat.ok and chat.text == PROMISE and PROMISES.search(chat.text)
     items = ["yoga mat", "desk lamp", "coffee grinder", "hiking backpack"]
     asked = Conversation(messages=(("user", search_prompt("coffee grinder", items)),), max_tokens=16)
-    search = await generate(emulator.target(provider), asked, client=client)
+    search = await generate(patient(emulator, provider), asked, client=client)
     assert numbers(search.text)[0] != 3
 
 
 async def test_emulator_cuts_a_composed_answer_at_max_tokens(emulator, client):
     asked = Conversation(messages=(("user", DESCRIPTION + "wireless headphones"),), max_tokens=5)
-    got = await generate(emulator.target("openai"), asked, client=client)
+    got = await generate(patient(emulator, "openai"), asked, client=client)
     whole = respond(DESCRIPTION + "wireless headphones")
     assert got.text == " ".join(whole.split()[:5]) and got.text != whole
 
 
 async def test_emulator_answers_everything_else_as_before(emulator, client):
-    hello = await generate(emulator.target("openai"), Conversation(messages=(("user", "Say hello"),)), client=client)
+    hello = await generate(patient(emulator, "openai"), Conversation(messages=(("user", "Say hello"),)), client=client)
     assert hello.text == " ".join(TEXT[:8])  # the fixture's profile: 8 tokens of the usual text
     canary = arithmetic()
     asked = Conversation(messages=(("user", canary.prompt),), system=SUPPORT)
-    got = await generate(emulator.target("anthropic"), asked, client=client)
+    got = await generate(patient(emulator, "anthropic"), asked, client=client)
     assert canary.check(got.text) and got.text.split()[1:] == FILLER[:7]

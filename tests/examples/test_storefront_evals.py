@@ -26,7 +26,7 @@ from examples.storefront import Settings, create_app
 from examples.storefront.app import CATALOGUE, KEYWORD_TAGS
 from monitor.quality.cases import Case, load_cases
 from monitor.quality.checks import Context
-from probes import Conversation, generate
+from probes import Conversation, Deadlines, generate
 
 EVALS = Path(examples.storefront.__file__).parent / "evals"
 FEATURES = ("description", "chat", "tags", "search")
@@ -40,6 +40,8 @@ CHECKS = {
 }
 GOOD = 0.9  # the least share of cases a good answer passes, per feature
 WRONG = 0.1  # the most share of cases a wrong answer passes
+# Generous: these tests judge answers, not speed, on a machine that may be busy.
+PATIENT = Deadlines(connect=10.0, first_token=20.0, total=60.0, stall=20.0)
 
 
 def cases(feature: str) -> list[Case]:
@@ -54,7 +56,7 @@ async def passes(case: Case, answer: str, extra: dict | None = None) -> bool:
     return all(v.passed for name, v in verdicts.items() if name != "judge")
 
 
-async def gather(calls, limit: int = 8):
+async def gather(calls, limit: int = 4):
     gate = asyncio.Semaphore(limit)
 
     async def one(call):
@@ -118,10 +120,10 @@ class Recording(httpx.AsyncBaseTransport):
 @contextlib.asynccontextmanager
 async def storefront(url: str, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(openai_base_url=url + "/openai/v1", anthropic_base_url=url + "/anthropic",
-                        local_base_url=url + "/local/v1", ai_timeout=5.0)
+                        local_base_url=url + "/local/v1", ai_timeout=30.0)
     app = create_app(settings, transport=transport)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://storefront", timeout=20) as client:
+            transport=httpx.ASGITransport(app=app), base_url="http://storefront", timeout=60) as client:
         yield client
 
 
@@ -152,7 +154,7 @@ async def test_cases_are_what_the_storefront_sends(emulator, feature):
 # -- what the emulated providers' answers score ---------------------------------------------------
 
 async def model_answers(emulator, client, feature: str) -> list[tuple[Case, str]]:
-    target = emulator.target(PRIMARY[feature])
+    target = emulator.target(PRIMARY[feature], deadlines=PATIENT)
     loaded = cases(feature)
     got = await gather(generate(target, Conversation.from_case(c), client=client) for c in loaded)
     assert all(g.ok for g in got), [g.result for g in got if not g.ok][:1]
