@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 import examples.storefront
+from chaos.answers import TAG_LABELS
 from chaos.faults import Fault
 from examples.storefront import Settings, create_app
 from examples.storefront.app import CATALOGUE, KEYWORD_TAGS
@@ -81,6 +82,7 @@ def test_each_eval_file_holds_30_full_cases(feature):
 
 
 def test_tags_labels_are_the_heuristics_tags():
+    assert set(TAG_LABELS) == {*KEYWORD_TAGS.values(), "general"}  # what the emulated providers answer from
     for case in cases("tags"):
         one_of, = (c for c in case.checks if c.name == "one_of")
         assert set(one_of.labels) == {*KEYWORD_TAGS.values(), "general"}
