@@ -22,11 +22,11 @@ def _fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
-_LAZY = {"capacity": "airisk.capacitycli"}  # command name -> the module that defines it
+_LAZY = {"capacity": "airisk.capacitycli", "export": "airisk.capturecli"}  # command -> the module defining it
 
 
 class _EvalGroup(click.Group):
-    """The ``eval`` commands; ``capacity`` (airisk/capacitycli.py, which imports the probes) is loaded only
+    """The ``eval`` commands; ``capacity`` and ``export`` (defined elsewhere, importing more) are loaded only
     when asked for, so ``airisk --help`` stays fast."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -190,9 +190,10 @@ def test_eval_is_an_airisk_command_with_its_subcommands():
     assert result.exit_code == 0 and "\n  eval " in result.stdout
     listed = CliRunner().invoke(main, ["eval", "--help"])
     assert listed.exit_code == 0 and "\n  run " in listed.stdout and "\n  reference " in listed.stdout
-    try:
-        import airisk.capacitycli  # noqa: F401
-    except ImportError:
-        return
-    assert "\n  capacity " in listed.stdout  # loaded only when the eval group is asked for it
-    assert CliRunner().invoke(main, ["eval", "capacity", "--help"]).exit_code == 0
+    for name, module in (("capacity", "airisk.capacitycli"), ("export", "airisk.capturecli")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        assert f"\n  {name} " in listed.stdout  # loaded only when the eval group is asked for it
+        assert CliRunner().invoke(main, ["eval", name, "--help"]).exit_code == 0
