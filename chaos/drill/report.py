@@ -15,7 +15,8 @@ three full answers in a row).
 A long drill under heavy load makes millions of records, so `Tally` takes them as they arrive
 and keeps counts, not records: latencies up to `LATENCY_SAMPLE` per feature and phase (a
 uniform sample beyond), `SECOND_SAMPLE` per second for the timeline, and for the recovery the
-first `RECOVERY_KEPT` requests per feature after the faults. Whatever was cut is said in
+first `RECOVERY_KEPT` requests per feature after the faults, and to be checked at most
+``quality.sample`` answers per feature and phase. Whatever was cut is said in
 `DrillResult.notes`, which every output shows. `analyse` is the same over lists.
 """
 
@@ -338,8 +339,12 @@ class Tally:
         timeline = [{"s": s, "feature": f, "n": n, "ok": ok, "deg": deg, "p50_ms": sample.pct(50)}
                     for (s, f), (n, ok, deg, sample) in sorted(self._seconds.items())
                     if self.ended_at is not None or s < ended_at - self.started_at]
+        checked = [f"{f.feature} {f.during_faults.quality.sampled} of {f.during_faults.ok:,}" for f in results
+                   if f.during_faults.quality is not None and f.during_faults.ok]
+        sampled = [f"answer quality from a sample of the full answers, spread over each phase (during the faults: "
+                   f"{', '.join(checked)} checked)"] if checked else []
         return DrillResult(self.spec.name, self.started_at, ended_at, list(self.phases), results, aborted, timeline,
-                           [*self.notes, *self._cut_notes()])
+                           [*self.notes, *sampled, *self._cut_notes()])
 
     def _cut_notes(self) -> list[str]:
         notes = []

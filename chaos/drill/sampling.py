@@ -14,7 +14,7 @@ from typing import Any
 
 from chaos.drill.spec import DrillSpec
 
-MIN_SLOT = 0.01  # seconds: the load generator keeps at most 100 bodies a second per feature and process
+MIN_SLOT = 0.05  # seconds: the load generator hands on at most 20 bodies a second per feature and process
 
 
 def slot_seconds(spec: DrillSpec, feature: str) -> float | None:
