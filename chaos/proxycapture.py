@@ -7,13 +7,19 @@ travel there), no request without the header, no feature not named, no request a
 (its answer is the fault's, not the provider's), no answer but a 200.
 
 The proxy's hot path does only cheap things: `Capture.open` decides (the feature is named, its
-quota of N not reached, the body within `MAX_BODY`, the buffer not full) and reserves one of the N
-slots before anything is buffered; the answer's bytes are kept as they are relayed (up to
+quota of N not reached, its rate within `RATE`, the body within `MAX_BODY`, the buffer not full) and
+reserves one of the N slots before anything is buffered; the answer's bytes are kept as they are relayed (up to
 `MAX_STREAM`); `Capture.done` queues the capture in memory, bounded (`MAX_PENDING_BYTES`: beyond it a
 capture is dropped and counted). Everything else runs off the event loop, once a second, in a
 thread: the answer reassembled from the captured bytes by the route's dialect (`probes.framing`, the
 dialect's ``parse_event``/``parse_body``, as a probe reads it), the body parsed, redaction and the
 write (the ``write`` function given, `chaos.proxystore.capture_writer`).
+
+Why a rate as well as N: reading, redacting and writing one capture costs about a millisecond of
+CPU in the proxy's process (the writer thread holds the GIL while it works), so taking every request
+of a busy feature would slow the proxy down while it lasts (bench/capture_overhead.py measures it).
+At most `RATE` a second a feature, it costs at most about 1% of a core, and the N cases are spread
+over time (many users' requests) instead of being one burst.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from probes.framing import NDJSONParser, SSEParser
 
 log = logging.getLogger(__name__)
 DEFAULT_N = 200
+RATE = 10.0  # captures a second per feature, at most (a burst of this many at once)
 MAX_N = 100_000
 MAX_BODY = 64 * 1024  # request body bytes captured; a larger body is not captured (counted)
 MAX_STREAM = 1 << 20  # answer bytes held per capture; a longer answer is not captured (counted)
@@ -144,18 +151,23 @@ class Capture:
 
     ``limits``: feature -> N. ``stored``: captures already in the database per feature (they count
     against N). ``write``: stores a batch (called in a thread); returns how many it stored. ``every``:
-    seconds between writes. ``max_pending_bytes``: no capture is queued once this much waits.
+    seconds between writes. ``max_pending_bytes``: no capture is queued once this much waits. ``rate``:
+    captures a second per feature, at most (None: no limit).
     One event loop owns it (the proxy's), except ``write``, which runs in a worker thread."""
 
     def __init__(self, limits: Mapping[str, int], *, write: Callable[[list[Captured]], int] | None = None,
                  stored: Mapping[str, int] | None = None, max_body: int = MAX_BODY,
-                 max_pending_bytes: int = MAX_PENDING_BYTES, every: float = 1.0) -> None:
+                 max_pending_bytes: int = MAX_PENDING_BYTES, every: float = 1.0,
+                 rate: float | None = RATE) -> None:
         self.limits = dict(limits)
         self.taken: Counter[str] = Counter({f: n for f, n in (stored or {}).items() if f in self.limits})
         self.max_body = max_body
         self.max_pending_bytes = max_pending_bytes
         self.every = every
-        self.stats: Counter[str] = Counter()  # written, dropped, too_large, too_long, unreadable, not_ok, lost
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # feature -> (tokens, at): a token bucket
+        # written, over_rate, dropped, too_large, too_long, unreadable, not_ok, lost
+        self.stats: Counter[str] = Counter()
         self._write = write
         self._pending: deque[Tap] = deque()
         self._pending_bytes = 0
@@ -175,6 +187,16 @@ class Capture:
         if self._pending_bytes >= self.max_pending_bytes:
             self.stats["dropped"] += 1
             return None
+        if self.rate is not None:
+            now = time.monotonic()
+            burst = max(self.rate, 1.0)
+            tokens, at = self._buckets.get(feature, (burst, now))
+            tokens = min(burst, tokens + (now - at) * self.rate)
+            if tokens < 1:
+                self._buckets[feature] = (tokens, now)
+                self.stats["over_rate"] += 1
+                return None
+            self._buckets[feature] = (tokens - 1, now)
         self.taken[feature] += 1
         return Tap(feature=feature, route=route, dialect=dialect, path=path, model=model, body=body)
 

@@ -62,9 +62,9 @@ def _clean_json(value: Any) -> Any:
     return value
 
 
-def redacted_row(capture: Capture, redactor: Redactor) -> CapturedCaseRow | None:
-    """The row to store for ``capture``, every text redacted (then capped); None when its body nests too
-    deep or is too large to keep."""
+def redacted_row(capture: Capture, redactor: Redactor) -> dict[str, Any] | None:
+    """The ``captured_case`` row (column values) to store for ``capture``, every text redacted (then
+    capped); None when its body nests too deep or is too large to keep."""
     try:
         request = _clean_json(redactor.json(capture.request))
         size = len(json.dumps(request, ensure_ascii=False))
@@ -73,24 +73,21 @@ def redacted_row(capture: Capture, redactor: Redactor) -> CapturedCaseRow | None
     if size > MAX_REQUEST_BYTES:
         return None
     model = None if capture.model is None else _clean(redactor.text(capture.model), _CAPS["model"])
-    return CapturedCaseRow(
-        at=capture.at, feature=_clean(capture.feature, _CAPS["feature"]), route=_clean(capture.route, _CAPS["route"]),
-        path=_clean(redactor.text(capture.path), _CAPS["path"]), model=model, request=request,
+    return {
+        "at": capture.at, "feature": _clean(capture.feature, _CAPS["feature"]),
+        "route": _clean(capture.route, _CAPS["route"]), "path": _clean(redactor.text(capture.path), _CAPS["path"]),
+        "model": model, "request": request,
         # Redacted before it is cut: a cut through a secret would leave a part the patterns cannot see.
-        answer=_clean(redactor.text(capture.answer), MAX_ANSWER), status=capture.status)
+        "answer": _clean(redactor.text(capture.answer), MAX_ANSWER), "status": capture.status}
 
 
 def record_captures(*, session: Session, captures: Iterable[Capture], redactor: Redactor) -> int:
     """Stores the captures, redacted by ``redactor``; returns how many were stored (one too large or too
     deeply nested to keep is skipped). Does not commit."""
-    stored = 0
-    for capture in captures:
-        row = redacted_row(capture, redactor)
-        if row is not None:
-            session.add(row)
-            stored += 1
-    session.flush()
-    return stored
+    rows = [row for capture in captures if (row := redacted_row(capture, redactor)) is not None]
+    if rows:  # one executemany: the ORM's per-object work would cost more than the redaction
+        session.exec(sa.insert(CapturedCaseRow.__table__), params=rows)
+    return len(rows)
 
 
 def captured(*, session: Session, feature: str, limit: int | None = None,

@@ -248,6 +248,20 @@ async def test_a_capture_beyond_the_buffer_is_dropped_and_counted_not_waited_for
     assert len(setup.rows()) == 1
 
 
+def test_captures_are_rate_limited_per_feature_before_anything_is_buffered():
+    capture = Capture({"support": 100, "search": 100}, rate=0.001)  # one now, the next in 1,000 s
+    def open_(feature):
+        return capture.open(feature, route="openai", dialect="openai", path="/chat/completions", model=None,
+                            body=b"{}")
+    assert open_("support") is not None
+    assert open_("support") is None and open_("support") is None
+    assert open_("search") is not None  # each feature has its own allowance
+    assert capture.stats["over_rate"] == 2 and capture.taken == {"support": 1, "search": 1}
+    unlimited = Capture({"support": 100}, rate=None)
+    assert all(unlimited.open("support", route="openai", dialect="openai", path="/", model=None, body=b"{}")
+               for _ in range(50))
+
+
 def test_the_answer_reader_takes_each_dialect_and_refuses_errors():
     sse = (b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\ndata: {"choices":[{"delta":{"content":"lo"},'
            b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
