@@ -21,7 +21,8 @@ from monitor.config import AiriskConfig
 from monitor.config.features import FeatureConfig
 from monitor.quality.figures import CapacityFigure, QualityFigure
 from monitor.risk import resolve_backend
-from monitor.risk.load import VERIFIED_WITHIN
+from monitor.risk.load import VERIFIED_WITHIN, WINDOW
+from monitor.store.proxylog import PeakRate, peak_rates
 from monitor.store.quality import capacity_figures, quality_figures, run_answers
 
 OWN_COLUMNS = ("feature", "backend", "role", "owned", "pass_rate", "interval", "lower", "upper", "judged",
@@ -68,15 +69,17 @@ def budget_text(budget: Budget) -> str:
     return ", ".join(parts) or "none"
 
 
-def traffic(config: AiriskConfig, feature: str) -> tuple[float | None, str]:
-    """The feature's peak traffic in requests a second, and where it comes from.
-
-    ``features.<name>.rate`` when set. The proxy log's busiest minute is the other source the risk model
-    uses; until the store answers it, an unset rate is "traffic unknown"."""
+def traffic(config: AiriskConfig, feature: str, peaks: dict[str, PeakRate]) -> tuple[float | None, str]:
+    """The feature's peak traffic in requests a second, and where it comes from, as the risk model takes it:
+    ``features.<name>.rate`` when set, else the proxy log's busiest minute (``peaks``, from
+    `monitor.store.proxylog.peak_rates` over the risk model's window), else unknown."""
     rate = config.features[feature].rate
     if rate is not None:
         return rate, f"features.{feature}.rate"
-    return None, "traffic unknown"
+    peak = peaks.get(feature)
+    if peak is None:
+        return None, "traffic unknown"
+    return peak.rps, f"proxy log: busiest minute {peak.minute:%Y-%m-%d %H:%M} UTC, {peak.requests} requests"
 
 
 def owned_cost(*, cost_per_hour: float | None, capacity: CapacityFigure | None,
@@ -138,11 +141,12 @@ def own_view(*, session: Session, config: AiriskConfig | None, now: datetime) ->
     since = now - VERIFIED_WITHIN
     figures = quality_figures(session, since=since)
     capacities = capacity_figures(session, since=since)
+    peaks = peak_rates(session=session, since=now - WINDOW, until=now)
     cost_per_hour = config.local_model.cost_per_hour if config.local_model is not None else None
     rows, steps, shown_caps, budgets, no_owned = [], [], {}, {}, []
     for name, feature in config.features.items():
         budget = budgets[name] = budget_of(feature)
-        rate, rate_from = traffic(config, name)
+        rate, rate_from = traffic(config, name, peaks)
         backends = _backends(config, feature)
         primary_name = backends[0][0]
         primary = figures.get((name, primary_name))

@@ -58,7 +58,7 @@ class Ownability:
 def needs_text(factor: float) -> str:
     """``"needs 2.3× the capacity"``: the factor rounded up, so a shortfall never reads as 1.0×."""
     if math.isinf(factor):
-        return "held none of the rates tried within the budget: needs more capacity"
+        return "needs more capacity: it held none of the rates tried within the budget"
     shown = max(math.ceil(factor * 10 - 1e-9) / 10, 1.1)  # the epsilon: 2.3 * 10 is 23.000000000000004
     return f"needs {shown:.1f}× the capacity"
 
@@ -132,13 +132,14 @@ def ownability(*, feature: str, backend: str, quality: QualityFigure | None, pri
         missing.append("capacity not measured")
         runs.append(run_capacity)
     if traffic_rps is None:
-        missing.append(f"traffic unknown: set features.{feature}.rate (peak requests a second)")
+        missing.append(f"traffic unknown: set features.{feature}.rate (peak requests a second), or send the "
+                       "product's calls through `airisk proxy --store` to log it")
     if missing:
         return Ownability(NOT_MEASURED, tuple(missing), tuple(runs))
     assert capacity is not None and traffic_rps is not None
     if capacity.rate_rps >= traffic_rps:
         return Ownability(OWNABLE, (f"holds {_rps(capacity.rate_rps)}, traffic peaks at {_rps(traffic_rps)}",))
     factor = traffic_rps / capacity.rate_rps if capacity.rate_rps > 0 else math.inf
-    held = f"holds {_rps(capacity.rate_rps)}" if capacity.rate_rps > 0 else "holds no rate tried"
-    return Ownability(MORE_CAPACITY, (f"{needs_text(factor)} ({held}, traffic peaks at {_rps(traffic_rps)})",),
+    held = f"holds {_rps(capacity.rate_rps)}, " if capacity.rate_rps > 0 else ""
+    return Ownability(MORE_CAPACITY, (f"{needs_text(factor)} ({held}traffic peaks at {_rps(traffic_rps)})",),
                       capacity_factor=factor)
