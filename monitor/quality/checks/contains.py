@@ -38,4 +38,5 @@ class Contains(Check):
 
 
 def _list(texts: list[str]) -> str:
-    return ", ".join(quote(t) for t in texts)
+    shown = ", ".join(quote(t, 40) for t in texts[:5])
+    return shown + (f" (and {len(texts) - 5} more)" if len(texts) > 5 else "")

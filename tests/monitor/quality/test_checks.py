@@ -86,6 +86,11 @@ def test_contains_negate_passes_only_when_none_appears():
     assert v.score == 0.5  # one of two texts kept out
 
 
+def test_contains_reason_stays_short():
+    v = run({"type": "contains", "value": [f"word{i}" for i in range(9)]}, "none")
+    assert v.reason == "missing 'word0', 'word1', 'word2', 'word3', 'word4' (and 4 more)"
+
+
 def test_contains_case_sensitive():
     assert run({"type": "contains", "value": "API", "case_sensitive": True}, "the api").passed is False
 
@@ -279,6 +284,16 @@ async def test_similar_methods_differ():
     answer, reference = "shoes running trail", "trail running shoes"
     assert (await evaluate({"type": "similar", "method": "token_sort_ratio"}, answer, reference=reference)).score == 1
     assert (await evaluate({"type": "similar", "method": "ratio"}, answer, reference=reference)).score < 1
+
+
+async def test_similar_bounds_long_texts_and_says_so():
+    reference = "trail running shoes " * 2000  # 40,000 characters
+    v = await evaluate({"type": "similar", "method": "partial_ratio"}, reference, reference=reference)
+    assert v.passed is True
+    assert "(partial_ratio, on the texts cut short)" in v.reason
+    short = await evaluate({"type": "similar", "method": "partial_ratio"}, "running shoes", reference=reference[:5000])
+    assert short.passed is True
+    assert "cut short" not in short.reason
 
 
 async def test_similar_without_reference_is_unjudged():
