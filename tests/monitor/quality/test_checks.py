@@ -40,6 +40,19 @@ def test_the_registry_holds_every_check_of_the_issue():
         assert issubclass(cls, Check)
 
 
+def test_each_check_is_named_by_its_type_field_and_implements_a_verdict():
+    for name, cls in REGISTRY.items():
+        assert cls.model_fields["type"].default == name
+        assert cls.run is not Check.run or cls.evaluate is not Check.evaluate, name
+
+
+def test_the_package_exports_a_sorted_all():
+    import monitor.quality.checks as package
+
+    assert package.__all__ == sorted(package.__all__)
+    assert all(hasattr(package, name) for name in package.__all__)
+
+
 def test_an_unknown_type_names_the_known_ones():
     with pytest.raises(UnknownCheck, match=r"unknown check type 'nope' \(known: contains, equals"):
         parse_check({"type": "nope"})
