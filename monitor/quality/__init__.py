@@ -8,6 +8,15 @@ Where things go (one look):
 - ``checks/``: the registry of checks, one small module each, registering itself (``contains.py``,
   ``json_schema.py``, ``judge.py``, ...). A new check is one module there plus its tests.
 - ``stats.py``: the Wilson interval the pass rates are reported and scored with.
+- ``figures.py``: `QualityFigure` and `CapacityFigure`, as the risk model and the dashboard read them.
+- ``judge.py``: the judge backend the ``judge`` check asks (pairwise, both orders).
+- ``runner.py``: `airisk eval run`: a feature's cases against its backends, stored as they come.
+- ``report.py``: its table, JSON lines and JUnit.
+- ``reference.py``: references written into the eval file in place (`airisk eval reference`).
+- ``redact.py`` and ``capture.py``: captured traffic (`airisk proxy --capture`) redacted, and turned
+  into cases (`airisk eval export`).
 
-The runner (`airisk eval run`), its storage and the risk model's use of the figures build on these.
+Storage is `monitor.store.quality` (runs, answers, capacity) and `monitor.store.capture`; the capacity
+search (`airisk eval capacity`) lives in `chaos.capacity`, and the risk model
+(`monitor.risk`) counts a fallback only as far as these figures prove it.
 """

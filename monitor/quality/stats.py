@@ -20,8 +20,26 @@ def wilson(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
         raise ValueError(f"wilson: need 0 <= passed <= n, got passed={passed}, n={n}")
     if n == 0:
         return 0.0, 1.0
+    if passed == 0:  # exact ends: floating point would give 5.6e-17 and 0.9999999999999999
+        return 0.0, _upper(passed, n, z)
+    if passed == n:
+        return _lower(passed, n, z), 1.0
+    return _lower(passed, n, z), _upper(passed, n, z)
+
+
+def _lower(passed: int, n: int, z: float) -> float:
+    centre, half = _centre_half(passed, n, z)
+    return max(0.0, centre - half)
+
+
+def _upper(passed: int, n: int, z: float) -> float:
+    centre, half = _centre_half(passed, n, z)
+    return min(1.0, centre + half)
+
+
+def _centre_half(passed: int, n: int, z: float) -> tuple[float, float]:
     p = passed / n
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return centre, half
