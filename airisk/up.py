@@ -107,6 +107,9 @@ def demo_drills(ports: Ports) -> list[dict]:
         if not path.exists():  # installed without the examples
             continue
         data = yaml.safe_load(path.read_text())
+        for feature in data["features"].values():  # eval sets are read relative to the drill file
+            if "cases" in feature:
+                feature["cases"] = str((path.parent / feature["cases"]).resolve())
         data["product"] = {"base_url": f"http://127.0.0.1:{ports.storefront}"}
         data["proxy"] = {"url": f"http://127.0.0.1:{ports.proxy}", "start": False}
         # One user, a second apart: the bundled 270M model answers one request at a time on two

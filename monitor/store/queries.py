@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.store import histogram
+from monitor.store.drills import quality_short
 from monitor.store.incidents import (  # noqa: F401  (re-exported)
     close_incident,
     open_incident,
@@ -441,12 +442,15 @@ def drill_observations(*, session: Session, since: datetime | None = None) -> li
              .order_by(DrillRunRow.started_at, DrillRunRow.id, DrillFeatureRow.feature))
     if since is not None:
         query = query.where(DrillRunRow.started_at >= _aware(since, "since"))
-    return [
-        DrillObservation(f.feature, name, f.run_id, _aware_utc(started), tuple(f.faulted_routes or ()),
-                         tuple(f.answered_by or ()), tuple(sorted(f.backends or {})), f.requests, f.ok_rate,
-                         f.answered_rate)
-        for f, name, started in session.exec(query)
-    ]
+    out = []
+    for f, name, started in session.exec(query):
+        # A route whose checked answers during the faults fell below the drill's min_pass answered with
+        # a 200 but did not do the feature's job: it is not seen answering (and so verifies nothing).
+        answered = tuple(r for r in f.answered_by or () if not quality_short(f.phases, r))
+        out.append(DrillObservation(f.feature, name, f.run_id, _aware_utc(started), tuple(f.faulted_routes or ()),
+                                    answered, tuple(sorted(f.backends or {})), f.requests, f.ok_rate,
+                                    f.answered_rate))
+    return out
 
 
 # --- For the dashboard: all-target aggregates done in SQL, per-bin latency, canaries, targets, alerts. ---

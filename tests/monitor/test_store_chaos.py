@@ -75,3 +75,21 @@ def test_drill_results_and_verified_fallbacks(session):
     verified = verified_fallbacks(session=session)
     assert [(v.feature, v.route, v.verified_at) for v in verified] == [("chat", "local", T0 + timedelta(hours=1))]
     assert verified_fallbacks(session=session, since=T0 + timedelta(hours=2)) == []
+
+
+def test_a_fallback_whose_checked_answers_failed_is_not_seen_answering_by_the_risk_model(session):
+    """A drill saw the local fallback answer every request with a 200, but its checked answers passed below
+    min_pass: the risk model's drill observations (what verifies a fallback) must not count it."""
+    from monitor.store.queries import drill_observations
+
+    run = {"name": "garbage", "started_at": T0.timestamp(), "ended_at": T0.timestamp() + 20, "passed": False,
+           "phases": [{"name": "down", "start": 0, "end": 1, "faults": [{"route": "anthropic"}]}], "timeline": []}
+    garbage = {"down": {"quality": {"faulted": True, "passed": 0, "failed": 12, "min_pass": 0.8,
+                                    "by_backend": {"local": [12, 0]}}}}
+    good = {"down": {"quality": {"faulted": True, "passed": 11, "failed": 1, "min_pass": 0.8,
+                                 "by_backend": {"local": [12, 11]}}}}
+    write_drill(session=session, run=run, features=[{**_feature("chat", ["local"], ["anthropic"]), "phases": garbage},
+                                                    {**_feature("search", ["local"], ["anthropic"]), "phases": good}])
+    session.commit()
+    seen = {o.feature: o.answered_by for o in drill_observations(session=session)}
+    assert seen == {"chat": (), "search": ("local",)}
