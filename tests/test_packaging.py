@@ -486,7 +486,10 @@ def test_wheel_ships_the_storefront_and_its_drills(wheel: zipfile.ZipFile) -> No
     names = set(wheel.namelist())
     drills = sorted(p.name for p in (ROOT / "examples/storefront/drills").glob("*.yaml"))
     assert len(drills) >= 3
-    for name in ("__init__.py", "__main__.py", "app.py", "README.md", *(f"drills/{d}" for d in drills)):
+    evals = sorted(p.name for p in (ROOT / "examples/storefront/evals").glob("*.jsonl"))
+    assert len(evals) >= 4
+    for name in ("__init__.py", "__main__.py", "app.py", "README.md", *(f"drills/{d}" for d in drills),
+                 *(f"evals/{e}" for e in evals)):
         assert f"examples/storefront/{name}" in names, name
     # airisk/up.py finds them at REPO / "examples" / ..., REPO being the folder above airisk/
     assert "airisk/up.py" in names
