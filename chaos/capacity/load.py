@@ -49,6 +49,8 @@ class Arrival(Generic[T]):
     """Abandoned in flight because the run was stopped."""
     shed: bool = False
     """Never sent: `MAX_IN_FLIGHT` (or the run's bound) requests were already waiting."""
+    ended: float | None = None
+    """Event-loop time it was abandoned at (cut or stopped)."""
     error: str | None = None
     """``send`` raised (a defect: `probes.generate` never does): the exception, in one line."""
 
@@ -142,15 +144,16 @@ class OpenLoop(Generic[T]):
                     arrival.value = await self.send(arrival.index)
             arrival.done = loop.time()
         except TimeoutError:
-            arrival.cut = True
+            arrival.cut, arrival.ended = True, loop.time()
         except Exception as exc:  # a defect in `send` is this request's failure, not the run's
             arrival.done = loop.time()
             arrival.error = f"{type(exc).__name__}: {str(exc)[:200]}"
 
     async def _cancel_in_flight(self) -> None:
         tasks = dict(self._tasks)
+        now = asyncio.get_running_loop().time()
         for task, arrival in tasks.items():
-            arrival.stopped = True
+            arrival.stopped, arrival.ended = True, now
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -114,13 +114,20 @@ def judge(rate: float, arrivals: Sequence[Arrival[Generation]], criteria: Criter
     kinds = Counter(k for a in arrivals if (k := unanswered(a)) is not None)
     served = [ms for a in arrivals if unanswered(a) is None and (ms := latency_ms(a, criteria.on)) is not None]
     cut_ms = budget * CUTOFF
-    late = sum(1 for ms in served if ms > budget) + sum(c for k, c in kinds.items() if k != "stopped")
+    # An abandoned request is late when it had already run past the budget (in total mode: its first token
+    # may have come in time otherwise); every other unanswered one is late by definition.
+    overdue = sum(1 for a in arrivals if a.stopped and criteria.on == "total" and a.ended is not None
+                  and (a.ended - a.due) * 1000 > budget)
+    late = sum(1 for ms in served if ms > budget) + sum(c for k, c in kinds.items() if k != "stopped") + overdue
     p95 = nearest_rank(served + [cut_ms] * kinds.get("cut", 0))
     judged = [v for v in verdicts if v is not None]
     pass_rate = sum(judged) / len(judged) if judged else None
     problems = []
     if stopped_early:
-        problems.append(f"stopped after {n} of {planned or n} requests: {late} already over the budget")
+        planned = max(planned or n, n)
+        problems.append(f"lost early: {late} of {planned} requests over the {budget:.0f} ms budget (p95 allows "
+                        f"{allowed_late(planned)}); {kinds.get('stopped', 0)} abandoned in flight, "
+                        f"{planned - n} not sent")
     elif n == 0:
         problems.append("no request was sent")
     elif late > allowed_late(n):

@@ -213,10 +213,16 @@ def test_a_first_token_budget_is_judged_on_time_to_first_token_from_when_the_req
     assert not judge(1, queued, Criteria(budget_ms=500, on="first_token"), verdicts=[]).ok
 
 
-def test_a_step_stopped_early_fails_whatever_it_measured():
-    arrivals = [_arrival(i, 100) for i in range(5)] + [_arrival(9, None, stopped=True)]
+def test_a_step_stopped_early_fails_and_counts_the_abandoned_requests_that_were_already_late():
+    overdue = _arrival(6, None, stopped=True)
+    overdue.ended = overdue.due + 1.5  # abandoned 1.5 s after it was due: over the 1 s budget
+    recent = _arrival(7, None, stopped=True)
+    recent.ended = recent.due + 0.2  # abandoned before its budget ran out: unknown, not late
+    arrivals = [_arrival(i, 100) for i in range(5)] + [_arrival(5, 1200), overdue, recent]
     step = judge(8, arrivals, TOTAL_1S, verdicts=[], planned=160, stopped_early=True)
-    assert not step.ok and step.why.startswith("stopped after 6 of 160 requests")
+    assert not step.ok and step.late == 2 and step.error_kinds == {"stopped": 2}
+    assert step.why == ("lost early: 2 of 160 requests over the 1000 ms budget (p95 allows 8); "
+                        "2 abandoned in flight, 152 not sent")
     assert judge(8, [], TOTAL_1S, verdicts=[]).why == "no request was sent"
 
 
