@@ -84,8 +84,8 @@ def plan(*, max_rate: float, start: float = 1.0, min_rate: float = 0.1, growth: 
     ``start`` is clamped into [``min_rate``, ``max_rate``]. `ValueError` for settings that cannot search."""
     _validate(max_rate=max_rate, start=start, min_rate=min_rate, growth=growth, resolution=resolution)
     steps: list[Step] = []
-    good: Step | None = None
-    bad: Step | None = None
+    good: Step | None = None  # the step at the highest rate that held so far
+    good_rate = bad_rate = 0.0  # the highest rate that held; the lowest that failed (0: none yet)
 
     def seen(rate: float, step: Step) -> Step:
         if not isinstance(step, Step):
@@ -101,21 +101,21 @@ def plan(*, max_rate: float, start: float = 1.0, min_rate: float = 0.1, growth: 
             rate = min(rate * growth, max_rate)
             step = seen(rate, (yield rate))
             if not step.ok:
-                bad, bad_rate = step, rate
+                bad_rate = rate
                 break
             good, good_rate = step, rate
-        if bad is None:
+        if not bad_rate:
             return Capacity(rate=rate, best=good, steps=tuple(steps), capped=True,
                             why=f"held every rate up to the maximum, {_rps(max_rate)}: the backend may hold more")
     else:
-        bad, bad_rate = first, rate
+        bad_rate = rate
         while rate > min_rate:
             rate = max(rate / growth, min_rate)
             step = seen(rate, (yield rate))
             if step.ok:
                 good, good_rate = step, rate
                 break
-            bad, bad_rate = step, rate
+            bad_rate = rate
         if good is None:
             return Capacity(rate=0.0, best=None, steps=tuple(steps),
                             why=f"failed at every rate down to the minimum, {_rps(min_rate)}")
@@ -125,7 +125,7 @@ def plan(*, max_rate: float, start: float = 1.0, min_rate: float = 0.1, growth: 
         if step.ok:
             good, good_rate = step, rate
         else:
-            bad, bad_rate = step, rate
+            bad_rate = rate
     return Capacity(rate=good_rate, best=good, steps=tuple(steps),
                     why=f"held {_rps(good_rate)}, failed {_rps(bad_rate)} (within {resolution:.0%})")
 

@@ -278,3 +278,10 @@ def test_a_stride_that_would_land_on_half_the_cases_is_not_the_sample():
     answered = [Arrival(index=i, due=float(i)) for i in range(60)]
     picked = balanced(answered, lambda a: a.index % 8, 30)
     assert sorted(Counter(a.index % 8 for a in picked).values()) == [3, 3, 4, 4, 4, 4, 4, 4]
+
+
+def test_the_package_face_is_a_sorted_list_of_names_it_has():
+    import chaos.capacity
+
+    assert chaos.capacity.__all__ == sorted(chaos.capacity.__all__)
+    assert all(hasattr(chaos.capacity, name) for name in chaos.capacity.__all__)
