@@ -52,12 +52,15 @@ def _validator_class(schema: dict[str, Any]) -> Any:
     jsonschema does not know (which it would otherwise only warn about, and validate as the latest)."""
     if "$schema" not in schema:
         return validators.validator_for(schema)
+    uri = schema["$schema"]
+    if not isinstance(uri, str):
+        raise ValueError(f"$schema must be a draft's URI, got {type(uri).__name__}")
     try:
         found = validators.validator_for(schema, default=None)
-    except TypeError:  # an unhashable $schema
+    except Exception:  # jsonschema parses the URI: whatever it raises, the draft is not one it knows
         found = None
     if found is None:
-        raise ValueError(f"$schema {quote(str(schema['$schema']))} names no JSON Schema draft jsonschema knows")
+        raise ValueError(f"$schema {quote(uri)} names no JSON Schema draft jsonschema knows")
     return found
 
 
@@ -78,7 +81,7 @@ class JsonSchema(Check):
         except exceptions.SchemaError as exc:
             where = exc.json_path if exc.path else "the top"
             raise ValueError(f"not a valid JSON Schema: {exc.message[:160]} (at {where})") from None
-        except (RecursionError, ValueError, TypeError) as exc:
+        except Exception as exc:  # a third-party library on the file's input: any failure is a bad schema
             raise ValueError(f"not a valid JSON Schema: {type(exc).__name__}") from None
         return schema
 

@@ -455,8 +455,9 @@ def test_json_schema_names_its_draft_with_dollar_schema():
     assert run({"type": "json_schema", "schema": draft7}, "12").passed is True
     with pytest.raises(ValidationError, match="\\$schema 'draft-99' names no JSON Schema draft jsonschema knows"):
         check(type="json_schema", schema={"$schema": "draft-99"})
-    with pytest.raises(ValidationError, match="names no JSON Schema draft"):
-        check(type="json_schema", schema={"$schema": {"a": 1}})
+    for odd in ({"a": 1}, True, 3):
+        with pytest.raises(ValidationError, match="schema must be a draft's URI, got"):
+            check(type="json_schema", schema={"$schema": odd})
 
 
 def test_json_schema_an_unresolvable_ref_is_unjudged():
