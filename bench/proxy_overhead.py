@@ -48,7 +48,8 @@ gets the reason in its row instead of a number.
 Usage: .venv/bin/python bench/proxy_overhead.py [--quick] [--rounds 30] [--seconds 8]
 Needs wrk (`apt-get install -y wrk`) for part 1, node and npm for toxy.
 With ``--capture``, instead: the proxy's request rate with and without ``airisk proxy --capture``, in one
-run (bench/capture_overhead.py; ``--rounds`` then counts rounds over its rows, default 3).
+run (bench/capture_overhead.py; ``--rounds`` then counts rounds over its rows, default 10, and
+``--seconds`` defaults to 3).
 """
 
 from __future__ import annotations
@@ -751,13 +752,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 stream rounds and 3 s wrk runs")
     parser.add_argument("--rounds", type=int, default=None, help="streamed requests per row (default 30)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="wrk duration per row (default 8)")
+    parser.add_argument("--seconds", type=float, default=None, help="wrk duration per row (default 8)")
     parser.add_argument("--capture", action="store_true",
                         help="measure `airisk proxy --capture` against the same proxy without it (only that)")
     args = parser.parse_args()
     if args.capture:
         from bench.capture_overhead import main as capture_main
 
-        capture_main(args.seconds, args.rounds or 3)
+        capture_main(args.seconds or 3.0, args.rounds or 10)
     else:
-        main(args.quick, args.rounds or 30, args.seconds)
+        main(args.quick, args.rounds or 30, args.seconds or 8.0)
