@@ -148,9 +148,10 @@ async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: fl
 
 async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=None,
                         allow_external: bool = False, grace: float | None = None, head_timeout_s: float | None = None,
-                        max_body: int | None = None) -> None:
+                        max_body: int | None = None, capture=None) -> None:
     """``airisk proxy``: serve until SIGINT/SIGTERM, then wait at most ``grace`` seconds for requests
-    in flight (a ``hang`` fault's request is cancelled then); a second signal exits at once."""
+    in flight (a ``hang`` fault's request is cancelled then); a second signal exits at once.
+    ``capture`` (`chaos.proxycapture`, from ``--capture``): the proxy starts and stops its writer."""
     from chaos.proxy import FaultProxy
     from chaos.proxyserve import GRACE_S, serve_proxy
 
@@ -164,7 +165,8 @@ async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=N
         migrate(engine)
         store = LogStore(engine, source=f"{host}:{port}")
     limits = {"head_timeout_s": head_timeout_s} if head_timeout_s is not None else {}
-    proxy = FaultProxy(routes, log_size=log_size, sink=store.sink if store else None, max_body=max_body, **limits)
+    proxy = FaultProxy(routes, log_size=log_size, sink=store.sink if store else None, max_body=max_body,
+                       capture=capture, **limits)
     running = await serve_proxy(proxy, host=host, port=port, allow_external=allow_external, grace=grace)
     print(f"airisk fault proxy on http://{host}:{running.port}/<route>/... ({len(routes)} routes; "
           f"control API: /_airisk/, `airisk fault --help`; Ctrl-C stops)", flush=True)

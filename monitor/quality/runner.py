@@ -227,7 +227,8 @@ async def run_plan(plan: Plan, *, engine: Engine, client: httpx.AsyncClient, con
         async with asyncio.TaskGroup() as group:
             for target in plan.targets:
                 group.create_task(_ask_backend(plan, target, todo[target.name], run_id=run_id, client=client,
-                                               concurrency=concurrency, judge=judge, writer=writer, progress=progress))
+                                               concurrency=concurrency, judge=_judge_for(judge, target),
+                                               writer=writer, progress=progress))
         await writer.flush()
     finally:
         # Cancelled or not, what was answered is kept: the next identical run resumes after it.
@@ -236,6 +237,16 @@ async def run_plan(plan: Plan, *, engine: Engine, client: httpx.AsyncClient, con
     figures, failures = await asyncio.to_thread(_read_back, engine, plan, run_id)
     return Outcome(plan=plan, run_id=run_id, resumed=resumed, answered=writer.stored, figures=figures,
                    failures=failures)
+
+
+def _judge_for(judge: Any, target: Target) -> Any:
+    """The judge for ``target``'s answers: none when it is the judge's own backend (a model grading its own
+    answers agrees with itself; its judge checks are then unjudged, and the log says why, once)."""
+    if judge is not None and getattr(getattr(judge, "target", None), "name", None) == target.name:
+        log.warning("judge checks of %s's answers left unjudged: %s is also the judge backend (quality.judge)",
+                    target.name, target.name)
+        return None
+    return judge
 
 
 async def _ask_backend(plan: Plan, target: Target, indices: list[int], *, run_id: int, client: httpx.AsyncClient,

@@ -283,7 +283,7 @@ class EvalCapacityRow(SQLModel, table=True):
 
 class CapturedCaseRow(SQLModel, table=True):
     """A request a feature sent through the proxy and the primary's answer (`airisk proxy --capture`,
-    opt-in per feature), redacted before it is stored, pruned after ``storage.capture_retention``."""
+    opt-in per feature), redacted before it is stored, pruned after ``storage.capture_days``."""
 
     __tablename__ = "captured_case"
     id: int | None = Field(default=None, primary_key=True)

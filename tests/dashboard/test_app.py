@@ -21,7 +21,7 @@ from tests.dashboard.seed import CONFIG, seed
 APP = str(Path(dashboard.__file__).parent / "app.py")
 TIMEOUT = 60  # generous: CI machines are slow, and the first run imports plotly and pandas
 PAGES = ["views/overview.py", "views/providers.py", "views/features.py", "views/drills.py", "views/local.py",
-         "views/alerts.py"]
+         "views/own.py", "views/alerts.py"]
 
 
 class Frozen(datetime):

@@ -336,3 +336,20 @@ def test_cases_without_messages_only_are_never_planned(setup):
     plan = plan_feature(config, "chat", base_dir=folder)
     assert plan.cases == () and plan.skipped == 1
     assert parse_cases(json.dumps(only_http[0]))[0].messages == ()
+
+
+def test_a_backend_is_never_judged_by_itself(caplog):
+    """quality.judge naming a backend that is also being evaluated: its own answers get no judge (its judge
+    checks come out unjudged), the others keep it; the log says why."""
+    from types import SimpleNamespace
+
+    from monitor.quality.runner import _judge_for
+    from probes.target import Target
+
+    local = Target.from_provider("local", name="local", key_env=None)
+    hosted = Target.from_provider("openai", name="openai", key_env=None)
+    judge = SimpleNamespace(target=local)
+    assert _judge_for(judge, local) is None
+    assert _judge_for(judge, hosted) is judge
+    assert _judge_for(None, local) is None
+    assert "local is also the judge backend" in caplog.text
