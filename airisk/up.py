@@ -4,8 +4,10 @@ With an `airisk.yaml` it watches what the file says. Without one it runs a label
 (its own database under ``$AIRISK_HOME/demo``): the emulator's providers with a realistic
 incident script (`chaos.demo`), the real local model, the fault proxy, and the storefront
 example with its four features; a few days of emulated history are backfilled on the first
-run, and drills run against the storefront now and then, so every dashboard page has
-something true to show within a minute. Provider keys in the environment (``OPENAI_API_KEY``,
+run, the storefront's eval sets are run against the emulated providers and the local model (the
+first `DEMO_EVAL_CASES` cases of each, every few hours: "Can we own it?" then has true figures for
+the bundled model), and drills run against the storefront now and then, so every dashboard page has
+something true to show within a minute or two. Provider keys in the environment (``OPENAI_API_KEY``,
 ``ANTHROPIC_API_KEY``, ...) add those real providers to the demo's targets.
 """
 
@@ -34,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]  # where `examples` (the storefront) 
 DEMO_PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "groq", "cohere", "deepseek")
 NO_KEY = "AIRISK_DEMO_NO_KEY"  # an unset variable: emulated targets never send a real key to the emulator
 DRILL_EVERY_S = 15 * 60
+DEMO_EVAL_CASES = 12  # per feature and backend: the local model answers one at a time, ~1-3 s each here
+EVAL_EVERY = 24  # the demo's eval runs once every EVAL_EVERY turns of its drill loop (3 h), the first turn
 WATCH_EVERY_S = 0.5  # how often `up` looks at what it needs: a death is said well within 15 s
 # The storefront's eval sets, by absolute path: the demo's config is written to a temporary home. Description
 # and tags also measure the local model as a candidate ("could we own them?"); chat's local fallback counts
@@ -277,8 +281,8 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
         needed.tasks["monitor"] = asyncio.create_task(service.run(stop))
         health = f"http://127.0.0.1:{ports.dashboard}/_stcore/health"
         await _watch(needed, signalled, ready=lambda: _answers(health), within=60, what="dashboard")
-        if demo:
-            drills = _drill_runner(stack, ports, store)
+        if demo:  # evals and drills take turns: both load the one local model
+            drills = _drill_runner(stack, ports, store, config_path)
             needed.tasks["demo drills"] = asyncio.create_task(_every(DRILL_EVERY_S / 2, 20, drills, stop))
         mode = "DEMO (emulated providers; write an airisk.yaml for real ones)" if demo else str(config_path)
         print(f"airisk up: {mode}\n  dashboard   http://{host}:{ports.dashboard}\n  monitor     "
@@ -298,9 +302,10 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
         await asyncio.to_thread(stack.stop)
 
 
-def _drill_runner(stack: Stack, ports: Ports, env: dict[str, str]) -> Callable[[int], None]:
-    """Runs the demo's drills in turn, each in its own process (Locust must not share this one), with the
-    demo's store (``env``) and the control token if one is set: nothing else of ours."""
+def _drill_runner(stack: Stack, ports: Ports, env: dict[str, str], config: Path) -> Callable[[int], None]:
+    """Runs the demo's eval (turn 0, then every `EVAL_EVERY` turns) and its drills in turn, each in its own
+    process (Locust must not share this one), with the demo's store (``env``) and the control token if one
+    is set: nothing else of ours."""
     files = []
     for data in demo_drills(ports):
         path = Path(env["AIRISK_HOME"]) / f"drill-{data['name']}.yaml"
@@ -308,7 +313,10 @@ def _drill_runner(stack: Stack, ports: Ports, env: dict[str, str]) -> Callable[[
         files.append(path)
 
     def run(count: int) -> None:
-        if files:
+        if count % EVAL_EVERY == 0:
+            stack.run_once(f"eval-{count}", _py("-m", "airisk.cli", "eval", "run", "--config", str(config),
+                                                "--cases", str(DEMO_EVAL_CASES)), env=env, timeout=1800)
+        elif files:
             stack.run_once(f"drill-{count}", _py("-m", "airisk.cli", "drill", "run", str(files[count % len(files)]),
                                                  "--quiet"), env=env, keep=CONTROL_ENV, timeout=300)
 
