@@ -321,7 +321,6 @@ def what_if(*, feature: FeatureInput, add_fallback: Link | None = None, primary:
         chain = [primary, *(link for link in chain[1:] if link.label != primary.label)]
         labels.append(f"primary moved to {primary.name}")
     if add_fallback is not None:
-        labels.append(f"{add_fallback.label} added as a verified fallback")
         existing = [i for i, link in enumerate(chain) if i > 0 and link.label == add_fallback.label]
         for i in existing:
             chain[i] = _as_verified(chain[i])
@@ -329,6 +328,9 @@ def what_if(*, feature: FeatureInput, add_fallback: Link | None = None, primary:
             new = _as_verified(add_fallback)
             at = max(i for i, link in enumerate(chain) if link.kind == "backend") + 1
             chain.insert(at if new.kind == "backend" else len(chain), new)
+        added = chain[existing[0]] if existing else new
+        assumed = " (quality not measured: taken as 1)" if added.assumed_quality == 1.0 else ""
+        labels.append(f"{add_fallback.label} added as a verified fallback{assumed}")
     scenario = "; ".join(filter(None, [feature.scenario, *labels]))
     return replace(feature, chain=tuple(chain), scenario=scenario)
 

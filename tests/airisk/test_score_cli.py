@@ -194,8 +194,8 @@ def test_what_if_recomputes_from_the_same_measurements(home):
     out = _score(home, "--what-if", "description:add=local", "--what-if", "chat:primary=local")
     assert out.exit_code == 0, out.output
     what_if = out.stdout[out.stdout.index("what if"):]
-    assert _row(what_if, "description") == ["description", "local added as a verified fallback", "432 -> 0.00",
-                                            "E -> A", "100% -> -"]
+    assert _row(what_if, "description") == ["description", "local added as a verified fallback (quality not "
+                                            "measured: taken as 1)", "432 -> 0.00", "E -> A", "100% -> -"]
     assert _row(what_if, "chat")[1:4] == ["primary moved to local", "43.2 -> 0.00", "D -> A"]
     data = json.loads(_score(home, "--json", "--what-if", "chat:primary=local").stdout)
     (scenario,) = data["what_if"]

@@ -270,12 +270,14 @@ def test_what_if_adds_a_fallback_before_the_degraded_mode():
     assert [link.label for link in changed.chain] == ["openai", "local", "degraded:heuristic"]
     r = assess(feature=changed)
     assert r.minutes == pytest.approx(0.01 * 0.001 * 0.5 * MONTH_MINUTES)
-    assert r.scenario == "local added as a verified fallback" and "hypothetical" in r.links[1].status
+    assert r.scenario == "local added as a verified fallback (quality not measured: taken as 1)"
+    assert "hypothetical" in r.links[1].status
     assert "quality 1.00 assumed (not measured)" in r.links[1].status
     # Measured quality is what a what-if counts with.
     measured_local = backend("local", 0.999, local=True, quality=evaluated(27, 30, feature="tags"))
     r = assess(feature=what_if(feature=base, add_fallback=measured_local))
     assert r.links[1].value == pytest.approx(wilson(27, 30)[0]) and r.links[1].link.assumed_quality is None
+    assert r.scenario == "local added as a verified fallback"
 
 
 def test_what_if_counts_an_unverified_fallback_already_there():
