@@ -221,6 +221,7 @@ def test_a_step_stopped_early_fails_and_counts_the_abandoned_requests_that_were_
     arrivals = [_arrival(i, 100) for i in range(5)] + [_arrival(5, 1200), overdue, recent]
     step = judge(8, arrivals, TOTAL_1S, verdicts=[], planned=160, stopped_early=True)
     assert not step.ok and step.late == 2 and step.error_kinds == {"stopped": 2}
+    assert step.p95_ms == pytest.approx(1500)  # the abandoned one counts at least as long as it had run
     assert step.why == ("lost early: 2 of 160 requests over the 1000 ms budget (p95 allows 8); "
                         "2 abandoned in flight, 152 not sent")
     assert judge(8, [], TOTAL_1S, verdicts=[]).why == "no request was sent"
