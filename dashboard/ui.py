@@ -197,6 +197,9 @@ LABELS: dict[str, str] = {
     "main_contributor": "main contributor", "seen_calling": "seen calling", "availability_used": "availability used",
     "within_budget": "within latency budget", "any_latency": "at any latency", "minutes": "min/month",
     "minutes_if_verified": "min/month if verified", "verified_at": "verified at", "verified_by": "verified by",
+    "value": "value kept", "pass_rate": "pass rate", "pass_rate_low": "pass rate, 95% low",
+    "pass_rate_high": "pass rate, 95% high", "judged": "cases judged", "capacity_rps": "capacity (req/s)",
+    "capacity_share": "share of peak traffic held", "minutes_at_min_quality": "min/month at the minimum quality",
 }
 """The header a reader sees for each column the pages show (a DataFrame keeps its names for code)."""
 

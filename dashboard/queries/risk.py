@@ -25,18 +25,25 @@ def risk_report(*, session: Session, config: AiriskConfig, now: datetime,
     return score_features(config=config, session=session, now=now, window=RISK_WINDOW, what_ifs=what_ifs)
 
 
+_LACKS = {"drill": "no drill saw it answer", "probes": "not probed", "quality": "quality not measured",
+          "min_quality": "below min_quality", "capacity": "no capacity"}
+
+
 def fallback_status(f: FeatureRisk) -> str:
-    """Whether the feature's fallbacks were seen working in a drill, in a few words."""
+    """Whether the feature's fallbacks count in the score, in a few words: an AI fallback counts once a drill
+    saw it answer and an eval measured its answers (at or above min_quality), a degraded mode once a drill
+    saw it; what each one not counted lacks."""
     fallbacks = [lr for lr in f.links if lr.role == "fallback"]
     if not fallbacks:
         return "no fallback"
-    verified = [lr.link.label for lr in fallbacks if lr.link.verified_at is not None]
-    unverified = [lr.link.label for lr in fallbacks if lr.link.verified_at is None]
-    if not unverified:
-        return f"verified: {', '.join(verified)}"
-    if not verified:
-        return f"unverified: {', '.join(unverified)}"
-    return f"verified: {', '.join(verified)}; unverified: {', '.join(unverified)}"
+    counted = [lr.link.label for lr in fallbacks if lr.counted]
+    absent = [lr.link.label + (f" ({', '.join(_LACKS.get(x, x) for x in lr.lacks)})" if lr.lacks else "")
+              for lr in fallbacks if not lr.counted]
+    if not absent:
+        return f"verified: {', '.join(counted)}"
+    if not counted:
+        return f"unverified: {', '.join(absent)}"
+    return f"verified: {', '.join(counted)}; unverified: {', '.join(absent)}"
 
 
 FEATURE_COLUMNS = ("feature", "grade", "minutes_per_month", "outsourced_share", "fallbacks", "fallbacks_verified",
@@ -53,7 +60,7 @@ def feature_table(report: RiskReport) -> pd.DataFrame:
             "feature": f.feature, "grade": f.grade, "minutes_per_month": f.minutes,
             "outsourced_share": f.outsourced_share if f.minutes > 0 else None,
             "fallbacks": fallback_status(f),
-            "fallbacks_verified": all(lr.link.verified_at is not None for lr in fallbacks) if fallbacks else None,
+            "fallbacks_verified": all(lr.counted for lr in fallbacks) if fallbacks else None,
             "main_contributor": f.main_contributor or "", "criticality": f.criticality, "score": f.score,
             "notes": "; ".join([*f.notes, *f.gate_blockers]),
         })
@@ -68,22 +75,29 @@ def undeclared_table(report: RiskReport) -> pd.DataFrame:
 
 BREAKDOWN_COLUMNS = ("position", "link", "role", "kind", "provider", "owned", "counted", "status", "availability_used",
                      "within_budget", "any_latency", "samples", "minutes", "traffic", "minutes_if_verified",
-                     "effectiveness", "verified_at", "verified_by")
+                     "value", "pass_rate", "pass_rate_low", "pass_rate_high", "judged", "capacity_rps",
+                     "capacity_share", "effectiveness", "minutes_at_min_quality", "verified_at", "verified_by")
 
 
 def breakdown(f: FeatureRisk) -> pd.DataFrame:
     """Every link of the feature's chain with its part in the risk: why it counts or not, the
-    availability used, the minutes it shares, the traffic it serves."""
+    availability used, the minutes it shares, the traffic it serves, and for an AI fallback what proves it:
+    the value it counts with (its pass rate's lower bound), the interval, its capacity's share of peak
+    traffic, and what reaching min_quality would leave."""
     rows = []
     for i, lr in enumerate(f.links):
-        link, m = lr.link, lr.link.measurement
+        link, m, q = lr.link, lr.link.measurement, lr.link.measured_quality
         rows.append({
             "position": i, "link": link.label, "role": lr.role, "kind": link.kind, "provider": link.provider,
             "owned": link.local, "counted": lr.counted, "status": lr.status, "availability_used": lr.availability,
             "within_budget": m.availability if m and m.samples else None,
             "any_latency": m.raw_availability if m and m.samples else None, "samples": m.samples if m else 0,
             "minutes": lr.minutes, "traffic": lr.traffic, "minutes_if_verified": lr.minutes_if_verified,
-            "effectiveness": 1.0 if link.effectiveness is None else link.effectiveness,
+            "value": lr.value, "pass_rate": q.pass_rate if q else None,
+            "pass_rate_low": q.interval[0] if q and q.judged else None,
+            "pass_rate_high": q.interval[1] if q and q.judged else None, "judged": q.judged if q else None,
+            "capacity_rps": link.capacity.rate_rps if link.capacity else None, "capacity_share": lr.capacity_share,
+            "effectiveness": lr.effectiveness, "minutes_at_min_quality": lr.minutes_at_min_quality,
             "verified_at": link.verified_at, "verified_by": link.verified_by,
         })
     return frame(rows, BREAKDOWN_COLUMNS)

@@ -14,8 +14,9 @@ if view is None:
 st.subheader("Dependency map")
 st.plotly_chart(charts.dependency_sankey(view.edges))
 st.caption("Blue: primary. Green: a fallback a drill saw answering. Grey: a fallback never verified, counted as "
-           "absent. Red: a provider the proxy log or a drill saw the feature call, that no chain declares. "
-           "Teal nodes are owned (local), orange outsourced.")
+           "absent (an AI fallback also needs an eval of its answers: `airisk eval run`; it then counts with the "
+           "lower bound of its pass rate, up to its measured capacity). Red: a provider the proxy log or a drill saw "
+           "the feature call, that no chain declares. Teal nodes are owned (local), orange outsourced.")
 for e in view.edges[view.edges["role"] == "undeclared"].itertuples(index=False):
     st.error(f"**{e.feature}** calls **{e.backend}**: {e.status}")
 
@@ -30,8 +31,10 @@ cols[3].metric("criticality", risk.criticality)
 table = queries.breakdown(risk)
 st.plotly_chart(charts.risk_breakdown(table))
 percent = st.column_config.NumberColumn(format="percent")
+minutes = st.column_config.NumberColumn(format="%.2f")
 ui.table(table, availability_used=percent, within_budget=percent, any_latency=percent, traffic=percent,
-         minutes=st.column_config.NumberColumn(format="%.2f"))
+         minutes=minutes, value=percent, pass_rate=percent, pass_rate_low=percent, pass_rate_high=percent,
+         capacity_share=percent, effectiveness=percent, minutes_if_verified=minutes, minutes_at_min_quality=minutes)
 for note in [*risk.notes, *risk.gate_blockers]:
     st.caption(note)
 

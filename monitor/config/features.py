@@ -37,7 +37,8 @@ class ChainLink(Section):
         if (self.backend is None) == (self.degraded is None):
             raise ValueError("give exactly one of 'backend' (an AI backend) or 'degraded' (a non-AI fallback)")
         if self.backend is not None and self.quality is not None:
-            raise ValueError("'quality' is for a degraded mode; an AI backend answers in full")
+            raise ValueError("'quality' is for a degraded mode; an AI backend's quality is measured "
+                             "(features.<name>.eval, airisk eval run), not declared")
         return self
 
 

@@ -115,6 +115,9 @@ def seed(session: Session, now: datetime) -> dict[str, int]:
          "faulted_routes": ["anthropic"], "answered_by": [], "backends": {}, "phases": {}}])
     write_proxy_requests(session=session, entries=[
         {"at": (now - timedelta(hours=1)).timestamp(), "route": "gemini", "feature": "chat", "status": 200}])
+    # The drill saw chat's local fallback answer; an eval proved its answers (200 of 200: an AI fallback
+    # counts only as far as its pass rate's lower bound, 98.1% here).
+    _eval_run(session, now - timedelta(hours=4), "chat", {"local": ([True] * 200, 150.0, 1200.0, 0.0)})
 
     session.add(AlertOutbox(channel="oncall", rule="down", event_key="down:1:oncall", dedup_key="airisk-incident-1",
                             target="anthropic", provider="anthropic", state="sent", attempts=1,

@@ -24,10 +24,15 @@ def test_features_worst_first_with_grades_and_fallback_status(session: Session, 
     # openai was down 1 probe in 30 over the last 3 hours (1 in ~102 over the 3 days): no fallback for description.
     assert features.loc["description", "grade"] == "E" and features.loc["description", "fallbacks"] == "no fallback"
     assert features.loc["description", "outsourced_share"] == pytest.approx(1.0)
-    assert features.loc["tags", "fallbacks"] == "unverified: degraded:heuristic"
+    assert features.loc["tags", "fallbacks"] == "unverified: degraded:heuristic (no drill saw it answer)"
     assert not features.loc["tags", "fallbacks_verified"]
     assert features.loc["chat", "fallbacks"] == "verified: local" and features.loc["chat", "fallbacks_verified"]
-    assert features.loc["chat", "grade"] == "A"
+    # Drill-verified, and 200 of 200 eval answers passed: it counts with the lower bound, 98.1%, so chat is
+    # no longer the grade A a "full replacement" gave it (docs/RISK_MODEL.md, 3a).
+    assert features.loc["chat", "grade"] == "D"
+    chat = next(f for f in data.report.features if f.feature == "chat")
+    local = queries.breakdown(chat).set_index("link").loc["local"]
+    assert local["counted"] and local["value"] == pytest.approx(0.981, abs=5e-4) and local["judged"] == 200
     assert "calls undeclared gemini" in features.loc["chat", "notes"]
     assert data.measured
 
