@@ -278,7 +278,25 @@ def test_a_bad_eval_file_is_every_bad_line(tmp_path, db):
     assert lines[0].startswith(f"{where}:1: ") and any(line.startswith(f"{where}:2: not JSON") for line in lines)
 
 
-def test_a_feature_without_an_eval_set_or_a_budget_is_refused_by_name():
+def test_the_commands_defaults_are_the_steps():
+    from airisk import capacitycli
+    from chaos.capacity import step
+
+    assert (capacitycli.STEP_S, capacitycli.MIN_REQUESTS, capacitycli.SAMPLE) == (
+        step.STEP_S, step.MIN_REQUESTS, step.SAMPLE)
+
+
+def test_a_feature_without_an_eval_set_is_one_line_and_exit_2(tmp_path, db):
+    path = write_setup(tmp_path, "http://127.0.0.1:9")
+    path.write_text(path.read_text().replace("    eval: evals/chat.jsonl\n", ""))
+    result = CliRunner().invoke(capacity, ["--config", str(path), "--feature", "chat", "--backend", "gpt"],
+                                env={"AIRISK_DATABASE_URL": db})
+    assert result.exit_code == 2
+    assert result.stderr == ("airisk: feature 'chat' has no eval set: give features.chat.eval "
+                             "(a JSONL file of cases)\n")
+
+
+def test_the_budget_is_total_else_first_token_and_neither_is_refused():
     config = parse_config("""
 targets: [{name: gpt, provider: openai, key_env: NONE_SET}]
 features: {chat: {chain: [{backend: gpt}], latency_budget: {first_token: 800ms}}}
