@@ -16,7 +16,12 @@ request at a time, so a rate above its service rate queues without bound, and p9
 
 Goal: the search's rate within 10% of the sweep's, in a fraction of its time.
 
-Usage: .venv/bin/python bench/capacity.py [--threads N] [--step S] [--min-requests N] [--budget S]
+``--control-ms MS``: the same comparison against a stable backend instead of the model: a loopback
+OpenAI-compatible server that answers one request at a time, each in MS ms (asleep, so a busy machine
+hardly moves it). A model on a shared machine changes speed over the minutes a sweep takes; the control
+tells the search's own error from that drift.
+
+Usage: .venv/bin/python bench/capacity.py [--threads N] [--step S] [--min-requests N] [--budget S] [--control-ms MS]
 """
 
 from __future__ import annotations
@@ -65,7 +70,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_feature(folder: Path, port: int, *, budget: float, max_tokens: int) -> Path:
+async def serial_server(service_ms: float):
+    """A loopback OpenAI-compatible chat server answering one request at a time, each in ``service_ms``; its
+    answer names every expected answer, so every check passes (the control measures latency alone)."""
+    from aiohttp import web
+
+    lock = asyncio.Lock()
+    words = [a for _, a in QUESTIONS]
+
+    def chunk(delta: dict, finish: str | None) -> bytes:
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "serial",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        async with lock:
+            await asyncio.sleep(service_ms / 1000)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(chunk({"role": "assistant", "content": ""}, None))
+        for word in words:
+            await response.write(chunk({"content": word + " "}, None))
+        await response.write(chunk({}, "stop") + b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+def write_feature(folder: Path, port: int, *, budget: float, max_tokens: int, control: bool = False) -> Path:
     cases = [{"id": f"q{i}", "messages": [{"role": "user", "content": q}],
               "params": {"max_tokens": max_tokens, "temperature": 0},
               "checks": [{"type": "contains", "value": a}]}
@@ -75,17 +114,21 @@ def write_feature(folder: Path, port: int, *, budget: float, max_tokens: int) ->
 defaults:
   deadlines: {{connect: 5s, first_token: 30s, total: 60s, stall: 15s}}
 local_model: {{port: {port}}}
-targets: []
+targets: [{{name: serial, provider: openai, base_url: "http://127.0.0.1:{port}/v1", key_env: NONE_SET}}]
 features:
   answers:
-    chain: [{{backend: local}}]
+    chain: [{{backend: {"serial" if control else "local"}}}]
     latency_budget: {{total: {budget}s}}
     eval: answers.jsonl
 """)
     return folder / "airisk.yaml"
 
 
+SHOWN: list[Step] = []
+
+
 def show(step: Step) -> None:
+    SHOWN.append(step)
     print(f"   {step.rate:7.3f} rps  {'held  ' if step.ok else 'failed'}  {step.requests:>4} req  "
           f"{step.seconds:6.1f} s  {step.why}", flush=True)
 
@@ -99,18 +142,30 @@ def grid(start: float, top: float, factor: float = 1.1) -> list[float]:
 
 
 async def run(args: argparse.Namespace, folder: Path, port: int) -> None:
-    path = write_feature(folder, port, budget=args.budget, max_tokens=args.max_tokens)
+    control = args.control_ms is not None
+    backend = "serial" if control else "local"
+    if control:
+        server, port = await serial_server(args.control_ms)
+    try:
+        await compare(args, folder, port, backend, control)
+    finally:
+        if control:
+            await server.cleanup()
+
+
+async def compare(args: argparse.Namespace, folder: Path, port: int, backend: str, control: bool) -> None:
+    path = write_feature(folder, port, budget=args.budget, max_tokens=args.max_tokens, control=control)
     config = parse_config(path.read_text(), source=str(path))
     engine = make_engine(f"sqlite:///{folder / 'airisk.db'}")
     migrate(engine)
     settings = {"step_s": args.step, "min_requests": args.min_requests, "sample": args.sample}
     async with make_client(max_connections=MAX_IN_FLIGHT) as client:
-        outcome = await run_plan(plan_feature(config, "answers", base_dir=folder, backends=["local"]), engine=engine,
+        outcome = await run_plan(plan_feature(config, "answers", base_dir=folder, backends=[backend]), engine=engine,
                                  client=client)
-        figure = outcome.figures["local"]
+        figure = outcome.figures[backend]
         print(f"eval run: {figure.passed} of {figure.judged} passed; total p50 {figure.total_p50_ms:.0f} ms, "
               f"p95 {figure.total_p95_ms:.0f} ms ({config.quality.concurrency} at a time, closed loop)")
-        setup = prepare(config, "answers", "local", base_dir=folder, latest=lambda f, b: latest_quality(engine, f, b))
+        setup = prepare(config, "answers", backend, base_dir=folder, latest=lambda f, b: latest_quality(engine, f, b))
         print(f"criteria: {setup.criteria.describe()}\n")
 
         async def searched(label: str) -> tuple[float, float]:
@@ -155,6 +210,10 @@ async def run(args: argparse.Namespace, folder: Path, port: int) -> None:
                   f"(goal within 10%: {verdict}); time {took:.0f} s against {sweep_s:.0f} s ({took / sweep_s:.2f}x)")
         else:
             print(f"the sweep held no rate; the search {when} it found {rate:.3f} rps")
+    lags = [s.lag_ms for s in SHOWN if s.lag_ms is not None]
+    if lags:
+        print(f"our open-loop generator: p95 lag behind its schedule at most {max(lags):.1f} ms over "
+              f"{len(SHOWN)} steps")
 
 
 def main() -> None:
@@ -168,18 +227,24 @@ def main() -> None:
     parser.add_argument("--start", type=float, default=1.0)
     parser.add_argument("--max-rate", type=float, default=4.0)
     parser.add_argument("--sweep-from", type=float, default=0.4)
+    parser.add_argument("--control-ms", type=float, default=None,
+                        help="measure a loopback server answering one request at a time in this many ms instead")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"{os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
           f"{datetime.now():%Y-%m-%d %H:%M}; budget total {args.budget:g} s, max_tokens {args.max_tokens}, "
           f"steps of {args.step:g} s / {args.min_requests} requests, {args.sample} checked")
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server = LocalModelServer(port=port, threads=args.threads, log_path=folder / "llama.log")
-        with server:
-            print(f"local model ready in {server.wait_ready():.1f} s ({server.threads} threads)")
-            asyncio.run(run(args, folder, port))
+        if args.control_ms is not None:
+            print(f"control: a loopback server answering one request at a time in {args.control_ms:g} ms")
+            asyncio.run(run(args, folder, 0))
+        else:
+            port = free_port()
+            server = LocalModelServer(port=port, threads=args.threads, log_path=folder / "llama.log")
+            with server:
+                print(f"local model ready in {server.wait_ready():.1f} s ({server.threads} threads)")
+                asyncio.run(run(args, folder, port))
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 

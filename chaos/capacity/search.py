@@ -52,13 +52,15 @@ class Step:
     why: str = ""
     """One line: what held, or what failed and by how much."""
     error_kinds: dict[str, int] = field(default_factory=dict)
+    lag_ms: float | None = None
+    """p95 of how late our own generator sent the requests: near 0, or the figure is partly ours."""
 
     def as_dict(self) -> dict[str, Any]:
         """The stored form (`monitor.quality.figures.CapacityFigure.steps`)."""
         return {"rate": round(self.rate, 4), "p95_ms": _round(self.p95_ms), "pass_rate": _round(self.pass_rate, 4),
                 "ok": self.ok, "requests": self.requests, "errors": self.errors, "checked": self.checked,
                 "late": self.late, "seconds": round(self.seconds, 2), "why": self.why,
-                "error_kinds": dict(self.error_kinds)}
+                "error_kinds": dict(self.error_kinds), "lag_ms": _round(self.lag_ms)}
 
 
 @dataclass(frozen=True, slots=True)

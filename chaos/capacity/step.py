@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 CUTOFF = 2.0  # x the total budget: a request still running then is abandoned (late either way)
 WATCH_S = 0.1  # how often a running step looks for a lost cause
+LAG_MS = 50.0  # a step whose requests went out later than this (p95) says so
 STEP_S = 20.0
 MIN_REQUESTS = 30
 SAMPLE = 30
@@ -138,6 +139,7 @@ def judge(rate: float, arrivals: Sequence[Arrival[Generation]], criteria: Criter
         problems.append(f"pass rate {pass_rate:.0%} under {criteria.min_pass_rate:.0%} "
                         f"({sum(judged)} of {len(judged)} checked answers passed)")
     errors = sum(kinds.values())
+    lag = nearest_rank([a.lag_s * 1000 for a in arrivals if a.lag_s is not None])
     if problems:
         why = "; ".join(problems)
     else:
@@ -145,8 +147,10 @@ def judge(rate: float, arrivals: Sequence[Arrival[Generation]], criteria: Criter
         why = f"p95 {p95:.0f} ms within {budget:.0f} ms ({late} of {n} late); {quality}"
     if errors and not stopped_early:
         why += f"; unanswered: {', '.join(f'{k} {c}' for k, c in kinds.most_common())}"
+    if lag is not None and lag > LAG_MS:
+        why += f"; our generator sent late (p95 {lag:.0f} ms behind schedule): a busy machine, partly our figure"
     return Step(rate=rate, ok=not problems, requests=n, errors=errors, p95_ms=p95, pass_rate=pass_rate,
-                checked=len(verdicts), late=late, seconds=seconds, why=why, error_kinds=dict(kinds))
+                checked=len(verdicts), late=late, seconds=seconds, why=why, error_kinds=dict(kinds), lag_ms=lag)
 
 
 def balanced(answered: Sequence[Arrival[Any]], case_of: Callable[[Arrival[Any]], int], k: int) -> list[Arrival[Any]]:

@@ -227,6 +227,17 @@ def test_a_step_stopped_early_fails_and_counts_the_abandoned_requests_that_were_
     assert judge(8, [], TOTAL_1S, verdicts=[]).why == "no request was sent"
 
 
+def test_a_generator_that_fell_behind_its_schedule_is_said():
+    arrivals = [_arrival(i, 100) for i in range(30)]
+    assert judge(1, arrivals, TOTAL_1S, verdicts=[]).lag_ms == 0
+    for a in arrivals:
+        a.sent += 0.2
+        a.done += 0.2
+    step = judge(1, arrivals, TOTAL_1S, verdicts=[])
+    assert step.lag_ms == pytest.approx(200) and step.as_dict()["lag_ms"] == pytest.approx(200)
+    assert "our generator sent late (p95 200 ms behind schedule)" in step.why
+
+
 def test_the_stored_form_of_a_step_has_the_fields_the_figure_promises():
     step = judge(1.23456, [_arrival(i, 100) for i in range(30)], TOTAL_1S, verdicts=[True])
     stored = step.as_dict()
