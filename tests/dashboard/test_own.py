@@ -320,7 +320,7 @@ def test_without_a_rate_the_proxy_logs_busiest_minute_is_the_traffic(session: Se
     assert chat.why.startswith("needs 5.0× the capacity")
 
 
-def test_own_view_before_any_eval_says_what_to_run(session: Session, seeded, own_config):
+def test_own_view_before_any_eval_says_what_to_run(session: Session, own_config):
     view = queries.own_view(session=session, config=own_config, now=NOW)
     assert not view.measured and view.steps.empty and not view.capacities
     owned = view.table[view.table["owned"]]
