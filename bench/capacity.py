@@ -88,11 +88,14 @@ async def serial_server(service_ms: float):
         async with lock:
             await asyncio.sleep(service_ms / 1000)
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(chunk({"role": "assistant", "content": ""}, None))
-        for word in words:
-            await response.write(chunk({"content": word + " "}, None))
-        await response.write(chunk({}, "stop") + b"data: [DONE]\n\n")
+        try:  # a request the search abandoned was still served (as many servers do): its client is gone
+            await response.prepare(request)
+            await response.write(chunk({"role": "assistant", "content": ""}, None))
+            for word in words:
+                await response.write(chunk({"content": word + " "}, None))
+            await response.write(chunk({}, "stop") + b"data: [DONE]\n\n")
+        except ConnectionResetError:
+            pass
         return response
 
     app = web.Application()

@@ -19,6 +19,10 @@ The step holds when
 A step that is certainly lost (more requests already late than p95 allows) stops early: nothing more is
 sent, and the requests in flight are abandoned, so an overloaded backend is not buried deeper before the
 next step. In ``total`` mode a request is abandoned at twice the budget (`CUTOFF`): it is late either way.
+A backend may still work through what we abandoned (many servers finish a request whose client left), so
+after such a step `Meter.drain` waits, one lone request at a time, until it answers as fast as it did
+alone: the backlog of one step is never charged to the next (without this, a stable server one request at
+a time measured 1.0 rps against its 1.36).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 CUTOFF = 2.0  # x the total budget: a request still running then is abandoned (late either way)
 WATCH_S = 0.1  # how often a running step looks for a lost cause
 LAG_MS = 50.0  # a step whose requests went out later than this (p95) says so
+DRAIN_MAX = 10  # lone requests sent at most, after a step that abandoned some, to see the backend idle again
 STEP_S = 20.0
 MIN_REQUESTS = 30
 SAMPLE = 30
@@ -196,6 +201,8 @@ class Meter:
         self.cases, self.conversations = list(cases), list(conversations)
         self.step_s, self.min_requests, self.sample, self.settle_s = step_s, min_requests, sample, settle_s
         self._next = 0
+        self._spare = 0  # cases of the requests outside the steps (warm-up, drain) in turn
+        self._alone_ms: float | None = None
 
     def requests_at(self, rate: float) -> int:
         return max(self.min_requests, math.ceil(self.step_s * rate - 1e-9))
@@ -226,16 +233,45 @@ class Meter:
                      planned=count, stopped_early=run.stopped)
         if self.settle_s:
             await asyncio.sleep(self.settle_s)  # the backend's own queue and connections wind down
+        if step.error_kinds.get("cut") or step.error_kinds.get("stopped"):
+            await self.drain()
         return step
+
+    async def drain(self) -> int:
+        """Waits until the backend answers a lone request about as fast as it did alone (or within the budget):
+        a request we abandoned may still be queued or running on the backend (many servers finish a request
+        whose client left), and that backlog must not be charged to the next step. One request at a time,
+        at most `DRAIN_MAX`; how many it took."""
+        limit = max(self.criteria.budget_ms, 1.5 * self._alone_ms if self._alone_ms else 0.0)
+        for tries in range(1, DRAIN_MAX + 1):
+            ms = await self._alone()
+            if ms is not None and ms <= limit:
+                return tries
+        return DRAIN_MAX
 
     async def warm_up(self, n: int = 2) -> int:
         """``n`` requests one after another, not counted (a cold model's first answers are not its traffic's);
-        how many were answered."""
+        how many were answered. The last one answered is how fast the backend answers alone (`drain`)."""
         answered = 0
-        for i in range(n):
-            generation = await generate(self.target, self.conversations[i % len(self.cases)], client=self.client)
-            answered += generation.ok
+        for _ in range(n):
+            ms = await self._alone()
+            if ms is not None:
+                answered += 1
+                self._alone_ms = ms
         return answered
+
+    async def _alone(self) -> float | None:
+        """One request, not counted, on its own: its latency (as the budget is judged), None if unanswered."""
+        conversation = self.conversations[self._spare % len(self.cases)]
+        self._spare += 1
+        began = time.perf_counter()
+        generation = await generate(self.target, conversation, client=self.client)
+        if not generation.ok:
+            return None
+        result = generation.result
+        if self.criteria.on == "first_token" and result.ttft_ms is not None:
+            return result.ttft_ms
+        return (time.perf_counter() - began) * 1000
 
     async def _check(self, generation: Generation, case: Case) -> bool | None:
         from monitor.quality.runner import answer_row

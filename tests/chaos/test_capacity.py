@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from airisk.capacitycli import capacity
-from chaos.capacity import CapacityError, OpenLoop, criteria_for, prepare
+from chaos.capacity import CapacityError, Criteria, Meter, OpenLoop, criteria_for, prepare
 from chaos.faults import Fault
 from monitor.config import parse_config
 from monitor.config.features import LatencyBudget
@@ -127,6 +127,78 @@ def test_open_loop_settings_are_checked():
                 {"rate": 1, "count": 1, "max_in_flight": 0}):
         with pytest.raises(ValueError, match="open loop"):
             OpenLoop(lambda i: None, **bad)
+
+
+# -- draining what a lost step left on the backend ------------------------------------------------------------
+
+
+class Backlogged:
+    """A loopback OpenAI-compatible chat server whose next ``slow`` answers each take 1.5 s (the work a lost
+    step abandoned, still queued), and whose others come at once."""
+
+    def __init__(self) -> None:
+        self.slow = 0
+        self.asked = 0
+        self.url = ""
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        self.asked += 1
+        if self.slow:
+            self.slow -= 1
+            await asyncio.sleep(1.5)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for delta, finish in (({"content": "5"}, None), ({}, "stop")):
+            body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            await response.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+@pytest.fixture
+async def backlogged():
+    server = Backlogged()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", server.chat)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+def _meter(url: str, client, **criteria) -> Meter:
+    from monitor.quality.cases import parse_cases
+    from probes import Conversation, Target
+
+    cases = parse_cases(json.dumps(CASES[0]))
+    target = Target.from_provider("openai", name="m", base_url=url, key_env=None)
+    return Meter(feature="chat", target=target, cases=cases, conversations=[Conversation.from_case(cases[0])],
+                 criteria=Criteria(**criteria), client=client)
+
+
+async def test_after_a_lost_step_the_backlog_is_waited_out_before_the_next(backlogged, client):
+    meter = _meter(backlogged.url, client, budget_ms=500)
+    assert await meter.warm_up(2) == 2
+    backlogged.slow = 2  # two answers still owed to requests we abandoned: each new one waits behind them
+    asked = backlogged.asked
+    assert await meter.drain() == 3  # two too slow (1.5 s against a 500 ms budget), then one as fast as alone
+    assert backlogged.asked - asked == 3
+
+
+async def test_a_backend_that_never_recovers_is_not_waited_on_forever(backlogged, client, monkeypatch):
+    from chaos.capacity import step
+
+    monkeypatch.setattr(step, "DRAIN_MAX", 2)
+    meter = _meter(backlogged.url, client, budget_ms=500)
+    backlogged.slow = 100
+    assert await meter.drain() == 2 and backlogged.asked == 2
 
 
 # -- the command, end to end -----------------------------------------------------------------------------
