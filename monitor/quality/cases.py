@@ -121,6 +121,11 @@ class CaseError(ValueError):
 
 def load_cases(path: str | os.PathLike[str]) -> list[Case]:
     """The cases of a JSONL eval file, or `CaseError` naming every bad line."""
+    return read_cases(path)[1]
+
+
+def read_cases(path: str | os.PathLike[str]) -> tuple[bytes, list[Case]]:
+    """The eval file's bytes (a run is tied to them by their hash) and its cases; `CaseError` if bad."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -129,7 +134,7 @@ def load_cases(path: str | os.PathLike[str]) -> list[Case]:
         raw = path.read_bytes()
     except OSError as exc:
         raise CaseError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
-    return parse_cases(raw, source=str(path))
+    return raw, parse_cases(raw, source=str(path))
 
 
 def parse_cases(raw: bytes | str, *, source: str = "<cases>") -> list[Case]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.quality.cases import Case, CaseError, parse_cases
+from monitor.quality.cases import Case, CaseError, read_cases
 from monitor.quality.checks import Context
 from monitor.store.models import EvalAnswerRow
 from monitor.store.quality import (
@@ -146,16 +146,7 @@ def eval_path(config: AiriskConfig, feature: str, base_dir: Path) -> Path:
 
 def read_eval(path: Path) -> tuple[bytes, list[Case]]:
     """The eval file's bytes and its cases; `CaseError` (``file:line: field: problem`` lines) if bad."""
-    from monitor.quality.cases import MAX_FILE_BYTES
-
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise CaseError([f"{path}: {size} bytes, more than an eval file may hold ({MAX_FILE_BYTES})"])
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CaseError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
-    return raw, parse_cases(raw, source=str(path))
+    return read_cases(path)
 
 
 def plan_feature(config: AiriskConfig, feature: str, *, base_dir: Path, backends: Sequence[str] | None = None,
