@@ -32,6 +32,7 @@ def _have_llama() -> bool:
 
 
 PLANTED = "sk-planted-in-airisk"
+EVALS = Path(__file__).resolve().parents[2] / "examples" / "storefront" / "evals"
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,35 @@ def test_cli_serves_until_sigterm_and_leaves_no_process_behind(server):
         if cli.poll() is None:
             cli.kill()
         cli.stderr.close()
+
+
+async def test_airisk_eval_measures_the_real_local_model_on_the_storefronts_cases(server, tmp_path):
+    """Issue 14: eval end to end on the real model (a few cases: it answers one at a time on two cores). The
+    storefront's search is served by the local model alone; its cases go over the OpenAI dialect to llama.cpp,
+    every answer is checked and stored, and the figures come back from the store. What the checks say of a
+    270M model is measured, not asserted (bench/storefront_evals.py): here, that each case was answered,
+    judged by the checks that can judge without a judge backend, and timed."""
+    from monitor.config import parse_config
+    from monitor.quality.runner import plan_feature, run_plan
+    from monitor.store import make_engine, migrate
+
+    evals = EVALS
+    config = parse_config(f"""
+targets:
+  - {{provider: local, name: local, base_url: "{server.url}/v1", key_env: null}}
+features:
+  search:
+    chain: [{{backend: local}}]
+    eval: {evals / 'search.jsonl'}
+""", environ={})
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    migrate(engine)
+    plan = plan_feature(config, "search", base_dir=tmp_path, limit=3)
+    async with make_client() as client:
+        outcome = await run_plan(plan, engine=engine, client=client, concurrency=1)
+    assert outcome.answered == 3
+    figure = outcome.figures["local"]
+    assert figure.cases == 3 and figure.error_count == 0, figure.errors
+    assert figure.passed + figure.failed == 3  # the rank check judges every answer; the judge check is unjudged
+    assert figure.local and figure.total_p50_ms > 0 and figure.output_tokens > 0
+    engine.dispose()
