@@ -43,9 +43,11 @@ DEFAULT_MAX_CONCURRENCY = 64
 # deadline is hedged: the hedges still save most of a deadline per confirmation.
 HEDGE_BEFORE_DEADLINE = 0.75
 
-# Scheduling delays kept per target (for benches and tests). 1,000 a target grew 200 targets'
-# memory by ~40 KiB a minute for ~3 hours, to 6 MiB; 100 is 0.6 MiB, full in a quarter hour.
-DELAYS_KEPT = 100
+# Scheduling delays kept per target (for benches and tests: a percentile of recent delays).
+# 1,000 a target grew 200 targets' memory by ~40 KiB a minute for ~3 hours, to 6 MiB; 100 was still
+# filling 13 minutes into the soak (0.6 MiB); 20 (~130 KiB for 200 targets) fill in 200 s at a 10 s
+# interval, and bench/monitor_load.py's 60 s at 10 s keeps every delay.
+DELAYS_KEPT = 20
 
 Handler = Callable[["Watch", ProbeResult, bool, bool], Awaitable[float | None]]
 HedgeAfter = Callable[["Watch"], float | None]
