@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,17 @@ def gone(pid: int) -> bool:
 def environ_of(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def environ_after_exec(pid: int, marker: str, within: float = 10.0) -> dict[str, str]:
+    """``pid``'s environment once it runs its own program (its command line holds ``marker``). Read sooner,
+    between fork and exec, /proc shows the environment the parent started with (putenv never changes it),
+    which is neither what the parent has now nor what the child will get."""
+    end = time.monotonic() + within
+    while marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < end, f"{pid} never ran a program holding {marker!r}"
+        time.sleep(0.02)
+    return environ_of(pid)
 
 
 def read_json_line(path: Path) -> dict | None:
@@ -154,8 +166,8 @@ def test_a_planted_provider_key_is_not_in_the_childs_environment(monkeypatch, li
     monkeypatch.setenv("AIRISK_CONTROL_TOKEN", "tok")
     child = spawn([sys.executable, "-c", "import time; time.sleep(60)"], keep=("STOREFRONT_*",), env={"X": "1"})
     try:
-        for pid in (child.pid, child.target_pid):  # the keeper and the command
-            env = environ_of(pid)
+        for pid, marker in ((child.pid, "_keeper"), (child.target_pid, "time.sleep(60)")):  # keeper, command
+            env = environ_after_exec(pid, marker)
             assert "OPENAI_API_KEY" not in env and "AIRISK_CONTROL_TOKEN" not in env
             assert env["STOREFRONT_AI_TIMEOUT"] == "3" and env["X"] == "1" and env["PATH"] == os.environ["PATH"]
     finally:
