@@ -10,7 +10,8 @@ out on — exactly once. Those two windows make delivery at least once; webhooks
 - Several dispatchers (several monitors on one PostgreSQL) share the outbox: a claim is a lease,
   rows are taken with SKIP LOCKED, and each outcome is fenced on the claim (see `outbox`).
 - The database is reached through sync sessions in worker threads, so a slow commit does not
-  stall the event loop, and two dispatchers in one process really run side by side.
+  stall the event loop, and two dispatchers in one process really run side by side. Given an
+  ``executor``, its sessions run there (the monitor's one database thread, `monitor.service`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -51,8 +53,10 @@ class Dispatcher:
 
     def __init__(self, engine: Engine, config: AlertsConfig, client: httpx.AsyncClient, *,
                  environ: Mapping[str, str] | None = None, batch: int = 50, lease: float = 120.0,
-                 poll: float = 1.0, channels: Mapping[str, ChannelModule] | None = None) -> None:
+                 poll: float = 1.0, channels: Mapping[str, ChannelModule] | None = None,
+                 executor: Executor | None = None) -> None:
         self.engine = engine
+        self.executor = executor  # where its sessions run; None: asyncio.to_thread
         self.config = config
         self.client = client
         self.batch = batch
@@ -186,12 +190,14 @@ class Dispatcher:
             await self._db(partial(_release_all, rows=rows, now=now))
 
     async def _db(self, work: Callable[..., Any]) -> Any:
-        """``work(session=...)`` in one transaction, in a worker thread."""
+        """``work(session=...)`` in one transaction, in a worker thread (``executor``'s if given)."""
 
         def run() -> Any:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 return work(session=session)
 
+        if self.executor is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, run)
         return await asyncio.to_thread(run)
 
     def _longest_send(self, row: AlertOutbox) -> float:

@@ -6,7 +6,8 @@ the minutes someone will ask about. So:
 
 - `ResultWriter.submit` appends to memory and returns; it never blocks and never raises;
 - a background task writes batches (every ``flush_interval`` s, or as soon as ``batch_size``
-  rows wait) with a sync session in `asyncio.to_thread`, one transaction per batch;
+  rows wait) with a sync session in a worker thread (``executor``: the monitor gives its one
+  database thread, see `monitor.service`; else `asyncio.to_thread`), one transaction per batch;
 - a failed batch stays queued, retried with capped, jittered exponential backoff;
 - beyond ``max_memory`` queued rows, rows go to a JSONL spill file under ``$AIRISK_HOME/spill``
   and are replayed once the queue has drained; the files of a writer that closed or crashed
@@ -28,7 +29,11 @@ import logging
 import os
 import random
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -42,6 +47,7 @@ from probes.result import ProbeResult
 log = logging.getLogger("airisk.store")
 # "This data is wrong", not "the database is away": retrying cannot help.
 _PERMANENT = (sa.exc.IntegrityError, sa.exc.DataError, ValueError, TypeError, KeyError, AttributeError)
+_T = TypeVar("_T")
 
 
 class ResultWriter:
@@ -58,8 +64,10 @@ class ResultWriter:
         max_memory: int = 200_000,
         backoff_initial: float = 0.2,
         backoff_max: float = 30.0,
+        executor: Executor | None = None,
     ) -> None:
         self.engine = engine
+        self.executor = executor  # where the database work runs; None: asyncio.to_thread
         self.region = region
         home = Path(os.environ.get("AIRISK_HOME") or DEFAULT_HOME).expanduser()
         self.spill = SpillFiles(Path(spill_dir) if spill_dir is not None else home / "spill")
@@ -138,11 +146,16 @@ class ResultWriter:
 
     # -- background -------------------------------------------------------------------------
 
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self.executor is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args))
+
     async def _run(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(self.spill.claim_orphans)
+            await self._in_thread(self.spill.claim_orphans)
         while not (self._closing and (not self._pending or loop.time() >= self._deadline)):
             try:
                 if self._pending:
@@ -180,7 +193,7 @@ class ResultWriter:
         """Writes the oldest batch; True on success (or when bad rows were set aside)."""
         batch = [(r, c, self.region) for r, c in itertools.islice(self._pending, self.batch_size)]
         try:
-            await asyncio.to_thread(self._write, batch)
+            await self._in_thread(self._write, batch)
         except _PERMANENT as exc:
             log.error("result writer: batch refused (%s); writing its rows one by one", exc)
             return await self._isolate(len(batch))
@@ -196,9 +209,9 @@ class ResultWriter:
         for _ in range(n):
             result, confirm = self._pending[0]
             try:
-                await asyncio.to_thread(self._write, [(result, confirm, self.region)])
+                await self._in_thread(self._write, [(result, confirm, self.region)])
             except _PERMANENT as exc:
-                await asyncio.to_thread(self.spill.reject, (result, confirm, self.region), exc)
+                await self._in_thread(self.spill.reject, (result, confirm, self.region), exc)
             except Exception as exc:
                 self._failed(exc)
                 return False
@@ -211,9 +224,9 @@ class ResultWriter:
         self.spill.rotate()  # rows spilled from now on go to a new file
         path = self.spill.to_replay[0]
         try:
-            items, offset, at_end = await asyncio.to_thread(self.spill.read, path, self.batch_size)
+            items, offset, at_end = await self._in_thread(self.spill.read, path, self.batch_size)
             if items:
-                await asyncio.to_thread(self._write_or_reject, items)
+                await self._in_thread(self._write_or_reject, items)
         except Exception as exc:
             self._failed(exc)
             return False
