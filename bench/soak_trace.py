@@ -229,7 +229,8 @@ def containers(service, client: httpx.AsyncClient, engine) -> dict[str, int]:
     if idle is not None:
         out["httpx pool origins"] = len(idle)
         out["httpx pool idle connections"] = sum(len(v) for v in idle.values())
-        out["httpx pool idle expired"] = sum(c.has_expired() for v in idle.values() for c in v)
+        conns = [c[-1] if isinstance(c, tuple) else c for v in idle.values() for c in v]  # (since, conn)
+        out["httpx pool idle expired"] = sum(c.has_expired() for c in conns)
         out["httpx pool slots free"] = pool._slots._value
     cache = getattr(engine, "_compiled_cache", None)
     out["engine._compiled_cache"] = len(cache) if cache is not None else -1

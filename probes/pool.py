@@ -8,13 +8,19 @@ idle connection on every request (about 45% of its CPU under load, PERF_NOTES.md
 
 Here a request takes an idle connection *before* it awaits anything, so no two requests
 ever share one; the most recently used connection is taken first (LIFO keeps the warm ones
-warm and lets the rest expire); only the connection taken is checked for expiry.
+warm and lets the rest expire); only the connection taken is checked for expiry. The rest do
+expire: connections idle past ``keepalive_expiry`` are closed from the bottom of the stack (the
+oldest, by when they were handed back) whenever a connection is taken or handed back. Left
+there, they were never taken again after a burst (fewer requests at once never dig that deep):
+every burst's connections stayed open for good, sockets the server had long closed among them,
+so the monitor's file descriptors followed the largest burst so far (the soak's floor 25 -> 32).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -41,18 +47,32 @@ class LifoPool:
         self._local_address = local_address
         self._uds = uds
         self._socket_options = socket_options
-        self._idle: defaultdict[_Key, list[httpcore.AsyncHTTPConnection]] = defaultdict(list)
+        # Per origin, (handed back at, connection), oldest first: taken from the end, expired from the front.
+        self._idle: defaultdict[_Key, list[tuple[float, httpcore.AsyncHTTPConnection]]] = defaultdict(list)
         self._slots = asyncio.Semaphore(max_connections)  # requests in flight = connections busy
 
     def _take_idle(self, origin: httpcore.Origin) -> tuple[httpcore.AsyncHTTPConnection | None, list]:
         idle = self._idle.get(_key(origin))
-        stale = []
+        stale = self._expired(idle)
         while idle:
-            conn = idle.pop()
+            _, conn = idle.pop()
             if conn.is_available() and not conn.has_expired():
                 return conn, stale
             stale.append(conn)
         return None, stale
+
+    def _expired(self, idle: list[tuple[float, httpcore.AsyncHTTPConnection]] | None) -> list:
+        """Takes the connections idle past ``keepalive_expiry`` off the front of ``idle``; they are
+        to be closed. Only the oldest are looked at: the first one still young ends the search."""
+        if not idle or self._keepalive_expiry is None:
+            return []
+        cutoff = time.monotonic() - self._keepalive_expiry
+        n = 0
+        while n < len(idle) and idle[n][0] <= cutoff:
+            n += 1
+        stale = [conn for _, conn in idle[:n]]
+        del idle[:n]
+        return stale
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         pool_timeout = request.extensions.get("timeout", {}).get("pool")
@@ -84,14 +104,18 @@ class LifoPool:
     async def _give_back(self, origin: httpcore.Origin, conn: httpcore.AsyncHTTPConnection) -> None:
         self._slots.release()
         if conn.is_idle() and not conn.has_expired():
-            self._idle[_key(origin)].append(conn)
+            idle = self._idle[_key(origin)]
+            idle.append((time.monotonic(), conn))
+            stale = self._expired(idle)
         else:
-            await conn.aclose()
+            stale = [conn]
+        for old in stale:
+            await old.aclose()
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, defaultdict(list)
         for conns in idle.values():
-            for conn in conns:
+            for _, conn in conns:
                 await conn.aclose()
 
     async def __aenter__(self) -> LifoPool:

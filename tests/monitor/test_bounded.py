@@ -4,6 +4,7 @@ diagnosed with bench/soak_trace.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,7 +19,9 @@ from monitor.schedule import Scheduler, Watch
 from monitor.service import MonitorService
 from monitor.store import make_engine
 from monitor.store.models import IncidentRow, ProbeRow
+from probes import make_client
 from probes.result import ErrorKind, ProbeResult, Status
+from tests.conftest import until
 
 
 def _config(emulator, hook_env: str):
@@ -107,3 +110,40 @@ async def test_scheduling_delays_kept_fill_within_minutes(monkeypatch, emulator,
     assert len(watch.delays_ms) == schedule.DELAYS_KEPT <= 20
     # The soak: 200 targets every 10 s fill theirs in 200 s, within the 5-minute warm-up.
     assert schedule.DELAYS_KEPT * 10 <= 5 * 60
+
+
+async def test_connections_left_idle_by_a_burst_are_closed_once_they_expire():
+    """The probes' pool hands out its most recently used connection first, so after a burst (a hang
+    fault holds many probes at once) the burst's other connections sat under the warm one for
+    good, never taken again, never closed: the soak's monitor held the largest burst's sockets
+    (its fd floor rose 25 -> 32). Past ``keepalive_expiry`` they are closed."""
+    opened = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await asyncio.sleep(0.05)  # a burst of requests needs a connection each
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    client = make_client(keepalive_expiry=0.3)
+    pool = client._transport._pool
+    try:
+        await asyncio.gather(*(client.get(url) for _ in range(12)))
+        assert sum(len(idle) for idle in pool._idle.values()) == 12
+        for _ in range(8):  # one request at a time from now on, for longer than the expiry
+            assert (await client.get(url)).text == "ok"
+            await asyncio.sleep(0.1)
+        assert sum(len(idle) for idle in pool._idle.values()) == 1  # 12 before
+        assert len(opened) == 12  # and the warm one served them all
+        await until(lambda: sum(not w.is_closing() for w in opened) == 1, 5, "the expired ones closed")
+    finally:
+        await client.aclose()
+        await until(lambda: all(w.is_closing() for w in opened), 5, "the server's side closed too")
+        server.close()
+        await server.wait_closed()
