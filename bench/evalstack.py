@@ -60,14 +60,15 @@ def other_model_servers(mine: set[int] = frozenset()) -> list[int]:
 
 def wait_alone(minutes: float, mine: set[int] = frozenset()) -> str:
     """Waits up to ``minutes`` for no other local-model server to run; what was found, to print beside figures."""
-    deadline = time.monotonic() + minutes * 60
+    began = time.monotonic()
     others = other_model_servers(mine)
-    while others and time.monotonic() < deadline:
+    while others and time.monotonic() < began + minutes * 60:
         time.sleep(15)
         others = other_model_servers(mine)
+    waited = time.monotonic() - began
     if others:
         return f"another local-model server was running (pid {', '.join(map(str, others))}): figures share the cores"
-    return "no other local-model server running"
+    return "no other local-model server running" + (f" (after waiting {waited / 60:.0f} min)" if waited > 60 else "")
 
 
 @contextlib.contextmanager

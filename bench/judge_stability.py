@@ -114,6 +114,8 @@ def report(cases: list, rulings: dict) -> None:
     reasons = Counter(r.detail.split(" (last line")[0] for r in rulings.values() if r.value is None)
     for detail, count in reasons.most_common(3):
         print(f"   no verdict x{count}: {detail[:160]}")
+        example = next(r.detail for r in rulings.values() if r.value is None and r.detail.startswith(detail))
+        print(f"      e.g. {example[len(detail):][:200].strip()}")
     pairs = [(pref[(1, c.id, o)], pref[(2, c.id, o)]) for c in cases for o in ORDERS]
     both = [(a, b) for a, b in pairs if a is not None and b is not None]
     print(f"agreement run 1 vs run 2 (per case and order): {share(sum(a == b for a, b in pairs), len(pairs))}; "
@@ -142,7 +144,8 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=0.0,
                         help="minutes to wait for other local-model servers to end before starting")
     args = parser.parse_args()
-    print(f"{datetime.now():%Y-%m-%d %H:%M}, {load()}; {wait_alone(args.wait)}")
+    alone = wait_alone(args.wait)
+    print(f"{datetime.now():%Y-%m-%d %H:%M}, {load()}; {alone}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with emulator(folder) as url, local_model(folder, threads=args.threads) as server:
