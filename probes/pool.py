@@ -11,9 +11,11 @@ ever share one; the most recently used connection is taken first (LIFO keeps the
 warm and lets the rest expire); only the connection taken is checked for expiry. The rest do
 expire: connections idle past ``keepalive_expiry`` are closed from the bottom of the stack (the
 oldest, by when they were handed back) whenever a connection is taken or handed back. Left
-there, they were never taken again after a burst (fewer requests at once never dig that deep):
-every burst's connections stayed open for good, sockets the server had long closed among them,
-so the monitor's file descriptors followed the largest burst so far (the soak's floor 25 -> 32).
+there, they were never taken again after a burst until as many requests came at once (fewer
+never dig that deep): a burst's connections could stay open for good, sockets the server had long
+closed among them, so the open sockets followed the largest burst so far. (In the soak, whose
+hang faults make bursts all the time, the stack was dug through often enough that this did not
+show: its fd floor follows the connections in flight, bench/soak.py.)
 """
 
 from __future__ import annotations

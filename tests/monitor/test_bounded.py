@@ -114,9 +114,9 @@ async def test_scheduling_delays_kept_fill_within_minutes(monkeypatch, emulator,
 
 async def test_connections_left_idle_by_a_burst_are_closed_once_they_expire():
     """The probes' pool hands out its most recently used connection first, so after a burst (a hang
-    fault holds many probes at once) the burst's other connections sat under the warm one for
-    good, never taken again, never closed: the soak's monitor held the largest burst's sockets
-    (its fd floor rose 25 -> 32). Past ``keepalive_expiry`` they are closed."""
+    fault holds many probes at once) the burst's other connections sat under the warm one, never
+    taken again until as many requests came at once, never closed (the server's side long gone):
+    the open sockets followed the largest burst so far. Past ``keepalive_expiry`` they are closed."""
     opened = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
