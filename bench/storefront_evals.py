@@ -137,7 +137,8 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=0.0,
                         help="minutes to wait for other local-model servers to end before starting")
     args = parser.parse_args()
-    print(f"{datetime.now():%Y-%m-%d %H:%M}, {load()}; {wait_alone(args.wait)}")
+    alone = wait_alone(args.wait)
+    print(f"{datetime.now():%Y-%m-%d %H:%M}, {load()}; {alone}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with emulator(folder) as url, local_model(folder, threads=args.threads) as server:
