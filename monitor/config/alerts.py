@@ -37,7 +37,7 @@ from monitor.durations import Duration, format_duration
 MaintenanceConfig = MaintenanceWindow
 
 ChannelType = Literal["webhook", "slack", "pagerduty", "email", "apprise"]
-RuleKind = Literal["down", "degraded", "recovered", "slo_burn"]
+RuleKind = Literal["down", "degraded", "recovered", "slo_burn", "feature_slo", "vantage_lost", "model_lifecycle"]
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 # Per channel type: the fields it needs, and the optional ones that only it may set.
@@ -147,11 +147,20 @@ class RuleConfig(Section):
 
     rule: RuleKind
     """down / degraded: a target enters that state; recovered: it is up again; slo_burn: its
-    availability over ``window`` falls below ``objective`` (and, once, when it is back above)."""
+    availability over ``window`` falls below ``objective`` (and, once, when it is back above);
+    feature_slo: a feature burns its error budget (``features.<name>.slo``) at a multi-window rate;
+    vantage_lost: a monitor (region) stopped writing its heartbeat; model_lifecycle: a model a
+    target or feature uses is retiring or has left its provider's listing."""
     channels: Annotated[list[Text], MinLen(1)]
     """Names of the channels to alert."""
     targets: Annotated[list[Text], MinLen(1)] | None = None
     """Only these targets (by name); unset: every target."""
+    criticality: Annotated[list[Literal["low", "medium", "high", "critical"]], MinLen(1)] | None = None
+    """Only when a feature of one of these criticalities is hit (a feature whose chain uses the
+    target); unset: whatever the features hit."""
+    regional: bool = False
+    """down / degraded / recovered: also alert for a regional incident (a target DOWN from fewer
+    regions than ``detection.quorum``); by default only global incidents alert."""
     objective: Annotated[float, Gt(0), Lt(1)] | None = None
     """slo_burn: the availability objective, e.g. 0.995."""
     window: Duration | None = None
@@ -208,6 +217,12 @@ class AlertsConfig(Section):
     after (not to PagerDuty, which escalates on its own); null: never."""
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    heartbeat_url: HttpUrl | None = None
+    """A dead man's switch for the whole installation: every monitor GETs this URL every
+    ``heartbeat_every`` (the Healthchecks.io convention), so someone notices when every monitor
+    is gone. Write it as ``${ENV_NAME}``: the URL is a secret."""
+    heartbeat_every: Duration = 60.0
+    """How often the heartbeat URL is pinged, and each monitor's heartbeat row written."""
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Self:

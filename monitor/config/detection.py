@@ -21,7 +21,7 @@ is in ``bench/detection.py`` and docs/BENCHMARKS.md.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from annotated_types import Ge, Gt, Interval, Le, MaxLen, MinLen
 from pydantic import AfterValidator, Field, model_validator
@@ -117,6 +117,14 @@ class DetectionConfig(Section):
     """A target DEGRADED by its error rate is UP again only at or below this (hysteresis, so a
     rate hovering at the limit does not flap); unset: half of degraded_error_rate."""
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    quorum: Annotated[int, Interval(ge=1, le=100)] | Literal["majority"] = 1
+    """With several monitors (``airisk monitor --region``) on one database: how many regions must
+    see a target DOWN (or DEGRADED) before the incident is global and pages; "majority": more than
+    half of the regions whose monitor is alive. A target seen DOWN from fewer is a regional
+    incident (on the dashboard; alerted only by rules with ``regional: true``)."""
+    heartbeat_timeout: Duration = 180.0
+    """A monitor whose heartbeat is older than this is lost: a vantage_lost alert, and its region
+    stops counting towards the quorum."""
     """Planned windows: state tracked, no alerts."""
 
     @model_validator(mode="after")

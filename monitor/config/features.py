@@ -49,10 +49,21 @@ class LatencyBudget(Section):
     total: Duration | None = None
 
 
+class SloConfig(Section):
+    """A feature's service level objective: the share of ``window`` it must be available."""
+
+    objective: Annotated[float, Interval(gt=0, lt=1)]
+    """e.g. 0.999: the error budget is the rest (0.1% of the window)."""
+    window: Duration = 30 * 86400.0
+    """The SLO's period (default 30 days); burn rates are measured against its budget."""
+
+
 class FeatureConfig(Section):
     chain: Annotated[list[ChainLink], Field(min_length=1)]
     """Primary backend first, then fallbacks in the order the product tries them."""
     criticality: Criticality = "medium"
+    slo: SloConfig | None = None
+    """Alerted on by ``feature_slo`` rules: multi-window, multi-burn-rate (monitor/alerts/burn.py)."""
     latency_budget: LatencyBudget = Field(default_factory=LatencyBudget)
     description: str = ""
     eval: Text | None = None
