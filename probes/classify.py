@@ -16,6 +16,12 @@ Three doors lead here:
                                           event), by its own type/code first, HTTP status second
     from_finish(finish)                   how a 200 stream said it ended
 
+A spent quota or credit balance (QUOTA_EXHAUSTED) is told from a rate limit (RATE_LIMITED)
+in each provider's own form: OpenAI's 429 ``insufficient_quota``; Anthropic's 429
+``enforced_spend_limit_reached`` and its 400 naming the credit balance; Gemini's 429
+RESOURCE_EXHAUSTED whose quota id names a per-day limit (per-minute is a rate limit); a 402
+(Cohere, Ollama's hosted API); a limit stated per day or per month. `quota_detail` says which.
+
 Deadlines (first token, stall, total) are decided by the runner, which knows which
 clock ran out; it names the kind directly.
 """
@@ -135,6 +141,10 @@ _QUOTA_WORDS = ("quota", "billing", "credit", "spend limit", "usage limit", "exc
 # malformed request (OpenAI: "rejected as a result of our safety system", code sometimes null;
 # "flagged as potentially violating our usage policy", code invalid_prompt).
 _FILTER_WORDS = ("safety system", "violating our usage policy")
+# A prepaid balance used up, in the words providers use for it.
+_CREDIT_WORDS = ("credit balance", "purchase credits", "out of credits", "insufficient credits")
+_DAY_WORDS = ("perday", "per day", "/ day", "/day", "daily")
+_MONTH_WORDS = ("permonth", "per month", "/ month", "/month", "monthly")
 # Codes that name a rate limit outright. Google says "quota" for every limit, a per-minute
 # one included (reason RATE_LIMIT_EXCEEDED), so the money words must not override these.
 _RATE_LIMIT_CODES = {"rate_limit_exceeded", "RATE_LIMIT_EXCEEDED"}
@@ -158,6 +168,17 @@ def _refine(kind: ErrorKind, err: ProviderError, lowered: str) -> ErrorKind:
         return ErrorKind.AUTH
     if err.code == "enforced_spend_limit_reached":
         return ErrorKind.QUOTA_EXHAUSTED
+    if kind is ErrorKind.RATE_LIMITED and err.quota:
+        # The quota named decides, not the retry hint Google adds to every 429: a day's or a
+        # month's budget spent needs a human (or tomorrow); a minute's is a burst.
+        return ErrorKind.QUOTA_EXHAUSTED if _window(err.quota.lower()) else ErrorKind.RATE_LIMITED
+    if kind is ErrorKind.BAD_REQUEST and any(w in lowered for w in _CREDIT_WORDS):
+        # Anthropic answers a spent prepaid balance with 400 invalid_request_error, "Your credit
+        # balance is too low to access the Anthropic API" (docs: Errors; Plans & Billing).
+        return ErrorKind.QUOTA_EXHAUSTED
+    if kind is ErrorKind.RATE_LIMITED and err.code not in _RATE_LIMIT_CODES and _window(lowered):
+        # A limit stated per day or per month (Cohere's trial key: "limited to 1000 API calls / month").
+        return ErrorKind.QUOTA_EXHAUSTED
     if kind in (ErrorKind.SERVER_ERROR, ErrorKind.STREAM_ERROR) and any(w in lowered for w in _OVERLOAD_WORDS):
         return ErrorKind.OVERLOADED
     if (
@@ -174,6 +195,33 @@ def _refine(kind: ErrorKind, err: ProviderError, lowered: str) -> ErrorKind:
     if kind is ErrorKind.BAD_REQUEST and any(w in lowered for w in _CONTEXT_WORDS):
         return ErrorKind.CONTEXT_TOO_LONG
     return kind
+
+
+def _window(lowered: str) -> str | None:
+    """``"daily"`` or ``"monthly"`` when lower-cased text names a limit over that window, else ``None``."""
+    if any(w in lowered for w in _DAY_WORDS):
+        return "daily"
+    if any(w in lowered for w in _MONTH_WORDS):
+        return "monthly"
+    return None
+
+
+def quota_detail(err: ProviderError) -> str:
+    """What ran out, for a person, of an error classified QUOTA_EXHAUSTED: "credit balance", "spend limit",
+    "daily quota", "monthly quota", "billing quota" (OpenAI's insufficient_quota), "payment required" (402),
+    or "quota". A page says it so that whoever reads it reaches for the card, not the retry button."""
+    lowered = err.message.lower()
+    if any(w in lowered for w in _CREDIT_WORDS):
+        return "credit balance"
+    if err.code == "enforced_spend_limit_reached" or "spend limit" in lowered or "usage limits" in lowered:
+        return "spend limit"
+    if window := _window((err.quota or "").lower()) or _window(lowered):
+        return f"{window} quota"
+    if "insufficient_quota" in (err.code, err.type) or "billing" in lowered:
+        return "billing quota"
+    if err.http_status == 402:
+        return "payment required"
+    return "quota"
 
 
 def _by_status(status: int) -> ErrorKind:

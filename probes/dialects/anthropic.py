@@ -21,6 +21,10 @@ Wire format, from:
   final message from the events it got and never asks for ``message_stop``
   (``src/anthropic/lib/streaming/_messages.py``, ``accumulate_event``).
 
+Model listings: "List Models" (docs.claude.com/en/api/models-list): ``GET /v1/models`` with
+``limit`` (1 to 1000) and ``after_id``; ``{"data": [{"type": "model", "id", "display_name",
+"created_at"}], "has_more", "first_id", "last_id"}``, newest first. No retirement field.
+
 Non-streaming answers (`parse_body`, for gateways that ignore ``stream``), from the
 Messages API reference ("Create a Message", docs.claude.com/en/api/messages): a Message
 object ``{"type": "message", "role": "assistant", "content": [{"type": "text", "text"}],
@@ -43,14 +47,23 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from probes.dialects.base import (
+    RETIRES_FIELD,
     Chunk,
     Finish,
+    ListedModel,
+    ModelPage,
     ProviderError,
     RequestSpec,
     body_json,
     checked,
     error_text,
+    iso_day,
+    listed_name,
+    listing,
+    listing_headers,
+    listing_object,
     loads,
+    page_token,
     present,
 )
 from probes.dialects.base import retry_after as header_retry_after
@@ -158,6 +171,17 @@ class AnthropicDialect:
         err.retry_after_s = header_retry_after(headers)
         return err
 
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        params = {"limit": "1000", **({"after_id": page} if page else {})}
+        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", listing_headers(self, target, api_key),
+                           None, params)
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        data, items = listing_object(body, "data")
+        page = listing(items, _listed)
+        more = data.get("has_more") is True
+        return ModelPage(page.models, page_token(data.get("last_id")) if more else None)
+
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     inner = data.get("error") if isinstance(data, dict) else None
@@ -170,6 +194,13 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         code=details.get("error_code"),
         message=inner.get("message") or fallback,
     )
+
+
+def _listed(item: dict[str, Any]) -> ListedModel | None:
+    """One ``data`` entry ``{type: "model", id, display_name, created_at}``: no end-of-life field (Anthropic
+    publishes retirement dates on its "Model deprecations" page only); the emulator's `RETIRES_FIELD`."""
+    name = listed_name(item.get("id"))
+    return None if name is None else ListedModel(name, iso_day(item.get(RETIRES_FIELD)))
 
 
 DIALECT = AnthropicDialect()

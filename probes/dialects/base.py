@@ -14,6 +14,7 @@ import math
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import httpx
@@ -45,6 +46,10 @@ class ProviderError:
     code: str | None = None  # OpenAI error.code, Gemini details reason, Anthropic details.error_code
     message: str = ""
     retry_after_s: float | None = None
+    # The quota the provider names as spent, in its own words (Gemini's QuotaFailure
+    # ``violations[].quotaId`` or ErrorInfo ``metadata.quota_limit``): its window (PerMinute,
+    # PerDay) tells a burst that waiting fixes from a budget that lasts until tomorrow.
+    quota: str | None = None
 
     def __post_init__(self) -> None:
         # Bodies are untrusted JSON: a type or code may arrive as a number, list or object.
@@ -53,6 +58,7 @@ class ProviderError:
         self.type = None if self.type is None else text_of(self.type)
         self.code = None if self.code is None else text_of(self.code)
         self.message = text_of(self.message)[:MESSAGE_LIMIT]
+        self.quota = None if self.quota is None else text_of(self.quota)[:120]
 
 
 @dataclass(slots=True)
@@ -92,6 +98,14 @@ class Dialect(Protocol):
         ...
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError: ...
+
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        """The GET that lists the models ``target``'s key may call (``page``: a token from the previous page)."""
+        ...
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        """Read one page of the listing; raise ValueError when it is not the documented shape."""
+        ...
 
 
 _FINISHES = frozenset(get_args(Finish))
@@ -233,7 +247,6 @@ def retry_after(headers: httpx.Headers) -> float | None:
         return None
     if (wait := seconds(value)) is not None:
         return wait
-    from datetime import UTC, datetime
     from email.utils import parsedate_to_datetime
 
     try:
@@ -253,3 +266,101 @@ def present(**values: Any) -> dict[str, Any]:
 
 def error_text(body: bytes, limit: int = 200) -> str:
     return body[:limit].decode(errors="replace").strip()
+
+
+# -- model listings ----------------------------------------------------------------------
+#
+# Each dialect also knows where its provider lists the models a key may call and how that
+# listing reads (`Dialect.models_request`, `Dialect.parse_models`). Listings are untrusted
+# input like any answer: `parse_models` raises ValueError on anything that is not the
+# documented shape, bounds what it keeps, and never lets a TypeError or RecursionError out.
+
+MAX_LISTED = 10_000  # models kept from one page; a page longer than any provider's is cut here
+MODEL_NAME_LIMIT = 256  # characters of one model id
+RETIRES_FIELD = "x_airisk_retires"
+"""The airisk-only extension field (``YYYY-MM-DD``) in which the emulator states a retirement date
+for providers whose own listing has none (all but Azure OpenAI). Real providers never send it; read
+everywhere so the emulator can exercise the whole path."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModel:
+    """One model a listing names, with what the listing says about its end of life."""
+
+    name: str
+    retires: date | None = None  # the day it stops answering, where the listing says so
+    deprecated: bool = False  # the listing marks it deprecated (Cohere ``is_deprecated``)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPage:
+    """One page of a listing, and the token for the next page (``None``: the last page)."""
+
+    models: tuple[ListedModel, ...]
+    next_page: str | None = None
+
+
+def listing_headers(dialect: Dialect, target: Target, api_key: str | None) -> dict[str, str]:
+    """The headers of ``dialect``'s probe request (its authentication and version headers, the target's
+    own headers), asking for JSON: a listing authenticates exactly as a probe does."""
+    spec = dialect.build_request(target, "", api_key=api_key)
+    return {**spec.headers, "accept": "application/json"}
+
+
+def listing_object(body: bytes, key: str) -> tuple[dict[str, Any], list[Any]]:
+    """The listing's top-level object and its list under ``key``; ValueError unless both are there."""
+    data = loads(body)
+    if not isinstance(data, dict):
+        raise ValueError(f"listing is not a JSON object: {body[:80]!r}")
+    items = data.get(key)
+    if not isinstance(items, list):
+        raise ValueError(f"listing has no {key!r} list: {body[:80]!r}")
+    return data, items
+
+
+def listed_name(value: Any) -> str | None:
+    """A model id from a listing: a non-empty string of at most `MODEL_NAME_LIMIT` characters, else ``None``."""
+    if isinstance(value, str) and 0 < len(value) <= MODEL_NAME_LIMIT and value.isprintable():
+        return value
+    return None
+
+
+def iso_day(value: Any) -> date | None:
+    """``YYYY-MM-DD`` (or an ISO timestamp starting so) as a date; ``None`` for anything else."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def epoch_day(value: Any) -> date | None:
+    """A Unix timestamp in seconds (Azure's ``deprecation.inference``) as a UTC date, 2000 to 2200; else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    if not 946_684_800 <= value <= 7_258_118_400:
+        return None
+    return datetime.fromtimestamp(value, UTC).date()
+
+
+def page_token(value: Any) -> str | None:
+    """A next-page token as sent back: a non-empty string of at most 1,000 characters, else ``None``."""
+    return value if isinstance(value, str) and 0 < len(value) <= 1000 and value.isprintable() else None
+
+
+def listing(items: list[Any], read: Callable[[dict[str, Any]], ListedModel | None],
+            next_page: str | None = None) -> ModelPage:
+    """The models ``read`` makes of ``items`` (entries that are not objects, or that it refuses, skipped;
+    at most `MAX_LISTED`), as one page. A wrong shape deep inside is ValueError, never TypeError."""
+    models = []
+    for item in items[:MAX_LISTED]:
+        if not isinstance(item, dict):
+            continue
+        try:
+            model = read(item)
+        except (AttributeError, TypeError, RecursionError) as exc:
+            raise ValueError(f"listing entry of unexpected shape ({type(exc).__name__})") from None
+        if model is not None:
+            models.append(model)
+    return ModelPage(tuple(models), next_page)

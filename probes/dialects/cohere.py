@@ -19,6 +19,10 @@ reference (docs.cohere.com/reference/chat, "Response"): ``{"id", "finish_reason"
 ``src/cohere/v2/types/v2chat_response.py`` (``V2ChatResponse``) and
 ``src/cohere/types/assistant_message_response.py``.
 
+Model listings: "List Models" (docs.cohere.com/reference/list-models): ``GET /v1/models`` with
+``page_size``, ``page_token``, ``endpoint``; ``{"models": [{"name", "is_deprecated", ...}],
+"next_page_token"}``.
+
 A conversation (`probes.conversation.Conversation`), from the same Chat v2 reference
 (docs.cohere.com/reference/chat, "Request") and cohere-python ``src/cohere/v2/client.py``
 (``chat_stream`` parameters): ``messages`` with the system prompt first as
@@ -34,14 +38,23 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from probes.dialects.base import (
+    RETIRES_FIELD,
     Chunk,
     Finish,
+    ListedModel,
+    ModelPage,
     ProviderError,
     RequestSpec,
     body_json,
     checked,
     error_text,
+    iso_day,
+    listed_name,
+    listing,
+    listing_headers,
+    listing_object,
     loads,
+    page_token,
     present,
 )
 from probes.dialects.base import retry_after as header_retry_after
@@ -130,6 +143,18 @@ class CohereDialect:
         err.retry_after_s = header_retry_after(headers)
         return err
 
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        # The listing is served under v1 only, whichever version the chat uses.
+        base = target.base_url.rstrip("/")
+        base = base[:-3] + "/v1" if base.endswith("/v2") else base
+        params = {"page_size": "1000", "endpoint": "chat", **({"page_token": page} if page else {})}
+        return RequestSpec("GET", f"{base}/models", listing_headers(self, target, api_key), None, params)
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        data, items = listing_object(body, "models")
+        page = listing(items, _listed)
+        return ModelPage(page.models, page_token(data.get("next_page_token")))
+
 
 def _end(data: dict) -> Chunk:
     """The end of an answer: a stream's ``message-end`` delta, or a whole non-streamed answer."""
@@ -146,6 +171,15 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     if isinstance(data, dict) and data.get("message"):
         return ProviderError(http_status=status, message=data["message"])
     return ProviderError(http_status=status, message=fallback)
+
+
+def _listed(item: dict[str, Any]) -> ListedModel | None:
+    """One ``models`` entry ``{name, is_deprecated, endpoints, finetuned, context_length, ...}``: a
+    deprecated flag but no shutdown date (Cohere's "Deprecations" page has those); `RETIRES_FIELD`."""
+    name = listed_name(item.get("name"))
+    if name is None:
+        return None
+    return ListedModel(name, iso_day(item.get(RETIRES_FIELD)), deprecated=item.get("is_deprecated") is True)
 
 
 DIALECT = CohereDialect()

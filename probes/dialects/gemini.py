@@ -13,9 +13,16 @@ Wire format, from:
   INVALID_ARGUMENT 400 (also a bad API key, reason API_KEY_INVALID), PERMISSION_DENIED 403,
   NOT_FOUND 404, RESOURCE_EXHAUSTED 429 (``google.rpc.RetryInfo.retryDelay`` e.g. "26s"),
   INTERNAL 500, UNAVAILABLE 503 ("The model is overloaded"), DEADLINE_EXCEEDED 504.
+- Gemini API "Rate limits" (ai.google.dev/gemini-api/docs/rate-limits): limits per minute (RPM,
+  TPM) and per day (RPD); a 429 names the limit it hit in ``google.rpc.QuotaFailure``
+  ``violations[].quotaId`` (``...PerMinute...`` or ``...PerDay...``), which is kept as
+  `ProviderError.quota` and shown in the message (a spent day's quota is not a burst).
 - google-genai ``google/genai/_api_client.py``: a stream that fails mid-way ends in a bare,
   pretty-printed error object without ``data:`` (read here as a stray block).
 - FinishReason enum: STOP, MAX_TOKENS, SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, ...
+
+Model listings: ``models.list`` (ai.google.dev/api/models): ``GET /v1beta/models`` with
+``pageSize`` (at most 1000) and ``pageToken``; ``{"models": [Model], "nextPageToken"}``.
 
 Non-streaming answers (`parse_body`, for gateways that ignore ``alt=sse``), from the same
 reference: ``generateContent`` answers one GenerateContentResponse (the shape of a stream
@@ -40,17 +47,27 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from probes.dialects.base import (
+    RETIRES_FIELD,
     Chunk,
     Finish,
+    ListedModel,
+    ModelPage,
     ProviderError,
     RequestSpec,
     body_json,
     checked,
     error_text,
+    iso_day,
+    listed_name,
+    listing,
+    listing_headers,
+    listing_object,
     loads,
     merge,
+    page_token,
     present,
     seconds,
+    text_of,
 )
 from probes.dialects.base import retry_after as header_retry_after
 from probes.framing import Event
@@ -117,6 +134,16 @@ class GeminiDialect:
             err.retry_after_s = header_retry_after(headers)
         return err
 
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        params = {"pageSize": "1000", **({"pageToken": page} if page else {})}
+        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", listing_headers(self, target, api_key),
+                           None, params)
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        data, items = listing_object(body, "models")
+        page = listing(items, _listed)
+        return ModelPage(page.models, page_token(data.get("nextPageToken")))
+
 
 def _read(data: dict, text: str) -> Chunk:
     """One GenerateContentResponse (a stream event, or a whole answer); ``text`` is its raw form."""
@@ -148,6 +175,7 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         return ProviderError(http_status=status, message=fallback)
     reason = None
     retry = None
+    quotas: list[str] = []
     details = inner.get("details")
     for detail in details if isinstance(details, list) else ():
         if not isinstance(detail, dict):
@@ -155,13 +183,34 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         reason = reason or detail.get("reason")
         if delay := detail.get("retryDelay"):
             retry = _seconds(delay)
+        quotas.extend(_quota_ids(detail))
+    # A per-day quota spent outweighs a per-minute one hit in the same answer: name it first.
+    quotas.sort(key=lambda q: "perday" not in q.lower())
+    message = inner.get("message") or fallback
+    if quotas:  # the message itself never says which window ran out; the quota id does
+        message = f"{text_of(message)[:200]} (quota {quotas[0]})"
     return ProviderError(
         http_status=status,
         type=inner.get("status"),
         code=reason,
-        message=inner.get("message") or fallback,
+        message=message,
         retry_after_s=retry,
+        quota=quotas[0] if quotas else None,
     )
+
+
+def _quota_ids(detail: dict) -> list[str]:
+    """The quotas a google.rpc detail names: QuotaFailure ``violations[].quotaId`` (the current form), or an
+    ErrorInfo's ``metadata.quota_limit`` (the older one, e.g. GenerateContentRequestsPerMinutePerProjectPerRegion)."""
+    found = []
+    violations = detail.get("violations")
+    for violation in violations[:20] if isinstance(violations, list) else ():
+        if isinstance(violation, dict) and isinstance(quota := violation.get("quotaId"), str):
+            found.append(quota)
+    metadata = detail.get("metadata")
+    if isinstance(metadata, dict) and isinstance(quota := metadata.get("quota_limit"), str):
+        found.append(quota)
+    return [q[:120] for q in found if q]
 
 
 def _seconds(duration: Any) -> float | None:
@@ -169,6 +218,17 @@ def _seconds(duration: Any) -> float | None:
     if not isinstance(duration, str) or not duration.endswith("s"):
         return None
     return seconds(duration[:-1])
+
+
+def _listed(item: dict[str, Any]) -> ListedModel | None:
+    """One Model resource, named ``models/{model}`` (the id a request uses is the part after ``models/``).
+    The resource (name, baseModelId, version, displayName, description, token limits,
+    supportedGenerationMethods, ...) has no end-of-life field: Google lists shutdown dates on its
+    "Gemini deprecations" page; the emulator's `RETIRES_FIELD` stands in."""
+    name = listed_name(item.get("name"))
+    if name is None:
+        return None
+    return ListedModel(name.removeprefix("models/"), iso_day(item.get(RETIRES_FIELD)))
 
 
 DIALECT = GeminiDialect()

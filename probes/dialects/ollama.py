@@ -14,6 +14,8 @@ docs.ollama.com/api: "Generate a chat completion", "Streaming", "Errors", "Usage
   the whole text, ``done: true``, ``done_reason``, the counts); ollama-python
   ``ollama/_types.py`` (``ChatResponse``). A body of NDJSON lines relabelled as JSON by a proxy
   is read line by line as the stream it is.
+- Model listing: "List Local Models", ``GET /api/tags`` answers ``{"models": [{"name", "model",
+  "modified_at", "size", "digest", "details"}]}``, the models pulled to this server.
 
 A conversation (`probes.conversation.Conversation`), from the same "Generate a chat completion"
 section and docs/modelfile.md ("Valid Parameters and Values"): ``messages`` with the system
@@ -29,13 +31,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from probes.dialects.base import (
+    RETIRES_FIELD,
     Chunk,
     Finish,
+    ListedModel,
+    ModelPage,
     ProviderError,
     RequestSpec,
     body_json,
     checked,
     error_text,
+    iso_day,
+    listed_name,
+    listing,
+    listing_headers,
+    listing_object,
     loads,
     merge,
     present,
@@ -110,6 +120,13 @@ class OllamaDialect:
         err.retry_after_s = header_retry_after(headers)
         return err
 
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/api/tags", listing_headers(self, target, api_key))
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        _, items = listing_object(body, "models")
+        return listing(items, _listed)
+
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     if isinstance(data, dict) and "error" in data:
@@ -117,6 +134,13 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         message = inner.get("message") if isinstance(inner, dict) else inner
         return ProviderError(http_status=status, message=message)
     return ProviderError(http_status=status, message=fallback)
+
+
+def _listed(item: dict[str, Any]) -> ListedModel | None:
+    """One ``/api/tags`` entry ``{name, model, modified_at, size, digest, details}``: models pulled to this
+    server, which do not retire (only the emulator's `RETIRES_FIELD`)."""
+    name = listed_name(item.get("name")) or listed_name(item.get("model"))
+    return None if name is None else ListedModel(name, iso_day(item.get(RETIRES_FIELD)))
 
 
 DIALECT = OllamaDialect()

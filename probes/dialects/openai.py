@@ -22,6 +22,13 @@ Wire format, from:
   and ``prompt_filter_results``, and ``finish_reason: content_filter`` on a filtered stream.
 - vLLM (older servers) put errors at the top level: ``{"object": "error", "message": ...}``.
 
+Model listings (`models_request`, `parse_models`): OpenAI "List models" (``GET /v1/models``:
+``{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}``, no pagination and no
+retirement field: OpenAI publishes shutdown dates on its "Deprecations" page only), the same
+``/models`` on the compatible servers; Azure OpenAI "Models - List" (``GET {endpoint}/openai/models
+?api-version=``, entries with ``lifecycle_status`` and ``deprecation: {"fine_tune", "inference"}`` in
+Unix seconds, learn.microsoft.com/rest/api/azureopenai/models/list).
+
 A conversation (`probes.conversation.Conversation`), from the same "Create chat completion"
 reference: ``messages`` in order, the system prompt first as ``{"role": "system"}`` (which
 reasoning models read as ``developer``), then ``user``/``assistant`` turns; ``temperature``
@@ -48,13 +55,22 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from probes.dialects.base import (
+    RETIRES_FIELD,
     Chunk,
     Finish,
+    ListedModel,
+    ModelPage,
     ProviderError,
     RequestSpec,
     body_json,
     checked,
+    epoch_day,
     error_text,
+    iso_day,
+    listed_name,
+    listing,
+    listing_headers,
+    listing_object,
     loads,
     present,
     text_of,
@@ -154,6 +170,18 @@ class OpenAIDialect:
         err.retry_after_s = header_retry_after(headers)
         return err
 
+    def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
+        base = target.base_url.rstrip("/")
+        headers = listing_headers(self, target, api_key)
+        if target.options.get("azure"):
+            params = {"api-version": str(target.options.get("api_version", "2024-10-21"))}
+            return RequestSpec("GET", f"{base}/openai/models", headers, None, params)
+        return RequestSpec("GET", f"{base}/models", headers)
+
+    def parse_models(self, body: bytes) -> ModelPage:
+        _, items = listing_object(body, "data")
+        return listing(items, _listed)
+
 
 def _read_choices(chunk: Chunk, choices: Any, field: str) -> None:
     """Text, refusal and finish of ``choices``, each holding a ``delta`` (stream) or ``message`` (whole answer)."""
@@ -185,6 +213,20 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
         if isinstance(inner, str):  # some compatible servers: {"error": "text"}
             return ProviderError(http_status=status, message=inner)
     return ProviderError(http_status=status, message=fallback)
+
+
+def _listed(item: dict[str, Any]) -> ListedModel | None:
+    """One ``data`` entry: OpenAI's ``{id, object, created, owned_by}`` has no end-of-life field; Azure's
+    adds ``deprecation.inference`` (Unix seconds: the day inference ends, i.e. retirement) and
+    ``lifecycle_status``; the emulator's `RETIRES_FIELD` stands in where there is neither."""
+    name = listed_name(item.get("id"))
+    if name is None:
+        return None
+    deprecation = item.get("deprecation")
+    retires = epoch_day(deprecation.get("inference")) if isinstance(deprecation, dict) else None
+    status = item.get("lifecycle_status")
+    return ListedModel(name, retires or iso_day(item.get(RETIRES_FIELD)),
+                       deprecated=status in ("deprecating", "deprecated"))
 
 
 DIALECT = OpenAIDialect()
