@@ -37,6 +37,7 @@ from monitor.alerts.channels import Alert, ChannelModule, DeliveryError, registr
 from monitor.alerts.events import AlertEvent
 from monitor.alerts.redact import protect, redact
 from monitor.config.alerts import AlertsConfig
+from monitor.durations import format_duration
 from monitor.store.models import AlertOutbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Dispatcher:
             self._secrets[ch.name] = (environ.get(env_name) or None) if env_name else None
             if env_name and not self._secrets[ch.name]:
                 log.warning("alert channel %r: environment variable %s is not set; its alerts wait", ch.name,
-                            env_name)
+                            env_name, extra={"event": "alert_channel_unset", "channel": ch.name, "env": env_name})
         protect(s for s in self._secrets.values() if s)
 
     async def run_once(self, now: datetime | None = None) -> int:
@@ -101,7 +102,8 @@ class Dispatcher:
         for name, result in zip(by_channel, results, strict=True):
             if isinstance(result, BaseException):
                 # The database failed mid-way: the channel's rows stay claimed until the lease ends.
-                log.error("alert channel %r: dispatch failed", name, exc_info=result)
+                log.error("alert channel %r: dispatch failed", name, exc_info=result,
+                          extra={"event": "alert_dispatch_failed", "channel": name})
             else:
                 sent += result
         self.delivered += sent
@@ -117,14 +119,17 @@ class Dispatcher:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
                     log.warning("alert dispatch: database unavailable (%d tries), retrying every %.0fs: %s",
-                                failures, max(self.poll, 5.0), f"{type(exc).__name__}: {exc}".splitlines()[0])
+                                failures, max(self.poll, 5.0), f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                extra={"event": "alert_dispatch_db_down", "attempt": failures})
                 delivered, idle = 0, max(self.poll, 5.0)
             except Exception:
-                log.exception("alert dispatch failed; retrying in %.0fs", max(self.poll, 5.0))
+                log.exception("alert dispatch failed; retrying in %.0fs", max(self.poll, 5.0),
+                              extra={"event": "alert_dispatch_failed"})
                 delivered, idle = 0, max(self.poll, 5.0)
             else:
                 if failures:
-                    log.info("alert dispatch: database back after %d failed tries", failures)
+                    log.info("alert dispatch: database back after %d failed tries", failures,
+                             extra={"event": "alert_dispatch_db_back", "attempt": failures})
                 failures, idle = 0, self.poll
             if delivered < self.batch:  # a full batch means more may be due right now
                 with contextlib.suppress(TimeoutError):
@@ -134,7 +139,8 @@ class Dispatcher:
         sent = 0
         for i, row in enumerate(rows):
             if time.monotonic() - t0 + self._longest_send(row) > self.lease:
-                log.info("alert channel %r: lease running out, handing back %d alerts", name, len(rows) - i)
+                log.info("alert channel %r: lease running out, handing back %d alerts", name, len(rows) - i,
+                         extra={"event": "alert_handed_back", "channel": name, "alerts": len(rows) - i})
                 await self._release(rows[i:], clock())
                 break
             error = await self._send(name, row)
@@ -142,24 +148,46 @@ class Dispatcher:
             if error is None:
                 if await self._db(partial(outbox.mark_sent, row=row, now=now)):
                     sent += 1
-                    log.info("alert %s delivered to %r (try %d)", row.event_key, name, row.attempts)
+                    log.info("alert sent to %r: %s (try %d)", name, _title(row), row.attempts,
+                             extra=_fields(row, "alert_sent"))
                 else:  # our lease ran out mid-send: another dispatcher may have sent it as well
-                    log.warning("alert %s delivered to %r after its claim expired", row.event_key, name)
+                    log.warning("alert sent to %r after its claim expired (another monitor may send it too): %s",
+                                name, _title(row), extra=_fields(row, "alert_sent_late"))
                 continue
             secret = self._secrets.get(name)
             secrets = [secret] if secret else []
             state = await self._db(partial(
                 outbox.mark_failed, row=row, retryable=error.retryable, error=error.message, now=now,
                 retry=self.config.retry, retry_after=error.retry_after, secrets=secrets))
-            message = redact(error.message, secrets)
+            reason = redact(error.message, secrets)
             if state == "dead":
-                log.error("alert %s to %r given up after %d tries: %s", row.event_key, name, row.attempts, message)
-            else:
-                log.warning("alert %s to %r failed (try %d), will retry: %s", row.event_key, name, row.attempts,
-                            message)
+                why = self._given_up_why(row, error, now)
+                log.error("alert to %r given up %s: %s; %s", name, why, _title(row), reason,
+                          extra={**_fields(row, "alert_given_up"), "reason": reason, "why": why})
+            elif state == "pending":
+                delay = self.config.retry.delay(row.attempts, error.retry_after)
+                log.warning("alert to %r failed (try %d), next try in %.0fs: %s; %s", name, row.attempts, delay,
+                            _title(row), reason,
+                            extra={**_fields(row, "alert_retry"), "delay_s": round(delay, 3), "reason": reason})
+                await self._release(rows[i + 1:], now)
+                break
+            else:  # "": the claim ran out while we sent; the row is someone else's now
+                log.warning("alert to %r failed (try %d) after its claim expired; it is tried again: %s; %s", name,
+                            row.attempts, _title(row), reason,
+                            extra={**_fields(row, "alert_retry"), "reason": reason})
                 await self._release(rows[i + 1:], now)
                 break
         return sent
+
+    def _given_up_why(self, row: AlertOutbox, error: DeliveryError, now: datetime) -> str:
+        """Which of `outbox.mark_failed`'s reasons ended the row, in words."""
+        retry = self.config.retry
+        if not error.retryable:
+            return f"after {row.attempts} tries (the receiver refused it; retrying cannot help)"
+        if row.attempts >= retry.max_attempts:
+            return f"after {row.attempts} tries (retry.max_attempts)"
+        age = format_duration(max((now - row.created_at).total_seconds(), 0.001))
+        return f"after {row.attempts} tries and {age} (retry.max_age {format_duration(retry.max_age)})"
 
     async def _send(self, name: str, row: AlertOutbox) -> DeliveryError | None:
         config = self.config.channel(name)
@@ -181,7 +209,8 @@ class Dispatcher:
         except TimeoutError:
             return DeliveryError(True, f"the {config.type} channel did not finish within {deadline:g}s")
         except Exception as exc:  # a bug in a channel must not stop the others; retried, then dead
-            log.exception("alert channel %r (%s) raised", name, config.type)
+            log.exception("alert channel %r (%s) raised", name, config.type,
+                          extra={"event": "alert_channel_raised", "channel": name, "attempt": row.attempts})
             return DeliveryError(True, f"{type(exc).__name__} in the {config.type} channel")
         return None
 
@@ -207,6 +236,17 @@ class Dispatcher:
             return 0.0
         posts = len(row.payload.get("members", ())) if config.type == "pagerduty" else 1
         return config.timeout * max(posts, 1) + 5.0
+
+
+def _title(row: AlertOutbox) -> str:
+    return str(row.payload.get("title") or row.event_key)
+
+
+def _fields(row: AlertOutbox, event: str) -> dict[str, Any]:
+    """The structured fields of a log line about ``row`` (see `monitor.logsetup`)."""
+    return {"event": event, "channel": row.channel, "rule": row.rule, "event_key": row.event_key,
+            "dedup_key": row.dedup_key, "title": _title(row), "provider": row.provider, "target": row.target,
+            "severity": row.payload.get("severity"), "action": row.payload.get("action"), "attempt": row.attempts}
 
 
 def _release_all(*, session: Session, rows: list[AlertOutbox], now: datetime) -> None:

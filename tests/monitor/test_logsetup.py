@@ -8,7 +8,7 @@ import logging
 import math
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -163,3 +163,52 @@ def test_any_record_is_one_valid_json_line_without_a_secret(message, extra, args
             parsed = json.loads(line)
             assert {"ts", "level", "logger", "msg"} <= set(parsed)
             assert (parsed["level"], parsed["logger"]) == (logging.getLevelName(level).lower(), "monitor.fuzz")
+
+
+# --- What the dispatcher says: every alert sent, retried or given up, with its fields, never its URL. ---
+
+
+@pytest.fixture
+def db(tmp_path):
+    from tests.monitor.test_alerts_harness import alert_database
+
+    with alert_database("sqlite", tmp_path) as database:
+        yield database
+
+
+async def test_the_dispatcher_logs_each_alert_sent_retried_and_given_up(db, receiver, capture):
+    import httpx
+
+    from monitor.alerts import Dispatcher
+    from monitor.config.alerts import AlertsConfig
+    from tests.monitor.test_alerts_dispatch import down, enqueue_for
+
+    stream, _ = capture
+    token = secrets.token_hex(12)
+    config = AlertsConfig.model_validate({
+        "channels": [{"name": "hook", "type": "webhook", "url_env": "HOOK_URL"}],
+        "rules": [{"rule": "down", "channels": ["hook"]}],
+        "retry": {"first_delay": "2s", "max_delay": "2s", "max_attempts": 2}})
+    environ = {"HOOK_URL": f"{receiver.url}/hook/{token}"}
+    enqueue_for(db, config, [down("gpt-4o", 1, datetime.now(UTC))])
+    start = datetime.now(UTC)  # the row is due from when it was queued
+    receiver.fail_next.extend([503, 503])
+    async with httpx.AsyncClient(trust_env=False) as http:
+        dispatcher = Dispatcher(db.engine(), config, http, environ=environ)
+        await dispatcher.run_once(start)
+        await dispatcher.run_once(start + timedelta(seconds=3))  # the second try fails: given up (max_attempts 2)
+        enqueue_for(db, config, [down("gpt-4o-mini", 2, start)])
+        assert await dispatcher.run_once(start + timedelta(seconds=4)) == 1
+    out = stream.getvalue()
+    assert token not in out
+    said = [r for r in lines(stream) if r.get("event", "").startswith("alert_")]
+    assert [(r["event"], r["level"], r["attempt"]) for r in said] == [
+        ("alert_retry", "warning", 1), ("alert_given_up", "error", 2), ("alert_sent", "info", 1)]
+    retry, dead, sent = said
+    assert retry["delay_s"] == 2 and retry["channel"] == "hook" and retry["rule"] == "down"
+    assert retry["reason"].startswith("HTTP 503") and "[redacted]" in retry["reason"]
+    assert "next try in 2s" in retry["msg"] and "openai: gpt-4o is DOWN" in retry["msg"]
+    assert dead["why"] == "after 2 tries (retry.max_attempts)" and dead["reason"].startswith("HTTP 503")
+    assert (sent["title"], sent["event_key"], sent["severity"]) == (
+        "openai: gpt-4o-mini is DOWN", "down:openai:2:hook", "critical")
+    assert sent["msg"] == "alert sent to 'hook': openai: gpt-4o-mini is DOWN (try 1)"
