@@ -15,6 +15,10 @@
     POST   /_airisk/timeline               run a script: {"steps": [{"at": s, "add"|"remove"|"clear"|
                                            "status"|"profile": ...}], "repeat": false, "period": s}
     GET    /_airisk/log?limit=N            the latest requests with the faults they met
+    GET    /_airisk/models                 what was set on each route's model listing
+    PUT    /_airisk/models/{route}         set one model of a route's listing: {"model", "listed": true|false,
+                                           "retires": "YYYY-MM-DD"|null} (removed from the listing, or
+                                           listed with a retirement date; added when not yet listed)
     POST   /_airisk/reset                  no faults, default profiles, all incidents resolved, no timeline
 
 Errors are ``{"error": "<field>: <problem>"}`` with status 400 (404 for unknown ids). Every
@@ -30,6 +34,8 @@ import itertools
 import json
 import logging
 import math
+import re
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -173,6 +179,18 @@ def add_routes(app: web.Application, emu: Emulator) -> None:
         limit = int(raw)
         return web.json_response(list(emu.log)[-limit:] if limit else [])
 
+    async def list_models(request: web.Request) -> web.Response:
+        return web.json_response(emu.listings.to_dict())
+
+    async def put_model(request: web.Request) -> web.Response:
+        route = request.match_info["route"]
+        try:
+            change = apply_listing(emu, route, await _json(request))
+        except ValueError as exc:
+            return _error(str(exc))
+        listed = [{"id": e.name, "retires": e.retires} for e in emu.listings.models(route, CATALOG[route].model)]
+        return web.json_response({**change, "route": route, "listing": listed})
+
     async def reset(request: web.Request) -> web.Response:
         emu.reset()
         return web.json_response({"reset": True})
@@ -191,10 +209,54 @@ def add_routes(app: web.Application, emu: Emulator) -> None:
     r.add_post(f"{PREFIX}/timeline", timeline)
     r.add_get(f"{PREFIX}/log", log)
     r.add_post(f"{PREFIX}/reset", reset)
+    r.add_get(f"{PREFIX}/models", list_models)
+    r.add_put(f"{PREFIX}/models/{{route}}", put_model)
 
 
 def apply_add(emu: Emulator, data: Any) -> Fault:
     return emu.faults.add(Fault.from_dict(data, routes=CATALOG))
+
+
+_LISTING_KEYS = ("model", "listed", "retires")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MODEL_MAX = 256  # characters in a model id, as `probes.dialects.base.MODEL_NAME_LIMIT`
+
+
+def apply_listing(emu: Emulator, route: str, data: Any) -> dict[str, Any]:
+    change = check_listing(route, data)
+    emu.listings.set(route, change["model"], listed=change["listed"], retires=change["retires"])
+    return change
+
+
+def check_listing(route: Any, data: Any) -> dict[str, Any]:
+    """The listing change ``data`` for ``route`` as ``{"model", "listed", "retires"}``, checked whole;
+    ValueError naming the field otherwise."""
+    if route not in CATALOG:
+        raise ValueError(f"models.route: unknown route {str(route)[:60]!r} (known: {', '.join(sorted(CATALOG))})")
+    if not isinstance(data, dict):
+        raise ValueError("models: must be an object")
+    for key in data:
+        if key not in _LISTING_KEYS:
+            raise ValueError(f"models.{str(key)[:60]}: unknown field (known: {', '.join(_LISTING_KEYS)})")
+    model = data.get("model")
+    if not isinstance(model, str) or not 0 < len(model) <= _MODEL_MAX or not model.isprintable():
+        raise ValueError(f"models.model: must be a model id of 1 to {_MODEL_MAX} printable characters, "
+                         f"got {str(model)[:60]!r}")
+    listed = data.get("listed", True)
+    if not isinstance(listed, bool):
+        raise ValueError(f"models.listed: must be true or false, got {str(listed)[:60]!r}")
+    retires = data.get("retires")
+    if retires is not None:
+        if not isinstance(retires, str) or not _DAY.fullmatch(retires):
+            raise ValueError(f"models.retires: must be a date YYYY-MM-DD or null, got {str(retires)[:60]!r}")
+        try:
+            day = date.fromisoformat(retires)
+        except ValueError:
+            raise ValueError(f"models.retires: not a date YYYY-MM-DD: {retires!r}") from None
+        if not 2000 <= day.year <= 2200:
+            raise ValueError(f"models.retires: year must be 2000 to 2200, got {day.year}")
+        retires = day.isoformat()
+    return {"model": model, "listed": listed, "retires": retires}
 
 
 def apply_profile(emu: Emulator, route: str, data: Any):

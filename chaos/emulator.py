@@ -4,7 +4,8 @@
 (``/openai/v1/chat/completions``, ``/anthropic/v1/messages``,
 ``/gemini/v1beta/models/{model}:streamGenerateContent``, ``/cohere/v2/chat``,
 ``/ollama/api/chat``, ``/azure-openai/openai/deployments/{d}/chat/completions``, ...),
-streaming and not, with model listings and a Statuspage-style
+streaming and not, with model listings (each in its provider's shape and paging; a model can be
+removed from a listing or given a retirement date through the control API) and a Statuspage-style
 ``/status/<provider>/api/v2/summary.json``. Each route has a latency `Profile`; faults
 from `chaos.faults` are set at run time through the control API (`chaos.control`).
 
@@ -34,7 +35,7 @@ from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
 from chaos.controlguard import LOOPBACK, ControlGuard
 from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
-from chaos.speakers import SPEAKERS, Ask, Speaker
+from chaos.speakers import SPEAKERS, Ask, Listed, Speaker
 from chaos.statuspage import StatusPage
 from probes.canary import solve
 from probes.catalog import CATALOG, Provider
@@ -83,6 +84,56 @@ class Profile:
 _PROFILE_MAX = {"ttft_ms": 3_600_000, "ttft_sigma": 5.0, "token_gap_ms": 60_000, "tokens": 100_000}
 
 
+@dataclass(slots=True)
+class ListingEntry:
+    """What the control API said about one model of one route's listing."""
+
+    listed: bool = True
+    retires: str | None = None  # YYYY-MM-DD
+
+
+MAX_SEEN = 200  # models remembered per route from the requests it answered
+MAX_LISTING_ENTRIES = 1000  # models the control API may place per route
+
+
+class Listings:
+    """Each route's model listing: the catalog's model, every model the route has been asked for (the
+    emulator answers any model, so it lists what it served), and what the control API set: a model
+    removed (``listed: false``) or given a retirement date, added if it was not there."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, ListingEntry]] = {}
+        self.seen: dict[str, dict[str, None]] = {}
+
+    def saw(self, route: str, model: str) -> None:
+        seen = self.seen.setdefault(route, {})
+        if model not in seen and len(seen) < MAX_SEEN:
+            seen[model] = None
+
+    def set(self, route: str, model: str, *, listed: bool, retires: str | None) -> None:
+        entries = self.entries.setdefault(route, {})
+        if model not in entries and len(entries) >= MAX_LISTING_ENTRIES:
+            raise ValueError(f"models.{route}: more than {MAX_LISTING_ENTRIES} models set; reset first")
+        entries[model] = ListingEntry(listed, retires)
+
+    def models(self, route: str, default: str) -> list[Listed]:
+        entries = self.entries.get(route, {})
+        names = dict.fromkeys([default, *self.seen.get(route, {}), *entries])
+        listed = []
+        for name in names:
+            entry = entries.get(name, ListingEntry())
+            if entry.listed:
+                listed.append(Listed(name, entry.retires))
+        return listed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {route: {m: asdict(e) for m, e in entries.items()} for route, entries in self.entries.items() if entries}
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.seen.clear()
+
+
 class Emulator:
     """State shared by the handlers: faults, profiles, status pages, request log."""
 
@@ -95,6 +146,7 @@ class Emulator:
         self.profiles: dict[str, Profile] = {}
         self.pages = {name: StatusPage(name) for name in CATALOG}
         self.log: deque[dict[str, Any]] = deque(maxlen=2000)
+        self.listings = Listings()
         self.timeline: asyncio.Task | None = None
 
     def profile(self, route: str) -> Profile:
@@ -103,6 +155,7 @@ class Emulator:
     def reset(self) -> None:
         self.faults.clear()
         self.profiles.clear()
+        self.listings.clear()
         for key, value in self._initial_profile.items():  # "*" back to what the emulator started with
             setattr(self.default_profile, key, value)
         for page in self.pages.values():
@@ -148,7 +201,11 @@ def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider
             return web.Response(status=499)
 
     async def listing(request: web.Request) -> web.Response:
-        return web.json_response(speaker.models([provider.model]))
+        entries = emu.listings.models(route, provider.model)
+        page, next_page = _page(provider.dialect, request.query, entries)
+        if provider.options.get("azure"):
+            return web.json_response(speaker.models(page, azure=True))  # type: ignore[call-arg]
+        return web.json_response(speaker.models(page, next_page))
 
     if provider.dialect == "openai" and provider.options.get("azure"):
         app.router.add_post(prefix + "/openai/deployments/{deployment}/chat/completions", gen)
@@ -170,6 +227,30 @@ def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider
         app.router.add_post(prefix + "/api/chat", gen)
         app.router.add_post(prefix + "/api/generate", gen)
         app.router.add_get(prefix + "/api/tags", listing)
+
+
+def _page(dialect: str, query, entries: list[Listed]) -> tuple[list[Listed], str | None]:
+    """One page of ``entries`` as the provider pages its listing (Anthropic ``limit``/``after_id``, default 20;
+    Gemini ``pageSize``/``pageToken``, default 50; Cohere ``page_size``/``page_token``, default 20), and the
+    token for the next page. OpenAI and Ollama list everything at once."""
+    names = {"anthropic": ("limit", "after_id", 20), "gemini": ("pageSize", "pageToken", 50),
+             "cohere": ("page_size", "page_token", 20)}
+    if dialect not in names:
+        return entries, None
+    size_key, token_key, default = names[dialect]
+    raw = query.get(size_key, "")
+    size = min(int(raw), 1000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) else default
+    token = query.get(token_key)
+    start = 0
+    if token and dialect == "anthropic":  # after_id: the last id of the previous page
+        start = next((i + 1 for i, e in enumerate(entries) if e.name == token), len(entries))
+    elif token and token.isascii() and token.isdigit() and len(token) < 7:
+        start = int(token)
+    page = entries[start:start + size]
+    more = start + size < len(entries)
+    if not more:
+        return page, None
+    return page, (page[-1].name if dialect == "anthropic" else str(start + size))
 
 
 # -- answering --------------------------------------------------------------------------
@@ -209,6 +290,7 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
         entry["status"] = 400
         return _bad_request(speaker, str(exc))
     entry["model"] = ask.model
+    emu.listings.saw(route, ask.model)
     entry["arrived_mono_ns"] = arrived_ns
     if nonce := _NONCE.search(ask.prompt):
         entry["nonce"] = nonce.group(1)

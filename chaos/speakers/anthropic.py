@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, dumps, fill, sse
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, dumps, fill, retiring, sse
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
@@ -90,10 +90,13 @@ class AnthropicSpeaker:
                 "stop_reason": _FINISH[finish], "stop_sequence": None,
                 "usage": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}
 
-    def models(self, names: list[str]) -> dict[str, Any]:
-        data = [{"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z"} for n in names]
-        return {"data": data, "has_more": False, "first_id": names[0] if names else None,
-                "last_id": names[-1] if names else None}
+    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+        """A "List Models" page: ``data`` of ``{type, id, display_name, created_at}``, ``has_more``, ``first_id``,
+        ``last_id`` (the client's next ``after_id``). Anthropic lists no retirement date: `RETIRES_FIELD`."""
+        data = [{"type": "model", "id": e.name, "display_name": e.name, "created_at": "2025-01-01T00:00:00Z",
+                 **retiring(e)} for e in entries]
+        return {"data": data, "has_more": next_page is not None, "first_id": entries[0].name if entries else None,
+                "last_id": entries[-1].name if entries else None}
 
 
 SPEAKER = AnthropicSpeaker()

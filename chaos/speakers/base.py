@@ -35,6 +35,24 @@ class Ask:
         return max(1, len(self.prompt.split()))
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One model in an emulated listing, with the day it retires (``YYYY-MM-DD``) if it has one."""
+
+    name: str
+    retires: str | None = None
+
+
+# The airisk-only field in which the emulator states a retirement date, for providers whose own
+# listing has no such field (`probes.dialects.base.RETIRES_FIELD`, which reads it).
+RETIRES_FIELD = "x_airisk_retires"
+
+
+def retiring(entry: Listed) -> dict[str, str]:
+    """The extension field for ``entry``, or nothing when it has no date."""
+    return {RETIRES_FIELD: entry.retires} if entry.retires else {}
+
+
 class Speaker(Protocol):
     name: str
     content_type: str
@@ -47,7 +65,7 @@ class Speaker(Protocol):
     def stream_error(self, ask: Ask, kind: str) -> bytes: ...
     def malformed(self, ask: Ask) -> bytes: ...
     def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]: ...
-    def models(self, names: list[str]) -> dict[str, Any]: ...
+    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]: ...
 
 
 def dumps(data: Any) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, dumps, fill, sse
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, dumps, fill, retiring, sse
 
 _ERRORS: dict[str, tuple[int, str]] = {
     "overloaded": (503, "The model is overloaded with requests (high demand), please try again later."),
@@ -74,8 +74,13 @@ class CohereSpeaker:
                 "usage": {"billed_units": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens},
                           "tokens": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}}
 
-    def models(self, names: list[str]) -> dict[str, Any]:
-        return {"models": [{"name": n, "endpoints": ["chat"], "context_length": 128000} for n in names]}
+    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+        """A "List Models" page: ``models`` of ``{name, endpoints, finetuned, context_length, is_deprecated}`` and
+        ``next_page_token``. A model with a retirement date is ``is_deprecated`` (Cohere's own flag), the date
+        in `RETIRES_FIELD` (Cohere's listing has none)."""
+        models = [{"name": e.name, "endpoints": ["chat"], "finetuned": False, "context_length": 128000,
+                   "is_deprecated": e.retires is not None, **retiring(e)} for e in entries]
+        return {"models": models, **({"next_page_token": next_page} if next_page else {})}
 
 
 SPEAKER = CohereSpeaker()

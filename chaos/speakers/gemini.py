@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, fill
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, fill, retiring
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "overloaded": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -94,10 +94,15 @@ class GeminiSpeaker:
     def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
         return self._chunk(ask, text, finish, output_tokens)
 
-    def models(self, names: list[str]) -> dict[str, Any]:
-        return {"models": [{"name": f"models/{n}", "displayName": n,
-                            "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
-                           for n in names]}
+    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+        """A ``models.list`` page: ``models`` of Model resources (``name: models/{id}``, ``baseModelId``,
+        ``displayName``, token limits, ``supportedGenerationMethods``) and ``nextPageToken``. The Model resource
+        has no retirement field: `RETIRES_FIELD`."""
+        models = [{"name": f"models/{e.name}", "baseModelId": e.name, "version": "001", "displayName": e.name,
+                   "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                   "supportedGenerationMethods": ["generateContent", "streamGenerateContent"], **retiring(e)}
+                  for e in entries]
+        return {"models": models, **({"nextPageToken": next_page} if next_page else {})}
 
 
 SPEAKER = GeminiSpeaker()

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, fill
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, fill, retiring
 
 _ERRORS: dict[str, tuple[int, str]] = {
     "overloaded": (503, "server busy, please try again.  maximum pending requests exceeded"),
@@ -80,9 +80,12 @@ class OllamaSpeaker:
         return self._obj(ask, text, done=True, done_reason="length" if finish == "length" else "stop",
                          prompt_eval_count=ask.input_tokens, eval_count=output_tokens)
 
-    def models(self, names: list[str]) -> dict[str, Any]:
-        return {"models": [{"name": n, "model": n, "modified_at": "2025-01-01T00:00:00Z", "size": 1}
-                           for n in names]}
+    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+        """``/api/tags``: ``models`` of ``{name, model, modified_at, size, digest, details}``, one page. Local
+        models do not retire; `RETIRES_FIELD` only when the emulator is told to."""
+        return {"models": [{"name": e.name, "model": e.name, "modified_at": "2025-01-01T00:00:00Z", "size": 1,
+                            "digest": "0" * 64, "details": {"format": "gguf", "family": "emulated"}, **retiring(e)}
+                           for e in entries]}
 
 
 SPEAKER = OllamaSpeaker()

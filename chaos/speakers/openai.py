@@ -8,9 +8,10 @@ insufficient_quota, invalid_api_key, model_not_found, context_length_exceeded.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Rendered, dumps, fill, sse
+from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, dumps, fill, retiring, sse
 
 _ERRORS: dict[str, tuple[int, str, str | None, str]] = {
     "overloaded": (503, "server_error", None,
@@ -105,9 +106,27 @@ class OpenAISpeaker:
         return {"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
                 "system_fingerprint": "fp_emulator", "choices": [choice], "usage": self._usage(ask, output_tokens)}
 
-    def models(self, names: list[str]) -> dict[str, Any]:
-        return {"object": "list",
-                "data": [{"id": n, "object": "model", "created": 1700000000, "owned_by": "emulator"} for n in names]}
+    def models(self, entries: list[Listed], next_page: str | None = None, *, azure: bool = False) -> dict[str, Any]:
+        """``GET /v1/models``: ``{"object": "list", "data": [{id, object, created, owned_by}]}``, one page, no
+        retirement field (OpenAI dates shutdowns on its Deprecations page): `RETIRES_FIELD`. Azure's "Models -
+        List" carries its own: ``lifecycle_status`` and ``deprecation.inference`` (Unix seconds)."""
+        data = []
+        for e in entries:
+            item: dict[str, Any] = {"id": e.name, "object": "model", "created": 1700000000, "owned_by": "emulator"}
+            if azure:
+                item.update({"status": "succeeded", "capabilities": {"chat_completion": True, "inference": True},
+                             "lifecycle_status": "deprecating" if e.retires else "generally-available",
+                             "created_at": 1700000000})
+                if e.retires:
+                    item["deprecation"] = {"inference": _epoch(e.retires)}
+            else:
+                item.update(retiring(e))
+            data.append(item)
+        return {"object": "list", "data": data}
+
+
+def _epoch(day: str) -> int:
+    return int(datetime.combine(date.fromisoformat(day), time(), UTC).timestamp())
 
 
 SPEAKER = OpenAISpeaker()
