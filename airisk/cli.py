@@ -149,6 +149,29 @@ def validate(file: Path | None, schema: bool) -> None:
     click.echo(f"{file}: ok ({len(targets)} target{'s' if len(targets) != 1 else ''})")
 
 
+# monitor.logsetup's LEVELS and FORMATS, written out so that --help imports nothing of the monitor (a test
+# holds them equal).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_options(command):
+    """``--log-level`` and ``--log-format`` (env AIRISK_LOG_LEVEL, AIRISK_LOG_FORMAT): what the monitor logs."""
+    command = click.option("--log-format", type=click.Choice(LOG_FORMATS, case_sensitive=False), default="text",
+                           show_default=True, envvar="AIRISK_LOG_FORMAT", show_envvar=True,
+                           help="text: one readable line a record; json: one object a line (journald, Loki, "
+                                "Vector).")(command)
+    return click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
+                        show_default=True, envvar="AIRISK_LOG_LEVEL", show_envvar=True,
+                        help="The least severe records logged: state changes, incidents and alerts are info.")(command)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    from monitor.logsetup import configure
+
+    configure(level.lower(), fmt.lower())
+
+
 _EXTERNAL_HELP = ("Allow the dashboard on a non-loopback address; it must be protected (AIRISK_DASHBOARD_PASSWORD, or "
                   "AIRISK_DASHBOARD_AUTH=oidc for Streamlit's OIDC login) unless --allow-unprotected is given too.")
 _UNPROTECTED_HELP = ("With --allow-external: serve the dashboard with no password and no OIDC login (only behind a "
@@ -174,8 +197,9 @@ def _dashboard_address_or_exit(host: str, allow_external: bool, allow_unprotecte
 @click.option("--allow-external", is_flag=True, help=_EXTERNAL_HELP)
 @click.option("--allow-unprotected", is_flag=True, help=_UNPROTECTED_HELP)
 @click.option("--demo", is_flag=True, help="Run the demo even when ./airisk.yaml exists.")
+@_log_options
 def up(config_path: Path | None, host: str, port: int, allow_external: bool, allow_unprotected: bool,
-       demo: bool) -> None:
+       demo: bool, log_level: str, log_format: str) -> None:
     """The main job: the monitor, the local model and the dashboard (a labelled demo with no airisk.yaml).
 
     Runs until Ctrl-C or SIGTERM (exit 0). If anything it needs does not start or stops (the monitor,
@@ -192,6 +216,7 @@ def up(config_path: Path | None, host: str, port: int, allow_external: bool, all
     if config_path is not None:
         _config_or_exit(config_path)  # every problem, one line each, before anything starts
         config_path = config_path.resolve()
+    _configure_logging(log_level, log_format)  # the monitor runs in this process
     try:
         runtime.run(run_up(config_path=None if demo else config_path, ports=Ports(dashboard=port), host=host))
     except UpError as exc:
@@ -226,10 +251,13 @@ def dashboard(host: str, port: int, allow_external: bool, allow_unprotected: boo
 @click.option("--region", default="", help="Where this monitor runs; several regions can share one PostgreSQL.")
 @click.option("--metrics-port", type=int, default=9464, show_default=True, help="Prometheus /metrics; 0: off.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
-def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_host: str) -> None:
+@_log_options
+def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_host: str, log_level: str,
+            log_format: str) -> None:
     """Probe every target on schedule, detect outages, keep history, send alerts (headless).
 
-    History goes to AIRISK_DATABASE_URL (PostgreSQL) or else a SQLite file under AIRISK_HOME.
+    History goes to AIRISK_DATABASE_URL (PostgreSQL) or else a SQLite file under AIRISK_HOME. What
+    happens (state changes, incidents, alerts sent, retried or given up) is logged to stderr.
     """
     from monitor.store import database_url, make_engine
     from monitor.store.db import MONITOR_SQLITE_CACHE_KIB
@@ -243,6 +271,7 @@ def monitor(config_path: Path | None, region: str, metrics_port: int, metrics_ho
         _need("the apprise alert channel", "apprise")
     click.echo(f"airisk monitor: {len(config.resolve_schedule())} targets, region {region or '-'}, "
                f"history in {url.split('@')[-1]}", err=True)
+    _configure_logging(log_level, log_format)
     engine = make_engine(url, sqlite_cache_kib=MONITOR_SQLITE_CACHE_KIB)
     runtime.run(runtime.monitor_forever(config=config, engine=engine, region=region,
                                         metrics_port=metrics_port, metrics_host=metrics_host))
