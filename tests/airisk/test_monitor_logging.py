@@ -157,3 +157,22 @@ async def _until_probed(db, within: float = 60) -> None:
                         return
         await asyncio.sleep(0.1)
     raise AssertionError(f"the monitor stored no up probe within {within}s")
+
+
+@pytest.mark.parametrize("command", ["monitor", "up"])
+def test_a_bad_log_option_is_one_line_naming_it(command, tmp_path):
+    from click.testing import CliRunner
+
+    from airisk.cli import main
+
+    bad_env = CliRunner().invoke(main, [command, "--config", str(tmp_path / "none.yaml")],
+                                 env={"AIRISK_LOG_LEVEL": "verbose"})
+    assert bad_env.exit_code == 2
+    assert ("Invalid value for '--log-level' (env var: 'AIRISK_LOG_LEVEL'): 'verbose' is not one of 'debug', "
+            "'info', 'warning', 'error'") in bad_env.output
+    bad_flag = CliRunner().invoke(main, [command, "--log-format", "yaml"])
+    assert bad_flag.exit_code == 2
+    assert "'--log-format' (env var: 'AIRISK_LOG_FORMAT'): 'yaml' is not one of 'text', 'json'" in bad_flag.output
+    shown = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+    assert "[env var: AIRISK_LOG_FORMAT; default: text]" in shown
+    assert "[env var: AIRISK_LOG_LEVEL; default: info]" in shown
