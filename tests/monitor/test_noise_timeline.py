@@ -111,7 +111,7 @@ def test_outside_every_fault_only_the_background_noise_fails(world):
 
 def test_the_dead_monitor_is_silent_for_its_hour_and_covers_a_global_outage(world):
     d = world.death
-    assert d.region == DYING and d.end - d.start == DEATH_SECONDS
+    assert d.region == DYING and d.end - d.start == pytest.approx(DEATH_SECONDS)
     assert d.covers is not None and d.covers.kind == "global"
     assert DEATH_LEAD_S[0] <= d.covers.start - d.start <= DEATH_LEAD_S[1]
     for target in TARGETS:
@@ -147,7 +147,7 @@ def test_any_seed_gives_a_consistent_world(seed, days):
                            if target in f.targets and region in f.regions)
             assert all(b <= c for (_, b), (c, _) in itertools.pairwise(spans))
     d = w.death
-    assert d is not None and 0 <= d.start < d.end and d.end - d.start == DEATH_SECONDS
+    assert d is not None and 0 <= d.start < d.end and d.end - d.start == pytest.approx(DEATH_SECONDS)
     for region in REGIONS:
         times = w.base_times(region, "openai-chat")
         assert times == sorted(times) and all(0 <= t < w.horizon for t in times)
