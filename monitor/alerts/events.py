@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from monitor.alerts.impact import Impact
+from monitor.alerts.runbook import Runbook, runbook_for
 from monitor.durations import format_duration
 from monitor.store.models import AlertOutbox
 
@@ -108,14 +110,28 @@ class AlertEvent:
     at: datetime
     members: tuple[Member, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    impact: Impact | None = None
+    """The features the outage hits, what serves each and the cost so far (`monitor.alerts.impact`); None:
+    not computed (an alert raised without a config, or an outbox row from before impacts)."""
 
     @property
     def targets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(m.label for m in self.members))
 
+    @property
+    def worst_criticality(self) -> str | None:
+        """The highest criticality among the features the alert hits; None: none hit, or no impact."""
+        return self.impact.worst_criticality if self.impact is not None else None
+
+    @property
+    def runbook(self) -> list[Runbook]:
+        """What to do about the members' causes (`monitor.alerts.runbook`), each once; for a trigger only."""
+        return runbook_for(m.cause for m in self.members) if self.action == "trigger" else []
+
     def lines(self) -> list[str]:
-        """The alert as text lines: the title, then one line per target, then the details."""
-        return [self.title, *(m.line() for m in self.members),
+        """The alert as text lines: the title, one line per target, the runbook, the impact, then the details."""
+        return [self.title, *(m.line() for m in self.members), *(f"runbook: {r.line}" for r in self.runbook),
+                *(self.impact.lines() if self.impact is not None else ()),
                 *(f"{k}: {_short(v)}" for k, v in self.details.items())]
 
     def to_row(self) -> dict[str, Any]:
@@ -124,6 +140,8 @@ class AlertEvent:
                    "at": self.at.isoformat(), "details": _jsonable(self.details),
                    "members": [{**{f: getattr(m, f) for f in Member.__slots__}, "at": m.at.isoformat()}
                                for m in self.members]}
+        if self.impact is not None:
+            payload["impact"] = self.impact.to_dict()
         first = self.members[0].target if self.members else ""
         return {"channel": self.channel, "rule": self.rule, "event_key": self.event_key,
                 "dedup_key": self.dedup_key, "target": first, "provider": self.provider, "payload": payload}
@@ -132,8 +150,9 @@ class AlertEvent:
     def from_row(cls, row: AlertOutbox) -> AlertEvent:
         p = row.payload
         members = tuple(Member(**{**m, "at": datetime.fromisoformat(m["at"])}) for m in p.get("members", ()))
+        impact = Impact.from_dict(p["impact"]) if p.get("impact") else None  # rows from before impacts have none
         return cls(row.channel, row.rule, p["action"], row.event_key, row.dedup_key, row.provider, p["title"],
-                   p["severity"], datetime.fromisoformat(p["at"]), members, p.get("details", {}))
+                   p["severity"], datetime.fromisoformat(p["at"]), members, p.get("details", {}), impact)
 
 
 def title_for(rule: str, provider: str, members: tuple[Member, ...], *, since: datetime | None = None) -> str:

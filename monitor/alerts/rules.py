@@ -11,19 +11,69 @@
 - Reminders: an incident still open ``reminder_every`` after it opened is alerted again, once
   per period (the period number is in the key).
 
+- Impact: given ``impact`` (`monitor.alerts.impact.impact_source`), each event carries the features its
+  targets hit, what serves each and the cost so far; its severity comes from them (`severity_for`), a
+  rule with ``criticality`` matches only targets hitting a feature of one of those criticalities, and a
+  rule's ``covered`` says what an outage all of whose features are still served does (page, warn, skip).
+- Wording: a target DOWN for a spent quota or credit balance says so in its title, and every channel
+  shows the runbook line for the cause's kind (`monitor.alerts.runbook`).
+
+Severity of a down / degraded alert: the worst over the features it hits, each by its status and
+criticality (`FEATURE_SEVERITY`, PagerDuty's scale)::
+
+    status                 low      medium   high     critical
+    unserved               warning  error    error    critical   nothing serves it
+    unverified_fallback    warning  error    error    critical   a fallback no drill or eval proved
+    degraded_primary       info     warning  warning  error      its primary answers, slowly or with errors
+    covered                warning  warning  warning  warning    a fallback the risk model counts serves it
+    exposed                info     info     warning  warning    its primary serves; a fallback is gone
+
+An unverified fallback counts as absent, as the risk model counts it. An alert whose targets no
+declared feature uses, or whose impact could not be computed, keeps the rule's own severity
+(`SEVERITY`): in doubt, page. Each row rises with criticality and the worst is taken, so a more
+critical feature never lowers an alert's severity.
+
 `Grouper` is the one stateful piece: it holds transitions until their group window closes, so
 that targets failing a few seconds apart still land in one event.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from monitor.alerts.events import SEVERITY, AlertEvent, IncidentLike, Member, Transition, incident_key, title_for
-from monitor.config.alerts import AlertsConfig
+from monitor.alerts.impact import CRITICALITIES, Impact
+from monitor.alerts.runbook import title_wording
+from monitor.config.alerts import AlertsConfig, RuleConfig
 from monitor.durations import format_duration
+
+log = logging.getLogger(__name__)
+
+ImpactSource = Callable[[Sequence[Member]], Impact]
+"""Members of one alert -> their impact (`monitor.alerts.impact.impact_source` makes one)."""
+
+_SCALE = ("info", "warning", "error", "critical")
+FEATURE_SEVERITY: dict[str, dict[str, str]] = {
+    "unserved": dict(zip(CRITICALITIES, ("warning", "error", "error", "critical"), strict=True)),
+    "unverified_fallback": dict(zip(CRITICALITIES, ("warning", "error", "error", "critical"), strict=True)),
+    "degraded_primary": dict(zip(CRITICALITIES, ("info", "warning", "warning", "error"), strict=True)),
+    "covered": dict.fromkeys(CRITICALITIES, "warning"),
+    "exposed": dict(zip(CRITICALITIES, ("info", "info", "warning", "warning"), strict=True)),
+}
+"""A hit feature's status -> criticality -> severity (see the module doc's table)."""
+
+
+def severity_for(rule: str, impact: Impact | None) -> str:
+    """The severity of a ``rule`` alert with ``impact``: the worst of its features' (`FEATURE_SEVERITY`);
+    the rule's own (`SEVERITY`) when no feature is hit or the impact is not known, and for recoveries."""
+    if rule not in ("down", "degraded") or impact is None or not impact.known or not impact.features:
+        return SEVERITY.get(rule, "warning")
+    worst = max((FEATURE_SEVERITY.get(f.status, FEATURE_SEVERITY["unserved"]).get(f.criticality, "error")
+                 for f in impact.features), key=_SCALE.index)
+    return worst
 
 
 def kind_of(t: Transition) -> str | None:
@@ -38,22 +88,59 @@ def kind_of(t: Transition) -> str | None:
 
 
 def events_for(transitions: Iterable[Transition], *, config: AlertsConfig, now: datetime,
-               incidents: Iterable[IncidentLike] = ()) -> list[AlertEvent]:
+               incidents: Iterable[IncidentLike] = (), impact: ImpactSource | None = None) -> list[AlertEvent]:
     """The alert events for ``transitions`` (grouped per provider) and reminders for ``incidents``.
 
     One event per (rule, group, channel); two rules sending the same event to one channel give it
     once. ``incidents`` are the open incidents (closed ones are ignored); ``now`` dates reminders.
+    ``impact``: what each group's outage does to the features (see the module doc); never lets an
+    error through (a failing source leaves the events without impact).
     """
     kept = [t for t in transitions if kind_of(t) and not _silenced(t, config)]
+    impacts = _Impacts(impact)
     events: list[AlertEvent] = []
     for rule in config.rules:
-        if rule.rule == "slo_burn":
+        if rule.rule not in ("down", "degraded", "recovered"):
             continue
         matching = [t for t in kept if kind_of(t) == rule.rule and rule.matches(t.target)]
         for group in clusters(matching, window=config.group_window):
-            events += [_event(rule.rule, group, channel) for channel in rule.channels]
-    events += reminders(incidents, config=config, now=now)
+            members = tuple(Member.of(t) for t in group)
+            found = impacts.get(members)
+            if rule.criticality is not None:
+                known = found is not None and found.known
+                group = [t for t in group if rule.matches(t.target, found.criticalities_for(t.target) if known
+                                                          and found is not None else None)]
+                if not group:
+                    continue
+                if len(group) < len(members):
+                    members = tuple(Member.of(t) for t in group)
+                    found = impacts.get(members)
+            for channel in rule.channels:
+                event = _event(rule, group, channel, found)
+                if event is not None:
+                    events.append(event)
+    events += reminders(incidents, config=config, now=now, impact=impact)
     return list({(e.channel, e.event_key): e for e in events}.values())
+
+
+class _Impacts:
+    """The impact source, asked once per distinct group, its failures kept out of the alert path."""
+
+    def __init__(self, source: ImpactSource | None) -> None:
+        self.source = source
+        self.cache: dict[tuple[tuple[str, str, int | None, str], ...], Impact | None] = {}
+
+    def get(self, members: Sequence[Member]) -> Impact | None:
+        if self.source is None or not members:
+            return None
+        key = tuple((m.target, m.region, m.incident_id, m.to_state) for m in members)
+        if key not in self.cache:
+            try:
+                self.cache[key] = self.source(members)
+            except Exception:  # a source is meant never to raise; if it does, the alert still goes out
+                log.exception("alert impact failed for %s", ", ".join(m.label for m in members))
+                self.cache[key] = None
+        return self.cache[key]
 
 
 def clusters(transitions: Iterable[Transition], *, window: float) -> list[list[Transition]]:
@@ -73,25 +160,43 @@ def clusters(transitions: Iterable[Transition], *, window: float) -> list[list[T
     return [run for run in out if run]
 
 
-def _event(rule: str, group: Sequence[Transition], channel: str) -> AlertEvent:
+def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
+           impact: Impact | None = None) -> AlertEvent | None:
+    """The event of one group for one channel; None when the rule skips an outage whose features are covered."""
+    rule = rule_config.rule
     lead = group[0]
     members = tuple(Member.of(t) for t in group)
     group_id = f"{lead.provider}:{lead.incident_id if lead.incident_id is not None else lead.target}"
     if lead.incident_id is None:  # no incident to name the group: the time keeps the key unique
         group_id += f"@{lead.at:%Y%m%dT%H%M%S}"
     since = lead.opened_at if rule == "recovered" and len(group) == 1 else None
+    severity = severity_for(rule, impact)
+    if rule in ("down", "degraded") and impact is not None and impact.covered:
+        if rule_config.covered == "skip":
+            return None
+        severity = _covered_severity(rule_config, severity)
+    wording = title_wording(m.cause for m in members) if rule == "down" else None
+    title = f"{lead.provider}: {wording}" if wording else title_for(rule, lead.provider, members, since=since)
     return AlertEvent(
         channel=channel, rule=rule, action="resolve" if rule == "recovered" else "trigger",
         event_key=f"{rule}:{group_id}:{channel}", dedup_key=members[0].dedup_key, provider=lead.provider,
-        title=title_for(rule, lead.provider, members, since=since), severity=SEVERITY[rule], at=lead.at,
-        members=members,
+        title=title, severity=severity, at=lead.at, members=members, impact=impact,
     )
 
 
-def reminders(incidents: Iterable[IncidentLike], *, config: AlertsConfig, now: datetime) -> list[AlertEvent]:
+def _covered_severity(rule: RuleConfig, severity: str) -> str:
+    """An outage all of whose features are served: ``page`` keeps the rule's own severity, ``warn`` makes it
+    a warning (``skip`` sends nothing, decided by the caller)."""
+    return SEVERITY.get(rule.rule, severity) if rule.covered == "page" else "warning"
+
+
+def reminders(incidents: Iterable[IncidentLike], *, config: AlertsConfig, now: datetime,
+              impact: ImpactSource | None = None) -> list[AlertEvent]:
     """One event per open incident per whole ``reminder_every`` period it has been open, to the
     channels of the rules for its state. PagerDuty is left out: it escalates on its own, and a
-    repeated trigger would only be added to the alert's log."""
+    repeated trigger would only be added to the alert's log. With ``impact``, a reminder carries
+    the cost so far, and a rule's ``criticality`` and ``covered`` apply as to the first alert."""
+    impacts = _Impacts(impact)
     every = config.reminder_every
     if not every:
         return []
@@ -104,8 +209,14 @@ def reminders(incidents: Iterable[IncidentLike], *, config: AlertsConfig, now: d
         member = Member(inc.target, inc.region, inc.id, key, inc.state, inc.state, inc.opened_at, inc.cause)
         open_for = format_duration(period * every)
         label = member.label
+        found = impacts.get((member,))
+        criticalities = found.criticalities_for(inc.target) if found is not None and found.known else None
+        severity = severity_for(inc.state, found)
         for rule in config.rules:
-            if rule.rule != inc.state or not rule.matches(inc.target):
+            if rule.rule != inc.state or not rule.matches(inc.target, criticalities):
+                continue
+            covered = found is not None and found.covered
+            if covered and rule.covered == "skip":
                 continue
             for channel in rule.channels:
                 ch = config.channel(channel)
@@ -116,8 +227,8 @@ def reminders(incidents: Iterable[IncidentLike], *, config: AlertsConfig, now: d
                     event_key=f"reminder:{inc.provider}:{inc.id if inc.id is not None else label}#{period}:{channel}",
                     dedup_key=key, provider=inc.provider,
                     title=f"{inc.provider}: {label} still {inc.state.upper()} after {open_for}",
-                    severity=SEVERITY.get(inc.state, "warning"), at=now, members=(member,),
-                    details={"open_for": open_for},
+                    severity=_covered_severity(rule, severity) if covered else severity, at=now,
+                    members=(member,), details={"open_for": open_for}, impact=found,
                 ))
     return events
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -158,6 +159,10 @@ class RuleConfig(Section):
     criticality: Annotated[list[Literal["low", "medium", "high", "critical"]], MinLen(1)] | None = None
     """Only when a feature of one of these criticalities is hit (a feature whose chain uses the
     target); unset: whatever the features hit."""
+    covered: Literal["page", "warn", "skip"] = "warn"
+    """down / degraded: what to do when every feature the target's outage hits is still served, by its primary
+    or by a fallback the risk model counts (drill-verified; see `monitor.alerts.impact`): ``page`` as usual
+    (severity from the features), ``warn`` send it at severity warning, ``skip`` send nothing."""
     regional: bool = False
     """down / degraded / recovered: also alert for a regional incident (a target DOWN from fewer
     regions than ``detection.quorum``); by default only global incidents alert."""
@@ -173,12 +178,25 @@ class RuleConfig(Section):
                     if slo and getattr(self, f) is None]
         problems += [f"{f}: only a slo_burn rule has one" for f in ("objective", "window")
                      if not slo and getattr(self, f) is not None]
+        if "covered" in self.model_fields_set and self.rule not in ("down", "degraded"):
+            problems.append("covered: only a down or degraded rule has one (it says whether an outage all of "
+                            "whose features are covered pages)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def matches(self, target: str) -> bool:
-        return self.targets is None or target in self.targets
+    def matches(self, target: str, criticalities: Iterable[str] | None = None) -> bool:
+        """Whether the rule covers ``target``, whose outage hits features of ``criticalities``.
+
+        ``criticalities`` None means not known (no impact was computed, or it failed): a rule that asks
+        for criticalities then matches, since a page sent in doubt is better than one lost. Known and
+        empty (no feature uses the target) does not match a rule asking for criticalities.
+        """
+        if self.targets is not None and target not in self.targets:
+            return False
+        if self.criticality is None or criticalities is None:
+            return True
+        return bool(set(self.criticality) & set(criticalities))
 
     @property
     def slo_id(self) -> str:

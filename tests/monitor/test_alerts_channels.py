@@ -92,11 +92,12 @@ async def test_slack_gets_text_and_blocks(receiver, http):
 
     body = receiver.accepted()[0].body
     assert body["text"] == ":red_circle: openai: gpt-4o@eu-west is DOWN"
-    header, section, context = body["blocks"]
+    header, section, runbook, context = body["blocks"]
     assert header == {"type": "header", "text": {"type": "plain_text", "text": "openai: gpt-4o@eu-west is DOWN",
                                                  "emoji": True}}
     assert section["text"]["text"] == ("• gpt-4o@eu-west: up -&gt; down at 12:00:00Z "
                                        "(error_kind=overloaded, http_status=529, failed=3/3)")
+    assert runbook["text"]["text"].startswith(":book: *Runbook:* The provider is shedding load")  # overloaded
     assert "critical · down · 2025-03-04 12:00:00Z" in context["elements"][0]["text"]
 
 
@@ -239,7 +240,9 @@ async def test_email_is_sent_with_login_over_starttls_and_over_implicit_tls(smtp
     assert sender == "airisk@example.com"
     assert rcpts == ["oncall@example.com", "lead@example.com"]
     assert msg["Subject"] == "[airisk critical] openai: gpt-4o@eu-west is DOWN"
-    assert "gpt-4o@eu-west: up -> down at 12:00:00Z (error_kind=overloaded" in msg.get_content()
+    assert msg.get_content_type() == "multipart/alternative"
+    assert "gpt-4o@eu-west: up -> down at 12:00:00Z (error_kind=overloaded" in msg.get_body(("plain",)).get_content()
+    assert "gpt-4o@eu-west: up -&gt; down" in msg.get_body(("html",)).get_content()
     assert msg["X-Airisk-Event-Key"] == "down:openai:7:ch"
     # One incident's messages thread together; each message has its own stable id.
     assert msg["References"] == resolved["References"]

@@ -12,6 +12,11 @@ STARTTLS when it is asked for, and a login configured without TLS. A message som
 accepted counts as delivered: sending it again would reach the others twice. Each message's
 Message-ID derives from the event key and its References from the incident, so mail clients
 thread an incident's alerts together.
+
+A message is multipart/alternative (RFC 2046 §5.1.4): a text/plain part (the alert's lines) first and a
+text/html part (the same, with the hit features as a table and a link to the dashboard) last, the one
+mail clients prefer. Every value in the HTML is escaped: a target name, a cause or a provider's error
+text is data, never markup.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import html
 import smtplib
 import socket
 import ssl
@@ -29,6 +35,7 @@ from email.utils import formatdate
 import httpx
 
 from monitor.alerts.channels.base import Alert, DeliveryError
+from monitor.alerts.events import AlertEvent, _short
 from monitor.alerts.redact import redact
 
 SECRET = "password_env"
@@ -47,7 +54,38 @@ def message(alert: Alert) -> EmailMessage:
     msg["X-Airisk-Dedup-Key"] = e.dedup_key
     text = "\n".join(e.lines())
     msg.set_content(f"{text}\n\nrule: {e.rule} ({e.action}), severity: {e.severity}\nat: {e.at.isoformat()}\n")
+    msg.add_alternative(html_body(e), subtype="html")
     return msg
+
+
+def html_body(e: AlertEvent) -> str:
+    """The alert as an HTML document; every value escaped."""
+    h = html.escape
+    parts = [f"<h2>{h(e.title)}</h2>", "<ul>", *(f"<li>{h(m.line())}</li>" for m in e.members), "</ul>"]
+    parts += [f"<p><b>Runbook:</b> {h(r.line)}</p>" for r in e.runbook]
+    impact = e.impact
+    if impact is not None:
+        if impact.features:
+            head = ("feature", "criticality", "serving now", "verified", "quality", "cost so far")
+            parts += ["<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">",
+                      "<tr>" + "".join(f"<th>{h(c)}</th>" for c in head) + "</tr>"]
+            for f in impact.features:
+                verified = (f"{f.verified_at:%Y-%m-%d %H:%M}Z" + (f" by drill {f.verified_by}" if f.verified_by else "")
+                            if f.verified_at else "")
+                cells = (f.feature, f.criticality, f.serving_text(), verified, f.quality_text(), f.cost_text())
+                parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in cells) + "</tr>")
+            parts.append("</table>")
+        else:
+            parts.append("<p>No declared feature uses these targets.</p>")
+        parts += [f"<p><i>Not known: {h(m)}</i></p>" for m in impact.missing]
+        if impact.dashboard_url:
+            parts.append(f'<p><a href="{h(impact.dashboard_url, quote=True)}">Open this incident in the airisk '
+                         f"dashboard</a></p>")
+    if e.details:
+        parts += ["<ul>", *(f"<li>{h(k)}: {h(_short(v))}</li>" for k, v in e.details.items()), "</ul>"]
+    parts.append(f"<p><small>rule {h(e.rule)} ({h(e.action)}), severity {h(e.severity)}, at "
+                 f"{h(e.at.isoformat())}</small></p>")
+    return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"
 
 
 def _digest(key: str) -> str:
