@@ -11,6 +11,8 @@ import pytest
 import monitor.alerts
 import monitor.alerts.channels
 from monitor.alerts import Availability, Grouper, Transition, events_for, kind_of, slo_events
+from monitor.alerts.impact import FeatureImpact, Impact
+from monitor.alerts.runbook import QUOTA_TITLE, cause_kind
 from monitor.config.alerts import AlertsConfig
 
 T0 = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
@@ -197,3 +199,126 @@ def test_slo_burn_message_and_matching_by_window_and_target():
     assert event.title == "openai: a@eu availability 85.000% over 24h is below the 90.000% objective"
     assert event.event_key == "slo_burn:slo90%/24h:a@20250304T120000:hook"
     assert burning == {("slo90%/24h", "a"): s(0)}
+
+
+# --- Impact: severity from the features hit, rules by criticality, covered outages ---
+
+
+def feature(name: str, criticality: str, status: str, *targets: str) -> FeatureImpact:
+    return FeatureImpact(name, criticality, status, targets, targets)
+
+
+def source(*features: FeatureImpact, calls: list | None = None):
+    """An impact source (a stand-in for `impact_source`) giving each group the given features its targets hit."""
+
+    def impact(members):
+        if calls is not None:
+            calls.append(tuple(m.target for m in members))
+        targets = tuple(dict.fromkeys(m.target for m in members))
+        return Impact(targets, T0, T0, tuple(f for f in features if set(f.hit_by) & set(targets)),
+                      "http://127.0.0.1:8501/providers?target=a")
+
+    return impact
+
+
+def test_severity_comes_from_the_worst_feature_hit_and_the_event_carries_the_impact():
+    calls: list = []
+    impact = source(feature("chat", "high", "covered", "a"), feature("support", "critical", "unserved", "b"),
+                    calls=calls)
+    events = events_for([tr("a", "up", "down"), tr("b", "up", "down", s(2), incident=2)], config=cfg(), now=s(60),
+                        impact=impact)
+    assert {e.severity for e in events} == {"critical"} and len(events) == 2
+    assert all(e.worst_criticality == "critical" and len(e.impact.features) == 2 for e in events)
+    assert calls == [("a", "b")]  # asked once per group, whatever the channels
+    only_chat = events_for([tr("a", "up", "down")], config=cfg(), now=s(60), impact=impact)
+    assert {e.severity for e in only_chat} == {"warning"}  # covered: the default rule warns
+
+
+@pytest.mark.parametrize(("covered", "severities"), [("page", {"critical"}), ("warn", {"warning"}), ("skip", set())])
+def test_a_rule_says_what_an_outage_whose_features_are_all_covered_does(covered, severities):
+    config = cfg(rules=[{"rule": "down", "channels": ["team"], "covered": covered}])
+    impact = source(feature("chat", "critical", "covered", "a"), feature("tags", "low", "exposed", "a"))
+    events = events_for([tr("a", "up", "down")], config=config, now=s(60), impact=impact)
+    assert {e.severity for e in events} == severities
+    # One feature not covered: the rule pages whatever it says about covered outages.
+    hurt = source(feature("chat", "critical", "covered", "a"), feature("tags", "medium", "unserved", "a"))
+    assert [e.severity for e in events_for([tr("a", "up", "down")], config=config, now=s(60), impact=hurt)] == [
+        "error"]
+
+
+def test_covered_is_only_for_down_and_degraded_rules():
+    with pytest.raises(ValueError, match="covered: only a down or degraded rule has one"):
+        cfg(rules=[{"rule": "recovered", "channels": ["team"], "covered": "skip"}])
+
+
+def test_rules_match_on_the_criticality_of_the_features_hit():
+    config = cfg(rules=[{"rule": "down", "channels": ["pd"], "criticality": ["critical"]},
+                        {"rule": "down", "channels": ["team"], "criticality": ["low", "medium"]},
+                        {"rule": "recovered", "channels": ["pd"]}])
+    impact = source(feature("support", "critical", "unserved", "a"), feature("tags", "low", "covered", "b"))
+    events = events_for([tr("a", "up", "down"), tr("b", "up", "down", s(1), incident=2)], config=config, now=s(60),
+                        impact=impact)
+    by_channel = {e.channel: e for e in events}
+    assert by_channel["pd"].targets == ("a",) and by_channel["pd"].severity == "critical"
+    assert [f.feature for f in by_channel["pd"].impact.features] == ["support"]  # the impact of its own targets
+    assert by_channel["team"].targets == ("b",) and by_channel["team"].severity == "warning"
+    # A target no feature uses hits no criticality: a criticality rule does not fire for it.
+    assert events_for([tr("z", "up", "down")], config=config, now=s(60), impact=impact) == []
+    # No impact (none given, or it failed): the rule fires in doubt rather than lose a page.
+    assert {e.channel for e in events_for([tr("z", "up", "down")], config=config, now=s(60))} == {"pd", "team"}
+
+    def broken(members):
+        raise RuntimeError("boom")
+
+    assert {e.channel for e in events_for([tr("z", "up", "down")], config=config, now=s(60), impact=broken)} == {
+        "pd", "team"}
+
+
+def test_a_rule_without_criticality_matches_whatever_is_hit():
+    rule = cfg().rules[0]
+    assert rule.matches("a") and rule.matches("a", set()) and rule.matches("a", {"low"})
+    picky = cfg(rules=[{"rule": "down", "channels": ["team"], "criticality": ["high", "critical"]}]).rules[0]
+    assert picky.matches("a", {"low", "high"}) and not picky.matches("a", {"low"}) and not picky.matches("a", set())
+    assert picky.matches("a", None)
+    targeted = cfg(rules=[{"rule": "down", "channels": ["team"], "targets": ["b"], "criticality": ["low"]}]).rules[0]
+    assert not targeted.matches("a", {"low"}) and targeted.matches("b", {"low"})
+
+
+def test_a_spent_quota_or_credit_balance_has_its_own_title_and_runbook():
+    spent = Transition("gpt-4o", "openai", "up", "down", T0, incident_id=4,
+                       cause={"rule": "failures", "kinds": {"quota_exhausted": 3, "server_error": 1}})
+    (event,) = events_for([spent], config=cfg(rules=[{"rule": "down", "channels": ["team"]}]), now=s(60))
+    assert event.title == f"openai: {QUOTA_TITLE}"
+    assert event.title == ("openai: quota/credit exhausted — needs a human with a credit card, retrying will not "
+                           "help")
+    assert event.runbook[0].line.startswith("Spent quota or credit balance: top up the account")
+    assert any(line.startswith("runbook: Spent quota") for line in event.lines())
+    # A rate limit is not a spent quota: the usual title, its own runbook line.
+    limited = Transition("gpt-4o", "openai", "up", "down", T0, incident_id=5, cause={"kinds": {"rate_limited": 3}})
+    (event,) = events_for([limited], config=cfg(rules=[{"rule": "down", "channels": ["team"]}]), now=s(60))
+    assert event.title == "openai: gpt-4o is DOWN" and event.runbook[0].line.startswith("Rate limited")
+
+
+@pytest.mark.parametrize(("cause", "kind"), [
+    ({"kinds": {"quota_exhausted": 1, "overloaded": 4}}, "overloaded"),  # one stray error does not make it
+    ({"kinds": {"quota_exhausted": 2, "overloaded": 2}}, "quota_exhausted"),  # equals: detection's order
+    ({"error_kind": "auth"}, "auth"),
+    ({"kinds": {}}, None),
+    ({"kinds": {"auth": "x"}}, None),
+    ({}, None),
+])
+def test_the_kind_of_a_cause(cause, kind):
+    assert cause_kind(cause) == kind
+
+
+def test_reminders_carry_the_cost_so_far_and_follow_criticality_and_covered():
+    config = cfg(reminder_every="30m", rules=[
+        {"rule": "down", "channels": ["team"], "criticality": ["critical"]},
+        {"rule": "down", "channels": ["hook"], "covered": "skip"},
+    ])
+    incidents = [Incident(7, "a", s(0)), Incident(8, "b", s(0))]
+    impact = source(feature("support", "critical", "unserved", "a"), feature("tags", "low", "covered", "b"))
+    events = events_for([], config=config, now=s(31 * 60), incidents=incidents, impact=impact)
+    assert sorted((e.channel, e.members[0].target, e.severity) for e in events) == [
+        ("hook", "a", "critical"), ("team", "a", "critical")]
+    assert all(e.impact is not None and e.impact.features[0].feature == "support" for e in events)
