@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
 from annotated_types import Ge, Interval
@@ -38,6 +39,7 @@ from monitor.config.base import (  # noqa: F401 - re-exported: sections import t
 )
 from monitor.config.detection import DetectionConfig
 from monitor.config.features import FeatureConfig, feature_problems
+from monitor.config.lifecycle import LifecycleConfig
 from monitor.durations import Duration, format_duration
 from probes.canary import CANARIES
 from probes.target import Deadlines, Target
@@ -72,6 +74,7 @@ class ProbeDefaults(Section):
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 
 
@@ -102,6 +105,22 @@ class TargetConfig(Section):
     interval: Duration | None = None
     max_tokens: MaxTokens | None = None
     deadlines: DeadlinesConfig | None = None
+    retires: date | None = None
+    """The day the provider stops serving this target's model (YYYY-MM-DD), when you know it and the
+    provider's listing does not say (`lifecycle:`); it overrides the listing and airisk's shipped dates."""
+
+    @field_validator("retires", mode="before")
+    @classmethod
+    def _plain_day(cls, value: Any) -> Any:
+        # YAML reads 2027-01-05 as a date already; a string must be exactly YYYY-MM-DD (no week dates,
+        # no times: a retirement is a day), within a plausible span.
+        if isinstance(value, datetime):
+            raise ValueError("give a day (YYYY-MM-DD), not a time")
+        if isinstance(value, str) and not _DAY.fullmatch(value):
+            raise ValueError(f"{value[:40]!r} is not a date: write YYYY-MM-DD, e.g. 2027-01-05")
+        if isinstance(value, date) and not 2000 <= value.year <= 2200:
+            raise ValueError(f"year {value.year} is out of range (2000 to 2200)")
+        return value
 
     @field_validator("headers")
     @classmethod
@@ -215,6 +234,8 @@ class AiriskConfig(Section):
     """The product's AI features, each with its chain of backends (primary, then fallbacks)."""
     quality: QualityConfig = Field(default_factory=QualityConfig)
     """Answer quality measurement (`airisk eval`): the judge backend, concurrency."""
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    """Model retirements and removals: how often listings are read, how early to warn."""
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -277,6 +278,7 @@ def error_text(body: bytes, limit: int = 200) -> str:
 
 MAX_LISTED = 10_000  # models kept from one page; a page longer than any provider's is cut here
 MODEL_NAME_LIMIT = 256  # characters of one model id
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])")
 RETIRES_FIELD = "x_airisk_retires"
 """The airisk-only extension field (``YYYY-MM-DD``) in which the emulator states a retirement date
 for providers whose own listing has none (all but Azure OpenAI). Real providers never send it; read
@@ -326,13 +328,15 @@ def listed_name(value: Any) -> str | None:
 
 
 def iso_day(value: Any) -> date | None:
-    """``YYYY-MM-DD`` (or an ISO timestamp starting so) as a date; ``None`` for anything else."""
-    if not isinstance(value, str) or len(value) < 10:
+    """``YYYY-MM-DD`` (or an ISO timestamp starting so), 2000 to 2200, as a date; ``None`` for anything else
+    (``fromisoformat`` alone also takes week dates and ``YYYYMMDD``, which no listing means)."""
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
         return None
     try:
-        return date.fromisoformat(value[:10])
+        day = date.fromisoformat(value[:10])
     except ValueError:
         return None
+    return day if 2000 <= day.year <= 2200 else None
 
 
 def epoch_day(value: Any) -> date | None:

@@ -1,0 +1,76 @@
+"""Model lifecycle: notices (retiring, retired, vanished incidents, ...) and the models each listing named.
+
+Revision ID: 0006_lifecycle
+Revises: 0004_quality (for now; see below)
+Create Date: 2026-12-07 00:00:03
+
+Written beside 0005_vantage, which another change adds on 0004_quality at the same time. Until the
+two are chained at merge (this one then plainly revises "0005_vantage"), it follows 0005_vantage
+where that revision is present and 0004_quality where it is not, so the chain has one head either
+way and `monitor.store.db.migrate` ("head") keeps working for everyone meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+# Registers the two tables on SQLModel.metadata wherever migrations are loaded, so the schema
+# comparison (tests/monitor/test_store_db.py) sees them: they live in monitor.store.lifecycle, not
+# monitor.store.models, which env.py imports. To go once env.py imports monitor.store.lifecycle too.
+import monitor.store.lifecycle  # noqa: F401
+
+revision: str = "0006_lifecycle"
+down_revision: str | Sequence[str] | None = (
+    "0005_vantage" if Path(__file__).with_name("0005_vantage.py").exists() else "0004_quality")
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _ts(name: str, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "model_notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("provider", sa.String(), nullable=False),
+        sa.Column("endpoint", sa.String(), nullable=False),
+        sa.Column("model", sa.String(), nullable=False),
+        sa.Column("retires", sa.Date(), nullable=True),
+        sa.Column("source", sa.String(), nullable=False),
+        sa.Column("step_days", sa.Integer(), nullable=True),
+        sa.Column("targets", sa.JSON(), nullable=False),
+        sa.Column("features", sa.JSON(), nullable=False),
+        sa.Column("message", sa.String(), nullable=False),
+        _ts("at"),
+        _ts("opened_at", nullable=True),
+        _ts("closed_at", nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
+    )
+    op.create_index("ix_model_notice_provider", "model_notice", ["provider"])
+    op.create_index("ix_model_notice_model", "model_notice", ["model"])
+    op.create_index("ix_model_notice_at", "model_notice", ["at"])
+    op.create_table(
+        "model_seen",
+        sa.Column("endpoint", sa.String(), nullable=False),
+        sa.Column("model", sa.String(), nullable=False),
+        _ts("first_seen"),
+        _ts("last_seen"),
+        sa.PrimaryKeyConstraint("endpoint", "model"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("model_seen")
+    op.drop_index("ix_model_notice_at", table_name="model_notice")
+    op.drop_index("ix_model_notice_model", table_name="model_notice")
+    op.drop_index("ix_model_notice_provider", table_name="model_notice")
+    op.drop_table("model_notice")
