@@ -128,11 +128,14 @@ class AlertEvent:
         """What to do about the members' causes (`monitor.alerts.runbook`), each once; for a trigger only."""
         return runbook_for(m.cause for m in self.members) if self.action == "trigger" else []
 
+    def detail_lines(self) -> list[str]:
+        """The details as "key: value" lines, long values cut."""
+        return [f"{k}: {_short(v)}" for k, v in self.details.items()]
+
     def lines(self) -> list[str]:
         """The alert as text lines: the title, one line per target, the runbook, the impact, then the details."""
         return [self.title, *(m.line() for m in self.members), *(f"runbook: {r.line}" for r in self.runbook),
-                *(self.impact.lines() if self.impact is not None else ()),
-                *(f"{k}: {_short(v)}" for k, v in self.details.items())]
+                *(self.impact.lines() if self.impact is not None else ()), *self.detail_lines()]
 
     def to_row(self) -> dict[str, Any]:
         """The `AlertOutbox` columns this event fills (state and attempts start at their defaults)."""

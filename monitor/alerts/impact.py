@@ -381,6 +381,8 @@ def _lookup(hits: Sequence[HitLike], *, config: AiriskConfig, session: Session |
         looked.missing.append("store: no database session (drills, evals, probes and incidents not read)")
         return looked
     cache = {} if cache is None else cache
+    if not config.features:  # nothing to hit: no store read
+        return looked
     if "risk" not in cache:
         cache["risk"] = _guarded(session, lambda: _risk(config, session, now))
     risk, why = cache["risk"]

@@ -16,14 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session
 
 from monitor.alerts import Alert, events_for
 from monitor.alerts.channels import email, pagerduty, slack, webhook
 from monitor.alerts.events import AlertEvent, Member, Transition
-from monitor.alerts.impact import FeatureImpact, Impact, impact_source
+from monitor.alerts.impact import STATUSES, FeatureImpact, Impact, impact_source
 from monitor.config import parse_config
 from monitor.config.alerts import AlertsConfig
+from monitor.store.models import AlertOutbox
 from tests.monitor.test_alerts_channels import TOKEN, email_config, smtp  # noqa: F401 (a fixture)
 from tests.monitor.test_alerts_impact import CONFIG, NOW, OPENED, _store
 
@@ -295,3 +298,38 @@ async def test_the_webhook_carries_every_field_and_the_impact_round_trips(sessio
     # The recovery counts the whole incident: 30 minutes of support down.
     assert back["impact"]["features"][0]["cost_minutes"] == pytest.approx(30)
     assert back["severity"] == "info"
+
+
+# --- Any impact: every channel's payload keeps its schema, and the HTML holds only our markup ---
+
+_words = st.text(st.characters(blacklist_categories=("Cs",)), max_size=3000)
+_features = st.builds(
+    FeatureImpact, _words, st.sampled_from(("low", "medium", "high", "critical")), st.sampled_from(STATUSES),
+    st.lists(_words, max_size=3).map(tuple), st.lists(_words, max_size=3).map(tuple),
+    serving=st.none() | _words, serving_status=_words, notes=st.lists(_words, max_size=3).map(tuple),
+    cost_minutes=st.none() | st.floats(0, 1e6), pass_rate=st.none() | st.floats(0, 1),
+    quality_lower=st.none() | st.floats(0, 1), quality_judged=st.none() | st.integers(0, 10**6))
+_impacts = st.builds(Impact, st.just(("gpt-4o",)), st.just(NOW), st.none() | st.just(OPENED),
+                     st.lists(_features, max_size=70).map(tuple),
+                     st.sampled_from(["", "https://airisk.example.com/providers?target=a&incident=1"]),
+                     st.lists(_words, max_size=12).map(tuple))
+_OUR_TAGS = {"h2", "ul", "li", "p", "b", "i", "small", "table", "tr", "th", "td", "a", "html", "body"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_impacts, st.sampled_from([{}, {"kinds": {"quota_exhausted": 2}}, {"error_kind": "auth"}]))
+def test_any_impact_renders_within_every_schema(impact, cause):
+    member = Member.of(Transition("gpt-4o", "openai", "up", "down", OPENED, incident_id=1, cause=cause))
+    event = AlertEvent("c", "down", "trigger", "down:openai:1:c", member.dedup_key, "openai", "openai: gpt-4o is DOWN",
+                       "critical", OPENED, (member,), impact=impact)
+    cfg = channels({"type": "slack", "url_env": "S"}, {"type": "pagerduty", "routing_key_env": "K"})
+    check(json.loads(json.dumps(slack.body(Alert(event, cfg.channels[0])))), SLACK)
+    for body in pagerduty.events(Alert(event, cfg.channels[1]), "key"):
+        check(json.loads(json.dumps(body)), PAGERDUTY)
+    parsed = _Html()
+    parsed.feed(email.html_body(event))
+    assert set(parsed.tags) <= _OUR_TAGS
+    text = "".join(parsed.text)
+    assert all(f.feature in text for f in impact.features)
+    back = AlertEvent.from_row(AlertOutbox(**json.loads(json.dumps(event.to_row()))))
+    assert back == event

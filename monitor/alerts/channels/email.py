@@ -35,7 +35,7 @@ from email.utils import formatdate
 import httpx
 
 from monitor.alerts.channels.base import Alert, DeliveryError
-from monitor.alerts.events import AlertEvent, _short
+from monitor.alerts.events import AlertEvent
 from monitor.alerts.redact import redact
 
 SECRET = "password_env"
@@ -82,7 +82,7 @@ def html_body(e: AlertEvent) -> str:
             parts.append(f'<p><a href="{h(impact.dashboard_url, quote=True)}">Open this incident in the airisk '
                          f"dashboard</a></p>")
     if e.details:
-        parts += ["<ul>", *(f"<li>{h(k)}: {h(_short(v))}</li>" for k, v in e.details.items()), "</ul>"]
+        parts += ["<ul>", *(f"<li>{h(line)}</li>" for line in e.detail_lines()), "</ul>"]
     parts.append(f"<p><small>rule {h(e.rule)} ({h(e.action)}), severity {h(e.severity)}, at "
                  f"{h(e.at.isoformat())}</small></p>")
     return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"

@@ -24,7 +24,7 @@ import httpx
 
 from monitor.alerts.channels._http import post_json
 from monitor.alerts.channels.base import Alert, require_secret
-from monitor.alerts.events import AlertEvent, _short
+from monitor.alerts.events import AlertEvent
 from monitor.alerts.impact import FeatureImpact
 
 SECRET = "url_env"
@@ -48,7 +48,7 @@ def body(alert: Alert) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(e.title, MAX_HEADER), "emoji": True}},
     ]
-    lines = [m.line() for m in e.members] + [f"{k}: {_short(v)}" for k, v in e.details.items()]
+    lines = [m.line() for m in e.members] + e.detail_lines()
     if lines:
         blocks.append(_section("\n".join(f"• {_escape(line)}" for line in lines)))
     for r in e.runbook:
