@@ -55,14 +55,19 @@ def _what_if(text: str):
                    "or its primary (primary=local: moved to the local model). Repeatable.")
 @click.option("--verified-within", default="90d", show_default=True,
               help="Drills, eval runs and capacity searches older than this no longer count.")
+@click.option("--retire-horizon", metavar="DURATION",
+              help="Release gate: exit 1 naming each feature whose primary model retires within this (e.g. 30d), "
+                   "or has left its provider's listing; dates from the targets' retires:, the monitor's lifecycle "
+                   "notices and the dates airisk ships.")
 def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, what_ifs: tuple[str, ...],
-          verified_within: str) -> None:
+          verified_within: str, retire_horizon: str | None) -> None:
     """Each feature's expected AI-caused downtime minutes a month, its grade (A-F) and where the minutes come from.
 
     Measured from the probes' history (availability within each feature's latency budget), with
     fallbacks counted only where a drill saw them answer, and an AI fallback only as far as its measured
-    quality (airisk eval run) and capacity (airisk eval capacity) go. Exit 0; with --max-grade, 1 when a
-    feature fails the gate; 2 for a bad config or option. docs/RISK_MODEL.md explains every term.
+    quality (airisk eval run) and capacity (airisk eval capacity) go. Exit 0; with --max-grade or
+    --retire-horizon, 1 when a feature fails the gate; 2 for a bad config or option. docs/RISK_MODEL.md explains
+    every term.
     """
     from sqlmodel import Session
 
@@ -74,12 +79,16 @@ def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, 
     span = _window("--window", window)
     verify = _window("--verified-within", verified_within)
     scenarios = [_what_if(w) for w in what_ifs]
+    horizon = _window("--retire-horizon", retire_horizon) if retire_horizon is not None else None
     engine = make_engine()
+    retiring: list[str] = []
     try:
         migrate(engine)
         with Session(engine) as session:
             report = score_features(config=config, session=session, window=span, verified_within=verify,
                                     what_ifs=scenarios)
+            if horizon is not None:
+                retiring = _retire_gate(config, session, horizon, retire_horizon)
     except RiskError as exc:
         _fail(str(exc))
     finally:
@@ -89,6 +98,8 @@ def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, 
         data = report.to_dict()
         if max_grade:
             data["gate"] = {"max_grade": max_grade.upper(), "failures": failures}
+        if horizon is not None:
+            data["retire_gate"] = {"horizon": retire_horizon, "failures": retiring}
         click.echo(json.dumps(data, indent=2))
     else:
         _print(report, config_path, window)
@@ -98,9 +109,20 @@ def score(config_path: Path, window: str, as_json: bool, max_grade: str | None, 
     elif not report.measured:
         click.echo(f"airisk: no probe results in the last {window} for any backend: every primary is unmeasured "
                    f"and assumed 99.5% (run `airisk monitor` to measure them)", err=True)
-    for line in failures:
+    for line in failures + retiring:
         click.echo(f"airisk: {line}", err=True)
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if failures or retiring else 0)
+
+
+def _retire_gate(config, session, horizon: timedelta, text: str) -> list[str]:
+    """One line per feature whose primary model retires within ``horizon`` (or has left its listing)."""
+    from datetime import UTC, datetime
+
+    from monitor.lifecycle import retiring_primaries
+
+    today = datetime.now(UTC).date()
+    found = retiring_primaries(config, session=session, today=today, within_days=horizon.total_seconds() / 86400)
+    return [f"{r.line(today)}: within --retire-horizon {text}" for r in found]
 
 
 def _gate(report, max_grade: str, config_path: Path) -> list[str]:

@@ -401,6 +401,62 @@ class LifecycleWatcher:
         return [self.config.features[n].criticality for n in names if n in self.config.features]
 
 
+@dataclass(frozen=True, slots=True)
+class RetiringPrimary:
+    """A feature whose primary backend's model retires (or has left its listing) within a release's horizon."""
+
+    feature: str
+    backend: str
+    provider: str
+    model: str
+    retires: date | None  # None: the model has already left its provider's listing
+    source: str
+
+    def line(self, today: date) -> str:
+        if self.retires is None:
+            return (f"{self.feature}: its primary {self.backend} ({self.model}) has left {self.provider}'s model "
+                    f"listing ({self.source})")
+        days = (self.retires - today).days
+        when = f"retired on {self.retires.isoformat()}" if days <= 0 else \
+            f"retires on {self.retires.isoformat()}, in {days} day{'s' if days != 1 else ''}"
+        return f"{self.feature}: its primary {self.backend} ({self.model}) {when} (source: {self.source})"
+
+
+def retiring_primaries(config: AiriskConfig, *, session: Session, today: date, within_days: float,
+                       published: dict[tuple[str, str], tuple[date, str]] | None = None) -> list[RetiringPrimary]:
+    """The features whose primary (first chain link) model retires on or before ``today + within_days``, or has
+    left its listing (an open vanished incident), by the first date known: the target's ``retires:``, the
+    stored notices (what the listings said), the shipped published dates."""
+    published = load_published() if published is None else published
+    stored = store.known_retirements(session=session)
+    gone = {(r.provider, r.model): r.endpoint for r in store.notices(session=session, open_only=True)}
+    targets = {t.name: t for t in config.resolve_targets()}
+    own_dates = {t.target_name: t.retires for t in config.targets if t.retires is not None}
+    out = []
+    for name, feature in config.features.items():
+        backend = feature.chain[0].backend
+        if backend is None:
+            continue
+        target = targets.get(backend) or (Target.from_provider(backend) if backend in CATALOG else None)
+        if target is None:
+            continue
+        key = (target.provider, target.model)
+        if key in gone:
+            out.append(RetiringPrimary(name, backend, *key, None, f"vanished incident at {gone[key]}"))
+            continue
+        if backend in own_dates:
+            retires, source = own_dates[backend], "the target's retires:"
+        elif key in stored:
+            retires, source = stored[key]
+        elif key in published:
+            retires, source = published[key]
+        else:
+            continue
+        if (retires - today).days <= within_days:
+            out.append(RetiringPrimary(name, backend, *key, retires, source))
+    return out
+
+
 def _retiring_severity(step: int | None) -> str:
     return "critical" if step is not None and step <= 1 else "error" if step is not None and step <= 7 else "warning"
 
@@ -415,5 +471,5 @@ def _used_by(use: Use) -> str:
     return f", used by {listed}"
 
 
-__all__ = ["LifecycleWatcher", "ListingError", "Notice", "Use", "load_published", "model_key", "plan",
-           "read_listing"]
+__all__ = ["LifecycleWatcher", "ListingError", "Notice", "RetiringPrimary", "Use", "load_published", "model_key",
+           "plan", "read_listing", "retiring_primaries"]
