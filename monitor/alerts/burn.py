@@ -205,14 +205,18 @@ def feature_series(*, session: Session, config: AiriskConfig, feature: str, now:
     per_link = [_link_minutes(session, c, spec, start, end, minutes) if c.targets else [1.0] * minutes
                 for c in counted]
     series: list[float | None] = []
+    seen: dict[tuple[float | None, ...], float] = {}  # most minutes look alike (everything up): compute each once
     for i in range(minutes):
         if not per_link or per_link[0][i] is None:  # the primary always counts: no word on it, no minute
             series.append(None)
             continue
-        terms = [Term(a[i], c.link.domain or c.link.provider or c.link.label, c.decision.value or 0.0,
-                      c.decision.effectiveness)
-                 for c, a in zip(counted, per_link, strict=True) if a[i] is not None]
-        series.append(chain_outcome(terms).unavailability)
+        minute = tuple(a[i] for a in per_link)
+        if minute not in seen:
+            terms = [Term(a, c.link.domain or c.link.provider or c.link.label, c.decision.value or 0.0,
+                          c.decision.effectiveness)
+                     for c, a in zip(counted, minute, strict=True) if a is not None]
+            seen[minute] = chain_outcome(terms).unavailability
+        series.append(seen[minute])
     return series, said
 
 
@@ -223,23 +227,19 @@ def _link_minutes(session: Session, c: _Counted, spec: FeatureConfig, start: dat
     ft = None if budget.first_token is None else budget.first_token * 1000
     tot = None if budget.total is None else budget.total * 1000
     counts: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])  # minute -> [probes, within budget]
-    m = RollupMinute.__table__.c
-    rows = session.execute(sa.select(m.bucket, m.up, m.degraded, m.down, m.ttft_hist, m.total_hist)
-                           .where(m.target.in_(c.targets), m.bucket >= start, m.bucket <= end)).all()
-    for row in rows:
-        _add(counts[_utc(row.bucket)], row, ft, tot)
-    # Where the minute rollups were pruned: each older hour's rollup stands for its minutes.
-    first = min(counts, default=end + timedelta(minutes=1))
-    if first > start:
-        h = RollupHour.__table__.c
-        for row in session.execute(sa.select(h.bucket, h.up, h.degraded, h.down, h.ttft_hist, h.total_hist)
-                                   .where(h.target.in_(c.targets), h.bucket >= floor_hour(start),
-                                          h.bucket < floor_hour(first))).all():
-            hour = _utc(row.bucket)
+    after = end + timedelta(minutes=1)
+    for bucket, n, within in _rollup_counts(session, RollupMinute.__table__, c.targets, start, after, ft, tot):
+        counts[bucket][0] += n
+        counts[bucket][1] += within
+    first = min(counts, default=after)
+    if first > start:  # where the minute rollups were pruned, each older hour's rollup stands for its minutes
+        hours = _rollup_counts(session, RollupHour.__table__, c.targets, floor_hour(start), floor_hour(first), ft, tot)
+        for bucket, n, within in hours:
             for k in range(60):
-                at = hour + timedelta(minutes=k)
+                at = bucket + timedelta(minutes=k)
                 if start <= at < first:
-                    _add(counts[at], row, ft, tot)
+                    counts[at][0] += n
+                    counts[at][1] += within
     out: list[float | None] = []
     last, age = None, 0
     for i in range(minutes):
@@ -254,14 +254,23 @@ def _link_minutes(session: Session, c: _Counted, spec: FeatureConfig, start: dat
     return out
 
 
-def _add(acc: list[int], row, ft: float | None, tot: float | None) -> None:
-    # The rule of monitor.store.queries.budget_counts for rollups: an answer in a histogram bucket not
-    # entirely within the budget counts as over it (strict by up to one bucket).
-    n = row.up + row.degraded + row.down
-    answered = row.up + row.degraded
-    over = _over(row.ttft_hist or [], ft) + _over(row.total_hist or [], tot)
-    acc[0] += n
-    acc[1] += max(0, answered - over)
+def _rollup_counts(session: Session, table: sa.Table, targets: Sequence[str], lo: datetime, hi: datetime,
+                   ft: float | None, tot: float | None) -> Iterable[tuple[datetime, int, int]]:
+    """(bucket, probes, answered within the budget) per bucket of ``table`` in [lo, hi), every region and
+    target together. The rule of `monitor.store.queries.budget_counts` for rollups: an answer in a
+    histogram bucket not entirely within the budget counts as over it (strict by up to one bucket)."""
+    c = table.c
+    where = (c.target.in_(list(targets)), c.bucket >= lo, c.bucket < hi)
+    if ft is None and tot is None:  # no budget: the sums alone, added up by the database
+        for bucket, up, degraded, down in session.execute(
+                sa.select(c.bucket, sa.func.sum(c.up), sa.func.sum(c.degraded), sa.func.sum(c.down))
+                .where(*where).group_by(c.bucket)):
+            yield _utc(bucket), int(up + degraded + down), int(up + degraded)
+        return
+    for row in session.execute(sa.select(c.bucket, c.up, c.degraded, c.down, c.ttft_hist, c.total_hist)
+                               .where(*where)):
+        over = _over(row.ttft_hist or [], ft) + _over(row.total_hist or [], tot)
+        yield _utc(row.bucket), row.up + row.degraded + row.down, max(0, row.up + row.degraded - over)
 
 
 def _over(hist: Sequence[int], budget_ms: float | None) -> int:
