@@ -176,3 +176,31 @@ def test_a_bad_log_option_is_one_line_naming_it(command, tmp_path):
     shown = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
     assert "[env var: AIRISK_LOG_FORMAT; default: text]" in shown
     assert "[env var: AIRISK_LOG_LEVEL; default: info]" in shown
+
+
+def test_up_logs_its_in_process_monitor_as_asked(monkeypatch, tmp_path):
+    import logging
+
+    from click.testing import CliRunner
+
+    import airisk.up
+    from airisk.cli import main
+
+    async def fake_run_up(**kwargs):  # stands for the monitor `up` runs in its own process
+        logging.getLogger("monitor.service").info("openai@eu: up -> down", extra={"event": "state_change"})
+        logging.getLogger("monitor.service").debug("not at info")
+
+    monkeypatch.setattr(airisk.up, "run_up", fake_run_up)
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        result = CliRunner().invoke(main, ["up", "--demo", "--log-format", "json"],
+                                    env={"AIRISK_DASHBOARD_PASSWORD": None, "AIRISK_DASHBOARD_AUTH": None})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
+    assert (line["msg"], line["event"], line["logger"], line["level"]) == (
+        "openai@eu: up -> down", "state_change", "monitor.service", "info")
