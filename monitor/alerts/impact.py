@@ -242,12 +242,6 @@ class Impact:
         """The criticalities of the features ``target`` hits."""
         return {f.criticality for f in self.features if target in f.hit_by}
 
-    def restricted(self, targets: Sequence[str]) -> Impact:
-        """This impact for ``targets`` only (the features they hit)."""
-        keep = set(targets)
-        return Impact(tuple(t for t in self.targets if t in keep), self.at, self.opened_at,
-                      tuple(f for f in self.features if keep & set(f.hit_by)), self.dashboard_url, self.missing)
-
     def lines(self) -> list[str]:
         """The impact as text lines: one per feature, then what is missing, then the dashboard link."""
         if not self.features and not self.missing:
@@ -295,13 +289,7 @@ def impact_of(hits: Sequence[HitLike], *, config: AiriskConfig, session: Session
               environ: Mapping[str, str] | None = None) -> Impact:
     """The impact of the alert naming ``hits`` (its members), counted up to ``now`` (for a recovery: up to
     the recovery). Never raises: whatever fails is left out and named in ``missing``."""
-    targets = tuple(dict.fromkeys(h.target for h in hits))
-    try:
-        return _impact(hits, targets, config=config, session=session, now=now, environ=environ)
-    except Exception as exc:  # the alert goes out without its impact rather than not at all
-        log.exception("impact of %s could not be computed", ", ".join(targets))
-        return Impact(targets, now, features=(), dashboard_url=_safe_url(targets, hits, environ),
-                      missing=(f"impact: {_why(exc)}",))
+    return impact_source(config=config, session=session, now=now, environ=environ)(hits)
 
 
 def impact_source(*, config: AiriskConfig, session: Session | None, now: datetime,
@@ -314,7 +302,7 @@ def impact_source(*, config: AiriskConfig, session: Session | None, now: datetim
         targets = tuple(dict.fromkeys(h.target for h in hits))
         try:
             return _impact(hits, targets, config=config, session=session, now=now, environ=environ, cache=cache)
-        except Exception as exc:
+        except Exception as exc:  # the alert goes out without its impact rather than not at all
             log.exception("impact of %s could not be computed", ", ".join(targets))
             return Impact(targets, now, dashboard_url=_safe_url(targets, hits, environ),
                           missing=(f"impact: {_why(exc)}",))
