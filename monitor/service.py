@@ -11,7 +11,18 @@ Wiring only; each part lives in its own module:
                                                  is logged, never kept from the detector)
     alerts.dispatch.Dispatcher <-- outbox rows (FOR UPDATE SKIP LOCKED on PostgreSQL)
     _vendor_loop: status pages -> status snapshots, lead time of open incidents
+    _vantage_loop: this monitor's heartbeat, regions lost or back, the quorum re-judged,
+                   the dead man's switch (alerts.heartbeat_url)
     _housekeeping: held alert groups, reminders, retention
+
+Several vantage points, one voice (`monitor.quorum`, `monitor.vantage`): each monitor records its
+own view of a target (a regional incident, and a sighting: its current state), then, under one
+database-wide lock (`lock_quorum`), judges every alive region's sightings together and opens,
+worsens or closes the target's one global incident. The monitor whose transaction made that
+change is the one that announces it, so an outage every region sees pages once; the outbox's
+deterministic event keys are the second guard. Regional incidents alert only rules with
+``regional: true``. The quorum is judged again at each heartbeat, so a region lost or back
+moves the verdict even when no state changes.
 
 Transitions that cannot reach the database (it is down) are held in memory and applied when
 it returns, as results are by the `ResultWriter`: nothing is lost while the process lives.
@@ -42,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
@@ -49,9 +61,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from monitor import quorum, vantage
 from monitor.alerts import events as alert_events
 from monitor.alerts.dispatch import Dispatcher
 from monitor.alerts.outbox import enqueue
+from monitor.alerts.redact import protect
 from monitor.alerts.rules import Grouper, events_for, reminders
 from monitor.alerts.slo import Availability, slo_events
 from monitor.config import AiriskConfig
@@ -63,15 +77,31 @@ from monitor.metrics import Metrics
 from monitor.schedule import Scheduler, Watch
 from monitor.statuspoll import VendorStatus, fetch_status, lead_time, summary_url
 from monitor.store import ResultWriter, migrate
-from monitor.store.incidents import close_incident, open_incident, open_incident_for, record_status, set_vendor_post
+from monitor.store.incidents import (
+    apply_verdict,
+    close_incident,
+    lock_quorum,
+    open_incident,
+    open_incident_for,
+    record_sighting,
+    record_status,
+    set_vendor_post,
+    sightings,
+)
 from monitor.store.models import IncidentRow
 from monitor.store.queries import target_summary
 from monitor.store.results import prune, upsert_targets
 from probes import Status, Target, make_client
 from probes.result import ProbeResult
 
-log = logging.getLogger("airisk.monitor")
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class RegionalTransition(alert_events.Transition):
+    """A transition of one region's own incident: alerted only by rules with ``regional: true``
+    (a plain `Transition` from this module is one of a global incident)."""
 
 
 class _Repeating:
@@ -136,6 +166,13 @@ class MonitorService:
         self.siblings = _siblings(self.targets.values()) if self.detection.probe_siblings else {}
         self.detectors: dict[str, Detector] = {}
         self.grouper = Grouper(window=self.alerts.group_window)
+        self._regional_alerts = self.alerts.model_copy(update={"rules": [
+            r for r in self.alerts.rules if r.regional and r.rule in ("down", "degraded", "recovered")]})
+        self.started_at = datetime.now(UTC)
+        self._vendor_seen: set[tuple[str, str, str]] = set()
+        self._vantage_warning = _Repeating()
+        if self.alerts.heartbeat_url:
+            protect([self.alerts.heartbeat_url])  # a ping URL is a secret: never in a log line
         self._held: list[_Held] = []
         self._held_warning = _Repeating()
         self._housekeeping_warning = _Repeating()
@@ -164,9 +201,12 @@ class MonitorService:
             upsert_targets(session=session, targets=list(self.targets.values()))
             open_rows = {
                 row.target: row for row in session.exec(
-                    select(IncidentRow).where(IncidentRow.closed_at.is_(None), IncidentRow.region == self.region))
+                    select(IncidentRow).where(IncidentRow.closed_at.is_(None), IncidentRow.region == self.region,
+                                              IncidentRow.scope == "regional"))
             }
             session.commit()
+        # The first heartbeat before the first probe: the other monitors count this region at once.
+        self.grouper.add(self._heartbeat(datetime.now(UTC)))
         return open_rows
 
     async def run(self, stop: asyncio.Event, *, client: httpx.AsyncClient | None = None) -> None:
@@ -195,7 +235,8 @@ class MonitorService:
                                                hedge_after=lambda w: self.detectors[w.target.name].hedge_after(),
                                                hedges=lambda w, started, confirm: self.detectors[
                                                    w.target.name].hedges(at=started, confirm=confirm))
-        loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client))]
+        loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client)),
+                 asyncio.create_task(self._vantage_loop(stop, client))]
         if self.alerts.channels:
             dispatcher = Dispatcher(self.engine, self.alerts, client, executor=self._db)
             loops.append(asyncio.create_task(dispatcher.run_forever(stop)))
@@ -295,24 +336,124 @@ class MonitorService:
         return done
 
     def _apply(self, batch: list[_Held]) -> list[alert_events.Transition]:
-        """Open, worsen or close incidents for these state changes, in one transaction."""
-        out = []
+        """Open, worsen or close this region's incidents for these state changes, record the region's
+        sightings, and bring each target's global incident in line with the quorum: one transaction,
+        under the quorum lock. Returns the transitions to alert (`RegionalTransition` for this
+        region's incidents; plain ones for global incidents this transaction changed). Logged once
+        committed, so a transaction the database refused (and that is tried again) says nothing."""
+        out: list[alert_events.Transition] = []
+        said: list[Callable[[], None]] = []
         with Session(self.engine) as session:
+            lock_quorum(session)
+            alive = self._alive(session, datetime.now(UTC))
             for held in batch:
                 t, tr = held.target, held.transition
+                record_sighting(session=session, target=t.name, region=self.region, state=str(tr.to), since=tr.since)
+                said.append(partial(_log_state_change, t.name, self.region, tr))
                 if tr.to is Status.UP:
                     row = open_incident_for(session=session, target=t.name, region=self.region)
-                    if row is None:
-                        continue
-                    close_incident(session=session, incident_id=row.id, at=tr.at)
+                    if row is not None:
+                        close_incident(session=session, incident_id=row.id, at=tr.at)
+                        said.append(partial(_log_incident, "regional", "closed", _facts(row), self.region,
+                                            (self.region,)))
                 else:
+                    opened = open_incident_for(session=session, target=t.name, region=self.region) is None
                     row = open_incident(session=session, target=t.name, provider=t.provider, region=self.region,
                                         state=str(tr.to), cause=dict(tr.cause), at=tr.since)
-                out.append(alert_events.Transition(
-                    target=t.name, provider=t.provider, from_state=str(tr.from_), to_state=str(tr.to), at=tr.at,
-                    incident_id=row.id, region=self.region, cause=dict(tr.cause), opened_at=row.opened_at))
+                    if opened:
+                        said.append(partial(_log_incident, "regional", "opened", _facts(row), self.region,
+                                            (self.region,)))
+                if row is not None:
+                    out.append(RegionalTransition(
+                        target=t.name, provider=t.provider, from_state=str(tr.from_), to_state=str(tr.to), at=tr.at,
+                        incident_id=row.id, region=self.region, cause=dict(tr.cause), opened_at=row.opened_at))
+                # Judged after each change, in order: a batch held while the database was away may
+                # hold an outage's start and its end, and each is news for the global incident.
+                judged = self._judge(session, t, alive=alive, at=tr.at, cause=dict(tr.cause))
+                if judged is not None:
+                    out.append(judged[0])
+                    said.append(judged[1])
             session.commit()
+        for say in said:
+            say()
         return out
+
+    # -- several vantage points, one voice --------------------------------------------------------
+    def _alive(self, session: Session, now: datetime) -> set[str]:
+        """The regions that count towards the quorum: this one, and those with a recent heartbeat."""
+        return vantage.alive_regions(session=session, now=now, timeout=self.detection.heartbeat_timeout) | {
+            self.region}
+
+    def _judge(self, session: Session, target: Target, *, alive: set[str], at: datetime,
+               cause: dict[str, Any] | None = None, seen: list | None = None,
+               ) -> tuple[alert_events.Transition, Callable[[], None]] | None:
+        """``target``'s global incident after the quorum over ``alive`` regions' sightings (read now
+        unless given as ``seen``); the transition to alert and its log line when this changed it."""
+        rows = seen if seen is not None else sightings(session=session, targets=[target.name])
+        verdict = quorum.verdict((quorum.Sighting(r.region, r.state, r.since) for r in rows),
+                                 quorum=self.detection.quorum, alive=alive)
+        regions = list(verdict.regions) if verdict.scope == "global" else []
+        change = apply_verdict(session=session, target=target.name, provider=target.provider, verdict=verdict,
+                               at=at, cause={**(cause or {}), "regions": regions} if regions else cause)
+        if change is None:
+            return None
+        from_state, to_state, row = change
+        transition = alert_events.Transition(
+            target=target.name, provider=target.provider, from_state=from_state, to_state=to_state, at=at,
+            incident_id=row.id, region="", cause={**(cause or {}), "regions": sorted(row.regions)},
+            opened_at=row.opened_at)
+        what = "opened" if from_state == "up" else "closed" if to_state == "up" else "worsened"
+        return transition, partial(_log_incident, "global", what, _facts(row), "", tuple(sorted(row.regions)),
+                                   needed=quorum.needed(self.detection.quorum, len(alive)), alive=len(alive))
+
+    def _heartbeat(self, now: datetime) -> list[alert_events.Transition]:
+        """This region's heartbeat; regions lost or back (their alerts queued here, in the same
+        transaction); then every target's quorum judged again, since the alive regions may have
+        changed. Returns the global transitions this made."""
+        out: list[alert_events.Transition] = []
+        said: list[Callable[[], None]] = []
+        with Session(self.engine) as session:
+            lock_quorum(session)
+            back = vantage.beat(session=session, region=self.region, now=now, started_at=self.started_at)
+            changes = ([back] if back else []) + vantage.mark_lost(
+                session=session, now=now, timeout=self.detection.heartbeat_timeout)
+            said += [partial(_log_vantage, c) for c in changes]
+            events = vantage.events(changes, config=self.alerts, now=now)
+            if events:
+                enqueue(session=session, events=events, now=now)
+            alive = self._alive(session, now)
+            by_target: dict[str, list] = {}
+            for row in sightings(session=session, targets=list(self.targets)):
+                by_target.setdefault(row.target, []).append(row)
+            for name, rows in by_target.items():
+                judged = self._judge(session, self.targets[name], alive=alive, at=now, seen=rows)
+                if judged is not None:
+                    out.append(judged[0])
+                    said.append(judged[1])
+            session.commit()
+        for say in said:
+            say()
+        return out
+
+    async def _vantage_loop(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
+        every = self.alerts.heartbeat_every
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                self.grouper.add(await self._in_db(self._heartbeat, datetime.now(UTC)))
+            except SQLAlchemyError as exc:
+                if self._vantage_warning.failed():
+                    log.warning("heartbeat not written, database unavailable: %s", exc.__class__.__name__)
+            except Exception as exc:  # a bug must not end the loop: this region would be reported lost
+                if self._vantage_warning.failed():
+                    log.error("heartbeat failed, trying again next period: %s", _one_line(exc), exc_info=exc)
+            else:
+                self._vantage_warning.ok()
+            if self.alerts.heartbeat_url:
+                await vantage.ping(client, self.alerts.heartbeat_url)
 
     # -- background loops ---------------------------------------------------------------------
     async def _enqueue_due(self, now: datetime, *, take_at: datetime | None = None) -> None:
@@ -360,9 +501,14 @@ class MonitorService:
 
     def _enqueue(self, ready: list[alert_events.Transition], now: datetime, remind: bool, slo: bool) -> int:
         with Session(self.engine) as session:
-            events = events_for(ready, config=self.alerts, now=now)
-            if remind:
-                incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None))))
+            regional = [t for t in ready if isinstance(t, RegionalTransition)]
+            events = events_for([t for t in ready if not isinstance(t, RegionalTransition)], config=self.alerts,
+                                now=now)
+            if regional and self._regional_alerts.rules:
+                events += events_for(regional, config=self._regional_alerts, now=now)
+            if remind:  # global incidents only: a regional one never paged in the first place
+                incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None),
+                                                                        IncidentRow.scope == "global")))
                 events += reminders(incidents, config=self.alerts, now=now)
             if slo:
                 events += self._slo_events(session, now)
@@ -453,12 +599,58 @@ class MonitorService:
                 record_status(session=session, provider=status.provider, fetched_at=status.fetched_at,
                               indicator=status.indicator, description=status.description,
                               incidents=[_incident_json(i) for i in status.incidents])
+                for incident in status.incidents:
+                    seen = (status.provider, incident.id, incident.status)
+                    if seen not in self._vendor_seen:
+                        self._vendor_seen.add(seen)
+                        when = incident.first_post_at or incident.created_at
+                        log.info("vendor status: %s posted %r, %s (impact %s) at %s", status.provider, incident.name,
+                                 incident.status, incident.impact, when.isoformat() if when else "an unknown time",
+                                 extra={"event": "vendor_post", "provider": status.provider,
+                                        "vendor_incident": incident.name, "status": incident.status,
+                                        "impact": incident.impact, "posted_at": when.isoformat() if when else None})
                 for row in session.exec(select(IncidentRow).where(
                         IncidentRow.provider == status.provider, IncidentRow.vendor_first_post_at.is_(None))):
                     found = lead_time(row.opened_at, status.incidents, window=timedelta(hours=2))
                     if found is not None:
                         set_vendor_post(session=session, incident_id=row.id, first_post_at=found[0])
             session.commit()
+
+
+def _cause_text(cause: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cause.items())
+
+
+def _log_state_change(target: str, region: str, tr: Transition) -> None:
+    log.info("%s%s: %s -> %s (%s)", target, f"@{region}" if region else "", tr.from_, tr.to,
+             _cause_text(tr.cause) or "no cause given",
+             extra={"event": "state_change", "target": target, "region": region, "from_state": str(tr.from_),
+                    "to_state": str(tr.to), "cause": dict(tr.cause), "at": tr.at.isoformat()})
+
+
+def _facts(row: IncidentRow) -> SimpleNamespace:
+    """What a log line needs of an incident, read before the commit expires the row's attributes."""
+    return SimpleNamespace(id=row.id, target=row.target, state=row.state, cause=dict(row.cause or {}))
+
+
+def _log_incident(scope: str, what: str, row: SimpleNamespace, region: str, regions: tuple[str, ...],
+                  **quorum_: Any) -> None:
+    seen = ", ".join(r or "(default)" for r in regions) or "none"
+    note = f" (quorum {quorum_['needed']} of {quorum_['alive']} alive)" if quorum_ else ""
+    log.info("%s incident %d of %s %s: %s, regions %s%s", scope, row.id, row.target, what, row.state, seen, note,
+             extra={"event": f"incident_{what}", "scope": scope, "target": row.target, "region": region,
+                    "incident_id": row.id, "to_state": "up" if what == "closed" else row.state,
+                    "regions": list(regions), "cause": row.cause, **quorum_})
+
+
+def _log_vantage(change: vantage.Change) -> None:
+    if change.lost:
+        log.warning("vantage point %s lost: last heartbeat at %s", vantage.label(change.region),
+                    change.last_seen.isoformat(), extra={"event": "vantage_lost", "region": change.region,
+                                                         "last_seen": change.last_seen.isoformat()})
+    else:
+        log.info("vantage point %s is back", vantage.label(change.region),
+                 extra={"event": "vantage_back", "region": change.region})
 
 
 def _one_line(exc: BaseException) -> str:

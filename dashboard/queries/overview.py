@@ -10,7 +10,16 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.queries.common import describe_cause, duration_text, frame
-from monitor.store.queries import current_states, incidents, known_targets, latency_by_target, totals_by_target
+from monitor.config import AiriskConfig
+from monitor.config.detection import DetectionConfig
+from monitor.store.queries import (
+    current_states,
+    incidents,
+    known_targets,
+    latency_by_target,
+    totals_by_target,
+    vantage_points,
+)
 
 AVAILABILITY_SPANS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 P95_SPAN = timedelta(days=1)
@@ -19,15 +28,18 @@ _SEVERITY = {"down": 3, "degraded": 2, "up": 1}
 PROVIDER_COLUMNS = ("target", "provider", "model", "owned", "state", "last_probe", "last_probe_at",
                     "availability_24h", "availability_7d", "availability_30d", "ttft_p95_ms", "open_incident")
 INCIDENT_COLUMNS = ("id", "target", "provider", "region", "state", "opened_at", "closed_at", "duration",
-                    "duration_s", "cause", "vendor_first_post_at", "lead_time_s")
+                    "duration_s", "cause", "vendor_first_post_at", "lead_time_s", "scope", "regions")
+VANTAGE_COLUMNS = ("region", "status", "heartbeat", "age", "host", "version", "since")
 
 
 @dataclass(frozen=True, slots=True)
 class Overview:
-    """The providers and the open incidents; the features come from `dashboard.queries.features.risk_view`."""
+    """The providers, the open incidents and the vantage points; the features come from
+    `dashboard.queries.features.risk_view`."""
 
     providers: pd.DataFrame  # PROVIDER_COLUMNS, worst state first
     open_incidents: pd.DataFrame  # INCIDENT_COLUMNS
+    vantage: pd.DataFrame  # VANTAGE_COLUMNS: the monitors (vantage points) and their heartbeats
 
 
 def provider_table(*, session: Session, now: datetime) -> pd.DataFrame:
@@ -87,10 +99,39 @@ def incident_table(*, session: Session, now: datetime, since: datetime | None = 
                      "state": inc.state, "opened_at": inc.opened_at, "closed_at": inc.closed_at,
                      "duration": duration_text(lasted) + ("" if inc.closed_at else " (open)"), "duration_s": lasted,
                      "cause": describe_cause(inc.cause), "vendor_first_post_at": inc.vendor_first_post_at,
-                     "lead_time_s": inc.lead_time_s})
+                     "lead_time_s": inc.lead_time_s, "scope": inc.scope,
+                     "regions": regions_text(inc.regions) if inc.scope == "global" else inc.region or "(default)"})
     return frame(rows, INCIDENT_COLUMNS)
 
 
-def overview(*, session: Session, now: datetime) -> Overview:
-    """Every target's state and availability, and the open incidents."""
-    return Overview(provider_table(session=session, now=now), incident_table(session=session, now=now, open_only=True))
+def regions_text(regions: dict) -> str:
+    """"eu 10:02:03 down, us 10:02:09 down": the regions that saw a global incident, first seen first."""
+    def when(seen: dict) -> str:
+        return str(seen.get("since", ""))
+
+    parts = []
+    for region, seen in sorted(regions.items(), key=lambda kv: (when(kv[1]), kv[0])):
+        try:
+            at = datetime.fromisoformat(when(seen)).strftime("%H:%M:%S")
+        except ValueError:
+            at = "?"
+        parts.append(f"{region or '(default)'} {at} {seen.get('state', '')}".strip())
+    return ", ".join(parts)
+
+
+def vantage_table(*, session: Session, now: datetime, timeout: float) -> pd.DataFrame:
+    """The monitors (one per region) with their last heartbeat, and whether each still counts
+    towards the quorum (alive) or was lost."""
+    rows = [{"region": v["region"] or "(default)", "status": "alive" if v["alive"] else "lost",
+             "heartbeat": v["last_seen"], "age": duration_text(max((now - v["last_seen"]).total_seconds(), 0.0)),
+             "host": f"{v['host']} (pid {v['pid']})", "version": v["version"], "since": v["started_at"]}
+            for v in vantage_points(session=session, now=now, timeout=timeout)]
+    return frame(rows, VANTAGE_COLUMNS)
+
+
+def overview(*, session: Session, now: datetime, config: AiriskConfig | None = None) -> Overview:
+    """Every target's state and availability, the open incidents, and the vantage points (lost past
+    the config's ``detection.heartbeat_timeout``, or its default without a config)."""
+    timeout = (config.detection if config is not None else DetectionConfig()).heartbeat_timeout
+    return Overview(provider_table(session=session, now=now), incident_table(session=session, now=now, open_only=True),
+                    vantage_table(session=session, now=now, timeout=timeout))

@@ -42,6 +42,25 @@ st.subheader("Open incidents")
 if data.open_incidents.empty:
     st.success("No open incident.")
 else:
-    for inc in data.open_incidents.itertuples(index=False):
-        st.markdown(f":red[**{inc.target}** is **{inc.state.upper()}**] since {inc.opened_at:%Y-%m-%d %H:%M:%S} "
-                    f"UTC ({inc.duration}){f': {inc.cause}' if inc.cause else ''}")
+    # Global incidents (the regions' quorum agrees; these page) first, then the regional ones of targets
+    # with no global incident (the others are already in their global incident's regions).
+    incidents = data.open_incidents
+    paging = set(incidents[incidents.scope == "global"].target)
+    shown = incidents[(incidents.scope == "global") | ~incidents.target.isin(paging)]
+    for inc in shown.sort_values("scope", kind="stable").itertuples(index=False):
+        if inc.scope == "global":
+            st.markdown(f":red[**{inc.target}** is **{inc.state.upper()}**] since {inc.opened_at:%Y-%m-%d %H:%M:%S} "
+                        f"UTC ({inc.duration}), seen from {inc.regions}{f': {inc.cause}' if inc.cause else ''}")
+        else:
+            st.markdown(f":orange[**{inc.target}** is **{inc.state.upper()}** from {inc.regions} only] since "
+                        f"{inc.opened_at:%Y-%m-%d %H:%M:%S} UTC ({inc.duration}), a regional incident"
+                        f"{f': {inc.cause}' if inc.cause else ''}")
+
+st.subheader("Vantage points")
+if data.vantage.empty:
+    st.caption("No monitor has written a heartbeat yet (`airisk monitor --region NAME`).")
+else:
+    ui.table(data.vantage)
+    lost = data.vantage[data.vantage.status == "lost"]
+    if not lost.empty:
+        st.warning(f"Lost: {', '.join(lost.region)}. Their regions no longer count towards the quorum.")

@@ -117,15 +117,19 @@ class DetectionConfig(Section):
     """A target DEGRADED by its error rate is UP again only at or below this (hysteresis, so a
     rate hovering at the limit does not flap); unset: half of degraded_error_rate."""
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    """Planned windows: state tracked, no alerts."""
     quorum: Annotated[int, Interval(ge=1, le=100)] | Literal["majority"] = 1
     """With several monitors (``airisk monitor --region``) on one database: how many regions must
     see a target DOWN (or DEGRADED) before the incident is global and pages; "majority": more than
     half of the regions whose monitor is alive. A target seen DOWN from fewer is a regional
-    incident (on the dashboard; alerted only by rules with ``regional: true``)."""
+    incident (on the dashboard; alerted only by rules with ``regional: true``). Only alive regions
+    count, and a number above the alive regions asks all of them (`monitor.quorum`): a dead
+    monitor can neither page nor keep a real outage from paging. The global incident resolves
+    when the quorum no longer holds."""
     heartbeat_timeout: Duration = 180.0
     """A monitor whose heartbeat is older than this is lost: a vantage_lost alert, and its region
-    stops counting towards the quorum."""
-    """Planned windows: state tracked, no alerts."""
+    stops counting towards the quorum. Keep it a few ``alerts.heartbeat_every`` long, so one late
+    heartbeat (a database hiccup, a busy machine) is not a loss."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -13,17 +13,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.store.models import IncidentRow, StatusSnapshot
+from monitor.quorum import Verdict
+from monitor.store.models import IncidentRow, SightingRow, StatusSnapshot
 from monitor.store.results import _aware
 
 _SEVERITY = {"degraded": 1, "down": 2}
+# pg_advisory_xact_lock key for quorum decisions (the first 8 bytes of sha256("airisk-quorum"), signed).
+QUORUM_LOCK_KEY = 0x2F1C_6A5E_93B0_4D17
 
 
 def open_incident_for(*, session: Session, target: str, region: str) -> IncidentRow | None:
-    """The open incident of ``target`` seen from ``region`` (the latest, should there be several)."""
+    """The open regional incident of ``target`` seen from ``region`` (the latest, should there be several)."""
     return session.exec(
         sa.select(IncidentRow)
-        .where(IncidentRow.target == target, IncidentRow.region == region, IncidentRow.closed_at.is_(None))
+        .where(IncidentRow.target == target, IncidentRow.region == region, IncidentRow.scope == "regional",
+               IncidentRow.closed_at.is_(None))
         .order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -32,7 +36,7 @@ def open_incident_for(*, session: Session, target: str, region: str) -> Incident
 def open_incident(
     *, session: Session, target: str, provider: str, region: str, state: str, cause: dict[str, Any], at: datetime
 ) -> IncidentRow:
-    """Opens an incident for (target, region) at ``at``; ``state`` is ``down`` or ``degraded``.
+    """Opens a regional incident for (target, region) at ``at``; ``state`` is ``down`` or ``degraded``.
 
     At most one incident is open per (target, region): when one already is, it is returned
     instead, its state raised to the worse of the two (``down`` beats ``degraded``: an incident
@@ -53,6 +57,98 @@ def open_incident(
     session.add(row)
     session.flush()
     return row
+
+
+def lock_quorum(session: Session) -> None:
+    """Serialises quorum decisions across monitors until the caller's transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock, so two monitors judging the same outage at
+    once take turns, and the second reads the first's sighting and incident once committed (READ
+    COMMITTED: each statement sees what was committed before it began). SQLite has one writer at
+    a time anyway; the unique index ``uq_incident_open_global`` backs both.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUORUM_LOCK_KEY})
+
+
+def record_sighting(*, session: Session, target: str, region: str, state: str, since: datetime) -> SightingRow:
+    """Stores ``region``'s current state of ``target`` (replacing the one before)."""
+    if state not in ("up", *_SEVERITY):
+        raise ValueError(f"sighting state must be up, degraded or down, got {state!r}")
+    since = _aware(since, "since")
+    row = session.get(SightingRow, (target, region))
+    if row is None:
+        row = SightingRow(target=target, region=region, state=state, since=since)
+    else:
+        row.state, row.since = state, since
+    session.add(row)
+    session.flush()
+    return row
+
+
+def sightings(*, session: Session, targets: list[str] | None = None) -> list[SightingRow]:
+    """Every region's current state of ``targets`` (all targets without it)."""
+    q = sa.select(SightingRow)
+    if targets is not None:
+        q = q.where(SightingRow.target.in_(targets))
+    return list(session.exec(q.order_by(SightingRow.target, SightingRow.region)).scalars())
+
+
+def open_global_for(*, session: Session, target: str) -> IncidentRow | None:
+    """The open global incident of ``target`` (at most one: a unique partial index says so)."""
+    return session.exec(sa.select(IncidentRow).where(
+        IncidentRow.target == target, IncidentRow.scope == "global", IncidentRow.closed_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def apply_verdict(*, session: Session, target: str, provider: str, verdict: Verdict, at: datetime,
+                  cause: dict[str, Any] | None = None) -> tuple[str, str, IncidentRow] | None:
+    """Brings ``target``'s global incident in line with ``verdict`` (call under `lock_quorum`).
+
+    A global verdict with no open global incident opens one (at the verdict's ``since``, else
+    ``at``); a worse one raises its state (an incident records the worst reached); one with no
+    quorum closes it at ``at``. Every region of a global verdict is added to ``regions`` with
+    when it first saw the incident and the worst state it saw. Returns ``(from, to, row)`` when
+    the incident opened, worsened or closed, so exactly the caller whose transaction made the
+    change announces it; None when nothing changed that an alert would tell.
+    """
+    at = _aware(at, "at")
+    row = open_global_for(session=session, target=target)
+    if verdict.scope != "global":
+        if row is None:
+            return None
+        before = row.state
+        row.closed_at = max(at, row.opened_at)
+        session.add(row)
+        session.flush()
+        return before, "up", row
+    change: tuple[str, str] | None = None
+    if row is None:
+        opened = verdict.since if verdict.since is not None else at
+        row = IncidentRow(target=target, provider=provider, region="", scope="global", state=verdict.state,
+                          cause=dict(cause or {}), opened_at=min(_aware(opened, "since"), at), regions={})
+        change = ("up", verdict.state)
+    elif _SEVERITY[verdict.state] > _SEVERITY.get(row.state, 0):
+        change = (row.state, verdict.state)
+        row.state = verdict.state
+        row.cause = {**(row.cause or {}), **(cause or {})}
+    seen = dict(row.regions or {})  # a new dict: JSON columns miss in-place edits
+    states = {s.region: s for s in session.exec(sa.select(SightingRow).where(
+        SightingRow.target == target, SightingRow.region.in_(verdict.regions))).scalars()}
+    for region in verdict.regions:
+        sighting = states.get(region)
+        state = sighting.state if sighting else verdict.state
+        since = (sighting.since if sighting else at).isoformat()
+        held = seen.get(region)
+        if held is None:
+            seen[region] = {"since": since, "state": state}
+        elif _SEVERITY.get(state, 0) > _SEVERITY.get(held.get("state"), 0):
+            seen[region] = {**held, "state": state}
+    if seen != row.regions:
+        row.regions = seen
+    session.add(row)
+    session.flush()
+    return (*change, row) if change else None
 
 
 def close_incident(*, session: Session, incident_id: int, at: datetime) -> IncidentRow | None:

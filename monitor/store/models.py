@@ -119,19 +119,58 @@ class RollupHour(_Rollup, table=True):
 
 
 class IncidentRow(SQLModel, table=True):
-    """A stretch of time a target was DOWN or DEGRADED, with why."""
+    """A stretch of time a target was DOWN or DEGRADED, with why.
+
+    Two scopes (`monitor.quorum`): a ``regional`` row is one monitor's own view of the target
+    (``region`` is that monitor's); a ``global`` row (``region`` "") is the one incident across
+    regions, open while ``detection.quorum`` alive regions see the target DOWN or DEGRADED. Only
+    global rows page under the default rules. ``regions`` lists the regions that saw a global
+    incident: region -> ``{"since": ISO time it first saw it, "state": the worst it saw}``.
+    """
 
     __tablename__ = "incident"
+    # One open global incident per target, whatever the monitors racing to open it do.
+    __table_args__ = (sa.Index("uq_incident_open_global", "target", unique=True,
+                               postgresql_where=sa.text("scope = 'global' AND closed_at IS NULL"),
+                               sqlite_where=sa.text("scope = 'global' AND closed_at IS NULL")),)
     id: int | None = Field(default=None, primary_key=True)
     target: str = Field(index=True)
     provider: str
     region: str = ""
+    scope: str = "regional"  # regional | global
+    regions: dict[str, Any] = _json()
     state: str  # down | degraded (the worst reached)
     opened_at: datetime = _ts(index=True)
     closed_at: datetime | None = _ts(nullable=True)
     cause: dict[str, Any] = _json()  # error kinds seen, thresholds crossed, the values
     vendor_first_post_at: datetime | None = _ts(nullable=True)
     lead_time_s: float | None = None  # vendor's first post minus our detection; > 0: we were first
+
+
+class SightingRow(SQLModel, table=True):
+    """One region's current state of one target (its detector's), and since when: what the quorum
+    is taken over. Written with each state change, in the transaction that records it."""
+
+    __tablename__ = "sighting"
+    target: str = Field(primary_key=True)
+    region: str = Field(default="", primary_key=True)
+    state: str  # up | degraded | down
+    since: datetime = _ts()
+
+
+class VantageRow(SQLModel, table=True):
+    """A monitor (`airisk monitor --region R`) and its heartbeat. A region whose ``last_seen`` is
+    older than ``detection.heartbeat_timeout`` is lost; ``lost_at`` is set by the monitor that
+    announced the loss (so it is announced once) and cleared when the region is back."""
+
+    __tablename__ = "vantage"
+    region: str = Field(primary_key=True)
+    host: str = ""
+    pid: int = 0
+    version: str = ""
+    started_at: datetime = _ts()
+    last_seen: datetime = _ts(index=True)
+    lost_at: datetime | None = _ts(nullable=True)
 
 
 class StatusSnapshot(SQLModel, table=True):
@@ -297,6 +336,6 @@ class CapturedCaseRow(SQLModel, table=True):
     status: int | None = None
 
 
-ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, StatusSnapshot, AlertOutbox,
-              ProxyRequestRow, DrillRunRow, DrillFeatureRow, EvalRunRow, EvalAnswerRow, EvalCapacityRow,
+ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, SightingRow, VantageRow, StatusSnapshot,
+              AlertOutbox, ProxyRequestRow, DrillRunRow, DrillFeatureRow, EvalRunRow, EvalAnswerRow, EvalCapacityRow,
               CapturedCaseRow]

@@ -32,7 +32,15 @@ from monitor.store.incidents import (  # noqa: F401  (re-exported)
     record_status,
     set_vendor_post,
 )
-from monitor.store.models import IncidentRow, ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.models import (
+    IncidentRow,
+    ProbeRow,
+    RollupHour,
+    RollupMinute,
+    StatusSnapshot,
+    TargetRow,
+    VantageRow,
+)
 from monitor.store.results import Agg, _aware, floor_hour, floor_minute
 
 RAW_MAX = timedelta(hours=2)
@@ -94,6 +102,8 @@ class Incident:
     cause: dict[str, Any]
     vendor_first_post_at: datetime | None
     lead_time_s: float | None  # > 0: we detected it before the vendor posted
+    scope: str = "regional"  # regional (one monitor's view) | global (the quorum's: the one that pages)
+    regions: dict[str, Any] = field(default_factory=dict)  # global: region -> {"since", "state"}
 
 
 def _oldest(session: Session, source: str) -> datetime | None:
@@ -253,7 +263,8 @@ def current_states(*, session: Session) -> list[TargetState]:
     known = {t.name: t for t in session.exec(sa.select(TargetRow)).scalars()}
     # Pairs come from the minute rollups (small, indexed) rather than a scan of the raw table.
     pairs = {(t, r) for t, r in session.exec(sa.select(RollupMinute.target, RollupMinute.region).distinct())}
-    open_rows = session.exec(sa.select(IncidentRow).where(IncidentRow.closed_at.is_(None))).scalars()
+    open_rows = session.exec(sa.select(IncidentRow).where(IncidentRow.closed_at.is_(None),
+                                                          IncidentRow.scope == "regional")).scalars()
     open_ids = {(r.target, r.region): r.id for r in sorted(open_rows, key=lambda r: r.opened_at)}
     cols = [getattr(ProbeRow, c) for c in _LATEST_COLUMNS]
     out = []
@@ -273,10 +284,14 @@ def current_states(*, session: Session) -> list[TargetState]:
 
 
 def incidents(
-    *, session: Session, since: datetime | None = None, open_only: bool = False, target: str | None = None
+    *, session: Session, since: datetime | None = None, open_only: bool = False, target: str | None = None,
+    scope: str | None = None,
 ) -> list[Incident]:
-    """Incidents open at some time at or after ``since`` (all without it), newest first."""
+    """Incidents open at some time at or after ``since`` (all without it), newest first; only those
+    of ``scope`` (regional | global) when given."""
     q = sa.select(IncidentRow)
+    if scope is not None:
+        q = q.where(IncidentRow.scope == scope)
     if open_only:
         q = q.where(IncidentRow.closed_at.is_(None))
     if since is not None:
@@ -288,9 +303,19 @@ def incidents(
     return [
         Incident(r.id, r.target, r.provider, r.region, r.state, r.opened_at, r.closed_at,
                  (r.closed_at - r.opened_at).total_seconds() if r.closed_at else None, dict(r.cause or {}),
-                 r.vendor_first_post_at, r.lead_time_s)
+                 r.vendor_first_post_at, r.lead_time_s, r.scope, dict(r.regions or {}))
         for r in rows
     ]
+
+
+def vantage_points(*, session: Session, now: datetime, timeout: float) -> list[dict[str, Any]]:
+    """Every monitor that ever wrote a heartbeat, by region: ``region, host, pid, version, started_at,
+    last_seen, alive`` (its heartbeat at most ``timeout`` s old), ``lost_at`` (when its loss was
+    announced, if it still is)."""
+    cutoff = _aware(now, "now") - timedelta(seconds=timeout)
+    return [{"region": r.region, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
+             "last_seen": r.last_seen, "alive": r.last_seen >= cutoff, "lost_at": r.lost_at}
+            for r in session.exec(sa.select(VantageRow).order_by(VantageRow.region)).scalars()]
 
 
 def latest_status(*, session: Session) -> list[dict[str, Any]]:

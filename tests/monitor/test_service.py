@@ -75,10 +75,15 @@ async def test_an_outage_opens_an_incident_alerts_and_recovers(emulator, receive
         stop.set()
         await asyncio.wait_for(task, 30)
     with Session(engine) as session:
-        [incident] = session.exec(select(IncidentRow)).all()
+        [incident] = session.exec(select(IncidentRow).where(IncidentRow.scope == "regional")).all()
         assert (incident.target, incident.state, incident.region) == ("anthropic", "down", "eu")
         assert incident.closed_at is not None and incident.closed_at > incident.opened_at
         assert incident.cause["kinds"] == {"overloaded": incident.cause["kinds"]["overloaded"]}
+        # One monitor is its own quorum (detection.quorum: 1): the global incident is the one that paged.
+        [whole] = session.exec(select(IncidentRow).where(IncidentRow.scope == "global")).all()
+        assert (whole.target, whole.state, whole.region, list(whole.regions)) == ("anthropic", "down", "", ["eu"])
+        assert whole.closed_at is not None
+        assert f"airisk-incident-{whole.id}" in str(down.body)
         assert incident.vendor_first_post_at is not None and incident.lead_time_s is not None
         rows = session.exec(select(ProbeRow)).all()
         assert {r.target for r in rows} == {"openai", "anthropic"}
@@ -106,9 +111,10 @@ async def test_two_regions_share_postgresql_and_each_alert_goes_out_once(emulato
             for s in services:
                 await asyncio.wait_for(s.started.wait(), 10)
             emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
-            await receiver.wait_for(2, "/hook", within=15)  # one "down" per region
+            await receiver.wait_for(1, "/hook", within=15)  # one "down" for the outage both regions see
+            await until(lambda: _global_regions(db.engine()) == ["eu", "us"], 15, "both regions on the incident")
             emulator.emu.faults.clear()
-            await receiver.wait_for(4, "/hook", within=15)  # and one "recovered" per region
+            await receiver.wait_for(2, "/hook", within=15)  # and one "recovered"
             await asyncio.sleep(1.0)  # time for a duplicate to show up, if either dispatcher sent one
         finally:
             stop.set()
@@ -117,9 +123,10 @@ async def test_two_regions_share_postgresql_and_each_alert_goes_out_once(emulato
             incidents = session.exec(select(IncidentRow)).all()
             regions = {r.region for r in session.exec(select(ProbeRow)).all()}
     bodies = [str(r.body) for r in receiver.accepted("/hook")]
-    assert len(bodies) == 4, bodies
+    assert len(bodies) == 2, bodies
     assert Counter(bodies).most_common(1)[0][1] == 1  # no alert delivered twice
-    assert sorted(i.region for i in incidents) == ["eu", "us"]
+    assert sorted(i.region for i in incidents if i.scope == "regional") == ["eu", "us"]
+    assert [i.region for i in incidents if i.scope == "global"] == [""]
     assert regions == {"eu", "us"}
 
 
@@ -200,7 +207,7 @@ async def test_database_away_during_an_outage_loses_no_result_and_no_incident(em
         assert "anthropic" in str(down.body)
     with Session(engine) as session:
         rows = session.exec(select(ProbeRow)).all()
-        [incident] = session.exec(select(IncidentRow)).all()
+        [incident] = session.exec(select(IncidentRow).where(IncidentRow.scope == "regional")).all()
     assert len(rows) >= submitted  # every result measured while the database was away is there
     assert incident.target == "anthropic" and incident.state == "down"
     engine.dispose()
@@ -259,7 +266,7 @@ async def test_postgresql_away_for_a_minute_loses_no_result_and_pages_once_it_is
     assert "down" in str(alerts[0].body).lower() and "recovered" in str(alerts[1].body).lower()
     with Session(direct) as session:
         rows = session.exec(select(ProbeRow)).all()
-        [incident] = session.exec(select(IncidentRow)).all()
+        [incident] = session.exec(select(IncidentRow).where(IncidentRow.scope == "regional")).all()
     assert len(rows) >= submitted
     during = [r for r in rows if away <= r.at.replace(tzinfo=UTC) <= back and not r.confirm]
     for target in ("openai", "anthropic"):  # scheduled probing went on at its 1 s interval
@@ -291,7 +298,7 @@ async def test_a_hanging_provider_is_down_one_first_token_deadline_after_its_fir
         stop.set()
         await asyncio.wait_for(task, 30)
     with Session(engine) as session:
-        [incident] = session.exec(select(IncidentRow)).all()
+        [incident] = session.exec(select(IncidentRow).where(IncidentRow.scope == "regional")).all()
         assert incident.cause["kinds"] == {"first_token_timeout": 3}
         rows = session.exec(select(ProbeRow).where(ProbeRow.target == "anthropic", ProbeRow.error_kind != "ok")).all()
     first = min(r.at for r in rows).replace(tzinfo=UTC)
@@ -359,6 +366,12 @@ alerts:
     else:
         assert not follower.confirm  # its own schedule found it
     assert "anthropic" not in first
+
+
+def _global_regions(engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(r for i in session.exec(select(IncidentRow).where(IncidentRow.scope == "global"))
+                      for r in i.regions)
 
 
 def _incidents(engine) -> set[str]:
