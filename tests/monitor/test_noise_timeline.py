@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.alert_noise import Baseline, Quorum, replay, score
 from bench.noise_timeline import (
     DEATH_LEAD_S,
     DEATH_SECONDS,
@@ -20,9 +21,13 @@ from bench.noise_timeline import (
     QUIET_MARGIN,
     REGIONS,
     TARGETS,
+    Death,
+    Fault,
+    Timeline,
     build,
     load_provider_table,
 )
+from monitor.config.detection import DetectionConfig
 from probes.result import ErrorKind
 
 
@@ -101,11 +106,11 @@ def test_outside_every_fault_only_the_background_noise_fails(world):
     failed = total = 0
     for region in REGIONS:
         for target in TARGETS:
-            for t in world.base_times(region, target)[::7]:
+            for t in world.base_times(region, target)[::13]:
                 if world.fault_at(region, target, t) is None:
                     total += 1
                     failed += world.probe(region, target, t).error_kind is not ErrorKind.OK
-    assert total > 10_000
+    assert total > 5_000
     assert 0.01 < failed / total < 0.03  # NOISE_RATE is 2%
 
 
@@ -151,3 +156,45 @@ def test_any_seed_gives_a_consistent_world(seed, days):
     for region in REGIONS:
         times = w.base_times(region, "openai-chat")
         assert times == sorted(times) and all(0 <= t < w.horizon for t in times)
+
+
+# --- the bench over a world written by hand: what each pipeline pages ------------------------------
+
+
+def _outage(provider: str, start: float, end: float, regions=REGIONS, kind: str = "global",
+            error: ErrorKind = ErrorKind.OVERLOADED) -> Fault:
+    targets = frozenset(t for t, p in TARGETS.items() if p == provider)
+    windows = tuple((r, start + i, end + i) for i, r in enumerate(regions))  # 1 s later in each region
+    return Fault(kind, start, max(b for _, _, b in windows), targets, windows, error, provider=provider)
+
+
+def _run(faults: list[Fault], death: Death | None = None):
+    world = Timeline(5, 3 / 24, 3 * 3600.0, sorted(faults, key=lambda f: f.start), death)
+    detection = DetectionConfig(quorum=2)
+    pipelines = [Baseline(), Quorum(2, detection), Quorum(1, detection)]
+    replay(world, detection, pipelines, heartbeat_every=60.0)
+    return world, [score(world, p) for p in pipelines]
+
+
+def test_one_global_outage_pages_three_times_today_and_once_with_the_quorum():
+    outage = _outage("openai", 1800, 2400)
+    regional = _outage("anthropic", 5000, 5400, regions=(FAULTY,), kind="regional",
+                       error=ErrorKind.CONNECT_TIMEOUT)
+    _, (base, two, one) = _run([outage, regional])
+    assert (base.pages_global, two.pages_global, one.pages_global) == (3, 1, 1)
+    assert (base.pages_regional, two.pages_regional, one.pages_regional) == (1, 0, 1)
+    assert base.pages_false == two.pages_false == one.pages_false == 0
+    # Quorum 2 waits for a second region; quorum 1 pages with the first, as the first region did alone.
+    assert one.ttp == base.ttp and two.ttp[0] > one.ttp[0]
+    assert 10 <= one.ttp[0] <= 90  # the group window, then within about an interval and a confirmation run
+    assert two.vantage_pages == one.vantage_pages == base.vantage_pages == 0
+
+
+def test_a_dead_monitor_is_one_vantage_page_and_the_survivors_still_page_the_outage_once():
+    outage = _outage("anthropic", 2400, 3000)
+    death = Death(DYING, 1200, 1200 + DEATH_SECONDS, outage)
+    _, (base, two, one) = _run([outage], death)
+    assert two.vantage_pages == 1 and two.deaths == 1
+    assert two.pages_global == 1 and two.death_outages == 1 and two.death_outage_paged == 1
+    assert base.pages_global == 2 and one.pages_global == 1  # today: the two live regions, each its own page
+    assert two.pages_false == base.pages_false == 0

@@ -1,0 +1,665 @@
+"""How many pages does one outage cost the on-call engineer, seen from three regions, and how late?
+
+Replays days of simulated time (bench/noise_timeline.py: three regions watching six targets of
+OpenAI and Anthropic; global outages with the real incident durations and gaps of Chu et al.,
+ICPE 2025; one region with its own network blips and regional outages; one region whose monitor
+dies for an hour, a global outage starting inside that hour; 2% random failures) through the
+REAL pipeline pieces, in virtual time:
+
+- per region, per target, `monitor.detect.Detector`, fed `ProbeResult`s as `monitor.schedule`
+  sends them: a base interval (60 s) at a random phase; confirmation probes when the detector
+  asks (the latest request replacing a pending one, sent once no probe of the target is in
+  flight); hedges past ``hedge_after`` without a first token; sibling probes of the same
+  provider's other targets in the region when a scheduled probe fails (as `monitor.service`
+  nudges them). A dead monitor sends nothing; on restart each detector starts from its open
+  incident's state, as `monitor.service` does, and probes begin at a new phase.
+- BASELINE (before issue 15): each region's transitions open its own incidents and go through
+  its own `monitor.alerts.rules.Grouper` to `events_for`, one monitor, one page stream.
+- QUORUM: the regions' current states, as `monitor.quorum.Sighting`s, go through
+  `monitor.quorum.verdict` with the alive regions; a change of the global state is one global
+  transition (one incident across regions) through one `Grouper` to `events_for`. Heartbeats:
+  every monitor writes one every ``alerts.heartbeat_every`` (none while dead, at once on
+  restart); at each survivor's heartbeat a region silent for over ``detection.heartbeat_timeout``
+  is lost (it leaves ``alive``, and `monitor.vantage.events` gives the vantage_lost alert), and
+  back at its first heartbeat. Run with ``quorum: 2`` (of 3) and ``quorum: 1`` on the same detector
+  transitions, to price the quorum.
+
+A page is a trigger alert (down or degraded) to the one channel of the default rules (down,
+degraded, recovered; and vantage_lost for the quorum runs); reminders are left out (both sides
+would have them), as are recoveries (they resolve, they do not wake anyone). It goes out when
+its group window closes (``alerts.group_window`` after its first transition), as the service's
+Grouper releases it. A page is for a global outage when the evidence of one of its targets
+(the detector's or, for a global transition, its regions' ``since`` to its ``at``) overlaps that
+outage; else for a regional fault (a regional outage or a blip) likewise; else it is false.
+Time to page: from an outage's first onset in any region to its first page.
+
+Figures are per run and deterministic for a seed; a month holds only 10-30 global outages, so
+``--seeds`` pools several months for steadier percentiles.
+
+Usage: .venv/bin/python bench/alert_noise.py [--seed 1 | --seeds 1 2 3] [--days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.detection import FIRST_TOKEN_DEADLINE, T0, pct  # noqa: E402
+from bench.noise_timeline import DYING, FAULTY, REGIONS, TARGETS, Fault, Timeline, build  # noqa: E402
+from monitor import quorum as q  # noqa: E402
+from monitor.alerts import events as alert_events  # noqa: E402
+from monitor.alerts.rules import Grouper, events_for  # noqa: E402
+from monitor.config.alerts import AlertsConfig  # noqa: E402
+from monitor.config.detection import DetectionConfig  # noqa: E402
+from monitor.detect import Detector, Transition, observed_status  # noqa: E402
+from monitor.schedule import DEFAULT_MAX_CONCURRENCY, HEDGE_BEFORE_DEADLINE  # noqa: E402
+from probes.result import ProbeResult, Status  # noqa: E402
+
+try:  # the heartbeat half of issue 15 (monitor/vantage.py): its alert, if it is there
+    from monitor import vantage
+except ImportError:  # pragma: no cover - before it lands the bench counts losses itself
+    vantage = None
+
+HEDGE_ROOM = DEFAULT_MAX_CONCURRENCY // 4
+CHANNEL = "oncall"
+PAGE_RULES = ("down", "degraded")
+
+
+def alerts_config(*, vantage_rule: bool) -> AlertsConfig:
+    """The default rules: down, degraded and recovered to one channel (and vantage_lost there too)."""
+    kinds = ["down", "degraded", "recovered"] + (["vantage_lost"] if vantage_rule else [])
+    return AlertsConfig.model_validate({
+        "channels": [{"name": CHANNEL, "type": "webhook", "url_env": "ONCALL_WEBHOOK_URL"}],
+        "rules": [{"rule": k, "channels": [CHANNEL]} for k in kinds],
+    })
+
+
+def _dt(t: float) -> datetime:
+    return T0 + timedelta(seconds=t)
+
+
+def _sec(when: datetime) -> float:
+    return (when - T0).total_seconds()
+
+
+# --- what the pipelines send ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One trigger alert sent: when it went out, and the evidence of each target in it."""
+
+    sent: float
+    rule: str
+    title: str
+    evidence: tuple[tuple[str, str, float, float], ...]  # (target, region or "" for global, since, at)
+
+
+@dataclass(slots=True)
+class _Released:
+    """A Grouper and the times its groups come due: `advance` releases them to `events_for`."""
+
+    config: AlertsConfig
+    grouper: Grouper = field(init=False)
+    due: list[float] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    since: dict[tuple[str, str, datetime], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.grouper = Grouper(window=self.config.group_window)
+
+    def add(self, tr: alert_events.Transition, since: float) -> None:
+        self.since[(tr.target, tr.region, tr.at)] = since
+        self.grouper.add([tr])
+        heapq.heappush(self.due, _sec(tr.at) + self.config.group_window)
+
+    def advance(self, t: float) -> None:
+        while self.due and self.due[0] <= t:
+            now = heapq.heappop(self.due)
+            ready = self.grouper.take(_dt(now))
+            if not ready:
+                continue
+            for event in events_for(ready, config=self.config, now=_dt(now)):
+                if event.action == "trigger" and event.rule in PAGE_RULES:
+                    evidence = tuple((m.target, m.region, self.since[(m.target, m.region, m.at)], _sec(m.at))
+                                     for m in event.members)
+                    self.pages.append(Page(now, event.rule, event.title, evidence))
+
+
+class Baseline:
+    """Today: every region its own incidents, its own Grouper, its own pages."""
+
+    label = "baseline (per-region incidents)"
+
+    def __init__(self) -> None:
+        self.config = alerts_config(vantage_rule=False)
+        self.regions = {r: _Released(self.config) for r in REGIONS}
+        self.incidents: dict[tuple[str, str], int] = {}
+        self._ids = itertools.count(1)
+        self.vantage_pages: list[tuple[float, str]] = []  # nothing watches the monitors today
+
+    @property
+    def pages(self) -> list[Page]:
+        return sorted((p for r in self.regions.values() for p in r.pages), key=lambda p: p.sent)
+
+    def transition(self, region: str, tr: Transition) -> None:
+        """As `MonitorService._apply`: open (or worsen) the region's incident, or close it, then hold."""
+        key = (tr.target, region)
+        if tr.to is Status.UP:
+            if key not in self.incidents:
+                return
+            incident = self.incidents.pop(key)
+        else:
+            incident = self.incidents.setdefault(key, next(self._ids))
+        self.regions[region].add(alert_events.Transition(
+            target=tr.target, provider=TARGETS[tr.target], from_state=str(tr.from_), to_state=str(tr.to),
+            at=tr.at, incident_id=incident, region=region, cause=dict(tr.cause)), _sec(tr.since))
+
+    def heartbeat(self, region: str, t: float) -> None:
+        pass
+
+    def advance(self, t: float) -> None:
+        for r in self.regions.values():
+            r.advance(t)
+
+
+class Quorum:
+    """Issue 15: the regions' states through `monitor.quorum.verdict`; global transitions alert once."""
+
+    def __init__(self, quorum: int | str, detection: DetectionConfig) -> None:
+        self.quorum = quorum
+        self.label = f"quorum {quorum} of {len(REGIONS)}"
+        self.config = alerts_config(vantage_rule=True)
+        self.timeout = detection.heartbeat_timeout
+        self.out = _Released(self.config)
+        self.sightings: dict[str, dict[str, q.Sighting]] = {t: {} for t in TARGETS}
+        self.verdicts: dict[str, q.Verdict] = {t: q.NONE for t in TARGETS}
+        self.incidents: dict[str, tuple[int, datetime]] = {}
+        self._ids = itertools.count(1)
+        self.last_seen: dict[str, float] = {}
+        self.lost: dict[str, float] = {}  # region -> when its loss was announced
+        self.vantage_pages: list[tuple[float, str]] = []
+        self.verdict_changes: list[tuple[float, str, str, str]] = []  # (t, target, from, to), for the record
+
+    @property
+    def pages(self) -> list[Page]:
+        return self.out.pages
+
+    @property
+    def alive(self) -> set[str]:
+        return {r for r in self.last_seen if r not in self.lost}
+
+    def transition(self, region: str, tr: Transition) -> None:
+        self.sightings[tr.target][region] = q.Sighting(region, str(tr.to), tr.since)
+        self._judge(tr.target, _sec(tr.at))
+
+    def heartbeat(self, region: str, t: float) -> None:
+        """``region`` writes its heartbeat at ``t``, and looks for regions gone silent (as each monitor does)."""
+        back = region in self.lost
+        self.last_seen[region] = t
+        changes = []
+        if back:
+            lost_at = self.lost.pop(region)
+            changes.append(("back", region, lost_at))
+        for other, seen in sorted(self.last_seen.items()):
+            if other not in self.lost and t - seen > self.timeout:
+                self.lost[other] = t
+                changes.append(("lost", other, t))
+                self.vantage_pages.append((t, other))
+        if changes:
+            self._vantage_alerts(changes, t)
+            for target in TARGETS:
+                self._judge(target, t)
+
+    def _vantage_alerts(self, changes: list[tuple[str, str, float]], t: float) -> None:
+        """The vantage_lost alerts, from `monitor.vantage.events` when it is there (checked: one page a loss)."""
+        if vantage is None:
+            return
+        events = vantage.events([vantage.Change(region, kind == "lost", _dt(lost_at), _dt(self.last_seen[region]))
+                                 for kind, region, lost_at in changes], config=self.config, now=_dt(t))
+        lost = sum(kind == "lost" for kind, _, _ in changes)
+        triggers = sum(e.action == "trigger" for e in events)
+        if triggers != lost:
+            raise AssertionError(f"monitor.vantage.events gave {triggers} triggers for {lost} regions lost")
+
+    def _judge(self, target: str, t: float) -> None:
+        before = self.verdicts[target]
+        now = q.verdict(self.sightings[target].values(), quorum=self.quorum, alive=self.alive)
+        self.verdicts[target] = now
+        was = before.state if before.scope == "global" else "up"
+        to = now.state if now.scope == "global" else "up"
+        if was == to:
+            return
+        self.verdict_changes.append((t, target, was, to))
+        at = _dt(t)
+        if was == "up":
+            self.incidents[target] = (next(self._ids), at)
+        incident, opened = self.incidents[target] if to != "up" else self.incidents.pop(target)
+        regions = now.regions if to != "up" else before.regions
+        # The evidence: from the earliest of the regions behind the verdict's own since, to now.
+        since = min((_sec(s.since) for r, s in self.sightings[target].items() if r in regions), default=t)
+        self.out.add(alert_events.Transition(
+            target=target, provider=TARGETS[target], from_state=was, to_state=to, at=at, incident_id=incident,
+            region="", cause={"regions": list(regions)}, opened_at=opened), since)
+
+    def advance(self, t: float) -> None:
+        self.out.advance(t)
+
+
+Pipeline = Baseline | Quorum
+
+
+# --- the monitors: detectors per region and target, driven as monitor.schedule drives them -------
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One target seen from one region: its detector and its scheduler state."""
+
+    detector: Detector
+    pending_confirm: float | None = None
+    inflight: int = 0
+    want_confirm: float | None = None
+    state: Status = Status.UP  # its open incident's state (worst reached), for a restart
+    epoch: int = 0  # bumped when its monitor dies: results of probes sent before are lost with it
+
+
+@dataclass(slots=True)
+class Replay:
+    """What one replay produced: the world, the pipelines fed, probe counts."""
+
+    world: Timeline
+    pipelines: list[Pipeline]
+    probes: int = 0
+    transitions: int = 0
+    wall: float = 0.0
+
+
+def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline], *, heartbeat_every: float,
+           cross_region: float | None = None) -> Replay:
+    """Feeds every region's probes of every target to its own Detector in virtual time, and each
+    transition (and heartbeat) to every pipeline.
+
+    ``cross_region`` (seconds; None: off) is a proposal, not what the monitor does: when a scheduled
+    probe of a target fails in one region, and again when that region calls it DOWN, the other
+    regions' monitors probe that target that much later (the time for the word to cross the shared
+    database), a probe that, failing, nudges its siblings there as a scheduled one does; the second
+    word catches a region whose first probe went before the outage reached it."""
+    started = time.perf_counter()
+    out = Replay(world, pipelines)
+    lanes = {(r, t): _Lane(Detector(detection, t)) for r in REGIONS for t in TARGETS}
+    siblings = {t: [o for o, p in TARGETS.items() if p == TARGETS[t] and o != t] for t in TARGETS}
+    events: list[tuple[float, int, str, str, str, object]] = []
+    ticket = itertools.count()
+    for r in REGIONS:
+        for t in TARGETS:
+            events += [(s, next(ticket), "base", r, t, None) for s in world.base_times(r, t)]
+        events += [(s, next(ticket), "heartbeat", r, "", None) for s in world.heartbeat_times(r, heartbeat_every)]
+    death = world.death
+    if death is not None:
+        events += [(death.start, next(ticket), "die", death.region, "", None),
+                   (death.end, next(ticket), "restart", death.region, "", None)]
+    heapq.heapify(events)
+    hedging = dict.fromkeys(REGIONS, 0)
+
+    def push(at: float, what: str, r: str, t: str, payload: object = None) -> None:
+        heapq.heappush(events, (at, next(ticket), what, r, t, payload))
+
+    def confirm_at(r: str, t: str, at: float, what: str = "confirm") -> None:
+        lanes[r, t].pending_confirm = at
+        push(at, what, r, t)
+
+    def nudge(r: str, t: str, at: float, what: str = "sibling") -> None:
+        """`Scheduler.nudge`: probe now unless DOWN, probing, or a confirmation is coming."""
+        lane = lanes[r, t]
+        if lane.detector.state is not Status.DOWN and lane.inflight == 0 and lane.pending_confirm is None:
+            confirm_at(r, t, at, what)
+
+    def tell_regions(r: str, t: str, now: float) -> None:
+        """The proposal: the other regions probe ``t`` soon (a failure there nudges its siblings)."""
+        if cross_region is None:
+            return
+        for region in REGIONS:
+            if region != r and world.alive(region, now + cross_region):
+                push(now + cross_region, "tell", region, t)
+
+    def handle(r: str, t: str, lane: _Lane, result: ProbeResult, what: str, now: float) -> None:
+        """`MonitorService._handle` and the scheduler's confirmation bookkeeping, for one result."""
+        was = lane.detector.state
+        decision = lane.detector.feed(result, confirm=what not in ("end:base", "end:sibling", "end:remote"))
+        lane.want_confirm = decision.confirm_in  # the latest result's word replaces the earlier ones'
+        if lane.inflight == 0 and lane.want_confirm is not None:
+            confirm_at(r, t, now + lane.want_confirm)
+            lane.want_confirm = None
+        if what in ("end:base", "end:remote") and observed_status(result) is Status.DOWN and was is not Status.DOWN:
+            for other in siblings[t]:
+                nudge(r, other, now)
+            if what == "end:base":
+                tell_regions(r, t, now)
+        tr = decision.transition
+        if tr is None:
+            return
+        if tr.to is Status.DOWN:
+            tell_regions(r, t, now)
+        out.transitions += 1
+        if tr.to is Status.UP:
+            lane.state = Status.UP
+        elif lane.state is not Status.DOWN:  # an incident records the worst state it reached
+            lane.state = tr.to
+        for p in pipelines:
+            p.transition(r, tr)
+
+    while events:
+        now, _, what, r, t, payload = heapq.heappop(events)
+        for p in pipelines:
+            p.advance(now)
+        if what == "heartbeat":
+            for p in pipelines:
+                p.heartbeat(r, now)
+            continue
+        if what == "die":  # probes in flight die with it, confirmations wanted are forgotten
+            for (region, _), lane in lanes.items():
+                if region == r:
+                    lane.epoch += 1
+                    lane.pending_confirm, lane.want_confirm, lane.inflight = None, None, 0
+            hedging[r] = 0
+            continue
+        if what == "restart":  # each detector from its open incident, as MonitorService._run
+            for (region, target), lane in lanes.items():
+                if region == r:
+                    lane.detector = Detector(detection, target, state=lane.state)
+            continue
+        if not world.alive(r, now) and not what.startswith("end:"):
+            continue
+        lane = lanes[r, t]
+        if what == "tell":
+            nudge(r, t, now, "remote")
+            continue
+        if what == "hedge?":
+            begun, confirming, epoch = payload
+            if epoch != lane.epoch:
+                continue
+            wanted = lane.detector.hedges(at=_dt(begun), confirm=confirming) - (lane.inflight - 1)
+            for k in range(max(0, min(wanted, HEDGE_ROOM - hedging[r]))):
+                lane.inflight += 1
+                hedging[r] += 1
+                push(now + 0.001 * k, "hedge", r, t)  # 1 ms apart: each its own outcome
+            continue
+        if what in ("base", "confirm", "hedge", "sibling", "remote"):
+            if what in ("confirm", "sibling", "remote"):
+                if lane.pending_confirm != now:
+                    continue  # replaced by a later request
+                lane.pending_confirm = None
+            out.probes += 1
+            lane.inflight += what != "hedge"
+            result = world.probe(r, t, now)
+            end = now + (result.total_ms or 0) / 1000
+            push(end, "end:" + what, r, t, (result, lane.epoch))
+            after = lane.detector.hedge_after()
+            after = None if after is None else min(after, HEDGE_BEFORE_DEADLINE * FIRST_TOKEN_DEADLINE)
+            if after is not None and (result.ttft_ms is None or result.ttft_ms > after * 1000) and end > now + after:
+                push(now + after, "hedge?", r, t, (now, what not in ("base", "sibling", "remote"), lane.epoch))
+            continue
+        result, epoch = payload
+        if epoch != lane.epoch:
+            continue  # sent before its monitor died: nobody is there to read it
+        lane.inflight -= 1
+        hedging[r] -= what == "end:hedge"
+        handle(r, t, lane, result, what, now)
+    for p in pipelines:
+        p.advance(math.inf)
+    out.wall = time.perf_counter() - started
+    return out
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Score:
+    label: str
+    outages: int = 0
+    pages_global: int = 0
+    per_outage: Counter = field(default_factory=Counter)  # pages -> outages that got that many
+    missed: int = 0
+    ttp: list[float] = field(default_factory=list)  # seconds, outages paged
+    ttp_by: dict[tuple[int, int], float] = field(default_factory=dict)  # (seed, outage index) -> seconds
+    second_onset: dict[tuple[int, int], float] = field(default_factory=dict)  # the 2nd region's onset - the 1st's
+    regional_faults: int = 0
+    pages_regional: int = 0
+    regional_paged: int = 0  # regional faults with at least one page
+    pages_false: int = 0
+    vantage_pages: int = 0
+    deaths: int = 0
+    death_outage_paged: int = 0  # global outages starting while a monitor was dead, paged
+    death_outages: int = 0
+
+    def merge(self, other: Score) -> None:
+        for name in ("outages", "pages_global", "missed", "regional_faults", "pages_regional", "regional_paged",
+                     "pages_false", "vantage_pages", "deaths", "death_outage_paged", "death_outages"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.per_outage.update(other.per_outage)
+        self.ttp += other.ttp
+        self.ttp_by.update(other.ttp_by)
+        self.second_onset.update(other.second_onset)
+
+
+def attribute(world: Timeline, page: Page) -> tuple[str, Fault | None]:
+    """What a page was about: ("global", outage), ("regional", fault) or ("false", None)."""
+    found: list[Fault] = []
+    for target, region, since, at in page.evidence:
+        for r in (region,) if region else REGIONS:
+            found += world.faults_overlapping(r, target, since, at)
+    for kind in ("global", "regional", "blip"):
+        hits = sorted((f for f in found if f.kind == kind), key=lambda f: f.start)
+        if hits:
+            return ("global" if kind == "global" else "regional"), hits[0]
+    return "false", None
+
+
+def score(world: Timeline, pipeline: Pipeline) -> Score:
+    s = Score(pipeline.label)
+    outages = world.of_kind("global")
+    regional = [f for f in world.faults if f.kind != "global"]
+    pages: dict[int, list[float]] = {id(o): [] for o in outages}
+    regional_hit: set[int] = set()
+    for page in pipeline.pages:
+        kind, fault = attribute(world, page)
+        if kind == "global":
+            s.pages_global += 1
+            pages[id(fault)].append(page.sent)
+        elif kind == "regional":
+            s.pages_regional += 1
+            regional_hit.add(id(fault))
+        else:
+            s.pages_false += 1
+    s.outages, s.regional_faults, s.regional_paged = len(outages), len(regional), len(regional_hit)
+    death = world.death
+    for i, o in enumerate(outages):
+        sent = pages[id(o)]
+        s.per_outage[len(sent)] += 1
+        s.second_onset[(world.seed, i)] = sorted(a for _, a, _ in o.windows)[1] - o.start
+        during = death is not None and death.start <= o.start < death.end
+        s.death_outages += during
+        if sent:
+            ttp = min(sent) - o.start
+            s.ttp.append(ttp)
+            s.ttp_by[(world.seed, i)] = ttp
+            s.death_outage_paged += during
+        else:
+            s.missed += 1
+    s.vantage_pages = len(pipeline.vantage_pages)
+    s.deaths = death is not None
+    return s
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _f(v: float, digits: int) -> str:
+    return "-" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    if math.isnan(a) or math.isnan(b):
+        return "-"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return f"{a / b:.2f}x"
+
+
+def _spread(s: Score) -> str:
+    """Outages that got 0 / 1 / 2 / 3 or more pages."""
+    return "/".join(str(s.per_outage[k]) for k in (0, 1, 2)) + f"/{sum(v for k, v in s.per_outage.items() if k >= 3)}"
+
+
+ROWS: list[tuple[str, object, str, int, bool]] = [  # label, figure of a Score, goal, digits, ratio shown
+    ("global outages", lambda s: s.outages, "", 0, False),
+    ("pages per global outage", lambda s: s.pages_global / s.outages if s.outages else math.nan, "exactly 1.0", 2,
+     True),
+    ("  outages with 0/1/2/3+ pages", _spread, "", 0, False),
+    ("global outages never paged", lambda s: s.missed, "0", 0, False),
+    ("regional-only faults (outages + blips)", lambda s: s.regional_faults, "", 0, False),
+    ("pages for regional-only faults", lambda s: s.pages_regional, "0", 0, True),
+    ("false pages (no fault in truth)", lambda s: s.pages_false, "0", 0, True),
+    ("time to page, median (s)", lambda s: pct(s.ttp, 50), "", 1, True),
+    ("time to page, p95 (s)", lambda s: pct(s.ttp, 95), "", 1, True),
+    ("outages starting while a monitor is dead", lambda s: s.death_outages, "", 0, False),
+    ("  of them paged", lambda s: s.death_outage_paged, "all", 0, False),
+    ("vantage_lost pages per monitor death", lambda s: s.vantage_pages / s.deaths if s.deaths else math.nan,
+     "exactly 1", 2, False),
+]
+
+
+def table(columns: list[tuple[str, Score]], ratio: tuple[int, int] | None = None) -> list[str]:
+    """The figures side by side; ``ratio`` (a, b): a column of a's figure over b's, after b."""
+    head = f"{'':<42}" + "".join(f"{name:>12}" for name, _ in columns)
+    where = None
+    if ratio is not None:
+        where = ratio[1] + 1
+        cells = [f"{name:>12}" for name, _ in columns]
+        cells.insert(where, f"{'ratio':>12}")
+        head = f"{'':<42}" + "".join(cells)
+    lines = [head + "   goal"]
+    for label, get, goal, digits, show_ratio in ROWS:
+        values = [get(s) for _, s in columns]
+        cells = [f"{v:>12}" if isinstance(v, str) else f"{_f(float(v), digits):>12}" for v in values]
+        if where is not None:
+            a, b = values[ratio[0]], values[ratio[1]]
+            cells.insert(where, f"{_ratio(float(a), float(b)) if show_ratio else '':>12}")
+        lines.append(f"{label:<42}" + "".join(cells) + (f"   {goal}" if goal else ""))
+    return lines
+
+
+def quorum_cost(two: Score, one: Score, step: float) -> list[str]:
+    """Time to page with quorum 2 minus with quorum 1, outage by outage (those both paged)."""
+    both = sorted(set(two.ttp_by) & set(one.ttp_by))
+    if not both:
+        return ["  no outage paged by both"]
+    diff = [two.ttp_by[k] - one.ttp_by[k] for k in both]
+    med, p95 = pct(diff, 50), pct(diff, 95)
+    a, b = [one.ttp_by[k] for k in both], [two.ttp_by[k] for k in both]
+    floor = [two.second_onset[k] for k in both]
+    return [
+        f"  outages paged by both: {len(both)}; time to page, quorum 1: median {pct(a, 50):.1f} s, p95 "
+        f"{pct(a, 95):.1f} s; quorum 2: median {pct(b, 50):.1f} s, p95 {pct(b, 95):.1f} s",
+        f"  quorum 2 later by: median {med:+.1f} s = {med / step:.2f} confirmation steps, p95 {p95:+.1f} s = "
+        f"{p95 / step:.2f} steps (step {step:g} s, confirm_after's first; goal under 1 step at the median: "
+        f"{'met' if med < step else 'NOT met'})",
+        f"  (a bound no quorum of 2 can beat: the outage reaches the second region {pct(floor, 50):.1f} s after the "
+        f"first at the median, p95 {pct(floor, 95):.1f} s)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, help="run this one seed (default 1)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="pool these seeds (one simulated month each by default)")
+    ap.add_argument("--days", type=float, default=30.0, help="simulated days a seed (default 30)")
+    ap.add_argument("--cross-region", type=float, default=1.0, metavar="S",
+                    help="also replay the proposal: a failed scheduled probe in one region has the other regions "
+                         "probe that target S seconds later (default 1; negative: skip it)")
+    args = ap.parse_args(argv)
+    if not args.days > 0:
+        ap.error(f"--days: must be above 0, got {args.days:g}")
+    seeds = args.seeds or [1 if args.seed is None else args.seed]
+    proposal = args.cross_region if args.cross_region >= 0 else None
+    detection = DetectionConfig(quorum=2)
+    alerts = AlertsConfig()
+    step = detection.confirm_after[0] if detection.confirm_after else math.nan
+    began = time.perf_counter()
+    print(f"{len(REGIONS)} regions ({', '.join(REGIONS)}) x {len(TARGETS)} targets ({', '.join(TARGETS)});")
+    print(f"{args.days:g} simulated days a seed; {FAULTY} has its own blips and regional outages, {DYING}'s "
+          "monitor dies for an hour;")
+    print(f"detection defaults (failure_threshold {detection.failure_threshold}, confirm_after "
+          f"{'/'.join(f'{c:g}' for c in detection.confirm_after)} s, probe_siblings, heartbeat_timeout "
+          f"{detection.heartbeat_timeout:g} s); alerts: group_window {alerts.group_window:g} s, heartbeat_every "
+          f"{alerts.heartbeat_every:g} s; rules down/degraded/recovered (+ vantage_lost) to one channel")
+    print(f"vantage_lost alert: {'monitor.vantage.events' if vantage is not None else 'counted by the bench'}")
+    names = ("baseline", "quorum 2", "quorum 1")
+    totals = {name: Score(name) for name in (*names, "q2 + cross", "q1 + cross")}
+    for seed in seeds:
+        world = build(seed, days=args.days)
+        pipelines: list[Pipeline] = [Baseline(), Quorum(2, detection), Quorum(1, detection)]
+        run = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every)
+        kinds = Counter(f.kind for f in world.faults)
+        d = world.death
+        cover = (f"an outage of {d.covers.provider} starts {(d.covers.start - d.start) / 60:.0f} min into it"
+                 if d.covers else "no outage inside it")
+        print(f"\nseed {seed}: {kinds['global']} global outages; in {FAULTY} {kinds['regional']} regional outages and "
+              f"{kinds['blip']} blips; {DYING} dead from {d.start / 3600:.1f} h to {d.end / 3600:.1f} h ({cover});")
+        print(f"  {run.probes:,} probes, {run.transitions} state changes, {run.wall:.0f} s")
+        scores = dict(zip(names, (score(world, p) for p in pipelines), strict=True))
+        print(f"  ratio: {names[1]} / {names[0]}")
+        for line in table([(n, scores[n]) for n in names], ratio=(1, 0)):
+            print("  " + line)
+        print("  the cost of the quorum:")
+        for line in quorum_cost(scores["quorum 2"], scores["quorum 1"], step):
+            print("  " + line)
+        for name, s in scores.items():
+            totals[name].merge(s)
+        if proposal is None:
+            continue
+        pipelines = [Quorum(2, detection), Quorum(1, detection)]
+        tried = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every, cross_region=proposal)
+        what_if = dict(zip(("q2 + cross", "q1 + cross"), (score(world, p) for p in pipelines), strict=True))
+        print(f"  proposal, cross-region confirmation (a failed scheduled probe, and a DOWN, in one region has the "
+              f"others probe the target {proposal:g} s later):")
+        print(f"  {tried.probes:,} probes ({tried.probes / run.probes - 1:+.1%}), {tried.wall:.0f} s")
+        for line in table([("quorum 2", scores["quorum 2"]), *what_if.items()]):
+            print("  " + line)
+        for line in quorum_cost(what_if["q2 + cross"], what_if["q1 + cross"], step):
+            print("  " + line)
+        for name, s in what_if.items():
+            totals[name].merge(s)
+    if len(seeds) > 1:
+        print(f"\nall seeds ({' '.join(map(str, seeds))}):")
+        for line in table([(n, totals[n]) for n in names], ratio=(1, 0)):
+            print("  " + line)
+        print("  the cost of the quorum:")
+        for line in quorum_cost(totals["quorum 2"], totals["quorum 1"], step):
+            print("  " + line)
+        if proposal is not None:
+            print(f"  proposal, cross-region confirmation ({proposal:g} s):")
+            for line in table([("quorum 2", totals["quorum 2"]), ("q2 + cross", totals["q2 + cross"]),
+                               ("q1 + cross", totals["q1 + cross"])]):
+                print("  " + line)
+            for line in quorum_cost(totals["q2 + cross"], totals["q1 + cross"], step):
+                print("  " + line)
+    print(f"\n({time.perf_counter() - began:.0f} s wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
