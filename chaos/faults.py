@@ -44,6 +44,12 @@ FAULT_TYPES: dict[str, FaultType] = dict([
        ErrorKind.RATE_LIMITED, retry_after=5),
     _t("quota_exhausted", "error", "credit or spend cap used up: 429 (or 402) that waiting will not fix",
        ErrorKind.QUOTA_EXHAUSTED),
+    # The spent-money forms, each as its provider sends it (the speakers' docstrings say where it has none
+    # of its own and the nearest is sent): a prepaid balance used up, and a per-day quota used up.
+    _t("credit_exhausted", "error", "prepaid credit balance spent: Anthropic's 400 naming the credit balance, "
+       "OpenAI's 429 insufficient_quota, 402 elsewhere", ErrorKind.QUOTA_EXHAUSTED),
+    _t("daily_quota", "error", "a per-day quota spent: Gemini's 429 RESOURCE_EXHAUSTED whose QuotaFailure names "
+       "a PerDay quotaId; elsewhere the provider's spent-quota form", ErrorKind.QUOTA_EXHAUSTED),
     _t("auth", "error", "API key revoked: 401", ErrorKind.AUTH),
     _t("model_not_found", "error", "model retired or renamed: 404", ErrorKind.MODEL_NOT_FOUND),
     _t("context_too_long", "error", "prompt over the context window: 400", ErrorKind.CONTEXT_TOO_LONG),

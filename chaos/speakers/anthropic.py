@@ -19,11 +19,16 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
                      "This request would exceed the rate limit for your organization of 50 requests per minute."),
     "quota_exhausted": (429, "rate_limit_error",
                         "You have reached your API usage limits for this month."),
+    # A spent prepaid balance is a 400, not a 429 (docs: Errors; the console's Plans & Billing).
+    "credit_exhausted": (400, "invalid_request_error",
+                         "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing "
+                         "to upgrade or purchase credits."),
     "auth": (401, "authentication_error", "invalid x-api-key"),
     "model_not_found": (404, "not_found_error", "model: {model}"),
     "bad_request": (400, "invalid_request_error", "{message}"),
     "context_too_long": (400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
 }
+_ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]  # no per-day quota: the spend cap is the nearest
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "filter": "refusal"}
 
 
@@ -47,7 +52,7 @@ class AnthropicSpeaker:
         # access resumes" (docs, Rate limits > Hitting your spend limit).
         headers = {**JSON, "request-id": request_id}
         headers["x-should-retry"] = "true" if code_status == 429 or code_status >= 500 else "false"
-        if kind == "quota_exhausted":
+        if kind in ("quota_exhausted", "daily_quota"):
             error["details"] = {"error_code": "enforced_spend_limit_reached"}
         if kind == "rate_limited":
             wait = retry_after if retry_after is not None else 5

@@ -21,6 +21,8 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "{message}"),
     "context_too_long": (400, "too many tokens: the prompt is too long for the model's context length"),
 }
+# One spent-money form (402): no credit- or day-specific one is documented.
+_ERRORS["credit_exhausted"] = _ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "filter": "ERROR_TOXIC"}
 
 

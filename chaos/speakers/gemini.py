@@ -26,6 +26,9 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "context_too_long": (400, "INVALID_ARGUMENT",
                          "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."),
 }
+# A spent day's quota: the usual 429 text; the QuotaFailure detail names the PerDay quota (added below).
+_ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
+_ERRORS["credit_exhausted"] = _ERRORS["quota_exhausted"]  # prepaid billing states no form of its own
 _STATUS_NAME = {500: "INTERNAL", 502: "INTERNAL", 503: "INTERNAL", 504: "DEADLINE_EXCEEDED"}
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "filter": "SAFETY"}
 
@@ -54,6 +57,19 @@ class GeminiSpeaker:
         elif kind == "rate_limited":
             wait = retry_after if retry_after is not None else 5
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:g}s"}]
+        elif kind == "daily_quota":
+            # As the API sends it (ai.google.dev/gemini-api/docs/rate-limits): a QuotaFailure naming the
+            # per-day quota, and a RetryInfo all the same, which waiting a few seconds will not honour.
+            model = ask.model if ask else "gemini"
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                    "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "250"}]},
+                {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"}]
         return {"error": error}
 
     def error(

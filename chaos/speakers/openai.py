@@ -27,6 +27,8 @@ _ERRORS: dict[str, tuple[int, str, str | None, str]] = {
     "context_too_long": (400, "invalid_request_error", "context_length_exceeded",
                          "This model's maximum context length is 128000 tokens. Please reduce the length."),
 }
+# OpenAI's spent credit and spent quota are one form, 429 insufficient_quota ("Error codes" guide).
+_ERRORS["credit_exhausted"] = _ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
 
 
 class OpenAISpeaker:

@@ -167,3 +167,35 @@ def test_gemini_quota_details_of_any_shape_never_break_the_reading(details):
     err = DIALECTS["gemini"].parse_error(429, httpx.Headers(), body)
     assert err.quota is None or (isinstance(err.quota, str) and len(err.quota) <= 120)
     assert classify.from_provider_error("gemini", err) in (ErrorKind.RATE_LIMITED, ErrorKind.QUOTA_EXHAUSTED)
+
+
+# -- the emulator's presets, in each provider's shape, through the real probe ----------------------------
+
+@pytest.mark.parametrize("provider", ["openai", "azure-openai", "anthropic", "gemini", "cohere", "ollama", "groq"])
+@pytest.mark.parametrize("fault", ["credit_exhausted", "daily_quota", "quota_exhausted"])
+async def test_emulated_spent_money_is_quota_exhausted_everywhere(emulator, client, provider, fault):
+    from chaos.faults import Fault
+
+    emulator.emu.faults.add(Fault.from_dict({"type": fault, "route": provider}))
+    result = await probe(emulator.target(provider), client=client)
+    assert result.error_kind is ErrorKind.QUOTA_EXHAUSTED, result.message
+
+
+async def test_emulated_anthropic_credit_balance_is_its_400(emulator, client):
+    from chaos.faults import Fault
+
+    emulator.emu.faults.add(Fault.from_dict({"type": "credit_exhausted", "route": "anthropic"}))
+    result = await probe(emulator.target("anthropic"), client=client)
+    assert result.http_status == 400 and "credit balance is too low" in result.message
+
+
+async def test_emulated_gemini_daily_quota_names_the_day_despite_its_retry_hint(emulator, client):
+    from chaos.faults import Fault
+
+    emulator.emu.faults.add(Fault.from_dict({"type": "daily_quota", "route": "gemini"}))
+    result = await probe(emulator.target("gemini"), client=client)
+    assert result.http_status == 429 and result.retry_after_s == 26
+    assert "GenerateRequestsPerDayPerProjectPerModel-FreeTier" in result.message
+    emulator.emu.faults.clear()
+    emulator.emu.faults.add(Fault.from_dict({"type": "rate_limited", "route": "gemini"}))
+    assert (await probe(emulator.target("gemini"), client=client)).error_kind is ErrorKind.RATE_LIMITED
