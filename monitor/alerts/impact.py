@@ -296,7 +296,7 @@ def impact_source(*, config: AiriskConfig, session: Session | None, now: datetim
                   environ: Mapping[str, str] | None = None) -> Callable[[Sequence[HitLike]], Impact]:
     """`impact_of` bound to one config, session and time: what `monitor.alerts.rules.events_for` takes as
     ``impact``. The risk inputs are read once, for every group of the call."""
-    cache: dict[str, Any] = {}
+    cache: dict[Any, Any] = {}
 
     def impact(hits: Sequence[HitLike]) -> Impact:
         targets = tuple(dict.fromkeys(h.target for h in hits))
@@ -330,22 +330,24 @@ def _impact(hits: Sequence[HitLike], targets: tuple[str, ...], *, config: Airisk
     causes = {h.target: h.cause for h in hits}
     recovery = bool(hits) and all(h.to_state == "up" for h in hits)
     until = max(h.at for h in hits) if recovery else now
-    looked = _lookup(hits, config=config, session=session, now=now, cache=cache)
-    opened = [looked.opened.get(h.incident_id, h.at) if h.incident_id is not None else h.at for h in hits]
-    opened_at = min(opened) if opened else None
-    minutes = None if opened_at is None else max((until - opened_at).total_seconds(), 0.0) / 60
-    features = []
-    for name, feature in config.features.items():
-        links: list[tuple[str, tuple[str, ...]]] = []  # per chain link: its label and the alert's targets it uses
+    chains: dict[str, list[tuple[str, tuple[str, ...]]]] = {}  # per hit feature, per chain link: its label and
+    for name, feature in config.features.items():                # the alert's targets it uses
+        links: list[tuple[str, tuple[str, ...]]] = []
         for step in feature.chain:
             if step.backend is not None:
                 used = tuple(t for t in resolve_backend(config=config, name=step.backend).targets if t in states)
                 links.append((step.backend, used))
             else:
                 links.append((f"degraded:{step.degraded}", ()))
-        hit_by = tuple(dict.fromkeys(t for _, used in links for t in used))
-        if not hit_by:
-            continue
+        if any(used for _, used in links):
+            chains[name] = links
+    looked = _lookup(hits, tuple(chains), config=config, session=session, now=now, cache=cache)
+    opened = [looked.opened.get(h.incident_id, h.at) if h.incident_id is not None else h.at for h in hits]
+    opened_at = min(opened) if opened else None
+    minutes = None if opened_at is None else max((until - opened_at).total_seconds(), 0.0) / 60
+    features = []
+    for name, links in chains.items():
+        feature = config.features[name]
         risk = looked.risks.get(name) if looked.risks is not None else None
         link_inputs = looked.inputs[name].chain if looked.inputs is not None and name in looked.inputs else None
         features.append(_feature(name, feature, links, states, causes, looked, risk, link_inputs, minutes,
@@ -362,18 +364,20 @@ def _hit_state(h: HitLike) -> str:
     return state if state in ("down", "degraded") else "down"
 
 
-def _lookup(hits: Sequence[HitLike], *, config: AiriskConfig, session: Session | None, now: datetime,
-            cache: dict[str, Any] | None) -> _Lookups:
+def _lookup(hits: Sequence[HitLike], names: tuple[str, ...], *, config: AiriskConfig, session: Session | None,
+            now: datetime, cache: dict[Any, Any] | None) -> _Lookups:
+    """What the store says about the hit features ``names``: read once per source call (``cache``)."""
     looked = _Lookups()
     if session is None:
         looked.missing.append("store: no database session (drills, evals, probes and incidents not read)")
         return looked
     cache = {} if cache is None else cache
-    if not config.features:  # nothing to hit: no store read
+    if not names:  # no feature hit: nothing to read
         return looked
-    if "risk" not in cache:
-        cache["risk"] = _guarded(session, lambda: _risk(config, session, now))
-    risk, why = cache["risk"]
+    key = ("risk", frozenset(names))
+    if key not in cache:
+        cache[key] = _guarded(session, lambda: _risk(config, names, session, now))
+    risk, why = cache[key]
     if why is None:
         looked.inputs, looked.risks = risk
     else:
@@ -408,11 +412,15 @@ def _guarded(session: Session, work: Callable[[], Any]) -> tuple[Any, str | None
         return None, _why(exc)
 
 
-def _risk(config: AiriskConfig, session: Session, now: datetime) -> tuple[dict[str, Any], dict[str, FeatureRisk]]:
+def _risk(config: AiriskConfig, names: Sequence[str], session: Session, now: datetime
+          ) -> tuple[dict[str, Any], dict[str, FeatureRisk]]:
+    """The risk model's inputs and assessment of the features ``names``, as `airisk score` reads them (only
+    their chains' backends are measured: the monitor's one database thread does this)."""
     from monitor.risk.load import feature_inputs
     from monitor.risk.model import assess
 
-    inputs, _, _ = feature_inputs(config=config, session=session, now=now)
+    only = config.model_copy(update={"features": {n: config.features[n] for n in names}})
+    inputs, _, _ = feature_inputs(config=only, session=session, now=now)
     return inputs, {name: assess(feature=f) for name, f in inputs.items()}
 
 
