@@ -26,8 +26,9 @@ from monitor.alerts.redact import MASK, redact
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
-# Libraries that log every request at INFO (httpx: each probe's URL): only their warnings, unless debugging.
-CHATTY = ("httpx", "httpcore", "hpack", "urllib3", "asyncio", "apprise")
+# Libraries that say routine things at INFO (httpx: each probe's URL; apscheduler: every job run, two lines
+# per probe; alembic: its plugins at each start): only their warnings, unless debugging.
+CHATTY = ("httpx", "httpcore", "hpack", "urllib3", "asyncio", "apprise", "apscheduler", "alembic.runtime.plugins")
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 _MAX_DEPTH = 6
 

@@ -142,7 +142,10 @@ alerts:
     assert sent["title"] == "openai: openai is DOWN" and sent["provider"] == "openai" and sent["target"] == "openai"
     assert sent["ts"].endswith("Z") and sent["event_key"].startswith("down:")
     assert TOKEN not in "\n".join(lines)
-    assert not [r for r in records if r["logger"] == "httpx"]  # no line per probe request at info
+    # No line per probe at info: not httpx's per request, nor apscheduler's per job run.
+    assert not [r for r in records if r["logger"] == "httpx" or r["logger"].startswith("apscheduler")]
+    said_by = {r["logger"] for r in records}
+    assert "monitor.alerts.dispatch" in said_by and len(records) < 60, said_by
 
 
 async def _until_probed(db, within: float = 60) -> None:
