@@ -439,6 +439,7 @@ class Score:
     regional_faults: int = 0
     pages_regional: int = 0
     regional_paged: int = 0  # regional faults with at least one page
+    by_kind: Counter = field(default_factory=Counter)  # "regional"/"blip" -> faults; "regional paged"/... -> paged
     pages_false: int = 0
     vantage_pages: int = 0
     deaths: int = 0
@@ -450,6 +451,7 @@ class Score:
                      "pages_false", "vantage_pages", "deaths", "death_outage_paged", "death_outages"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.per_outage.update(other.per_outage)
+        self.by_kind.update(other.by_kind)
         self.ttp += other.ttp
         self.ttp_by.update(other.ttp_by)
         self.second_onset.update(other.second_onset)
@@ -485,6 +487,9 @@ def score(world: Timeline, pipeline: Pipeline) -> Score:
         else:
             s.pages_false += 1
     s.outages, s.regional_faults, s.regional_paged = len(outages), len(regional), len(regional_hit)
+    for f in regional:
+        s.by_kind[f.kind] += 1
+        s.by_kind[f"{f.kind} paged"] += id(f) in regional_hit
     death = world.death
     for i, o in enumerate(outages):
         sent = pages[id(o)]
@@ -532,6 +537,8 @@ ROWS: list[tuple[str, object, str, int, bool]] = [  # label, figure of a Score, 
     ("global outages never paged", lambda s: s.missed, "0", 0, False),
     ("regional-only faults (outages + blips)", lambda s: s.regional_faults, "", 0, False),
     ("pages for regional-only faults", lambda s: s.pages_regional, "0", 0, True),
+    ("  regional outages paged", lambda s: f"{s.by_kind['regional paged']}/{s.by_kind['regional']}", "", 0, False),
+    ("  blips paged", lambda s: f"{s.by_kind['blip paged']}/{s.by_kind['blip']}", "", 0, False),
     ("false pages (no fault in truth)", lambda s: s.pages_false, "0", 0, True),
     ("time to page, median (s)", lambda s: pct(s.ttp, 50), "", 1, True),
     ("time to page, p95 (s)", lambda s: pct(s.ttp, 95), "", 1, True),
