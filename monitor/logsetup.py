@@ -54,7 +54,20 @@ def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = N
     root.setLevel(numeric)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING)
+    # Python's warnings and a crash's traceback go through the same formatter: one JSON object (not
+    # a dozen bare lines a log pipeline cannot join), and masked like every other line.
+    logging.captureWarnings(True)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _log_crash
     return handler
+
+
+def _log_crash(kind: type[BaseException], exc: BaseException, tb) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("airisk").critical("crashed: %s", kind.__name__, exc_info=(kind, exc, tb),
+                                         extra={"event": "crash"})
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -196,13 +196,15 @@ def test_up_logs_its_in_process_monitor_as_asked(monkeypatch, tmp_path):
     monkeypatch.setattr(airisk.up, "run_up", fake_run_up)
     monkeypatch.chdir(tmp_path)
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    level, handlers, hook = root.level, list(root.handlers), sys.excepthook
     try:
         result = CliRunner().invoke(main, ["up", "--demo", "--log-format", "json"],
                                     env={"AIRISK_DASHBOARD_PASSWORD": None, "AIRISK_DASHBOARD_AUTH": None})
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        sys.excepthook = hook
+        logging.captureWarnings(False)
     assert result.exit_code == 0, result.output
     (line,) = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
     assert (line["msg"], line["event"], line["logger"], line["level"]) == (

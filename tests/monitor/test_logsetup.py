@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import secrets
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +27,7 @@ protect([SECRET, HOOK])
 def capture() -> Iterator[tuple[io.StringIO, logging.Logger]]:
     """A stream the log goes to, configured as JSON; the root logger restored afterwards."""
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    level, handlers, hook = root.level, list(root.handlers), sys.excepthook
     stream = io.StringIO()
     logsetup.configure("debug", "json", stream)
     try:
@@ -34,6 +35,8 @@ def capture() -> Iterator[tuple[io.StringIO, logging.Logger]]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        sys.excepthook = hook
+        logging.captureWarnings(False)
 
 
 def lines(stream: io.StringIO) -> list[dict]:
@@ -212,3 +215,24 @@ async def test_the_dispatcher_logs_each_alert_sent_retried_and_given_up(db, rece
     assert (sent["title"], sent["event_key"], sent["severity"]) == (
         "openai: gpt-4o-mini is DOWN", "down:openai:2:hook", "critical")
     assert sent["msg"] == "alert sent to 'hook': openai: gpt-4o-mini is DOWN (try 1)"
+
+
+def test_a_crash_and_a_warning_are_json_lines_too(tmp_path):
+    import subprocess
+
+    script = tmp_path / "crash.py"
+    script.write_text(f"""
+import warnings
+from monitor import logsetup
+from monitor.alerts.redact import protect
+protect([{SECRET!r}])
+logsetup.configure("info", "json")
+warnings.warn("old option")
+raise RuntimeError("token " + {SECRET!r})
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and SECRET not in done.stderr
+    warned, crashed = [json.loads(line) for line in done.stderr.splitlines()]
+    assert warned["logger"] == "py.warnings" and "old option" in warned["msg"]
+    assert (crashed["level"], crashed["event"], crashed["msg"]) == ("critical", "crash", "crashed: RuntimeError")
+    assert crashed["exc"].endswith("RuntimeError: token [redacted]")
