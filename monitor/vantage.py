@@ -110,7 +110,7 @@ def label(region: str) -> str:
 
 def events(changes: list[Change], *, config: AlertsConfig, now: datetime) -> list[AlertEvent]:
     """The alerts for regions lost and back, to the channels of every ``vantage_lost`` rule."""
-    out: dict[tuple[str, str], AlertEvent] = {}
+    out: dict[tuple[str, str, str, str], AlertEvent] = {}
     for change in changes:
         stamp = f"{change.lost_at:%Y%m%dT%H%M%S.%f}"
         if change.lost:
@@ -124,10 +124,10 @@ def events(changes: list[Change], *, config: AlertsConfig, now: datetime) -> lis
                 continue
             for channel in rule.channels:
                 kind = "lost" if change.lost else "back"
-                out[(channel, kind + stamp)] = AlertEvent(
+                out[(channel, kind, change.region, stamp)] = AlertEvent(
                     channel=channel, rule="vantage_lost", action="trigger" if change.lost else "resolve",
                     event_key=f"vantage_{kind}:{change.region}@{stamp}:{channel}",
-                    dedup_key=f"airisk-vantage-{change.region or 'default'}-{stamp}", provider="airisk",
+                    dedup_key=f"airisk-vantage-{change.region}@{stamp}", provider="airisk",
                     title=title, severity="error" if change.lost else "info", at=now, details=details)
     return list(out.values())
 
