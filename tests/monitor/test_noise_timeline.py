@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.alert_noise import Baseline, Quorum, replay, score
+from bench.alert_noise import score
+from bench.noise_replay import Baseline, Quorum, replay
 from bench.noise_timeline import (
     DEATH_LEAD_S,
     DEATH_SECONDS,
