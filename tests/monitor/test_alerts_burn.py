@@ -176,6 +176,22 @@ def test_only_rules_that_cover_a_feature_alert_it(session: Session):
     assert [e.channel for e in events] == ["oncall"]  # the team rule names gpt, which chat does not use
 
 
+def test_regions_count_together_and_maintenance_holds_the_state(session: Session):
+    maintenance = ("  maintenance: [{start: '2025-03-03T11:00:00Z', end: '2025-03-03T12:00:00Z', "
+                   "targets: [claude]}]\n")
+    config = parse_config(CONFIG.replace("  rules:\n", maintenance + "  rules:\n"), environ={})
+    up_then(session, "claude", ["u"] * 60 + ["d"] * 5)  # down from T0+60 in eu...
+    _probes(session, "claude", [("up", 200, 600)] * 65, region="us")  # ...and up in us all along
+    series, _ = feature_series(session=session, config=config, feature="chat", now=T0 + 64 * MIN, minutes=10)
+    assert series[-5:] == [0.5] * 5 and series[:5] == [0.0] * 5
+    # Inside the window (claude, the primary, is being worked on) nothing fires; after it, the burn pages.
+    assert evaluate(session, config, T0 + 64 * MIN)[0] == []
+    for region in ("eu", "us"):  # back up after the window's first 5 minutes, then down everywhere at T0+120
+        _probes(session, "claude", [("up", 200, 600)] * 55 + [("down", None, 50)] * 5, start=T0 + 65 * MIN,
+                region=region)
+    assert {e.severity for e in evaluate(session, config, T0 + 124 * MIN)[0]} == {"critical"}
+
+
 # --- The arithmetic ---
 
 
