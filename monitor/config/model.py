@@ -114,11 +114,20 @@ class TargetConfig(Section):
     def _plain_day(cls, value: Any) -> Any:
         # YAML reads 2027-01-05 as a date already; a string must be exactly YYYY-MM-DD (no week dates,
         # no times: a retirement is a day), within a plausible span.
+        if value is None:
+            return value
         if isinstance(value, datetime):
             raise ValueError("give a day (YYYY-MM-DD), not a time")
-        if isinstance(value, str) and not _DAY.fullmatch(value):
-            raise ValueError(f"{value[:40]!r} is not a date: write YYYY-MM-DD, e.g. 2027-01-05")
-        if isinstance(value, date) and not 2000 <= value.year <= 2200:
+        if isinstance(value, str):
+            if not _DAY.fullmatch(value):
+                raise ValueError(f"{value[:40]!r} is not a date: write YYYY-MM-DD, e.g. 2027-01-05")
+            try:
+                value = date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date: no such day") from None
+        if not isinstance(value, date):  # a number would be read as a Unix time: 0 is 1970-01-01
+            raise ValueError(f"{str(value)[:40]!r} is not a date: write YYYY-MM-DD, e.g. 2027-01-05")
+        if not 2000 <= value.year <= 2200:
             raise ValueError(f"year {value.year} is out of range (2000 to 2200)")
         return value
 

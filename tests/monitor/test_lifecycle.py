@@ -286,3 +286,44 @@ def _check_parse(dialect: str, body: bytes) -> ModelPage | None:
         assert model.retires is None or 2000 <= model.retires.year <= 2200
     assert page.next_page is None or (isinstance(page.next_page, str) and len(page.next_page) <= 1000)
     return page
+
+
+async def test_azure_dates_its_own_retirements_in_the_listing(emulator, engine):
+    retires = NOW.date() + timedelta(days=10)
+    await _control(emulator, "azure-openai", model="gpt-35-turbo", retires=retires.isoformat())
+    config = parse_config(f"""
+targets:
+  - {{name: az, provider: azure-openai, model: gpt-35-turbo, base_url: "{emulator.url}/azure-openai",
+     key_env: AIRISK_TEST_UNSET_KEY}}
+""")
+    async with make_client() as client:
+        [notice] = await LifecycleWatcher(config, engine, client, published={}).check_once(NOW)
+    assert (notice.kind, notice.retires, notice.source, notice.days_left) == ("retiring", retires, "listing", 10)
+
+
+def test_endpoints_are_named_without_credentials():
+    from monitor.lifecycle import safe_url
+
+    # The config refuses credentials in a URL already; the name is safe even for a URL built elsewhere.
+    assert safe_url("https://user:s3cret@gateway.example.com:8443/v1/?token=abc#x") == \
+        "https://gateway.example.com:8443/v1"
+    config = parse_config("""
+targets:
+  - {name: a, provider: openai, base_url: "https://gateway.example.com/v1/"}
+""")
+    [endpoint] = plan(config)
+    assert endpoint.name == "openai https://gateway.example.com/v1"
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.text(max_size=40) | st.integers() | st.dates().map(date.isoformat))
+def test_a_target_retires_date_is_a_day_or_one_line_naming_the_field(value):
+    from monitor.config import ConfigError
+
+    try:
+        config = parse_config(f"targets:\n  - {{provider: openai, retires: {json.dumps(value)}}}\n")
+    except ConfigError as exc:
+        assert "targets[0].retires" in str(exc) or "YAML" in str(exc)
+        return
+    retires = config.targets[0].retires
+    assert retires is None or 2000 <= retires.year <= 2200
