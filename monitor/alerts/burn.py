@@ -325,8 +325,12 @@ def feature_slo_events(*, session: Session, config: AiriskConfig, now: datetime,
         for cls in SEVERITY:
             mine = [r for r in now_readings if r.pair.cls == cls]
             fire = any(r.firing for r in mine)
-            if not mine or (not fire and all(r.long_rate is None for r in mine)):
-                continue  # nothing measured: neither burning nor shown to have stopped
+            # Not burning is said only where it is measured: a short window without a probe (the monitor
+            # stopped probing, or lost the database) resolves nothing.
+            unknown = all(r.long_rate is None for r in mine) or any(
+                r.long_rate is not None and r.short_rate is None for r in mine)
+            if not mine or (not fire and unknown):
+                continue
             key = (name, cls)
             was = episodes[dedup_key(name, cls)] if dedup_key(name, cls) in episodes else state.get(key)
             if fire == (was is not None):

@@ -77,6 +77,8 @@ def test_a_fast_burn_pages_within_the_short_window_and_resolves_once_it_stops(se
     # Still burning: nothing new, the state carried.
     again, state = evaluate(session, config, T0 + 125 * MIN, state)
     assert again == [] and ("chat", "page") in state
+    # No word for the last 5 minutes (probes stopped, say): that is no sign of recovery.
+    assert evaluate(session, config, T0 + 160 * MIN, state)[0] == []
     # Up again from T0+130: once the 5-minute window is clean (the long one still over), it resolves.
     still, state = evaluate(session, config, T0 + 133 * MIN + timedelta(seconds=30), state)
     assert still == []
