@@ -353,11 +353,12 @@ def page_token(value: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 1000 and value.isprintable() else None
 
 
-def listing(items: list[Any], read: Callable[[dict[str, Any]], ListedModel | None],
+def listing(items: list[Any], read: Callable[[dict[str, Any]], ListedModel | list[ListedModel] | None],
             next_page: str | None = None) -> ModelPage:
-    """The models ``read`` makes of ``items`` (entries that are not objects, or that it refuses, skipped;
-    at most `MAX_LISTED`), as one page. A wrong shape deep inside is ValueError, never TypeError."""
-    models = []
+    """The models ``read`` makes of ``items`` (one, several for an entry with aliases, or none; entries that
+    are not objects skipped; at most `MAX_LISTED`), as one page. A wrong shape deep inside is ValueError,
+    never TypeError."""
+    models: list[ListedModel] = []
     for item in items[:MAX_LISTED]:
         if not isinstance(item, dict):
             continue
@@ -365,6 +366,10 @@ def listing(items: list[Any], read: Callable[[dict[str, Any]], ListedModel | Non
             model = read(item)
         except (AttributeError, TypeError, RecursionError) as exc:
             raise ValueError(f"listing entry of unexpected shape ({type(exc).__name__})") from None
-        if model is not None:
+        if isinstance(model, ListedModel):
             models.append(model)
-    return ModelPage(tuple(models), next_page)
+        elif model:
+            models.extend(model[:MAX_LISTED])
+        if len(models) >= MAX_LISTED:
+            break
+    return ModelPage(tuple(models[:MAX_LISTED]), next_page)

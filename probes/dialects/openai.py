@@ -27,7 +27,9 @@ Model listings (`models_request`, `parse_models`): OpenAI "List models" (``GET /
 retirement field: OpenAI publishes shutdown dates on its "Deprecations" page only), the same
 ``/models`` on the compatible servers; Azure OpenAI "Models - List" (``GET {endpoint}/openai/models
 ?api-version=``, entries with ``lifecycle_status`` and ``deprecation: {"fine_tune", "inference"}`` in
-Unix seconds, learn.microsoft.com/rest/api/azureopenai/models/list).
+Unix seconds, learn.microsoft.com/rest/api/azureopenai/models/list); Mistral's ``GET /v1/models``
+(docs.mistral.ai/api, Models: entries add ``deprecation`` as an ISO 8601 time, ``archived`` and
+``aliases``).
 
 A conversation (`probes.conversation.Conversation`), from the same "Create chat completion"
 reference: ``messages`` in order, the system prompt first as ``{"role": "system"}`` (which
@@ -215,18 +217,23 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     return ProviderError(http_status=status, message=fallback)
 
 
-def _listed(item: dict[str, Any]) -> ListedModel | None:
+def _listed(item: dict[str, Any]) -> list[ListedModel]:
     """One ``data`` entry: OpenAI's ``{id, object, created, owned_by}`` has no end-of-life field; Azure's
     adds ``deprecation.inference`` (Unix seconds: the day inference ends, i.e. retirement) and
-    ``lifecycle_status``; the emulator's `RETIRES_FIELD` stands in where there is neither."""
+    ``lifecycle_status``; Mistral's adds ``deprecation`` (an ISO 8601 time, the earliest day it publishes
+    for the model's end, taken as the day to act by), ``archived`` and ``aliases`` (names the same model
+    answers to, listed too). The emulator's `RETIRES_FIELD` stands in where there is none of these."""
     name = listed_name(item.get("id"))
     if name is None:
-        return None
+        return []
     deprecation = item.get("deprecation")
-    retires = epoch_day(deprecation.get("inference")) if isinstance(deprecation, dict) else None
+    retires = epoch_day(deprecation.get("inference")) if isinstance(deprecation, dict) else iso_day(deprecation)
     status = item.get("lifecycle_status")
-    return ListedModel(name, retires or iso_day(item.get(RETIRES_FIELD)),
-                       deprecated=status in ("deprecating", "deprecated"))
+    deprecated = status in ("deprecating", "deprecated") or retires is not None or item.get("archived") is True
+    retires = retires or iso_day(item.get(RETIRES_FIELD))
+    aliases = item.get("aliases")
+    names = [name, *(a for a in (aliases[:20] if isinstance(aliases, list) else ()) if listed_name(a) and a != name)]
+    return [ListedModel(n, retires, deprecated=deprecated) for n in names]
 
 
 DIALECT = OpenAIDialect()

@@ -327,3 +327,20 @@ def test_a_target_retires_date_is_a_day_or_one_line_naming_the_field(value):
         return
     retires = config.targets[0].retires
     assert retires is None or 2000 <= retires.year <= 2200
+
+
+async def test_mistral_dates_a_model_in_its_listing_and_answers_to_its_aliases(engine):
+    # Mistral's GET /v1/models entry (docs.mistral.ai/api, Models): deprecation as ISO 8601, aliases.
+    retires = NOW.date() + timedelta(days=25)
+    body = json.dumps({"object": "list", "data": [
+        {"id": "mistral-small-2503", "object": "model", "created": 1741000000, "owned_by": "mistralai",
+         "archived": False, "aliases": ["mistral-small-latest"], "deprecation": f"{retires}T12:00:00Z",
+         "capabilities": {"completion_chat": True}, "max_context_length": 131072}]}).encode()
+    async with serving(Canned(content_type="application/json", chunks=[body])) as url, make_client() as client:
+        config = parse_config(f"""
+targets:
+  - {{name: small, provider: mistral, model: mistral-small-latest, base_url: "{url}/v1", key_env: AIRISK_TEST_UNSET}}
+""")
+        [notice] = await LifecycleWatcher(config, engine, client, published={}).check_once(NOW)
+    assert (notice.kind, notice.model, notice.retires, notice.source) == ("retiring", "mistral-small-latest", retires,
+                                                                          "listing")
