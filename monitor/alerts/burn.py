@@ -29,9 +29,10 @@ the pair's threshold; the long window says enough budget went, the short one tha
 
 The workbook derives each threshold from the share of the budget spent: threshold = share x SLO
 window / long window. For an SLO window other than 30 days the same shares and windows are kept and
-the thresholds follow (a 7-day SLO pages at 3.36 over 1 h); a pair whose long window is longer than the
-SLO's own window is left out. Burn rates are taken over the minutes measured; a long window counts
-only once half of it is measured (a young history does not make "3 days" of 1 hour).
+the thresholds follow (a 7-day SLO pages at 3.36 over 1 h), though never below 1 (a burn at 1 or below
+lasts the SLO's window); a pair whose long window is longer than the SLO's own window is left out.
+Burn rates are taken over the minutes measured; a long window counts only once half of it is measured
+(a young history does not make "3 days" of 1 hour).
 
 **Episodes.** Per feature and class (page, ticket) one alert: a trigger when a pair of the class
 starts to burn, a resolve when none of its pairs burns. The dedup key is stable per (feature, class),
@@ -87,7 +88,9 @@ class Pair:
     """The share of the error budget the threshold spends over the long window."""
 
     def threshold(self, slo_window: float) -> float:
-        return self.budget * slo_window / self.long
+        """The burn rate that spends ``budget`` of the error budget in the long window, and at least 1: at
+        1 or below the budget lasts the SLO's window, and nothing needs doing."""
+        return max(1.0, self.budget * slo_window / self.long)
 
     @property
     def name(self) -> str:
