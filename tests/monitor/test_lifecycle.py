@@ -344,3 +344,43 @@ targets:
         [notice] = await LifecycleWatcher(config, engine, client, published={}).check_once(NOW)
     assert (notice.kind, notice.model, notice.retires, notice.source) == ("retiring", "mistral-small-latest", retires,
                                                                           "listing")
+
+
+async def test_the_real_airisk_emulate_process_drives_a_vanished_model_incident(tmp_path):
+    """The same path as a user's: `airisk emulate` in its own process, its control API, a SQLite file."""
+    import socket
+    import sys
+    from types import SimpleNamespace
+
+    from monitor.store import make_engine, migrate
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "airisk.cli", "emulate", "--port", str(port),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    emulator = SimpleNamespace(url=f"http://127.0.0.1:{port}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    try:
+        async with httpx.AsyncClient() as c:
+            for _ in range(1200):  # a cold interpreter on a loaded machine takes seconds
+                try:
+                    if (await c.get(f"{emulator.url}/_airisk/health", timeout=0.5)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    assert proc.returncode is None, (await proc.stderr.read()).decode()
+                    await asyncio.sleep(0.05)
+        migrate(engine)
+        await _control(emulator, "anthropic", model="claude-x")
+        async with make_client() as client:
+            watcher = LifecycleWatcher(_config(emulator.url), engine, client, published={})
+            assert await watcher.check_once(NOW) == []
+            await _control(emulator, "anthropic", model="claude-x", listed=False)
+            [notice] = await watcher.check_once(NOW + timedelta(hours=6))
+        assert notice.kind == "vanished" and "support_chat (primary)" in notice.message
+        assert [e.payload["action"] for e in _outbox(engine)] == ["trigger"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        engine.dispose()
