@@ -79,7 +79,7 @@ class Use:
 class Endpoint:
     """One listing to read: a representative target (its URL, key and headers) and the uses it serves."""
 
-    name: str  # provider and URL without credentials: safe to store and show
+    name: str  # provider, URL without credentials, the key's variable name: safe to store and show
     target: Target
     uses: dict[str, Use] = field(default_factory=dict)  # by model
 
@@ -144,7 +144,9 @@ def plan(config: AiriskConfig) -> list[Endpoint]:
                str(opts.get("api_version", "")), tuple(sorted(target.headers.items())))
         endpoint = endpoints.get(key)
         if endpoint is None:
-            endpoint = endpoints[key] = Endpoint(f"{target.provider} {safe_url(target.base_url)}", target)
+            # Named by the key's variable, never the key: two keys on one URL may see different listings.
+            name = f"{target.provider} {safe_url(target.base_url)}" + (f" ({target.key_env})" if target.key_env else "")
+            endpoint = endpoints[key] = Endpoint(name, target)
         uses = used_by.get(target.name, [])
         features = tuple(f"{f} ({'primary' if i == 0 else f'fallback {i}'})" for f, i, _ in uses)
         old = endpoint.uses.get(target.model)

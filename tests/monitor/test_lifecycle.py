@@ -312,7 +312,7 @@ targets:
   - {name: a, provider: openai, base_url: "https://gateway.example.com/v1/"}
 """)
     [endpoint] = plan(config)
-    assert endpoint.name == "openai https://gateway.example.com/v1"
+    assert endpoint.name == "openai https://gateway.example.com/v1 (OPENAI_API_KEY)"
 
 
 @settings(max_examples=200, deadline=None)
@@ -384,3 +384,35 @@ async def test_the_real_airisk_emulate_process_drives_a_vanished_model_incident(
             proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         engine.dispose()
+
+
+async def test_two_keys_on_one_url_are_two_listings(engine, monkeypatch):
+    """Key B's listing lacks the model key A's lists: for B it was never listed, not vanished."""
+    from aiohttp import web
+
+    monkeypatch.setenv("AIRISK_TEST_KEY_A", "sk-test-a")
+    monkeypatch.setenv("AIRISK_TEST_KEY_B", "sk-test-b")
+
+    async def models(request: web.Request) -> web.Response:
+        names = ["m1", "m2"] if request.headers.get("authorization") == "Bearer sk-test-a" else ["m2"]
+        return web.json_response({"object": "list", "data": [{"id": n} for n in names]})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        config = parse_config(f"""
+targets:
+  - {{name: a, provider: groq, model: m1, base_url: "{url}/v1", key_env: AIRISK_TEST_KEY_A}}
+  - {{name: b, provider: groq, model: m1, base_url: "{url}/v1", key_env: AIRISK_TEST_KEY_B}}
+""")
+        async with make_client() as client:
+            raised = await LifecycleWatcher(config, engine, client, published={}).check_once(NOW)
+    finally:
+        await runner.cleanup()
+    assert [(n.kind, n.targets, n.endpoint) for n in raised] == [
+        ("not_listed", ("b",), f"groq {url}/v1 (AIRISK_TEST_KEY_B)")]
