@@ -1,19 +1,16 @@
 """Model lifecycle: notices (retiring, retired, vanished incidents, ...) and the models each listing named.
 
 Revision ID: 0006_lifecycle
-Revises: 0004_quality (for now; see below)
+Revises: 0005_vantage
 Create Date: 2026-12-07 00:00:03
 
-Written beside 0005_vantage, which another change adds on 0004_quality at the same time. Until the
-two are chained at merge (this one then plainly revises "0005_vantage"), it follows 0005_vantage
-where that revision is present and 0004_quality where it is not, so the chain has one head either
-way and `monitor.store.db.migrate` ("head") keeps working for everyone meanwhile.
+Written beside 0005_vantage (the vantage points' change) and first chained on 0004_quality; 0005_vantage
+is in the tree now, so this follows it and the chain keeps one head.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,8 +21,7 @@ from alembic import op
 import monitor.store.lifecycle  # noqa: F401
 
 revision: str = "0006_lifecycle"
-down_revision: str | Sequence[str] | None = (
-    "0005_vantage" if Path(__file__).with_name("0005_vantage.py").exists() else "0004_quality")
+down_revision: str | Sequence[str] | None = "0005_vantage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
