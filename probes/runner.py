@@ -357,6 +357,8 @@ def _answer_verdict(target: Target, run: _Run, answer: str, canary_pass: bool | 
         if run.unstreamed and not run.error.http_status:
             where = "in the answer"
         label = run.error.type or run.error.code or "error"
+        if kind is ErrorKind.QUOTA_EXHAUSTED:  # what ran out: the page's runbook line names it
+            label = f"{label}, {classify.quota_detail(run.error)}"
         return kind, f"{where} {label}: {run.error.message}"[:300]
     if (kind := classify.from_finish(run.finish)) is not None:
         return kind, f"stream ended: {run.finish}"

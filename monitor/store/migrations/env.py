@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import monitor.store.lifecycle  # (model_notice, model_seen: monitor/lifecycle.py's own tables)
 import monitor.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from monitor.store.db import database_url, make_engine
 

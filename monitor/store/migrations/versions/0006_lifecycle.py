@@ -15,11 +15,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-# Registers the two tables on SQLModel.metadata wherever migrations are loaded, so the schema
-# comparison (tests/monitor/test_store_db.py) sees them: they live in monitor.store.lifecycle, not
-# monitor.store.models, which env.py imports. To go once env.py imports monitor.store.lifecycle too.
-import monitor.store.lifecycle  # noqa: F401
-
 revision: str = "0006_lifecycle"
 down_revision: str | Sequence[str] | None = "0005_vantage"
 branch_labels: str | Sequence[str] | None = None
