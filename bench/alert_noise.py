@@ -75,6 +75,8 @@ class Score:
     per_outage: Counter = field(default_factory=Counter)  # pages -> outages that got that many
     missed: int = 0
     ttp: list[float] = field(default_factory=list)  # seconds, outages paged
+    by_mode: dict[str, list[int]] = field(default_factory=lambda: {"fast": [], "hang": []})  # pages per outage
+    ttp_mode: dict[str, list[float]] = field(default_factory=lambda: {"fast": [], "hang": []})
     ttp_by: dict[tuple[int, int], float] = field(default_factory=dict)  # (seed, outage index) -> seconds
     second_onset: dict[tuple[int, int], float] = field(default_factory=dict)  # the 2nd region's onset - the 1st's
     regional_faults: int = 0
@@ -94,6 +96,9 @@ class Score:
         self.per_outage.update(other.per_outage)
         self.by_kind.update(other.by_kind)
         self.ttp += other.ttp
+        for mode in self.by_mode:
+            self.by_mode[mode] += other.by_mode[mode]
+            self.ttp_mode[mode] += other.ttp_mode[mode]
         self.ttp_by.update(other.ttp_by)
         self.second_onset.update(other.second_onset)
 
@@ -135,12 +140,15 @@ def score(world: Timeline, pipeline: Pipeline) -> Score:
     for i, o in enumerate(outages):
         sent = pages[id(o)]
         s.per_outage[len(sent)] += 1
+        mode = "hang" if o.hang else "fast"
+        s.by_mode[mode].append(len(sent))
         s.second_onset[(world.seed, i)] = sorted(a for _, a, _ in o.windows)[1] - o.start
         during = death is not None and death.start <= o.start < death.end
         s.death_outages += during
         if sent:
             ttp = min(sent) - o.start
             s.ttp.append(ttp)
+            s.ttp_mode[mode].append(ttp)
             s.ttp_by[(world.seed, i)] = ttp
             s.death_outage_paged += during
         else:
@@ -170,11 +178,22 @@ def _spread(s: Score) -> str:
     return "/".join(str(s.per_outage[k]) for k in (0, 1, 2)) + f"/{sum(v for k, v in s.per_outage.items() if k >= 3)}"
 
 
+def _mode(s: Score, mode: str) -> str:
+    pages = s.by_mode[mode]
+    return f"{len(pages)}/{sum(pages) / len(pages):.2f}" if pages else "0/-"
+
+
+def _pair(values: list[float]) -> str:
+    return f"{pct(values, 50):.0f}/{pct(values, 95):.0f}" if values else "-"
+
+
 ROWS: list[tuple[str, object, str, int, bool]] = [  # label, figure of a Score, goal, digits, ratio shown
     ("global outages", lambda s: s.outages, "", 0, False),
     ("pages per global outage", lambda s: s.pages_global / s.outages if s.outages else math.nan, "exactly 1.0", 2,
      True),
     ("  outages with 0/1/2/3+ pages", _spread, "", 0, False),
+    ("  fast-failing: outages/pages per outage", lambda s: _mode(s, "fast"), "n/1.00", 0, False),
+    ("  hanging (20 s deadline): the same", lambda s: _mode(s, "hang"), "n/1.00", 0, False),
     ("global outages never paged", lambda s: s.missed, "0", 0, False),
     ("regional-only faults (outages + blips)", lambda s: s.regional_faults, "", 0, False),
     ("pages for regional-only faults", lambda s: s.pages_regional, "0", 0, True),
@@ -183,6 +202,8 @@ ROWS: list[tuple[str, object, str, int, bool]] = [  # label, figure of a Score, 
     ("false pages (no fault in truth)", lambda s: s.pages_false, "0", 0, True),
     ("time to page, median (s)", lambda s: pct(s.ttp, 50), "", 1, True),
     ("time to page, p95 (s)", lambda s: pct(s.ttp, 95), "", 1, True),
+    ("  fast-failing: median/p95 (s)", lambda s: _pair(s.ttp_mode["fast"]), "", 0, False),
+    ("  hanging: median/p95 (s)", lambda s: _pair(s.ttp_mode["hang"]), "", 0, False),
     ("outages starting while a monitor is dead", lambda s: s.death_outages, "", 0, False),
     ("  of them paged", lambda s: s.death_outage_paged, "all", 0, False),
     ("vantage_lost pages per monitor death", lambda s: s.vantage_pages / s.deaths if s.deaths else math.nan,
