@@ -143,6 +143,7 @@ class _Held:
     target: Target
     transition: Transition
     attempts: int = 0
+    formed: bool = False  # not a change: this region's first settled view of the target since it started
 
 
 @dataclass
@@ -170,6 +171,7 @@ class MonitorService:
             r for r in self.alerts.rules if r.regional and r.rule in ("down", "degraded", "recovered")]})
         self.started_at = datetime.now(UTC)
         self._vendor_seen: set[tuple[str, str, str]] = set()
+        self._formed: set[str] = set()  # targets this monitor has judged since it started
         self._vantage_warning = _Repeating()
         if self.alerts.heartbeat_url:
             protect([self.alerts.heartbeat_url])  # a ping URL is a secret: never in a log line
@@ -268,8 +270,17 @@ class MonitorService:
         if (not (confirm or sibling) and decision.observed is Status.DOWN and was is not Status.DOWN
                 and not decision.in_maintenance):
             self._probe_siblings(watch.target.name, result.at)
+        name = watch.target.name
         if decision.transition is not None:
+            self._formed.add(name)
             self._held.append(_Held(watch.target, decision.transition))
+            await self._apply_held()
+        elif name not in self._formed and decision.confirm_in is None:
+            # The first judgement since start has settled (no confirmation under way): from now on
+            # this region counts towards the target's quorum (see monitor.vantage).
+            self._formed.add(name)
+            state = decision.state
+            self._held.append(_Held(watch.target, Transition(name, state, state, result.at, result.at), formed=True))
             await self._apply_held()
         return decision.confirm_in
 
@@ -349,6 +360,12 @@ class MonitorService:
             for held in batch:
                 t, tr = held.target, held.transition
                 record_sighting(session=session, target=t.name, region=self.region, state=str(tr.to), since=tr.since)
+                if held.formed:  # no change of state: only this region's view joining the quorum
+                    judged = self._judge(session, t, alive=alive, at=tr.at)
+                    if judged is not None:
+                        out.append(judged[0])
+                        said.append(judged[1])
+                    continue
                 said.append(partial(_log_state_change, t.name, self.region, tr))
                 if tr.to is Status.UP:
                     row = open_incident_for(session=session, target=t.name, region=self.region)
@@ -379,19 +396,30 @@ class MonitorService:
         return out
 
     # -- several vantage points, one voice --------------------------------------------------------
-    def _alive(self, session: Session, now: datetime) -> set[str]:
-        """The regions that count towards the quorum: this one, and those with a recent heartbeat."""
-        return vantage.alive_regions(session=session, now=now, timeout=self.detection.heartbeat_timeout) | {
-            self.region}
+    def _alive(self, session: Session, now: datetime) -> dict[str, datetime]:
+        """The regions alive (this one, and those with a recent heartbeat), each with when its
+        monitor started."""
+        alive = vantage.alive_regions(session=session, now=now, timeout=self.detection.heartbeat_timeout)
+        return {**alive, self.region: self.started_at}
 
-    def _judge(self, session: Session, target: Target, *, alive: set[str], at: datetime,
+    def _judge(self, session: Session, target: Target, *, alive: dict[str, datetime], at: datetime,
                cause: dict[str, Any] | None = None, seen: list | None = None,
                ) -> tuple[alert_events.Transition, Callable[[], None]] | None:
-        """``target``'s global incident after the quorum over ``alive`` regions' sightings (read now
-        unless given as ``seen``); the transition to alert and its log line when this changed it."""
+        """``target``'s global incident after the quorum over the ``alive`` regions' sightings (read
+        now unless given as ``seen``); the transition to alert and its log line when this changed it.
+
+        A region counts with the state its detector holds: one it judged since its monitor started,
+        or DOWN/DEGRADED resumed from its open incident after a restart. A region (re)started and
+        UP only by default has not looked yet and does not count until it has (counting it as up
+        would break the quorum of an outage the others see: a false recovery, then a second
+        page). With no region counting, nobody can tell: the incident is left as it is."""
         rows = seen if seen is not None else sightings(session=session, targets=[target.name])
+        counted = {r.region for r in rows
+                   if r.region in alive and (r.updated_at >= alive[r.region] or r.state != "up")}
+        if not counted:
+            return None
         verdict = quorum.verdict((quorum.Sighting(r.region, r.state, r.since) for r in rows),
-                                 quorum=self.detection.quorum, alive=alive)
+                                 quorum=self.detection.quorum, alive=counted)
         regions = list(verdict.regions) if verdict.scope == "global" else []
         change = apply_verdict(session=session, target=target.name, provider=target.provider, verdict=verdict,
                                at=at, cause={**(cause or {}), "regions": regions} if regions else cause)
@@ -404,7 +432,7 @@ class MonitorService:
             opened_at=row.opened_at)
         what = "opened" if from_state == "up" else "closed" if to_state == "up" else "worsened"
         return transition, partial(_log_incident, "global", what, _facts(row), "", tuple(sorted(row.regions)),
-                                   needed=quorum.needed(self.detection.quorum, len(alive)), alive=len(alive))
+                                   needed=quorum.needed(self.detection.quorum, len(counted)), counting=len(counted))
 
     def _heartbeat(self, now: datetime) -> list[alert_events.Transition]:
         """This region's heartbeat; regions lost or back (their alerts queued here, in the same
@@ -636,7 +664,7 @@ def _facts(row: IncidentRow) -> SimpleNamespace:
 def _log_incident(scope: str, what: str, row: SimpleNamespace, region: str, regions: tuple[str, ...],
                   **quorum_: Any) -> None:
     seen = ", ".join(r or "(default)" for r in regions) or "none"
-    note = f" (quorum {quorum_['needed']} of {quorum_['alive']} alive)" if quorum_ else ""
+    note = f" (quorum {quorum_['needed']} of {quorum_['counting']} regions counting)" if quorum_ else ""
     log.info("%s incident %d of %s %s: %s, regions %s%s", scope, row.id, row.target, what, row.state, seen, note,
              extra={"event": f"incident_{what}", "scope": scope, "target": row.target, "region": region,
                     "incident_id": row.id, "to_state": "up" if what == "closed" else row.state,

@@ -8,6 +8,12 @@ surviving monitor sends it is settled in the database: the one whose transaction
 time, so the outbox would keep one row even if two tried. When the region writes its heartbeat
 again it clears ``lost_at`` itself and queues the "back" alert, keyed by the same time.
 
+A region (re)started counts towards a target's quorum with the state its detector holds: one
+judged since it started (its sighting's ``updated_at`` after its ``started_at``), or DOWN or
+DEGRADED resumed from its open incident; UP only by default does not count until it has looked
+(`monitor.service.MonitorService._judge`): counting it as up would break the quorum of an outage
+the others see (a false "recovered", then a second page).
+
 A whole installation gone quiet cannot say so itself: ``alerts.heartbeat_url`` (a
 Healthchecks.io-style ping URL) is fetched by every monitor at each heartbeat, and the service
 behind it pages when the pings stop. The URL is a secret: `ping` never logs it, and the monitor
@@ -93,10 +99,11 @@ def mark_lost(*, session: Session, now: datetime, timeout: float) -> list[Change
     return out
 
 
-def alive_regions(*, session: Session, now: datetime, timeout: float) -> set[str]:
-    """Regions whose heartbeat is at most ``timeout`` s old."""
+def alive_regions(*, session: Session, now: datetime, timeout: float) -> dict[str, datetime]:
+    """Regions whose heartbeat is at most ``timeout`` s old, each with when its monitor started."""
     cutoff = _aware(now, "now") - timedelta(seconds=timeout)
-    return set(session.exec(sa.select(VantageRow.region).where(VantageRow.last_seen >= cutoff)).scalars())
+    rows = session.exec(sa.select(VantageRow.region, VantageRow.started_at).where(VantageRow.last_seen >= cutoff))
+    return {region: started for region, started in rows}
 
 
 def vantages(*, session: Session) -> list[VantageRow]:

@@ -7,7 +7,7 @@ row's ``id`` is set on return.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from monitor.store.models import IncidentRow, SightingRow, StatusSnapshot
 from monitor.store.results import _aware
 
 _SEVERITY = {"degraded": 1, "down": 2}
-# pg_advisory_xact_lock key for quorum decisions (the first 8 bytes of sha256("airisk-quorum"), signed).
+# pg_advisory_xact_lock key for quorum decisions: any fixed 64-bit number other than the migrations' would do.
 QUORUM_LOCK_KEY = 0x2F1C_6A5E_93B0_4D17
 
 
@@ -71,16 +71,21 @@ def lock_quorum(session: Session) -> None:
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUORUM_LOCK_KEY})
 
 
-def record_sighting(*, session: Session, target: str, region: str, state: str, since: datetime) -> SightingRow:
-    """Stores ``region``'s current state of ``target`` (replacing the one before)."""
+def record_sighting(*, session: Session, target: str, region: str, state: str, since: datetime,
+                    now: datetime | None = None) -> SightingRow:
+    """Stores ``region``'s current state of ``target`` (replacing the one before), written at ``now``
+    (default: the current time). The same state again keeps the ``since`` it had."""
     if state not in ("up", *_SEVERITY):
         raise ValueError(f"sighting state must be up, degraded or down, got {state!r}")
     since = _aware(since, "since")
+    now = _aware(now, "now") if now is not None else datetime.now(UTC)
     row = session.get(SightingRow, (target, region))
     if row is None:
-        row = SightingRow(target=target, region=region, state=state, since=since)
+        row = SightingRow(target=target, region=region, state=state, since=since, updated_at=now)
     else:
-        row.state, row.since = state, since
+        if row.state != state:
+            row.state, row.since = state, since
+        row.updated_at = now
     session.add(row)
     session.flush()
     return row

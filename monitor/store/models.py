@@ -149,13 +149,17 @@ class IncidentRow(SQLModel, table=True):
 
 class SightingRow(SQLModel, table=True):
     """One region's current state of one target (its detector's), and since when: what the quorum
-    is taken over. Written with each state change, in the transaction that records it."""
+    is taken over. Written with each state change, in the transaction that records it, and once
+    after each start, when the monitor's first judgement of the target has settled."""
 
     __tablename__ = "sighting"
     target: str = Field(primary_key=True)
     region: str = Field(default="", primary_key=True)
     state: str  # up | degraded | down
     since: datetime = _ts()
+    # When the region last wrote it: a region counts towards the quorum only with a view formed
+    # since its monitor (re)started (`VantageRow.started_at`), not one left from before.
+    updated_at: datetime = _ts()
 
 
 class VantageRow(SQLModel, table=True):

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("region", sa.String(), nullable=False),
         sa.Column("state", sa.String(), nullable=False),
         _ts("since"),
+        _ts("updated_at"),
         sa.PrimaryKeyConstraint("target", "region"),
     )
     op.create_table(
