@@ -172,6 +172,8 @@ class MonitorService:
         self.started_at = datetime.now(UTC)
         self._vendor_seen: set[tuple[str, str, str]] = set()
         self._formed: set[str] = set()  # targets this monitor has judged since it started
+        self._last_beat: datetime | None = None  # this monitor's last heartbeat written
+        self._beating_since: datetime | None = None  # ...and since when without a gap
         self._vantage_warning = _Repeating()
         if self.alerts.heartbeat_url:
             protect([self.alerts.heartbeat_url])  # a ping URL is a secret: never in a log line
@@ -437,14 +439,24 @@ class MonitorService:
     def _heartbeat(self, now: datetime) -> list[alert_events.Transition]:
         """This region's heartbeat; regions lost or back (their alerts queued here, in the same
         transaction); then every target's quorum judged again, since the alive regions may have
-        changed. Returns the global transitions this made."""
+        changed. Returns the global transitions this made.
+
+        Only a monitor that has itself been writing its heartbeat without a gap for the whole
+        timeout calls another region lost: after the database was away for everyone, or after
+        this monitor's own start, every other heartbeat looks old for a while, and announcing
+        those losses would page for monitors that were fine all along."""
         out: list[alert_events.Transition] = []
         said: list[Callable[[], None]] = []
+        timeout = self.detection.heartbeat_timeout
+        steady_since = self._beating_since
+        if self._last_beat is None or steady_since is None or (now - self._last_beat).total_seconds() > timeout:
+            steady_since = now
         with Session(self.engine) as session:
             lock_quorum(session)
             back = vantage.beat(session=session, region=self.region, now=now, started_at=self.started_at)
-            changes = ([back] if back else []) + vantage.mark_lost(
-                session=session, now=now, timeout=self.detection.heartbeat_timeout)
+            steady = (now - steady_since).total_seconds() >= timeout
+            changes = ([back] if back else []) + (
+                vantage.mark_lost(session=session, now=now, timeout=timeout) if steady else [])
             said += [partial(_log_vantage, c) for c in changes]
             events = vantage.events(changes, config=self.alerts, now=now)
             if events:
@@ -459,6 +471,7 @@ class MonitorService:
                     out.append(judged[0])
                     said.append(judged[1])
             session.commit()
+        self._last_beat, self._beating_since = now, steady_since
         for say in said:
             say()
         return out

@@ -43,7 +43,7 @@ def test_a_region_silent_past_the_timeout_is_lost_once_and_back_once(session):
     _beat(session, "us", T0)
     later = T0 + timedelta(seconds=10)
     _beat(session, "eu", later)
-    assert alive_regions(session=session, now=later, timeout=5) == {"eu"}
+    assert alive_regions(session=session, now=later, timeout=5) == {"eu": T0}
     [lost] = mark_lost(session=session, now=later, timeout=5)
     assert (lost.region, lost.lost, lost.lost_at, lost.last_seen) == ("us", True, later, T0)
     assert mark_lost(session=session, now=later + timedelta(seconds=5), timeout=5) == []  # announced already
@@ -83,7 +83,7 @@ def test_any_region_name_round_trips_through_heartbeats_and_alerts(regions):
         for region in regions:
             _beat(session, region, T0)
         session.commit()
-        assert alive_regions(session=session, now=T0, timeout=1) == set(regions)
+        assert set(alive_regions(session=session, now=T0, timeout=1)) == set(regions)
         lost = mark_lost(session=session, now=T0 + timedelta(seconds=2), timeout=1)
         assert sorted(c.region for c in lost) == sorted(regions)
         keys = [e.event_key for e in events(lost, config=ALERTS, now=T0)]
@@ -224,3 +224,54 @@ async def test_the_dead_mans_switch_is_pinged_and_its_url_never_logged(ping_serv
         answers.append(503)
         assert not await ping(client, secret)
     assert "HTTP 503" in caplog.text and "secret-uuid" not in caplog.text
+
+
+def _service(engine, region, emulator_url="http://127.0.0.1:9"):
+    from monitor.config import parse_config
+    from monitor.service import MonitorService
+
+    config = parse_config(f"""
+targets:
+  - provider: openai
+    base_url: {emulator_url}/openai/v1
+detection: {{heartbeat_timeout: 4s}}
+alerts:
+  heartbeat_every: 1s
+  channels:
+    - {{name: oncall, type: webhook, url_env: HOOK}}
+  rules:
+    - {{rule: vantage_lost, channels: [oncall]}}
+""", environ={})
+    return MonitorService(config=config, engine=engine, region=region)
+
+
+def _outbox(engine) -> list[str]:
+    with Session(engine) as session:
+        return [key for key in session.exec(select(sa.text("event_key")).select_from(sa.text("alert_outbox")))]
+
+
+def test_a_region_is_announced_lost_only_by_a_monitor_that_has_itself_been_beating_for_the_timeout(tmp_path):
+    """After the database was away for everyone (no heartbeat written anywhere), the first monitor
+    back must not call the others lost: it waits until it has itself been beating for the timeout."""
+    from monitor.store import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    migrate(engine)
+    eu, us = _service(engine, "eu"), _service(engine, "us")
+    at = T0.replace(year=2030)
+    eu._heartbeat(at)
+    us._heartbeat(at)
+    # Nobody could write for 10 s; eu is back first.
+    eu._heartbeat(at + timedelta(seconds=10))
+    eu._heartbeat(at + timedelta(seconds=12))
+    us._heartbeat(at + timedelta(seconds=12.5))
+    eu._heartbeat(at + timedelta(seconds=14.5))
+    assert _outbox(engine) == []
+    # us really stops: eu, beating steadily, says so once.
+    for s in (16, 17, 18):
+        eu._heartbeat(at + timedelta(seconds=s))
+    [lost] = _outbox(engine)
+    assert lost.startswith("vantage_lost:us@") and lost.endswith(":oncall")
+    eu._heartbeat(at + timedelta(seconds=19))
+    assert len(_outbox(engine)) == 1
+    engine.dispose()
