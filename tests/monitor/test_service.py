@@ -412,3 +412,67 @@ detection:
     service.scheduler = SimpleNamespace(nudge=lambda name: nudged.append(name) or True)  # a stub: unit test
     service._probe_siblings("a", now)
     assert nudged == ["d"]  # b is DOWN already, c in maintenance
+
+
+async def test_the_headless_monitor_logs_what_happens_with_fields_and_pings_its_dead_mans_switch(
+        emulator, receiver, tmp_path, monkeypatch, caplog):
+    """State changes (with the cause's values), incidents opened and closed (regional and global,
+    with their regions), the vendor's posts: each one INFO record with structured fields. The ping
+    URL is fetched at every heartbeat and appears in no record."""
+    from aiohttp import web
+
+    pings: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        pings.append(request.path)
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", ping)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    secret = f"http://127.0.0.1:{runner.addresses[0][1]}/ping/0b8e3d1c-secret-check-uuid"
+    monkeypatch.setenv("ONCALL_HOOK", receiver.url + "/hook")
+    config = _config(emulator, hook_env="ONCALL_HOOK")
+    config = config.model_copy(update={"alerts": config.alerts.model_copy(update={
+        "heartbeat_url": secret, "heartbeat_every": 0.3})})
+    caplog.set_level(logging.INFO)
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    service = MonitorService(config=config, engine=engine, region="eu", status_interval=0.5,
+                             housekeeping_interval=0.1, seed=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.started.wait(), 10)
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "anthropic"}))
+        emulator.emu.pages["anthropic"].post(name="Elevated errors on Claude", impact="major")
+        await receiver.wait_for(1, "/hook", within=15)
+        emulator.emu.faults.clear()
+        await receiver.wait_for(2, "/hook", within=15)
+        await until(lambda: _events(caplog, "vendor_post"), 10, "the vendor's post logged")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await runner.cleanup()
+        engine.dispose()
+    [down, up] = [r for r in _events(caplog, "state_change") if r.target == "anthropic"]
+    assert (down.region, down.from_state, down.to_state) == ("eu", "up", "down")
+    assert down.cause["kinds"] == {"overloaded": down.cause["failures"]} and down.cause["threshold"] == 2
+    assert "anthropic@eu: up -> down (rule=failures, failures=2, threshold=2" in down.getMessage()
+    assert (up.from_state, up.to_state) == ("down", "up")
+    opened = {(r.scope, r.target) for r in _events(caplog, "incident_opened")}
+    closed = {(r.scope, r.target) for r in _events(caplog, "incident_closed")}
+    assert opened == closed == {("regional", "anthropic"), ("global", "anthropic")}
+    [whole] = [r for r in _events(caplog, "incident_opened") if r.scope == "global"]
+    assert whole.regions == ["eu"] and isinstance(whole.incident_id, int) and whole.to_state == "down"
+    assert "regions eu (quorum 1 of 1 regions counting)" in whole.getMessage()
+    [post] = _events(caplog, "vendor_post")
+    assert (post.provider, post.vendor_incident, post.status) == ("anthropic", "Elevated errors on Claude",
+                                                                  "investigating")
+    assert len(pings) >= 3 and set(pings) == {"/ping/0b8e3d1c-secret-check-uuid"}
+    assert "secret-check-uuid" not in caplog.text
+
+
+def _events(caplog, event: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == event]

@@ -275,3 +275,26 @@ def test_a_region_is_announced_lost_only_by_a_monitor_that_has_itself_been_beati
     eu._heartbeat(at + timedelta(seconds=19))
     assert len(_outbox(engine)) == 1
     engine.dispose()
+
+
+def test_the_dashboard_shows_the_vantage_points_and_the_regions_that_saw_each_incident(session):
+    from dashboard.queries.overview import overview
+
+    _beat(session, "eu", T0, host="box-eu", pid=11)
+    _beat(session, "us", T0 - timedelta(minutes=10), host="box-us", pid=12)
+    for region, minute in (("eu", 1), ("us", 2)):
+        record_sighting(session=session, target="openai", region=region, state="down",
+                        since=T0 + timedelta(minutes=minute))
+    apply_verdict(session=session, target="openai", provider="openai",
+                  verdict=Verdict("down", "global", ("eu", "us"), T0 + timedelta(minutes=2)), at=T0)
+    session.add(IncidentRow(target="anthropic", provider="anthropic", region="us", state="degraded",
+                            opened_at=T0))
+    session.commit()
+    data = overview(session=session, now=T0 + timedelta(seconds=30))
+    vantage = data.vantage.set_index("region")
+    assert dict(vantage["status"]) == {"eu": "alive", "us": "lost"}  # us: 10 min silent, past the 3 min default
+    assert vantage.loc["eu", "host"] == "box-eu (pid 11)" and vantage.loc["eu", "age"] == "30s"
+    incidents = data.open_incidents.set_index("target")
+    assert incidents.loc["openai", "scope"] == "global"
+    assert incidents.loc["openai", "regions"] == "eu 10:01:00 down, us 10:02:00 down"
+    assert (incidents.loc["anthropic", "scope"], incidents.loc["anthropic", "regions"]) == ("regional", "us")
