@@ -405,7 +405,7 @@ class MonitorService:
         return {**alive, self.region: self.started_at}
 
     def _judge(self, session: Session, target: Target, *, alive: dict[str, datetime], at: datetime,
-               cause: dict[str, Any] | None = None, seen: list | None = None,
+               cause: dict[str, Any] | None = None, seen: list | None = None, open_global: set[str] | None = None,
                ) -> tuple[alert_events.Transition, Callable[[], None]] | None:
         """``target``'s global incident after the quorum over the ``alive`` regions' sightings (read
         now unless given as ``seen``); the transition to alert and its log line when this changed it.
@@ -414,7 +414,9 @@ class MonitorService:
         or DOWN/DEGRADED resumed from its open incident after a restart. A region (re)started and
         UP only by default has not looked yet and does not count until it has (counting it as up
         would break the quorum of an outage the others see: a false recovery, then a second
-        page). With no region counting, nobody can tell: the incident is left as it is."""
+        page). With no region counting, nobody can tell: the incident is left as it is.
+        ``open_global``: the targets known to have an open global incident (saves a query for
+        each target with neither an incident nor a quorum, the common case at each heartbeat)."""
         rows = seen if seen is not None else sightings(session=session, targets=[target.name])
         counted = {r.region for r in rows
                    if r.region in alive and (r.updated_at >= alive[r.region] or r.state != "up")}
@@ -422,6 +424,8 @@ class MonitorService:
             return None
         verdict = quorum.verdict((quorum.Sighting(r.region, r.state, r.since) for r in rows),
                                  quorum=self.detection.quorum, alive=counted)
+        if open_global is not None and verdict.scope != "global" and target.name not in open_global:
+            return None
         regions = list(verdict.regions) if verdict.scope == "global" else []
         change = apply_verdict(session=session, target=target.name, provider=target.provider, verdict=verdict,
                                at=at, cause={**(cause or {}), "regions": regions} if regions else cause)
@@ -465,8 +469,11 @@ class MonitorService:
             by_target: dict[str, list] = {}
             for row in sightings(session=session, targets=list(self.targets)):
                 by_target.setdefault(row.target, []).append(row)
+            open_global = set(session.exec(select(IncidentRow.target).where(
+                IncidentRow.scope == "global", IncidentRow.closed_at.is_(None))))
             for name, rows in by_target.items():
-                judged = self._judge(session, self.targets[name], alive=alive, at=now, seen=rows)
+                judged = self._judge(session, self.targets[name], alive=alive, at=now, seen=rows,
+                                     open_global=open_global)
                 if judged is not None:
                     out.append(judged[0])
                     said.append(judged[1])
