@@ -163,3 +163,20 @@ def test_the_verdict_does_not_depend_on_the_order_of_the_sightings(view, quorum)
     sightings, alive = view
     assert verdict(sightings, quorum=quorum, alive=alive) == verdict(sightings[::-1], quorum=quorum,
                                                                       alive=list(reversed(alive)))
+
+
+@given(views())
+def test_with_a_quorum_of_one_any_alive_region_in_trouble_makes_it_global(view):
+    sightings, alive = view
+    held = [s for s in sightings if s.region in alive]
+    v = verdict(sightings, quorum=1, alive=alive)
+    worst = max((s.state for s in held), key=["up", "degraded", "down"].index, default="up")
+    assert (v.scope, v.state) == (("none", "up") if worst == "up" else ("global", worst))
+
+
+@given(views())
+def test_majority_and_every_alive_region_agree_with_their_counts(view):
+    sightings, alive = view
+    n = len(set(alive))
+    assert verdict(sightings, quorum="majority", alive=alive) == verdict(sightings, quorum=n // 2 + 1, alive=alive)
+    assert verdict(sightings, quorum=100, alive=alive) == verdict(sightings, quorum=max(n, 1), alive=alive)
