@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from annotated_types import Ge, Gt, Interval, Le, MaxLen, MinLen
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationError, WrapValidator, model_validator
 
 from monitor.config.base import Loc, Section, Text
 from monitor.durations import Duration
@@ -37,6 +37,20 @@ def _aware(value: datetime) -> datetime:
 
 
 AwareTime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _quorum(value: object, handler) -> object:
+    # One message for the union: pydantic would give one line per member ("should be a valid
+    # integer", "should be 'majority'"), neither of which says what is wanted.
+    try:
+        if isinstance(value, bool):  # YAML's yes/true is no number of regions (pydantic would take it as 1)
+            raise ValueError("a boolean")
+        return handler(value)
+    except (ValidationError, ValueError):
+        raise ValueError(f"must be a number of regions from 1 to 100, or \"majority\"; got {value!r}") from None
+
+
+Quorum = Annotated[Annotated[int, Interval(ge=1, le=100)] | Literal["majority"], WrapValidator(_quorum)]
 Millis = Annotated[float, Gt(0), Field(allow_inf_nan=False)]
 Rate = Annotated[float, Gt(0), Le(1)]
 
@@ -118,7 +132,7 @@ class DetectionConfig(Section):
     rate hovering at the limit does not flap); unset: half of degraded_error_rate."""
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     """Planned windows: state tracked, no alerts."""
-    quorum: Annotated[int, Interval(ge=1, le=100)] | Literal["majority"] = 1
+    quorum: Quorum = 1
     """With several monitors (``airisk monitor --region``) on one database: how many regions must
     see a target DOWN (or DEGRADED) before the incident is global and pages; "majority": more than
     half of the regions whose monitor is alive. A target seen DOWN from fewer is a regional

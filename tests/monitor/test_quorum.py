@@ -180,3 +180,36 @@ def test_majority_and_every_alive_region_agree_with_their_counts(view):
     n = len(set(alive))
     assert verdict(sightings, quorum="majority", alive=alive) == verdict(sightings, quorum=n // 2 + 1, alive=alive)
     assert verdict(sightings, quorum=100, alive=alive) == verdict(sightings, quorum=max(n, 1), alive=alive)
+
+
+# -- the config that sets it ---------------------------------------------------------------------------
+
+def _parse(quorum: str):
+    from monitor.config import parse_config
+
+    return parse_config(f"targets:\n  - provider: openai\ndetection: {{quorum: {quorum}}}\n", environ={})
+
+
+@pytest.mark.parametrize("text", ["0", "101", "most", "true", "[2]", "2.5", "''"])
+def test_a_bad_quorum_is_one_line_naming_the_field(text):
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        _parse(text)
+    message = str(caught.value)
+    assert message.startswith("<string>:3: detection.quorum: must be a number of regions from 1 to 100, or "
+                              '"majority"; got ') and "\n" not in message
+
+
+@given(st.one_of(st.integers(-5, 120), st.text(max_size=12), st.booleans(), st.floats(allow_nan=False)))
+def test_any_quorum_in_the_file_is_taken_as_written_or_refused_in_one_line(value):
+    import json
+
+    from monitor.config import ConfigError
+
+    try:
+        quorum = _parse(json.dumps(value)).detection.quorum
+    except ConfigError as exc:
+        assert "detection.quorum: must be a number of regions" in str(exc) and "\n" not in str(exc)
+        return
+    assert quorum == "majority" or (isinstance(quorum, int) and 1 <= quorum <= 100 and quorum == value)
