@@ -43,6 +43,7 @@ Figures are per run and deterministic for a seed; a month holds only 10-30 globa
 monitors and the two pipelines: bench/noise_replay.py; here, the scoring and the report.
 
 Usage: .venv/bin/python bench/alert_noise.py [--seed 1 | --seeds 1 2 3] [--days 30] [--cross-region 1]
+                                              [--group-window 10]
 """
 
 from __future__ import annotations
@@ -259,13 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cross-region", type=float, default=1.0, metavar="S",
                     help="also replay the proposal: a failed scheduled probe in one region has the other regions "
                          "probe that target S seconds later (default 1; negative: skip it)")
+    ap.add_argument("--group-window", type=float, metavar="S",
+                    help="alerts.group_window for every pipeline (default: the config's, 10 s)")
     args = ap.parse_args(argv)
     if not args.days > 0:
         ap.error(f"--days: must be above 0, got {args.days:g}")
+    if args.group_window is not None and not args.group_window >= 0:
+        ap.error(f"--group-window: must be 0 or more seconds, got {args.group_window:g}")
+    window = args.group_window
     seeds = args.seeds or [1 if args.seed is None else args.seed]
     proposal = args.cross_region if args.cross_region >= 0 else None
     detection = DetectionConfig(quorum=2)
-    alerts = AlertsConfig()
+    alerts = AlertsConfig() if window is None else AlertsConfig(group_window=window)
     step = detection.confirm_after[0] if detection.confirm_after else math.nan
     began = time.perf_counter()
     print(f"{len(REGIONS)} regions ({', '.join(REGIONS)}) x {len(TARGETS)} targets ({', '.join(TARGETS)});")
@@ -280,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     totals = {name: Score(name) for name in (*names, "q2 + cross", "q1 + cross")}
     for seed in seeds:
         world = build(seed, days=args.days)
-        pipelines: list[Pipeline] = [Baseline(), Quorum(2, detection), Quorum(1, detection)]
+        pipelines: list[Pipeline] = [Baseline(group_window=window), Quorum(2, detection, group_window=window),
+                                     Quorum(1, detection, group_window=window)]
         run = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every)
         kinds = Counter(f.kind for f in world.faults)
         d = world.death
@@ -300,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             totals[name].merge(s)
         if proposal is None:
             continue
-        pipelines = [Quorum(2, detection), Quorum(1, detection)]
+        pipelines = [Quorum(2, detection, group_window=window), Quorum(1, detection, group_window=window)]
         tried = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every, cross_region=proposal)
         what_if = dict(zip(("q2 + cross", "q1 + cross"), (score(world, p) for p in pipelines), strict=True))
         print(f"  proposal, cross-region confirmation (a failed scheduled probe, and a DOWN, in one region has the "

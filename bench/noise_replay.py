@@ -48,12 +48,14 @@ CHANNEL = "oncall"
 PAGE_RULES = ("down", "degraded")
 
 
-def alerts_config(*, vantage_rule: bool) -> AlertsConfig:
-    """The default rules: down, degraded and recovered to one channel (and vantage_lost there too)."""
+def alerts_config(*, vantage_rule: bool, group_window: float | None = None) -> AlertsConfig:
+    """The default rules: down, degraded and recovered to one channel (and vantage_lost there too);
+    ``group_window`` unset: its default."""
     kinds = ["down", "degraded", "recovered"] + (["vantage_lost"] if vantage_rule else [])
+    extra = {} if group_window is None else {"group_window": group_window}
     return AlertsConfig.model_validate({
         "channels": [{"name": CHANNEL, "type": "webhook", "url_env": "ONCALL_WEBHOOK_URL"}],
-        "rules": [{"rule": k, "channels": [CHANNEL]} for k in kinds],
+        "rules": [{"rule": k, "channels": [CHANNEL]} for k in kinds], **extra,
     })
 
 
@@ -114,8 +116,8 @@ class Baseline:
 
     label = "baseline (per-region incidents)"
 
-    def __init__(self) -> None:
-        self.config = alerts_config(vantage_rule=False)
+    def __init__(self, *, group_window: float | None = None) -> None:
+        self.config = alerts_config(vantage_rule=False, group_window=group_window)
         self.regions = {r: _Released(self.config) for r in REGIONS}
         self.incidents: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
@@ -149,10 +151,10 @@ class Baseline:
 class Quorum:
     """Issue 15: the regions' states through `monitor.quorum.verdict`; global transitions alert once."""
 
-    def __init__(self, quorum: int | str, detection: DetectionConfig) -> None:
+    def __init__(self, quorum: int | str, detection: DetectionConfig, *, group_window: float | None = None) -> None:
         self.quorum = quorum
         self.label = f"quorum {quorum} of {len(REGIONS)}"
-        self.config = alerts_config(vantage_rule=True)
+        self.config = alerts_config(vantage_rule=True, group_window=group_window)
         self.timeout = detection.heartbeat_timeout
         self.out = _Released(self.config)
         self.sightings: dict[str, dict[str, q.Sighting]] = {t: {} for t in TARGETS}
