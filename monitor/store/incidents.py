@@ -64,11 +64,16 @@ def lock_quorum(session: Session) -> None:
 
     PostgreSQL: a transaction-scoped advisory lock, so two monitors judging the same outage at
     once take turns, and the second reads the first's sighting and incident once committed (READ
-    COMMITTED: each statement sees what was committed before it began). SQLite has one writer at
-    a time anyway; the unique index ``uq_incident_open_global`` backs both.
+    COMMITTED: each statement sees what was committed before it began). SQLite: the database's
+    write lock, taken now by a write that changes nothing, before the transaction reads anything;
+    otherwise its reads would be a snapshot another process could commit past, and its first
+    write would fail (SQLITE_BUSY_SNAPSHOT). Call it first in the transaction. The unique index
+    ``uq_incident_open_global`` backs both.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUORUM_LOCK_KEY})
+    else:
+        session.execute(sa.text("UPDATE sighting SET state = state WHERE 1 = 0"))
 
 
 def record_sighting(*, session: Session, target: str, region: str, state: str, since: datetime,

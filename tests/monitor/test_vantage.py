@@ -22,7 +22,7 @@ from monitor.store.incidents import apply_verdict, lock_quorum, open_global_for,
 from monitor.store.models import IncidentRow, VantageRow
 from monitor.store.queries import vantage_points
 from monitor.vantage import alive_regions, beat, events, mark_lost, ping
-from tests.monitor.conftest import T0, fresh_engine, pg_schema
+from tests.monitor.conftest import T0, fresh_engine
 
 ALERTS = AlertsConfig.model_validate({
     "channels": [{"name": "oncall", "type": "webhook", "url_env": "HOOK"},
@@ -92,7 +92,8 @@ def test_any_region_name_round_trips_through_heartbeats_and_alerts(regions):
 
 def _race(db, n, work):
     """``work(session, i)`` in ``n`` threads at once, each on its own engine (its own "monitor"),
-    each in one transaction under the quorum lock; returns what each returned."""
+    each in one transaction under the quorum lock; returns what each returned. On SQLite as on
+    PostgreSQL: without the lock, a SQLite transaction's reads are a snapshot another commits past."""
     engines = [db.engine() for _ in range(n)]
     barrier = threading.Barrier(n)
     out: list = [None] * n
@@ -117,39 +118,61 @@ def _race(db, n, work):
     return out
 
 
-def test_monitors_racing_on_a_lost_region_announce_it_once():
-    with pg_schema() as db:
-        with Session(db.engine()) as session:
-            _beat(session, "ap", T0)
-            session.commit()
-        later = T0 + timedelta(seconds=60)
-        out = _race(db, 4, lambda session, i: mark_lost(session=session, now=later, timeout=5))
-        assert sorted(len(changes) for changes in out) == [0, 0, 0, 1]
+def test_monitors_racing_on_a_lost_region_announce_it_once(database):
+    db = database
+    with Session(db.engine()) as session:
+        _beat(session, "ap", T0)
+        session.commit()
+    later = T0 + timedelta(seconds=60)
+    out = _race(db, 4, lambda session, i: mark_lost(session=session, now=later, timeout=5))
+    assert sorted(len(changes) for changes in out) == [0, 0, 0, 1]
 
 
-def test_monitors_racing_on_one_outage_open_one_global_incident_and_one_of_them_announces_it():
+def test_monitors_racing_on_one_outage_open_one_global_incident_and_one_of_them_announces_it(database):
     """Four regions see the target DOWN at the same moment; quorum 2. Each records its sighting and
     judges, under the lock: one transaction opens the incident, the others only add their region."""
     regions = ["eu", "us", "ap", "sa"]
-    with pg_schema() as db:
-        def work(session, i):
-            record_sighting(session=session, target="openai", region=regions[i], state="down",
-                            since=T0 + timedelta(seconds=i))
-            seen = [Sighting(s.region, s.state, s.since) for s in sightings(session=session, targets=["openai"])]
-            v = verdict(seen, quorum=2, alive=regions)
-            return apply_verdict(session=session, target="openai", provider="openai", verdict=v,
-                                 at=T0 + timedelta(seconds=10))
+    db = database
 
-        out = _race(db, 4, work)
-        changes = [c for c in out if c is not None]
-        assert [(f, t) for f, t, _ in changes] == [("up", "down")]
-        with Session(db.engine()) as session:
-            [row] = session.exec(select(IncidentRow)).all()
-        assert row.scope == "global" and row.region == "" and sorted(row.regions) == sorted(regions)
-        # The second region to commit made the quorum: the incident opened at the later of those two
-        # regions' times, whichever two they were (the threads commit in any order).
-        assert T0 + timedelta(seconds=1) <= row.opened_at <= T0 + timedelta(seconds=3)
-        assert all(seen["state"] == "down" for seen in row.regions.values())
+    def work(session, i):
+        record_sighting(session=session, target="openai", region=regions[i], state="down",
+                        since=T0 + timedelta(seconds=i))
+        seen = [Sighting(s.region, s.state, s.since) for s in sightings(session=session, targets=["openai"])]
+        v = verdict(seen, quorum=2, alive=regions)
+        return apply_verdict(session=session, target="openai", provider="openai", verdict=v,
+                             at=T0 + timedelta(seconds=10))
+
+    out = _race(db, 4, work)
+    changes = [c for c in out if c is not None]
+    assert [(f, t) for f, t, _ in changes] == [("up", "down")]
+    with Session(db.engine()) as session:
+        [row] = session.exec(select(IncidentRow)).all()
+    assert row.scope == "global" and row.region == "" and sorted(row.regions) == sorted(regions)
+    # The second region to commit made the quorum: the incident opened at the later of those two
+    # regions' times, whichever two they were (the threads commit in any order).
+    assert T0 + timedelta(seconds=1) <= row.opened_at <= T0 + timedelta(seconds=3)
+    assert all(seen["state"] == "down" for seen in row.regions.values())
+
+
+def test_while_one_monitor_holds_the_quorum_lock_another_waits(database):
+    """What the race tests rely on, shown without luck: a second transaction cannot take the lock
+    until the first ends (it gives up after 0.2 s here), then it can."""
+    first, second = Session(database.engine()), Session(database.engine())
+    try:
+        lock_quorum(first)
+        wait = "PRAGMA busy_timeout = 200" if database.kind == "sqlite" else "SET lock_timeout = '200ms'"
+        second.execute(sa.text(wait))
+        if database.kind == "sqlite":
+            second.commit()  # a PRAGMA outside the transaction under test
+        with pytest.raises(sa.exc.OperationalError, match=r"(?i)locked|lock timeout"):
+            lock_quorum(second)
+        second.rollback()
+        first.commit()
+        lock_quorum(second)  # free again
+        second.commit()
+    finally:
+        first.close()
+        second.close()
 
 
 def test_the_database_refuses_a_second_open_global_incident_for_a_target(engine):
