@@ -88,7 +88,7 @@ from monitor.store.incidents import (
     set_vendor_post,
     sightings,
 )
-from monitor.store.models import IncidentRow
+from monitor.store.models import AlertOutbox, IncidentRow
 from monitor.store.queries import target_summary
 from monitor.store.results import prune, upsert_targets
 from probes import Status, Target, make_client
@@ -172,6 +172,8 @@ class MonitorService:
         self.started_at = datetime.now(UTC)
         self._vendor_seen: set[tuple[str, str, str]] = set()
         self._formed: set[str] = set()  # targets this monitor has judged since it started
+        # Open global incidents: when this monitor first saw each, None once known paged (_unannounced).
+        self._open_seen: dict[int, datetime | None] = {}
         self._last_beat: datetime | None = None  # this monitor's last heartbeat written
         self._beating_since: datetime | None = None  # ...and since when without a gap
         self._vantage_warning = _Repeating()
@@ -477,10 +479,48 @@ class MonitorService:
                 if judged is not None:
                     out.append(judged[0])
                     said.append(judged[1])
+            late = self._unannounced(session, now)
+            said += [partial(_log_late, t) for t in late]
+            out += late
             session.commit()
         self._last_beat, self._beating_since = now, steady_since
         for say in said:
             say()
+        return out
+
+    def _unannounced(self, session: Session, now: datetime) -> list[alert_events.Transition]:
+        """Open global incidents whose page never reached the outbox, to be announced now.
+
+        The monitor whose commit opened a global incident holds its page for the group window
+        before queueing it; should it stop in between, no other monitor would ever page for an
+        outage they all see. So each heartbeat notes the open global incidents it has not seen
+        before, and once one has been open for the group window plus two heartbeats since this
+        monitor first saw it (plenty for its opener to have queued the page: counted from the
+        sighting, not from ``opened_at``, which is when the outage began and may be long before
+        the commit) and no down or degraded alert in the outbox names it, announces it (the
+        outbox's event key keeps one page however many monitors do so). A recovery lost the
+        same way is not made up for: the incident closes, the page stays open on the receiver.
+        """
+        rows = list(session.exec(select(IncidentRow).where(
+            IncidentRow.scope == "global", IncidentRow.closed_at.is_(None))).all())
+        seen = self._open_seen = {r.id: self._open_seen.get(r.id, now) for r in rows if r.target in self.targets}
+        wait = timedelta(seconds=self.alerts.group_window + 2 * self.alerts.heartbeat_every + 5)
+        due = [r for r in rows if seen.get(r.id) is not None and now - seen[r.id] >= wait]
+        if not due:
+            return []
+        since = min(r.opened_at for r in due) - timedelta(seconds=self.alerts.group_window)
+        paged = {member.get("incident_id")
+                 for payload in session.exec(select(AlertOutbox.payload).where(
+                     AlertOutbox.rule.in_(("down", "degraded")), AlertOutbox.created_at >= since))
+                 for member in (payload or {}).get("members", ())}
+        out = []
+        for r in due:
+            seen[r.id] = None  # looked at: paged, or paged now
+            if r.id not in paged:
+                out.append(alert_events.Transition(
+                    target=r.target, provider=r.provider, from_state="up", to_state=r.state, at=r.opened_at,
+                    incident_id=r.id, region="", cause={**(r.cause or {}), "regions": sorted(r.regions or {})},
+                    opened_at=r.opened_at))
         return out
 
     async def _vantage_loop(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
@@ -689,6 +729,13 @@ def _log_incident(scope: str, what: str, row: SimpleNamespace, region: str, regi
              extra={"event": f"incident_{what}", "scope": scope, "target": row.target, "region": region,
                     "incident_id": row.id, "to_state": "up" if what == "closed" else row.state,
                     "regions": list(regions), "cause": row.cause, **quorum_})
+
+
+def _log_late(t: alert_events.Transition) -> None:
+    log.warning("global incident %s of %s (%s since %s) was never announced, its monitor stopped first?: "
+                "announcing it now", t.incident_id, t.target, t.to_state, t.at.isoformat(),
+                extra={"event": "incident_late", "scope": "global", "target": t.target, "incident_id": t.incident_id,
+                       "to_state": t.to_state})
 
 
 def _log_vantage(change: vantage.Change) -> None:

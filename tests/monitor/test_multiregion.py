@@ -28,7 +28,8 @@ from tests.conftest import FAST, until
 from tests.monitor.conftest import pg_schema
 
 
-def _config(path: Path, provider_url: str, *, quorum: int | str, regional_rule: bool = False) -> Path:
+def _config(path: Path, provider_url: str, *, quorum: int | str, regional_rule: bool = False,
+            group_window: str = "0.2s") -> Path:
     """One target probed every 0.5 s, DOWN after two failures, heartbeats every 0.5 s (lost after 4 s);
     pages to two channels (a webhook and Slack), vantage_lost to the first."""
     regional = "    - {rule: down, channels: [ops], regional: true}\n" if regional_rule else ""
@@ -43,7 +44,7 @@ targets:
 detection: {{failure_threshold: 2, success_threshold: 2, confirm_after: [0.1s], quorum: {quorum},
              heartbeat_timeout: 4s}}
 alerts:
-  group_window: 0.2s
+  group_window: {group_window}
   reminder_every: null
   heartbeat_every: 0.5s
   channels:
@@ -209,3 +210,35 @@ async def test_a_monitor_killed_is_one_vantage_lost_alert_and_the_survivors_stil
     assert [rule for rule, _ in oncall] == ["vantage_lost", "down", "vantage_lost"], oncall
     assert "vantage point ap is back" in oncall[2][1]
     assert len(receiver.accepted("/slack/team")) == 1
+
+
+async def test_the_opener_killed_before_its_page_went_out_is_made_up_for_by_a_survivor(emulator, receiver, tmp_path):
+    """The monitor whose commit opened the global incident holds the page for its group window (4 s
+    here) and is killed within it: the survivor, finding the incident open and named by no alert,
+    pages it once."""
+    config = _config(tmp_path / "airisk.yaml", emulator.url, quorum=1, group_window="4s")
+    async with cluster(tmp_path, receiver) as c:
+        for region in ("eu", "us"):
+            c.start(region, config)
+        await until(lambda: c.probing(["eu", "us"]), 30, "both monitors probing")
+        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "openai"}))
+        await until(lambda: bool(c.incidents("global")), 20, "the global incident")
+        [whole] = c.incidents("global")
+        said = f"global incident {whole.id} of openai opened"
+        await until(lambda: any(said in c.log(r) for r in ("eu", "us")), 5, "its opener's log line")
+        [opener] = [r for r in ("eu", "us") if said in c.log(r)]
+        c.procs[opener].send_signal(signal.SIGKILL)
+        await asyncio.to_thread(c.procs[opener].wait, 10)
+        assert c.outbox() == []  # killed within the group window: its page never reached the outbox
+        survivor = "us" if opener == "eu" else "eu"
+        await until(lambda: [b["rule"] for b in _bodies(receiver, "/oncall")].count("down") == 1, 30,
+                    "the survivor's page")
+        await asyncio.sleep(1.5)
+        assert "was never announced" in c.log(survivor)
+    downs = [b for b in _bodies(receiver, "/oncall") if b["rule"] == "down"]
+    assert len(downs) == 1 and downs[0]["dedup_key"] == f"airisk-incident-{whole.id}"
+    assert len(receiver.accepted("/slack/team")) == 1
+
+
+def _bodies(receiver, prefix: str) -> list[dict]:
+    return [r.body for r in receiver.accepted(prefix)]

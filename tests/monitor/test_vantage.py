@@ -249,7 +249,7 @@ async def test_the_dead_mans_switch_is_pinged_and_its_url_never_logged(ping_serv
     assert "HTTP 503" in caplog.text and "secret-uuid" not in caplog.text
 
 
-def _service(engine, region, emulator_url="http://127.0.0.1:9"):
+def _service(engine, region, emulator_url="http://127.0.0.1:9", rules=""):
     from monitor.config import parse_config
     from monitor.service import MonitorService
 
@@ -257,6 +257,8 @@ def _service(engine, region, emulator_url="http://127.0.0.1:9"):
 targets:
   - provider: openai
     base_url: {emulator_url}/openai/v1
+  - provider: anthropic
+    base_url: {emulator_url}/anthropic/v1
 detection: {{heartbeat_timeout: 4s}}
 alerts:
   heartbeat_every: 1s
@@ -264,7 +266,7 @@ alerts:
     - {{name: oncall, type: webhook, url_env: HOOK}}
   rules:
     - {{rule: vantage_lost, channels: [oncall]}}
-""", environ={})
+{rules}""", environ={})
     return MonitorService(config=config, engine=engine, region=region)
 
 
@@ -321,3 +323,38 @@ def test_the_dashboard_shows_the_vantage_points_and_the_regions_that_saw_each_in
     assert incidents.loc["openai", "scope"] == "global"
     assert incidents.loc["openai", "regions"] == "eu 10:01:00 down, us 10:02:00 down"
     assert (incidents.loc["anthropic", "scope"], incidents.loc["anthropic", "regions"]) == ("regional", "us")
+
+
+def test_a_global_incident_whose_opener_stopped_before_paging_is_paged_by_another_monitor(tmp_path):
+    """The monitor that opens a global incident holds its page for the group window; killed then,
+    the page would never go out. Another monitor's heartbeat finds the incident unannounced once it
+    has seen it open for the group window and two heartbeats (17 s here), and pages it, once; an
+    incident already paged is left alone."""
+    from datetime import UTC, datetime
+
+    from monitor.store import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'airisk.db'}")
+    migrate(engine)
+    rules = "    - {rule: down, channels: [oncall]}\n"
+    us, ap = _service(engine, "us", rules=rules), _service(engine, "ap", rules=rules)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        # opened_at is when the outage began: long ago, yet its opener may have committed it just now
+        old = IncidentRow(target="openai", provider="openai", scope="global", state="down",
+                          opened_at=now - timedelta(hours=1), regions={"eu": {}, "us": {}})
+        session.add(old)
+        session.add(IncidentRow(target="openai", provider="openai", scope="global", state="down",
+                                opened_at=now - timedelta(hours=1), closed_at=now - timedelta(seconds=1)))
+        session.commit()
+        old_id = old.id
+    assert us._heartbeat(now) == [] and ap._heartbeat(now) == []  # first seen: its opener may still be grouping
+    assert us._heartbeat(now + timedelta(seconds=16)) == []
+    [late] = us._heartbeat(now + timedelta(seconds=17))
+    assert (late.incident_id, late.from_state, late.to_state, late.region) == (old_id, "up", "down", "")
+    assert late.cause["regions"] == ["eu", "us"]
+    assert us._heartbeat(now + timedelta(seconds=18)) == []  # once per monitor
+    assert us._enqueue([late], now, False, False) == 1
+    assert ap._heartbeat(now + timedelta(seconds=30)) == []  # paged already: the outbox names it
+    assert _outbox(engine) == [f"down:openai:{old_id}:oncall"]
+    engine.dispose()
