@@ -22,7 +22,8 @@ worsens or closes the target's one global incident. The monitor whose transactio
 change is the one that announces it, so an outage every region sees pages once; the outbox's
 deterministic event keys are the second guard. Regional incidents alert only rules with
 ``regional: true``. The quorum is judged again at each heartbeat, so a region lost or back
-moves the verdict even when no state changes.
+moves the verdict even when no state changes; and a global incident whose opener stopped before
+its page went out is paged by another monitor (`MonitorService._unannounced`).
 
 Transitions that cannot reach the database (it is down) are held in memory and applied when
 it returns, as results are by the `ResultWriter`: nothing is lost while the process lives.
