@@ -37,6 +37,13 @@ class Transition:
     """Why: error kinds seen, thresholds crossed and the measured values."""
     opened_at: datetime | None = None
     """For a recovery: when the incident opened (says how long it lasted; see maintenance)."""
+    group: str | None = None
+    """Set by `monitor.alerts.rules.Grouper`: the dedup key of the page of this provider's outage that
+    the transition belongs to; None: no Grouper saw it."""
+    role: str = ""
+    """Set with ``group``: ``page`` (it is in the page that opened the group), ``update`` (a down /
+    degraded transition while the page is open: an update of it, not a page), ``back`` (a member
+    recovered, others not yet), ``last`` (the last member recovered: the page is over)."""
 
 
 class IncidentLike(Protocol):
@@ -91,16 +98,18 @@ class Member:
 class AlertEvent:
     """One alert for one channel: a row of the outbox.
 
-    ``event_key`` is unique per channel and deterministic (``{rule}:{incident or group}:{channel}``),
-    so enqueueing the same event twice is a no-op. ``dedup_key`` is stable per incident (or group):
-    the trigger and the resolve of one incident share it.
+    ``event_key`` is unique per channel and deterministic (``{rule}:{incident or group}:{channel}``,
+    ``update:{rule}:...`` for an update), so enqueueing the same event twice is a no-op. ``dedup_key`` is
+    stable per incident (or group): the trigger and the resolve of one incident share it, and an update
+    carries the key of the page it updates.
     """
 
     channel: str
     rule: str
     """down | degraded | recovered | slo_burn | reminder"""
     action: str
-    """trigger | resolve"""
+    """trigger | update | resolve. A trigger is a page (see `monitor.alerts.rules`); an update adds
+    targets to a page the receiver still has open, under that page's ``dedup_key``."""
     event_key: str
     dedup_key: str
     provider: str
@@ -126,7 +135,7 @@ class AlertEvent:
     @property
     def runbook(self) -> list[Runbook]:
         """What to do about the members' causes (`monitor.alerts.runbook`), each once; for a trigger only."""
-        return runbook_for(m.cause for m in self.members) if self.action == "trigger" else []
+        return runbook_for(m.cause for m in self.members) if self.action in ("trigger", "update") else []
 
     def detail_lines(self) -> list[str]:
         """The details as "key: value" lines, long values cut."""

@@ -4,6 +4,16 @@
   to up). Down -> degraded is the same incident getting better: no alert of its own.
 - Grouping: transitions of one kind, of targets of the same provider, within ``group_window`` of
   the first of them, make one event naming every target (a provider outage is one page, not ten).
+- Pages and updates (Alertmanager's group_wait / group_interval, with the group kept open until its
+  last member is back): a PAGE is a trigger event whose ``dedup_key`` the receiver has no open alert
+  for, so it opens one and wakes someone. The first down / degraded transitions of a provider page
+  after ``group_window``, as before. From then until every target of that group is back up, the
+  provider's group is open, and later down / degraded transitions of the same provider (a target that
+  hung 15 s longer before it went DOWN, or one getting worse) are not pages: `Grouper` marks them
+  with the page's key (``Transition.group``) and they go out as UPDATE events (action ``update``,
+  ``dedup_key`` the page's, event key ``update:...``), which each channel renders as an update of the
+  alert already open. Recoveries still resolve each member; the one that brings the last member
+  back closes the group, and the provider's next outage is a new page.
 - Dedup: an event's key is ``{rule}:{provider}:{lead incident}:{channel}``, deterministic, so
   feeding the same transitions again yields the same keys and the outbox keeps one row.
 - Maintenance: a transition inside a maintenance window raises nothing; so does the recovery of
@@ -34,7 +44,8 @@ declared feature uses, or whose impact could not be computed, keeps the rule's o
 critical feature never lowers an alert's severity.
 
 `Grouper` is the one stateful piece: it holds transitions until their group window closes, so
-that targets failing a few seconds apart still land in one event.
+that targets failing a few seconds apart still land in one event, and it remembers each provider's
+open group, so that targets failing further apart update that page instead of paging again.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from monitor.alerts.events import SEVERITY, AlertEvent, IncidentLike, Member, Transition, incident_key, title_for
@@ -103,7 +115,7 @@ def events_for(transitions: Iterable[Transition], *, config: AlertsConfig, now: 
         if rule.rule not in ("down", "degraded", "recovered"):
             continue
         matching = [t for t in kept if kind_of(t) == rule.rule and rule.matches(t.target)]
-        for group in clusters(matching, window=config.group_window):
+        for group in _clusters_by_page(matching, window=config.group_window):
             members = tuple(Member.of(t) for t in group)
             found = impacts.get(members)
             if rule.criticality is not None:
@@ -160,9 +172,21 @@ def clusters(transitions: Iterable[Transition], *, window: float) -> list[list[T
     return [run for run in out if run]
 
 
+def _clusters_by_page(transitions: Iterable[Transition], *, window: float) -> list[list[Transition]]:
+    """`clusters`, kept apart by the page each transition belongs to: transitions that open a page, and
+    those updating each open page, never share an event."""
+    by_page: dict[tuple[str, str], list[Transition]] = defaultdict(list)
+    for t in transitions:
+        by_page[(t.group or "", t.role) if t.role in ("page", "update") else ("", "")].append(t)
+    return [run for _, items in sorted(by_page.items()) for run in clusters(items, window=window)]
+
+
 def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
            impact: Impact | None = None) -> AlertEvent | None:
-    """The event of one group for one channel; None when the rule skips an outage whose features are covered."""
+    """The event of one group for one channel; None when the rule skips an outage whose features are covered.
+
+    A down / degraded group marked with an open page (``Transition.group``) is an update of it, not a page:
+    action ``update``, the page's ``dedup_key``, an ``update:`` event key and a title that says so."""
     rule = rule_config.rule
     lead = group[0]
     members = tuple(Member.of(t) for t in group)
@@ -177,10 +201,20 @@ def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
         severity = _covered_severity(rule_config, severity)
     wording = title_wording(m.cause for m in members) if rule == "down" else None
     title = f"{lead.provider}: {wording}" if wording else title_for(rule, lead.provider, members, since=since)
+    update_of = lead.group if lead.role == "update" and rule != "recovered" else None
+    details: dict[str, object] = {}
+    if update_of is not None:
+        title = f"UPDATE, not a new page: {title} (same outage as the open page {update_of})"
+        details = {"update_of": update_of}
+    elif rule == "recovered" and any(t.group for t in group):
+        page = next(t.group for t in group if t.group)
+        details = {"page": page, "page_open": not any(t.role == "last" for t in group)}
+    action = "resolve" if rule == "recovered" else "update" if update_of is not None else "trigger"
     return AlertEvent(
-        channel=channel, rule=rule, action="resolve" if rule == "recovered" else "trigger",
-        event_key=f"{rule}:{group_id}:{channel}", dedup_key=members[0].dedup_key, provider=lead.provider,
-        title=title, severity=severity, at=lead.at, members=members, impact=impact,
+        channel=channel, rule=rule, action=action,
+        event_key=f"{'update:' if update_of else ''}{rule}:{group_id}:{channel}",
+        dedup_key=update_of or members[0].dedup_key, provider=lead.provider,
+        title=title, severity=severity, at=lead.at, members=members, details=details, impact=impact,
     )
 
 
@@ -240,17 +274,43 @@ def _silenced(t: Transition, config: AlertsConfig) -> bool:
     return kind_of(t) == "recovered" and t.opened_at is not None and config.in_maintenance(t.target, t.opened_at)
 
 
+@dataclass(slots=True)
+class _OpenPage:
+    """A provider's paged group while any of its targets is not back up."""
+
+    key: str
+    """The page's dedup key: its first member's (`monitor.alerts.events.incident_key`)."""
+    out: set[tuple[str, str]] = field(default_factory=set)
+    """The (target, region) members not back up."""
+
+
 class Grouper:
-    """Holds transitions until their provider's group window has closed.
+    """Holds transitions until their provider's group window has closed, and remembers each provider's
+    open page.
 
     ``add`` what detection reports as it comes; ``take(now)`` gives back the complete groups (the
     first transition at least ``window`` old), in the order `clusters` forms them, for `events_for`.
-    In memory: a restart loses at most one window of held transitions.
+    On the way out, each transition is marked against its provider's open page (see the module doc):
+    a down / degraded one while the page is open gets ``group`` (the page's key) and ``role``
+    ``update``, a recovery gets ``group`` and ``role`` ``back``, or ``last`` if it brings the last member back. The
+    first down / degraded transition of a provider with no open page opens one (``role`` ``page``), and
+    the others released with it in its cluster are the page too. Pages are kept per provider and per
+    kind of transition (a regional incident's transitions never update a global page). A transition
+    added again after a failed enqueue keeps its mark: taking it again gives the same events.
+
+    ``config``: when given, a transition no rule of its kind matches, or one inside a maintenance
+    window, does not open a page (nothing paged, so nothing to update).
+
+    In memory: a restart loses at most one window of held transitions, and the open pages: the first
+    down / degraded transition of a provider after a restart pages again (at most one extra page per
+    provider and outage) unless `resume` is given the open incidents.
     """
 
-    def __init__(self, *, window: float) -> None:
+    def __init__(self, *, window: float, config: AlertsConfig | None = None) -> None:
         self.window = window
+        self.config = config
         self._held: list[Transition] = []
+        self._open: dict[tuple[str, type], _OpenPage] = {}
 
     def add(self, transitions: Iterable[Transition]) -> None:
         self._held.extend(transitions)
@@ -261,7 +321,60 @@ class Grouper:
             done = (now - group[0].at).total_seconds() >= self.window
             (ready if done else held).extend(group)
         self._held = held
-        return ready
+        return self._mark(ready)
+
+    def resume(self, incidents: Iterable[IncidentLike]) -> None:
+        """Rebuild the open pages from the open incidents after a restart: per provider, the page is the
+        one of its earliest-opened open incident (the one that paged, when the outage began while the
+        monitor ran), and every open incident is a member not back up. A page already known is kept."""
+        for inc in sorted((i for i in incidents if i.closed_at is None), key=lambda i: (i.opened_at, i.target)):
+            scope = (inc.provider, Transition)
+            page = self._open.get(scope)
+            if page is None:
+                page = self._open[scope] = _OpenPage(incident_key(inc.id, inc.target, inc.region))
+            page.out.add((inc.target, inc.region))
+
+    def open_pages(self) -> dict[str, str]:
+        """Provider -> the dedup key of its open page (global transitions' pages only)."""
+        return {provider: page.key for (provider, kind), page in self._open.items() if kind is Transition}
+
+    def _mark(self, ready: list[Transition]) -> list[Transition]:
+        out = []
+        for group in clusters(ready, window=self.window):
+            opened: dict[tuple[str, type], _OpenPage] = {}  # the pages this cluster opened
+            for t in group:
+                out.append(self._marked(t, opened))
+        return out
+
+    def _marked(self, t: Transition, opened: dict[tuple[str, type], _OpenPage]) -> Transition:
+        if t.group is not None:  # taken before (its enqueue failed): the page state already counts it
+            return t
+        scope = (t.provider, type(t))
+        page = self._open.get(scope)
+        member = (t.target, t.region)
+        kind = kind_of(t)
+        if kind == "recovered":
+            if page is None:
+                return t
+            page.out.discard(member)
+            if not page.out:
+                del self._open[scope]
+            return replace(t, group=page.key, role="back" if page.out else "last")
+        if t.to_state == "up":
+            return t
+        if page is None:
+            if kind is None or not self._pages(t, kind):
+                return t
+            page = self._open[scope] = opened[scope] = _OpenPage(incident_key(t.incident_id, t.target, t.region))
+        page.out.add(member)
+        if kind is None:
+            return t
+        return replace(t, group=page.key, role="page" if opened.get(scope) is page else "update")
+
+    def _pages(self, t: Transition, kind: str) -> bool:
+        if self.config is None:
+            return True
+        return not _silenced(t, self.config) and any(r.rule == kind and r.matches(t.target) for r in self.config.rules)
 
     def __len__(self) -> int:
         return len(self._held)

@@ -158,10 +158,11 @@ def test_grouper_holds_transitions_until_their_window_closes():
     grouper.add([a])
     assert grouper.take(s(5)) == []
     grouper.add([b])
-    assert grouper.take(s(10)) == [a, b]
+    assert [(t.target, t.group, t.role) for t in grouper.take(s(10))] == [
+        ("a", "airisk-incident-1", "page"), ("b", "airisk-incident-1", "page")]
     grouper.add([c])
     assert grouper.take(s(29)) == [] and len(grouper) == 1
-    assert grouper.take(s(30)) == [c]
+    assert [(t.target, t.group, t.role) for t in grouper.take(s(30))] == [("c", "airisk-incident-1", "update")]
     (event, _) = events_for([a, b], config=cfg(), now=s(10))
     assert event.targets == ("a", "b")
 
@@ -322,3 +323,158 @@ def test_reminders_carry_the_cost_so_far_and_follow_criticality_and_covered():
     assert sorted((e.channel, e.members[0].target, e.severity) for e in events) == [
         ("hook", "a", "critical"), ("team", "a", "critical")]
     assert all(e.impact is not None and e.impact.features[0].feature == "support" for e in events)
+
+
+# --- one page per outage: updates while the provider's page is open ------------------------------------
+
+
+def drive(grouper: Grouper, transitions: list[Transition], *, until: float, config: AlertsConfig | None = None,
+          step: float = 1.0) -> list:
+    """What the service does: each transition added when it happens, the grouper taken every ``step`` s,
+    what it gives back through `events_for`."""
+    config = config or cfg()
+    pending = sorted(transitions, key=lambda t: t.at)
+    events, now = [], 0.0
+    while now <= until:
+        grouper.add([t for t in pending if t.at <= s(now)])
+        pending = [t for t in pending if t.at > s(now)]
+        events += events_for(grouper.take(s(now)), config=config, now=s(now))
+        now += step
+    return events
+
+
+def test_targets_of_one_provider_down_far_apart_page_once_then_update_that_page():
+    outage = [tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(15), incident=2),
+              tr("c", "up", "down", s(25), incident=3)]
+    events = drive(Grouper(window=10), outage, until=60)
+    pages = [e for e in events if e.action == "trigger"]
+    assert [(e.channel, e.dedup_key, e.targets, e.at) for e in pages] == [
+        ("team", "airisk-incident-1", ("a",), s(0)), ("pd", "airisk-incident-1", ("a",), s(0))]
+    updates = [e for e in events if e.action == "update"]
+    # b and c, 10 s apart, make one update (their own group window), under the page's dedup key.
+    assert keys(updates) == ["update:down:openai:2:pd", "update:down:openai:2:team"]
+    assert {e.dedup_key for e in updates} == {"airisk-incident-1"}  # the page's: the receiver folds them into it
+    bc = next(e for e in updates if e.channel == "team")
+    assert bc.title == ("UPDATE, not a new page: openai: 2 targets (b, c) DOWN (same outage as the open page "
+                        "airisk-incident-1)")
+    assert bc.details == {"update_of": "airisk-incident-1"} and bc.severity == "critical"
+    assert [m.dedup_key for m in bc.members] == ["airisk-incident-2", "airisk-incident-3"]
+
+
+def test_an_update_further_than_a_window_from_the_last_is_its_own_update():
+    outage = [tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(15), incident=2),
+              tr("c", "up", "down", s(40), incident=3)]
+    events = [e for e in drive(Grouper(window=10), outage, until=80) if e.channel == "team"]
+    assert [(e.action, e.event_key, e.dedup_key, e.targets) for e in events] == [
+        ("trigger", "down:openai:1:team", "airisk-incident-1", ("a",)),
+        ("update", "update:down:openai:2:team", "airisk-incident-1", ("b",)),
+        ("update", "update:down:openai:3:team", "airisk-incident-1", ("c",))]
+
+
+def test_each_member_resolves_and_the_next_outage_after_all_recovered_pages_again():
+    grouper = Grouper(window=10)
+    first = [tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(15), incident=2),
+             tr("c", "up", "down", s(25), incident=3),
+             tr("a", "down", "up", s(100), incident=1, opened_at=s(0)),
+             tr("b", "down", "up", s(130), incident=2, opened_at=s(15)),
+             tr("c", "down", "up", s(160), incident=3, opened_at=s(25))]
+    events = [e for e in drive(grouper, first, until=200) if e.channel == "pd"]
+    resolves = [e for e in events if e.action == "resolve"]
+    assert [(e.dedup_key, e.details) for e in resolves] == [
+        ("airisk-incident-1", {"page": "airisk-incident-1", "page_open": True}),
+        ("airisk-incident-2", {"page": "airisk-incident-1", "page_open": True}),
+        ("airisk-incident-3", {"page": "airisk-incident-1", "page_open": False})]
+    assert grouper.open_pages() == {}
+    second = [tr("b", "up", "down", s(300), incident=4), tr("a", "up", "down", s(320), incident=5)]
+    events = [e for e in drive(grouper, second, until=400) if e.channel == "pd"]
+    assert [(e.action, e.dedup_key) for e in events] == [("trigger", "airisk-incident-4"),
+                                                         ("update", "airisk-incident-4")]
+
+
+def test_a_member_recovering_keeps_the_page_open_while_another_is_down():
+    grouper = Grouper(window=10)
+    events = drive(grouper, [tr("a", "up", "down", s(0), incident=1), tr("b", "up", "down", s(15), incident=2),
+                             tr("a", "down", "up", s(40), incident=1, opened_at=s(0)),
+                             tr("a", "up", "down", s(60), incident=3)], until=100)
+    assert [(e.action, e.dedup_key) for e in events if e.channel == "pd"] == [
+        ("trigger", "airisk-incident-1"), ("update", "airisk-incident-1"), ("resolve", "airisk-incident-1"),
+        ("update", "airisk-incident-1")]
+    assert grouper.open_pages() == {"openai": "airisk-incident-1"}
+
+
+def test_degraded_and_worse_of_an_open_page_are_updates_and_other_providers_page_on_their_own():
+    events = drive(Grouper(window=10), [
+        tr("a", "up", "degraded", s(0), incident=1), tr("a", "degraded", "down", s(30), incident=1),
+        tr("b", "up", "degraded", s(40), incident=2), tr("claude", "up", "down", s(45), incident=9,
+                                                          provider="anthropic")], until=100)
+    got = sorted((e.action, e.rule, e.event_key) for e in events if e.channel == "team")
+    assert got == [("trigger", "degraded", "degraded:openai:1:team"), ("trigger", "down", "down:anthropic:9:team"),
+                   ("update", "degraded", "update:degraded:openai:2:team"),
+                   ("update", "down", "update:down:openai:1:team")]
+
+
+def test_a_group_taken_again_after_a_failed_enqueue_gives_the_same_events():
+    grouper = Grouper(window=10)
+    grouper.add([tr("a", "up", "down", s(0), incident=1)])
+    page = grouper.take(s(10))
+    grouper.add(page)  # the database refused the enqueue: the service hands them back
+    again = grouper.take(s(11))
+    assert again == page
+    assert keys(events_for(again, config=cfg(), now=s(11))) == ["down:openai:1:pd", "down:openai:1:team"]
+    grouper.add([tr("b", "up", "down", s(20), incident=2)])
+    update = grouper.take(s(30))
+    grouper.add(update)
+    assert grouper.take(s(31)) == update and update[0].role == "update"
+
+
+def test_two_outages_released_in_one_take_are_two_pages():
+    # The first outage is over (a back up) before b goes down, both held in one window: two pages.
+    events = events_for(_take_all([
+        tr("a", "up", "down", s(0), incident=1), tr("a", "down", "up", s(2), incident=1, opened_at=s(0)),
+        tr("b", "up", "down", s(8), incident=2)]), config=cfg(), now=s(30))
+    assert keys(e for e in events if e.action == "trigger") == [
+        "down:openai:1:pd", "down:openai:1:team", "down:openai:2:pd", "down:openai:2:team"]
+
+
+def _take_all(transitions: list[Transition]) -> list[Transition]:
+    grouper = Grouper(window=10)
+    grouper.add(transitions)
+    return grouper.take(s(3600))
+
+
+def test_a_transition_nothing_pages_for_opens_no_page_when_the_grouper_knows_the_config():
+    config = cfg(maintenance=[{"start": s(0).isoformat(), "end": s(60).isoformat(), "targets": ["a"]}])
+    events = drive(Grouper(window=10, config=config), [tr("a", "up", "down", s(0), incident=1),
+                                                       tr("b", "up", "down", s(100), incident=2)],
+                   until=150, config=config)
+    assert keys(events) == ["down:openai:2:pd", "down:openai:2:team"]  # a page, not an update of a silent one
+    unrouted = cfg(rules=[{"rule": "down", "channels": ["team"], "targets": ["b"]}])
+    events = drive(Grouper(window=10, config=unrouted), [tr("a", "up", "down", s(0), incident=1),
+                                                         tr("b", "up", "down", s(30), incident=2)],
+                   until=60, config=unrouted)
+    assert [(e.action, e.event_key) for e in events] == [("trigger", "down:openai:2:team")]
+
+
+def test_regional_transitions_never_update_a_global_page():
+    class Regional(Transition):
+        pass
+
+    regional = Regional("a", "openai", "up", "down", s(0), incident_id=1, region="eu-west")
+    events = drive(Grouper(window=10), [regional, tr("b", "up", "down", s(30), incident=2)], until=60)
+    assert [(e.action, e.dedup_key) for e in events if e.channel == "team"] == [
+        ("trigger", "airisk-incident-1"), ("trigger", "airisk-incident-2")]
+
+
+def test_resume_rebuilds_the_open_pages_from_the_open_incidents():
+    grouper = Grouper(window=10)
+    grouper.resume([Incident(7, "a", s(0)), Incident(8, "b", s(20)), Incident(6, "c", s(-50), closed_at=s(-1)),
+                    Incident(9, "claude", s(5), provider="anthropic")])
+    assert grouper.open_pages() == {"openai": "airisk-incident-7", "anthropic": "airisk-incident-9"}
+    events = drive(grouper, [tr("d", "up", "down", s(100), incident=10),
+                             tr("a", "down", "up", s(110), incident=7, opened_at=s(0)),
+                             tr("b", "down", "up", s(111), incident=8, opened_at=s(20)),
+                             tr("d", "down", "up", s(112), incident=10, opened_at=s(100))], until=200)
+    assert [(e.action, e.targets, e.dedup_key, e.details.get("page_open")) for e in events if e.channel == "pd"] == [
+        ("update", ("d",), "airisk-incident-7", None), ("resolve", ("a",), "airisk-incident-7", True),
+        ("resolve", ("b", "d"), "airisk-incident-8", False)]
+    assert grouper.open_pages() == {"anthropic": "airisk-incident-9"}
