@@ -13,7 +13,10 @@
   with the page's key (``Transition.group``) and they go out as UPDATE events (action ``update``,
   ``dedup_key`` the page's, event key ``update:...``), which each channel renders as an update of the
   alert already open. Recoveries still resolve each member; the one that brings the last member
-  back closes the group, and the provider's next outage is a new page.
+  back closes the group, and the provider's next outage is a new page. The page's key is its first
+  target's incident key; its events say which page they belong to in ``details`` (``page``, or
+  ``update_of`` for an update; a recovery adds ``page_open``), for the channels that keep one alert
+  per page (PagerDuty).
 - Dedup: an event's key is ``{rule}:{provider}:{lead incident}:{channel}``, deterministic, so
   feeding the same transitions again yields the same keys and the outbox keeps one row.
 - Maintenance: a transition inside a maintenance window raises nothing; so does the recovery of
@@ -173,11 +176,11 @@ def clusters(transitions: Iterable[Transition], *, window: float) -> list[list[T
 
 
 def _clusters_by_page(transitions: Iterable[Transition], *, window: float) -> list[list[Transition]]:
-    """`clusters`, kept apart by the page each transition belongs to: transitions that open a page, and
-    those updating each open page, never share an event."""
+    """`clusters`, kept apart by the page each transition belongs to: the transitions of a page, its updates
+    and its recoveries never share an event with another page's, nor a page's with its updates'."""
     by_page: dict[tuple[str, str], list[Transition]] = defaultdict(list)
     for t in transitions:
-        by_page[(t.group or "", t.role) if t.role in ("page", "update") else ("", "")].append(t)
+        by_page[(t.group or "", "update" if t.role == "update" else "")].append(t)
     return [run for _, items in sorted(by_page.items()) for run in clusters(items, window=window)]
 
 
@@ -206,6 +209,8 @@ def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
     if update_of is not None:
         title = f"UPDATE, not a new page: {title} (same outage as the open page {update_of})"
         details = {"update_of": update_of}
+    elif lead.role == "page" and rule != "recovered":
+        details = {"page": lead.group}
     elif rule == "recovered" and any(t.group for t in group):
         page = next(t.group for t in group if t.group)
         details = {"page": page, "page_open": not any(t.role == "last" for t in group)}
@@ -213,7 +218,7 @@ def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
     return AlertEvent(
         channel=channel, rule=rule, action=action,
         event_key=f"{'update:' if update_of else ''}{rule}:{group_id}:{channel}",
-        dedup_key=update_of or members[0].dedup_key, provider=lead.provider,
+        dedup_key=lead.group if lead.role in ("page", "update") else members[0].dedup_key, provider=lead.provider,
         title=title, severity=severity, at=lead.at, members=members, details=details, impact=impact,
     )
 

@@ -366,11 +366,14 @@ async def test_pagerduty_opens_one_alert_per_outage_and_resolves_it_when_the_las
               down("a", 5, s(400))]  # a new outage after all were back: a new page
     await send_through_grouper(cfg, outage, "key", http=http, until=450)
     bodies = [r.body for r in receiver.accepted("/pd/v2/enqueue")]
+    from tests.monitor.test_alerts_render import PAGERDUTY, validate  # it imports this module
+
+    assert [validate(b, PAGERDUTY) for b in bodies] == [[]] * len(bodies)  # PagerDuty's documented schema
     opened, still_open = pagerduty_alerts(bodies)
     assert opened == ["airisk-incident-1", "airisk-incident-5"]
     assert still_open == {"airisk-incident-5"}
     # While a was back but b, c, d were not, the page's alert was still open, so d's update was logged on it.
-    updates = [b for b in bodies if "update" in b.get("payload", {}).get("custom_details", {})]
+    updates = [b for b in bodies if "update_of" in b.get("payload", {}).get("custom_details", {})]
     assert [b["payload"]["custom_details"]["targets"] for b in updates] == [["b@eu-west", "c@eu-west"],
                                                                             ["d@eu-west"]]
     assert pagerduty_alerts(bodies[:bodies.index(updates[1])]) == (["airisk-incident-1"], {"airisk-incident-1"})
@@ -380,6 +383,11 @@ async def test_pagerduty_opens_one_alert_per_outage_and_resolves_it_when_the_las
                                                     "c@eu-west) DOWN")
     assert update["payload"]["class"] == "down (update)"
     assert update["payload"]["custom_details"]["update_of"] == "airisk-incident-1"
+    assert update["payload"]["custom_details"]["causes"]["b@eu-west"]["error_kind"] == "overloaded"
+    # Exactly: the page, its updates, and one resolve once d (the last) was back; then the next page.
+    assert [(b["event_action"], b["dedup_key"]) for b in bodies] == [
+        ("trigger", "airisk-incident-1"), ("trigger", "airisk-incident-1"), ("trigger", "airisk-incident-1"),
+        ("resolve", "airisk-incident-1"), ("trigger", "airisk-incident-5")]
 
 
 async def test_pagerduty_before_grouping_knew_pages_opened_an_alert_per_late_target(receiver, http):

@@ -7,17 +7,22 @@ alert grouping folds the alerts of one outage into one incident. A trigger repea
 key (a retry after a timeout) is deduplicated by PagerDuty, so sending all members again on retry
 is safe.
 
-An update (`monitor.alerts.rules`: targets of a provider whose page is still open going down later)
-must not open a new PagerDuty incident, so it is ONE trigger under the page's ``dedup_key``, not one
-per member under their own: "Submitting subsequent events for the same dedup_key will result in those
-events being applied to an open alert matching that dedup_key" (a trigger log entry on it, no new
-alert), while "once the alert is resolved, any further events with the same dedup_key will create a
-new alert (for trigger events) or be dropped (for acknowledge and resolve events)"
-(https://developer.pagerduty.com/docs/events-api-v2/trigger-events/, Alert De-Duplication). Hence the
-page's own alert must stay open as long as its group does: the resolve of the member whose key is the
-page's is held back while the page is open (``page_open`` in the resolve's details), and the recovery
-that brings the page's last member back resolves the page's key too. The members that came in by
-update have no alert of their own; their resolves are sent all the same and PagerDuty drops them.
+A page of `monitor.alerts.rules` (its events carry ``page`` or ``update_of`` in their details: the
+transitions went through its `Grouper`) is ONE PagerDuty alert under the page's ``dedup_key``, whatever
+the number of targets, so an outage is one alert and one incident without relying on PagerDuty's alert
+grouping. PagerDuty's Alert De-Duplication (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/)
+decides how the rest is sent: "Submitting subsequent events for the same dedup_key will result in those
+events being applied to an open alert matching that dedup_key" (a trigger adds a log entry, no new alert
+and no new incident), but "once the alert is resolved, any further events with the same dedup_key will
+create a new alert (for trigger events) or be dropped (for acknowledge and resolve events)". So:
+
+- an update (targets going down while the page is open) is a trigger under the page's key: logged on
+  the open alert, its targets and causes in ``custom_details``, no new incident;
+- the alert stays open while any target of the page is down: a recovery that leaves others down
+  sends nothing, and the one that brings the last target back resolves the page's key.
+
+Events from outside a Grouper (and member-less ones) keep one event per member under each incident's
+own key, as before pages were kept.
 
 A trigger carries the impact (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/):
 ``payload.severity`` is the alert's, set from the worst feature criticality hit (`monitor.alerts.rules`:
@@ -42,21 +47,16 @@ SECRET = "routing_key_env"
 
 
 def events(alert: Alert, routing_key: str) -> list[dict[str, Any]]:
-    """The Events API v2 bodies for ``alert``: one per member, or one for a member-less alert; one under the
-    page's key for an update; for a resolve, the page's key held back while its page is open and added when
-    the page closes (see the module doc)."""
+    """The Events API v2 bodies for ``alert``: for a page's event (see the module doc) one trigger under the
+    page's key, or for its recoveries nothing until the last target is back and then one resolve; for
+    other events one per member under its own key, or one for a member-less alert."""
     e = alert.event
     members: list[Member | None] = list(e.members) or [None]
     keys = [m.dedup_key if m else e.dedup_key for m in members]
-    if e.action == "update":
-        members, keys = [None], [e.dedup_key]
-    elif e.action == "resolve" and e.details.get("page"):
-        page = str(e.details["page"])
-        held = bool(e.details.get("page_open"))
-        pairs = [(m, k) for m, k in zip(members, keys, strict=True) if not (held and k == page)]
-        if not held and page not in keys:
-            pairs.append((None, page))
-        members, keys = [m for m, _ in pairs], [k for _, k in pairs]
+    page = e.details.get("page") or e.details.get("update_of")
+    if page:
+        held = e.action == "resolve" and bool(e.details.get("page_open"))
+        members, keys = ([], []) if held else ([None], [str(page)])
     out = []
     for m, key in zip(members, keys, strict=True):
         body: dict[str, Any] = {"routing_key": routing_key, "event_action": "trigger" if e.action == "update"
@@ -65,8 +65,9 @@ def events(alert: Alert, routing_key: str) -> list[dict[str, Any]]:
             details: dict[str, Any] = {"rule": e.rule, "targets": list(e.targets), **e.details}
             if m:
                 details |= {"from": m.from_state, "to": m.to_state, "cause": dict(m.cause)}
-            elif e.action == "update":
-                details["update"] = [x.line() for x in e.members]
+            elif e.members:  # one body for the page: every target's line and cause
+                details["members"] = [x.line() for x in e.members]
+                details["causes"] = {x.label: dict(x.cause) for x in e.members}
             if e.runbook:
                 details["runbook"] = [r.line for r in e.runbook]
             if e.impact is not None:
