@@ -6,17 +6,18 @@
   the first of them, make one event naming every target (a provider outage is one page, not ten).
 - Pages and updates (Alertmanager's group_wait / group_interval, with the group kept open until its
   last member is back): a PAGE is a trigger event whose ``dedup_key`` the receiver has no open alert
-  for, so it opens one and wakes someone. The first down / degraded transitions of a provider page
-  after ``group_window``, as before. From then until every target of that group is back up, the
-  provider's group is open, and later down / degraded transitions of the same provider (a target that
-  hung 15 s longer before it went DOWN, or one getting worse) are not pages: `Grouper` marks them
-  with the page's key (``Transition.group``) and they go out as UPDATE events (action ``update``,
-  ``dedup_key`` the page's, event key ``update:...``), which each channel renders as an update of the
-  alert already open. Recoveries still resolve each member; the one that brings the last member
-  back closes the group, and the provider's next outage is a new page. The page's key is its first
-  target's incident key; its events say which page they belong to in ``details`` (``page``, or
-  ``update_of`` for an update; a recovery adds ``page_open``), for the channels that keep one alert
-  per page (PagerDuty).
+  for, so it opens one and wakes someone (a receiver without alerts, a chat or an inbox, takes every
+  trigger as a page; an update tells it in its title that it is not one). The first down / degraded
+  transitions of a provider page after ``group_window``, as before. From then until every target of
+  that group is back up, the provider's group is open, and later down / degraded transitions of the
+  same provider (a target that hung 15 s longer before it went DOWN, or one getting worse) are not
+  pages: `Grouper` marks them with the page's key (``Transition.group``) and they go out as UPDATE
+  events (action ``update``, ``dedup_key`` the page's, event key ``update:...``), which each channel
+  renders as an update of the alert already open. Recoveries still resolve each member; the one that
+  brings the last member back closes the group, and the provider's next outage is a new page. The
+  page's key is its first target's incident key; its events say which page they belong to in
+  ``details`` (``page``, or ``update_of`` for an update; a recovery adds ``page_open``), for the
+  channels that keep one alert per page (PagerDuty).
 - Dedup: an event's key is ``{rule}:{provider}:{lead incident}:{channel}``, deterministic, so
   feeding the same transitions again yields the same keys and the outbox keeps one row.
 - Maintenance: a transition inside a maintenance window raises nothing; so does the recovery of
@@ -297,10 +298,11 @@ class Grouper:
     first transition at least ``window`` old), in the order `clusters` forms them, for `events_for`.
     On the way out, each transition is marked against its provider's open page (see the module doc):
     a down / degraded one while the page is open gets ``group`` (the page's key) and ``role``
-    ``update``, a recovery gets ``group`` and ``role`` ``back``, or ``last`` if it brings the last member back. The
-    first down / degraded transition of a provider with no open page opens one (``role`` ``page``), and
-    the others released with it in its cluster are the page too. Pages are kept per provider and per
-    kind of transition (a regional incident's transitions never update a global page). A transition
+    ``update``, a recovery gets ``group`` and ``role`` ``back``, or ``last`` if it brings the last
+    member back. The first down / degraded transition of a provider with no open page opens one
+    (``role`` ``page``), and the others released with it in its cluster are the page too. Pages are
+    kept per provider and per kind of transition (a regional incident's transitions never update a
+    global page). A transition
     added again after a failed enqueue keeps its mark: taking it again gives the same events.
 
     ``config``: when given, a transition no rule of its kind matches, or one inside a maintenance

@@ -11,6 +11,9 @@ section's text at most 3000 characters, at most 10 fields of at most 2000 charac
 plain text at most 150; a button's text at most 75 and its URL at most 3000; a context block at most
 10 elements. Features past the block budget are counted in one last section ("and 3 more features").
 
+An update of a page still open (`monitor.alerts.rules`) is its own message, whose title starts "UPDATE, not
+a new page" and names the page: Slack has no alert to fold it into.
+
 The webhook URL is the credential, so it lives only in the environment (``url_env``). Slack
 answers 200 "ok", 400 ``invalid_payload``, 403/404/410 for a revoked hook or archived channel
 (not retryable), 429 with Retry-After, and 5xx (retryable).

@@ -7,6 +7,10 @@ Body (version 1)::
      "at": "2025-01-01T12:00:00+00:00", "members": [...], "details": {...},
      "worst_criticality": "critical", "runbook": ["..."], "impact": {...} | null}
 
+``action`` is ``trigger`` (a page), ``update`` (more targets of an outage already paged, under that
+page's ``dedup_key``, with ``details.update_of`` naming it: not a new page) or ``resolve`` (a page's
+recoveries carry ``details.page`` and ``details.page_open``).
+
 ``impact`` is `monitor.alerts.impact.Impact.to_dict`: every field of every hit feature (what serves it,
 whether a drill verified it and when, its quality, the cost so far), the dashboard URL and what could
 not be known; ``null`` when no impact was computed. Fields are only ever added within a version.
