@@ -64,7 +64,9 @@ from sqlmodel import Session, select
 
 from monitor import quorum, vantage
 from monitor.alerts import events as alert_events
+from monitor.alerts.burn import feature_slo_events
 from monitor.alerts.dispatch import Dispatcher
+from monitor.alerts.impact import impact_source
 from monitor.alerts.outbox import enqueue
 from monitor.alerts.redact import protect
 from monitor.alerts.rules import Grouper, events_for, reminders
@@ -73,6 +75,7 @@ from monitor.config import AiriskConfig
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector, Transition
+from monitor.lifecycle import LifecycleWatcher
 from monitor.memory import release_freed_memory
 from monitor.metrics import Metrics
 from monitor.schedule import Scheduler, Watch
@@ -193,6 +196,10 @@ class MonitorService:
         self._slo_checked = datetime.min.replace(tzinfo=UTC)
         self._reminders_checked = datetime.min.replace(tzinfo=UTC)
         self._burning: dict = {}
+        # feature_slo: multi-window burn rates of each feature's own SLO (monitor/alerts/burn.py)
+        self._feature_slo = (any(r.rule == "feature_slo" for r in self.alerts.rules)
+                             and any(f.slo for f in self.config.features.values()))
+        self._feature_burning: dict = {}
         self._db: ThreadPoolExecutor | None = None  # the database thread, while `run` runs
 
     async def _in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -247,6 +254,8 @@ class MonitorService:
         if self.alerts.channels:
             dispatcher = Dispatcher(self.engine, self.alerts, client, executor=self._db)
             loops.append(asyncio.create_task(dispatcher.run_forever(stop)))
+        # Model listings (retirements, models gone): returns at once with lifecycle.enabled false.
+        loops.append(asyncio.create_task(LifecycleWatcher(self.config, self.engine, client, self._db).run(stop)))
         scheduler.start()
         self.started.set()
         try:
@@ -551,7 +560,8 @@ class MonitorService:
         # on every housekeeping tick; transitions that are ready always go out at once.
         remind = bool(self.alerts.reminder_every) and now - self._reminders_checked >= timedelta(
             seconds=min(self.alerts.reminder_every or 0, self.reminder_check))
-        slo = bool(self._slo_rules) and now - self._slo_checked >= timedelta(seconds=self.slo_interval)
+        slo = (bool(self._slo_rules) or self._feature_slo) and now - self._slo_checked >= timedelta(
+            seconds=self.slo_interval)
         if not (ready or remind or slo):
             return
         try:
@@ -590,17 +600,24 @@ class MonitorService:
 
     def _enqueue(self, ready: list[alert_events.Transition], now: datetime, remind: bool, slo: bool) -> int:
         with Session(self.engine) as session:
+            # What each alert's features suffer (monitor/alerts/impact.py): read once for the call,
+            # never raising into the alert path (an impact it cannot compute says what is missing).
+            impact = impact_source(config=self.config, session=session, now=now)
             regional = [t for t in ready if isinstance(t, RegionalTransition)]
             events = events_for([t for t in ready if not isinstance(t, RegionalTransition)], config=self.alerts,
-                                now=now)
+                                now=now, impact=impact)
             if regional and self._regional_alerts.rules:
-                events += events_for(regional, config=self._regional_alerts, now=now)
+                events += events_for(regional, config=self._regional_alerts, now=now, impact=impact)
             if remind:  # global incidents only: a regional one never paged in the first place
                 incidents = list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None),
                                                                         IncidentRow.scope == "global")))
-                events += reminders(incidents, config=self.alerts, now=now)
-            if slo:
+                events += reminders(incidents, config=self.alerts, now=now, impact=impact)
+            if slo and self._slo_rules:
                 events += self._slo_events(session, now)
+            if slo and self._feature_slo:
+                more, self._feature_burning = feature_slo_events(session=session, config=self.config, now=now,
+                                                                 burning=self._feature_burning)
+                events += more
             count = enqueue(session=session, events=events, now=now) if events else 0
             session.commit()
         # Marked only once committed: a check the database refused is tried again next tick.

@@ -109,6 +109,9 @@ alerts:
   group_window: 1s
   channels: [{{name: oncall, type: webhook, url_env: ONCALL_URL}}]
   rules: [{{rule: down, channels: [oncall]}}, {{rule: recovered, channels: [oncall]}}]
+features:
+  checkout-help: {{criticality: critical, chain: [{{backend: openai}}]}}
+lifecycle: {{enabled: true}}
 """)
     env = {**os.environ, "AIRISK_HOME": str(tmp_path), "ONCALL_URL": f"{receiver.url}/hook/{TOKEN}",
            "AIRISK_LOG_FORMAT": "json"}  # the environment's setting; --log-format json below says the same
@@ -146,6 +149,18 @@ alerts:
     assert not [r for r in records if r["logger"] == "httpx" or r["logger"].startswith("apscheduler")]
     said_by = {r["logger"] for r in records}
     assert "monitor.alerts.dispatch" in said_by and len(records) < 60, said_by
+    # The monitor says the state change and the incident before the alert, with their fields.
+    order = [r.get("event") for r in records]
+    down = next(r for r in records if r.get("event") == "state_change" and r.get("to_state") == "down")
+    assert (down["target"], down["from_state"]) == ("openai", "up") and down["cause"], down
+    assert "incident_opened" in order and order.index("state_change") < order.index("alert_sent")
+    assert order.index("incident_opened") < order.index("alert_sent")
+    # The page names the feature the outage hits and that nothing serves it (the running service passes
+    # the impact to the rules: monitor/service.py `_enqueue`).
+    page = next(r.body for r in receiver.accepted("/hook/") if r.body.get("action") == "trigger")
+    assert page["severity"] == "critical" and page["worst_criticality"] == "critical", page
+    (feature,) = page["impact"]["features"]
+    assert (feature["feature"], feature["criticality"], feature["serving"]) == ("checkout-help", "critical", None)
 
 
 async def _until_probed(db, within: float = 60) -> None:
