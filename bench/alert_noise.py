@@ -25,8 +25,10 @@ REAL pipeline pieces, in virtual time:
   transitions, to price the quorum.
 
 A page is a trigger alert (down or degraded) to the one channel of the default rules (down,
-degraded, recovered; and vantage_lost for the quorum runs); reminders are left out (both sides
-would have them), as are recoveries (they resolve, they do not wake anyone). It goes out when
+degraded, recovered; and vantage_lost for the quorum runs): what a receiver opens a new alert for.
+Reminders are left out (both sides would have them), as are recoveries (they resolve, they do not
+wake anyone) and updates (action ``update``: targets of a provider whose page is still open going
+down later, sent under that page's dedup key, so the receiver adds them to the alert it has open). It goes out when
 its group window closes (``alerts.group_window`` after its first transition), as the service's
 Grouper releases it. A page is for a global outage when the evidence of one of its targets
 (the detector's or, for a global transition, its regions' ``since`` to its ``at``) overlaps that

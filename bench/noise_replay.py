@@ -15,7 +15,9 @@ pipelines:
   of the global state one transition through one `Grouper` to `events_for`.
 
 Each records its pages (trigger alerts, down or degraded) with the evidence of every target in
-them, for the scoring in bench/alert_noise.py.
+them, for the scoring in bench/alert_noise.py. An update of a page still open (action ``update``: a
+target of the same provider going down after the page went out, under the page's dedup key) is not
+a page: the receiver logs it on the alert it has open, it wakes no one.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class _Released:
     since: dict[tuple[str, str, datetime], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.grouper = Grouper(window=self.config.group_window)
+        self.grouper = Grouper(window=self.config.group_window, config=self.config)
 
     def add(self, tr: alert_events.Transition, since: float) -> None:
         self.since[(tr.target, tr.region, tr.at)] = since
