@@ -170,7 +170,8 @@ class MonitorService:
         self.targets = {t.name: t for t, _ in self.schedule}
         self.siblings = _siblings(self.targets.values()) if self.detection.probe_siblings else {}
         self.detectors: dict[str, Detector] = {}
-        self.grouper = Grouper(window=self.alerts.group_window)
+        # With the rules, so a transition no rule routes (or in maintenance) opens no page of its own.
+        self.grouper = Grouper(window=self.alerts.group_window, config=self.alerts)
         self._regional_alerts = self.alerts.model_copy(update={"rules": [
             r for r in self.alerts.rules if r.regional and r.rule in ("down", "degraded", "recovered")]})
         self.started_at = datetime.now(UTC)
@@ -218,6 +219,10 @@ class MonitorService:
                     select(IncidentRow).where(IncidentRow.closed_at.is_(None), IncidentRow.region == self.region,
                                               IncidentRow.scope == "regional"))
             }
+            # The pages still open (one per provider's outage) after a restart: a target of the same outage
+            # falling DOWN now is an update of that page, not a page of its own.
+            self.grouper.resume(list(session.exec(select(IncidentRow).where(IncidentRow.closed_at.is_(None),
+                                                                            IncidentRow.scope == "global"))))
             session.commit()
         # The first heartbeat before the first probe: the other monitors count this region at once.
         self.grouper.add(self._heartbeat(datetime.now(UTC)))
