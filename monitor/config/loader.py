@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from monitor.config.alerts import AlertsConfig
+from monitor.config.detection import DetectionConfig
 from monitor.config.features import FeatureConfig, feature_problems
 from monitor.config.model import (
     _CREDENTIAL_HEADERS,
@@ -47,6 +48,7 @@ from monitor.config.model import (
     _name_problems,
     _no_secrets,
     format_path,
+    heartbeat_problems,
 )
 
 # --- problems ----------------------------------------------------------------------------------
@@ -187,6 +189,11 @@ def _cross_check_raw(data: dict[str, Any], report: _Report) -> None:
         alerts = None  # its field errors are reported already
     if alerts is not None:
         report.extend((("alerts", *loc), message) for loc, message in alerts.problems())
+    detection = None
+    with contextlib.suppress(ValidationError):  # its field errors are reported already
+        detection = DetectionConfig.model_validate(data.get("detection") or {})
+    if data.get("alerts") is None or alerts is not None:
+        report.extend(heartbeat_problems(detection, alerts))
     raw_features = data.get("features")
     if isinstance(raw_features, dict):
         features = {}

@@ -267,6 +267,7 @@ class AiriskConfig(Section):
         if self.alerts is not None:
             problems += [(("alerts", *loc), message) for loc, message in self.alerts.problems()]
         problems += feature_problems(self.features, self.backend_names())
+        problems += heartbeat_problems(self.detection, self.alerts)
         if self.quality.judge is not None and self.quality.judge.backend not in self.backend_names():
             problems.append((("quality", "judge", "backend"), f"unknown backend {self.quality.judge.backend!r}: "
                              "name a target or a catalog provider"))
@@ -339,6 +340,19 @@ def _name_problems(names: Iterable[tuple[int, str, bool]]) -> list[tuple[Loc, st
                              f"targets[{first_use[name]}]; give each target a distinct name"))
         first_use.setdefault(name, i)
     return problems
+
+
+def heartbeat_problems(detection: DetectionConfig | None, alerts: AlertsConfig | None) -> list[tuple[Loc, str]]:
+    """A monitor is lost when its heartbeat is older than ``detection.heartbeat_timeout``: under two
+    heartbeats (``alerts.heartbeat_every``) one late write would call a live monitor lost and page for it."""
+    if detection is None:
+        return []
+    every = (alerts.heartbeat_every if alerts is not None else AlertsConfig().heartbeat_every)
+    if detection.heartbeat_timeout >= 2 * every:
+        return []
+    return [(("detection", "heartbeat_timeout"),
+             f"must be at least 2x alerts.heartbeat_every ({format_duration(2 * every)}), else one late heartbeat "
+             f"calls a live monitor lost; got {format_duration(detection.heartbeat_timeout)}")]
 
 
 def _deadline_problems(

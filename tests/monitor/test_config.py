@@ -491,3 +491,25 @@ def test_an_unknown_canary_is_named_when_the_file_loads(write):
     """)
     assert problems(path) == ["airisk.yaml:3: targets[0].options: options.canary 'riddle' is not a canary "
                               "(known: arithmetic, completion)"]
+
+
+# --- vantage points: the heartbeat and the timeout that calls a monitor lost ---------------------------------
+
+
+def test_a_heartbeat_timeout_under_two_heartbeats_is_one_line_naming_it(write):
+    path = write("""
+        targets: [{provider: openai}]
+        detection: {heartbeat_timeout: 90s}
+        alerts: {heartbeat_every: 60s}
+        """)
+    assert problems(path) == ["airisk.yaml:2: detection.heartbeat_timeout: must be at least 2x "
+                              "alerts.heartbeat_every (2m), else one late heartbeat calls a live monitor lost; "
+                              "got 1m30s"]
+    with pytest.raises(ValueError, match="detection.heartbeat_timeout: must be at least 2x"):
+        AiriskConfig.model_validate({"targets": [{"provider": "openai"}], "detection": {"heartbeat_timeout": 30}})
+    # Without an alerts section the default heartbeat (60 s) counts; 2 heartbeats exactly is enough.
+    ok = load_config(write("""
+        targets: [{provider: openai}]
+        detection: {heartbeat_timeout: 2m}
+        """), environ={})
+    assert ok.detection.heartbeat_timeout == 120
