@@ -11,6 +11,11 @@ if not names:
     ui.empty("No target has been probed yet", "Run `airisk monitor` (or `airisk up`) to start measuring.")
     st.stop()
 
+# A page's link (monitor/alerts/impact.py) opens this view on its target and incident:
+# /providers?target=NAME&incident=ID. A name that is not a probed target is ignored, never echoed.
+linked = st.query_params.get("target")
+if linked in names and "provider_target" not in st.session_state:
+    st.session_state["provider_target"] = linked
 target = st.selectbox("Target", names, key="provider_target")
 view = ui.load(queries.provider_view, ctx, target=target)
 if view.about:
@@ -36,6 +41,15 @@ st.subheader("Errors by kind")
 st.plotly_chart(charts.errors_by_kind(view.errors))
 
 st.subheader(f"Incidents of {target}")
+wanted = st.query_params.get("incident", "")
+if wanted.isdigit() and linked == target:
+    picked = view.incidents[view.incidents["id"] == int(wanted)]
+    if picked.empty:
+        st.info(f"Incident {wanted} of the page is not in the last {ctx.window.label}: pick a longer window.")
+    else:
+        one = picked.iloc[0]
+        st.info(f"The incident of the page: {target} {one['state'].upper()} since {one['opened_at']:%Y-%m-%d %H:%M}Z, "
+                f"{one['duration']}; cause: {one['cause']}; seen from {one['regions']}.")
 if view.incidents.empty:
     st.success(f"No incident of {target} in the last {ctx.window.label}.")
 else:

@@ -288,3 +288,25 @@ def test_oidc_login_is_required_when_asked(app: AppTest, env: pytest.MonkeyPatch
     app.switch_page("views/drills.py").run()
     assert not app.exception and app.title[0].value == "Drills"
     assert "Logged in as lead@example.com" in [c.value for c in app.sidebar.caption]
+
+
+def test_a_pages_link_opens_its_target_and_incident(app: AppTest):
+    # monitor/alerts/impact.py links a page to /providers?target=NAME&incident=ID.
+    app.query_params["target"] = "openai"
+    app.query_params["incident"] = "2"  # the seed's closed openai incident, two days old (tests/dashboard/seed.py)
+    at = open_page(app, "views/providers.py")
+    assert at.selectbox(key="provider_target").value == "openai"  # not the first name, anthropic
+    assert any(i.value.startswith("Incident 2 of the page is not in the last 24 h") for i in at.info)
+    at.sidebar.selectbox(key="window").set_value("7 d").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.dataframe[0].value.iloc[0]["id"] == 2
+    [told] = [i.value for i in at.info if i.value.startswith("The incident of the page")]
+    assert "openai DOWN since" in told and "30m" in told, told
+
+
+def test_a_link_to_a_target_not_probed_is_ignored_and_never_shown(app: AppTest):
+    app.query_params["target"] = "<b>evil</b>"
+    app.query_params["incident"] = "1 OR 1=1"
+    at = open_page(app, "views/providers.py")
+    assert at.selectbox(key="provider_target").value == "anthropic"
+    assert "evil" not in texts(at) and not [i for i in at.info if "of the page" in i.value]
