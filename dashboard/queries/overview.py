@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from dashboard.queries.common import describe_cause, duration_text, frame
 from monitor.config import AiriskConfig
 from monitor.config.detection import DetectionConfig
+from monitor.store.lifecycle import notices
 from monitor.store.queries import (
     current_states,
     incidents,
@@ -30,6 +31,8 @@ PROVIDER_COLUMNS = ("target", "provider", "model", "owned", "state", "last_probe
 INCIDENT_COLUMNS = ("id", "target", "provider", "region", "state", "opened_at", "closed_at", "duration",
                     "duration_s", "cause", "vendor_first_post_at", "lead_time_s", "scope", "regions")
 VANTAGE_COLUMNS = ("region", "status", "heartbeat", "age", "host", "version", "since")
+MODEL_COLUMNS = ("model", "provider", "notice", "retires", "features", "since", "what")
+MODEL_NOTICES_SHOWN = 30  # days: retirement warnings older than this are history
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class Overview:
     providers: pd.DataFrame  # PROVIDER_COLUMNS, worst state first
     open_incidents: pd.DataFrame  # INCIDENT_COLUMNS
     vantage: pd.DataFrame  # VANTAGE_COLUMNS: the monitors (vantage points) and their heartbeats
+    models: pd.DataFrame = field(default_factory=lambda: frame([], MODEL_COLUMNS))
+    """MODEL_COLUMNS: models gone from their listing (open) and retirement notices of the last 30 days."""
 
 
 def provider_table(*, session: Session, now: datetime) -> pd.DataFrame:
@@ -129,9 +134,28 @@ def vantage_table(*, session: Session, now: datetime, timeout: float) -> pd.Data
     return frame(rows, VANTAGE_COLUMNS)
 
 
+def model_table(*, session: Session, now: datetime) -> pd.DataFrame:
+    """Models a target or feature uses that have left their provider's listing (open incidents, first)
+    and the retirement notices of the last 30 days (monitor/lifecycle.py), newest first; one row per
+    model and notice kind (the latest warning step)."""
+    rows, seen = [], set()
+    gone = notices(session=session, open_only=True)
+    recent = [n for n in notices(session=session, since=now - timedelta(days=MODEL_NOTICES_SHOWN))
+              if n.kind != "vanished"]
+    for n in [*gone, *recent]:
+        if (n.provider, n.model, n.kind) in seen:
+            continue
+        seen.add((n.provider, n.model, n.kind))
+        rows.append({"model": n.model, "provider": n.provider,
+                     "notice": "gone from the listing" if n.kind == "vanished" else n.kind.replace("_", " "),
+                     "retires": n.retires.isoformat() if n.retires else "", "features": ", ".join(n.features),
+                     "since": n.opened_at or n.at, "what": n.message})
+    return frame(rows, MODEL_COLUMNS)
+
+
 def overview(*, session: Session, now: datetime, config: AiriskConfig | None = None) -> Overview:
     """Every target's state and availability, the open incidents, and the vantage points (lost past
     the config's ``detection.heartbeat_timeout``, or its default without a config)."""
     timeout = (config.detection if config is not None else DetectionConfig()).heartbeat_timeout
     return Overview(provider_table(session=session, now=now), incident_table(session=session, now=now, open_only=True),
-                    vantage_table(session=session, now=now, timeout=timeout))
+                    vantage_table(session=session, now=now, timeout=timeout), model_table(session=session, now=now))

@@ -64,3 +64,10 @@ else:
     lost = data.vantage[data.vantage.status == "lost"]
     if not lost.empty:
         st.warning(f"Lost: {', '.join(lost.region)}. Their regions no longer count towards the quorum.")
+
+st.subheader("Models retiring or gone")
+if data.models.empty:
+    st.caption("No model a target uses is retiring within 30 days or missing from its provider's listing "
+               "(`lifecycle:` in airisk.yaml; `airisk score --retire-horizon 30d` gates a release on it).")
+else:
+    ui.table(data.models)

@@ -222,3 +222,27 @@ def test_every_column_the_pages_show_has_a_label_in_words():
     hidden = {"start_s", "end_s", "duration_s"}  # the pages hide these
     assert sorted(c for c in shown - hidden if "_" in c and c not in ui.LABELS) == []
     assert all("_" not in ui.label(c) for c in shown)
+
+
+def test_models_gone_first_then_the_latest_warning_of_each_model(session: Session, seeded):
+    from monitor.store.lifecycle import ModelNoticeRow, add_notice
+
+    def notice(key, kind, model, *, days_ago, step=None, **kw):
+        add_notice(session=session, row=ModelNoticeRow(
+            key=key, kind=kind, provider="anthropic", model=model, at=NOW - timedelta(days=days_ago), step_days=step,
+            features=["chat (primary)"], message=f"{model} {kind}", **kw))
+
+    day = (NOW + timedelta(days=10)).date()
+    notice("retiring:a:claude-x:30", "retiring", "claude-x", days_ago=20, step=30, retires=day)
+    notice("retiring:a:claude-x:7", "retiring", "claude-x", days_ago=3, step=7, retires=day)
+    notice("retiring:a:claude-old:30", "retiring", "claude-old", days_ago=45, step=30)  # history: not shown
+    notice("vanished:e:claude-y:d", "vanished", "claude-y", days_ago=40, opened_at=NOW - timedelta(days=40))
+    notice("vanished:e:claude-z:d", "vanished", "claude-z", days_ago=1, opened_at=NOW - timedelta(days=1),
+           closed_at=NOW - timedelta(hours=2))  # back in the listing: no longer shown as gone
+    session.commit()
+    table = queries.overview(session=session, now=NOW).models
+    assert list(table["model"]) == ["claude-y", "claude-x"]
+    gone, retiring = table.to_dict("records")
+    assert (gone["notice"], gone["features"]) == ("gone from the listing", "chat (primary)")
+    assert (retiring["notice"], retiring["what"]) == ("retiring", "claude-x retiring")  # the 7-day step, the latest
+    assert retiring["retires"] == day.isoformat()
