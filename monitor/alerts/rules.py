@@ -18,6 +18,27 @@
   page's key is its first target's incident key; its events say which page they belong to in
   ``details`` (``page``, or ``update_of`` for an update; a recovery adds ``page_open``), for the
   channels that keep one alert per page (PagerDuty).
+- A DOWN never hides in an update: an update reaches no one (PagerDuty does not notify on new triggers
+  of an acknowledged alert, and a page is acknowledged minutes after it goes out), so a DOWN is an
+  update only of a page that went out with a DOWN (as its page or an update) at most ``STALE_AFTER``
+  (30 min) before it. Otherwise it is a new page, with its own key and a down alert's severity (the
+  down rule's, or its features'), never the DEGRADED page's:
+  - escalation: a page that has held only DEGRADED members (one target slow for days) takes no DOWN,
+    of another target or of its own target getting worse; the DOWN page is the provider's current page
+    from then on (later DOWNs and DEGRADEDs update it), and the DEGRADED page stays open until its own
+    members are back, and resolves as any page (a recovery of a target in both is sent once for each:
+    the second with event key ``recovered:{provider}:{incident}@{older page}:{channel}``);
+  - a page gone quiet (the cap, still needed with escalation: a DOWN page acknowledged hours ago whose
+    DOWN targets are back but one DEGRADED member lingers, or a long outage left acknowledged overnight,
+    would hide a fresh DOWN the same way): a DOWN more than 30 min after the page's latest DOWN is a new
+    page. 30 min is far longer than the spread of one outage's targets failing (seconds to minutes, the
+    case updates are for) and about as long as anyone keeps watching an acknowledged alert. A trickle
+    of DOWNs (one every 20 min) keeps one page, as one outage it is; DEGRADEDs never freshen a page, and
+    never page while one is open (they are warnings), nor do DOWNs no rule pages for.
+  Within one cluster (``group_window``) the page is being formed, not joined: DEGRADED and DOWN
+  transitions released together are one page. A new page whose first member's incident key is already
+  an open page's key (the target that paged DEGRADED went DOWN) takes that key with the time of its
+  transition (``airisk-incident-7@20250304T120030``), so the receiver opens a new alert.
 - Dedup: an event's key is ``{rule}:{provider}:{lead incident}:{channel}``, deterministic, so
   feeding the same transitions again yields the same keys and the outbox keeps one row.
 - Maintenance: a transition inside a maintenance window raises nothing; so does the recovery of
@@ -197,6 +218,8 @@ def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
     group_id = f"{lead.provider}:{lead.incident_id if lead.incident_id is not None else lead.target}"
     if lead.incident_id is None:  # no incident to name the group: the time keeps the key unique
         group_id += f"@{lead.at:%Y%m%dT%H%M%S}"
+    if lead.role == "closes":  # the copy of a recovery that resolves an older page: its own event
+        group_id += f"@{lead.group}"
     since = lead.opened_at if rule == "recovered" and len(group) == 1 else None
     severity = severity_for(rule, impact)
     if rule in ("down", "degraded") and impact is not None and impact.covered:
@@ -214,7 +237,7 @@ def _event(rule_config: RuleConfig, group: Sequence[Transition], channel: str,
         details = {"page": lead.group}
     elif rule == "recovered" and any(t.group for t in group):
         page = next(t.group for t in group if t.group)
-        details = {"page": page, "page_open": not any(t.role == "last" for t in group)}
+        details = {"page": page, "page_open": not any(t.role in ("last", "closes") for t in group)}
     action = "resolve" if rule == "recovered" else "update" if update_of is not None else "trigger"
     return AlertEvent(
         channel=channel, rule=rule, action=action,
@@ -280,30 +303,40 @@ def _silenced(t: Transition, config: AlertsConfig) -> bool:
     return kind_of(t) == "recovered" and t.opened_at is not None and config.in_maintenance(t.target, t.opened_at)
 
 
+STALE_AFTER = 30 * 60
+"""Seconds after a page's latest DOWN beyond which a new DOWN of its provider pages again (see the module doc)."""
+
+
 @dataclass(slots=True)
 class _OpenPage:
-    """A provider's paged group while any of its targets is not back up."""
+    """One paged group of a provider while any of its targets is not back up."""
 
     key: str
-    """The page's dedup key: its first member's (`monitor.alerts.events.incident_key`)."""
+    """The page's dedup key: its first member's (`monitor.alerts.events.incident_key`), with the time of its
+    first transition when that key is already an open page's (see the module doc)."""
     out: set[tuple[str, str]] = field(default_factory=set)
     """The (target, region) members not back up."""
+    last_down: datetime | None = None
+    """When a DOWN last went out on this page (as its page or an update); None: it has only held DEGRADED."""
 
 
 class Grouper:
     """Holds transitions until their provider's group window has closed, and remembers each provider's
-    open page.
+    open pages.
 
     ``add`` what detection reports as it comes; ``take(now)`` gives back the complete groups (the
     first transition at least ``window`` old), in the order `clusters` forms them, for `events_for`.
-    On the way out, each transition is marked against its provider's open page (see the module doc):
-    a down / degraded one while the page is open gets ``group`` (the page's key) and ``role``
-    ``update``, a recovery gets ``group`` and ``role`` ``back``, or ``last`` if it brings the last
-    member back. The first down / degraded transition of a provider with no open page opens one
-    (``role`` ``page``), and the others released with it in its cluster are the page too. Pages are
-    kept per provider and per kind of transition (a regional incident's transitions never update a
-    global page). A transition
-    added again after a failed enqueue keeps its mark: taking it again gives the same events.
+    On the way out, each transition is marked against its provider's current page (the latest opened
+    of its open pages; see the module doc): a down / degraded one the page absorbs gets ``group`` (the
+    page's key) and ``role`` ``update``; one with no page to join opens one (``role`` ``page``), and the
+    others released with it in its cluster are the page too. A DOWN is absorbed only by a page that went
+    out with a DOWN less than ``stale_after`` seconds before; otherwise it opens a new page (escalation
+    of a DEGRADED-only page, or a page gone quiet), which becomes the current one. A recovery gets
+    ``group`` and ``role`` ``back`` for the latest page holding its member, or ``last`` if it brings that
+    page's last member back; an older page it also closes (the DEGRADED page its target escalated from)
+    gets a copy of it with ``role`` ``closes``, so that page resolves too. Pages are kept per provider
+    and per kind of transition (a regional incident's transitions never update a global page). A
+    transition added again after a failed enqueue keeps its mark: taking it again gives the same events.
 
     ``config``: when given, a transition no rule of its kind matches, or one inside a maintenance
     window, does not open a page (nothing paged, so nothing to update).
@@ -313,11 +346,13 @@ class Grouper:
     provider and outage) unless `resume` is given the open incidents.
     """
 
-    def __init__(self, *, window: float, config: AlertsConfig | None = None) -> None:
+    def __init__(self, *, window: float, config: AlertsConfig | None = None,
+                 stale_after: float = STALE_AFTER) -> None:
         self.window = window
         self.config = config
+        self.stale_after = stale_after
         self._held: list[Transition] = []
-        self._open: dict[tuple[str, type], _OpenPage] = {}
+        self._open: dict[tuple[str, type], list[_OpenPage]] = {}
 
     def add(self, transitions: Iterable[Transition]) -> None:
         self._held.extend(transitions)
@@ -331,52 +366,91 @@ class Grouper:
         return self._mark(ready)
 
     def resume(self, incidents: Iterable[IncidentLike]) -> None:
-        """Rebuild the open pages from the open incidents after a restart: per provider, the page is the
-        one of its earliest-opened open incident (the one that paged, when the outage began while the
-        monitor ran), and every open incident is a member not back up. A page already known is kept."""
+        """Rebuild the open pages from the open incidents after a restart, as if each incident had gone into
+        its present state when it opened: per provider, the earliest-opened open incident's page, a new page
+        for a DOWN incident joining a DEGRADED-only page or one whose latest DOWN opened ``stale_after``
+        earlier, every open incident a member not back up. A provider whose pages are already known keeps
+        them (its incidents join its current page). An incident that opened DEGRADED and is DOWN now counts
+        as DOWN since it opened: its DEGRADED page and the time it got worse are not in the incident."""
+        known = set(self._open)
         for inc in sorted((i for i in incidents if i.closed_at is None), key=lambda i: (i.opened_at, i.target)):
             scope = (inc.provider, Transition)
-            page = self._open.get(scope)
-            if page is None:
-                page = self._open[scope] = _OpenPage(incident_key(inc.id, inc.target, inc.region))
+            pages = self._open.setdefault(scope, [])
+            down = inc.state == "down"
+            page = pages[-1] if pages else None
+            if page is None or (scope not in known and down and not self._absorbs(page, inc.opened_at)):
+                page = _OpenPage(self._new_key(pages, incident_key(inc.id, inc.target, inc.region), inc.opened_at))
+                pages.append(page)
             page.out.add((inc.target, inc.region))
+            if down:
+                page.last_down = max(page.last_down or inc.opened_at, inc.opened_at)
 
     def open_pages(self) -> dict[str, str]:
-        """Provider -> the dedup key of its open page (global transitions' pages only)."""
-        return {provider: page.key for (provider, kind), page in self._open.items() if kind is Transition}
+        """Provider -> the dedup key of its current page (the latest opened; global transitions' pages only)."""
+        return {provider: pages[-1].key for (provider, kind), pages in self._open.items()
+                if kind is Transition and pages}
 
     def _mark(self, ready: list[Transition]) -> list[Transition]:
         out = []
         for group in clusters(ready, window=self.window):
             opened: dict[tuple[str, type], _OpenPage] = {}  # the pages this cluster opened
             for t in group:
-                out.append(self._marked(t, opened))
+                out.extend(self._marked(t, opened))
         return out
 
-    def _marked(self, t: Transition, opened: dict[tuple[str, type], _OpenPage]) -> Transition:
+    def _marked(self, t: Transition, opened: dict[tuple[str, type], _OpenPage]) -> list[Transition]:
         if t.group is not None:  # taken before (its enqueue failed): the page state already counts it
-            return t
+            return [t]
         scope = (t.provider, type(t))
-        page = self._open.get(scope)
-        member = (t.target, t.region)
         kind = kind_of(t)
         if kind == "recovered":
-            if page is None:
-                return t
-            page.out.discard(member)
-            if not page.out:
-                del self._open[scope]
-            return replace(t, group=page.key, role="back" if page.out else "last")
+            return self._back(t, scope)
         if t.to_state == "up":
-            return t
+            return [t]
+        pages = self._open.get(scope, [])
+        page = pages[-1] if pages else None
+        routed = kind is not None and self._pages(t, kind)
+        new = page is None or (kind == "down" and page is not opened.get(scope) and not self._absorbs(page, t.at))
+        if new and routed:
+            page = _OpenPage(self._new_key(pages, incident_key(t.incident_id, t.target, t.region), t.at))
+            self._open.setdefault(scope, []).append(page)
+            opened[scope] = page
         if page is None:
-            if kind is None or not self._pages(t, kind):
-                return t
-            page = self._open[scope] = opened[scope] = _OpenPage(incident_key(t.incident_id, t.target, t.region))
-        page.out.add(member)
+            return [t]
+        page.out.add((t.target, t.region))
         if kind is None:
-            return t
-        return replace(t, group=page.key, role="page" if opened.get(scope) is page else "update")
+            return [t]
+        if kind == "down" and routed:  # a DOWN no rule pages for tells no one: the page is not fresher for it
+            page.last_down = t.at
+        return [replace(t, group=page.key, role="page" if opened.get(scope) is page else "update")]
+
+    def _back(self, t: Transition, scope: tuple[str, type]) -> list[Transition]:
+        """A recovery marked with the latest page holding its member, and a ``closes`` copy for each older
+        page it brings its last member back to."""
+        pages = self._open.get(scope)
+        if not pages:
+            return [t]
+        member = (t.target, t.region)
+        holding = [p for p in pages if member in p.out] or [pages[-1]]
+        for page in holding:
+            page.out.discard(member)
+        lead = holding[-1]
+        marked = [replace(t, group=lead.key, role="back" if lead.out else "last")]
+        marked += [replace(t, group=page.key, role="closes") for page in holding[:-1] if not page.out]
+        pages[:] = [p for p in pages if p.out]
+        if not pages:
+            del self._open[scope]
+        return marked
+
+    def _absorbs(self, page: _OpenPage, at: datetime) -> bool:
+        """Whether a DOWN at ``at`` is an update of ``page``: the page went out with a DOWN, lately."""
+        return page.last_down is not None and (at - page.last_down).total_seconds() <= self.stale_after
+
+    @staticmethod
+    def _new_key(pages: Sequence[_OpenPage], key: str, at: datetime) -> str:
+        """A new page's key: its first member's incident key, unless an open page has it already (the target
+        that paged DEGRADED got worse): then that key with the time, so the receiver opens a new alert."""
+        return f"{key}@{at:%Y%m%dT%H%M%S}" if any(p.key == key for p in pages) else key
 
     def _pages(self, t: Transition, kind: str) -> bool:
         if self.config is None:

@@ -10,7 +10,8 @@ import pytest
 
 import monitor.alerts
 import monitor.alerts.channels
-from monitor.alerts import Availability, Grouper, Transition, events_for, kind_of, slo_events
+from monitor.alerts import Alert, Availability, Grouper, Transition, events_for, kind_of, slo_events
+from monitor.alerts.channels import pagerduty
 from monitor.alerts.impact import FeatureImpact, Impact
 from monitor.alerts.runbook import QUOTA_TITLE, cause_kind
 from monitor.config.alerts import AlertsConfig
@@ -402,15 +403,129 @@ def test_a_member_recovering_keeps_the_page_open_while_another_is_down():
     assert grouper.open_pages() == {"openai": "airisk-incident-1"}
 
 
-def test_degraded_and_worse_of_an_open_page_are_updates_and_other_providers_page_on_their_own():
+def test_degraded_of_an_open_page_are_updates_and_other_providers_page_on_their_own():
     events = drive(Grouper(window=10), [
-        tr("a", "up", "degraded", s(0), incident=1), tr("a", "degraded", "down", s(30), incident=1),
+        tr("a", "up", "down", s(0), incident=1), tr("a", "down", "degraded", s(30), incident=1),
         tr("b", "up", "degraded", s(40), incident=2), tr("claude", "up", "down", s(45), incident=9,
                                                           provider="anthropic")], until=100)
-    got = sorted((e.action, e.rule, e.event_key) for e in events if e.channel == "team")
-    assert got == [("trigger", "degraded", "degraded:openai:1:team"), ("trigger", "down", "down:anthropic:9:team"),
-                   ("update", "degraded", "update:degraded:openai:2:team"),
-                   ("update", "down", "update:down:openai:1:team")]
+    got = sorted((e.action, e.rule, e.event_key, e.dedup_key) for e in events if e.channel == "team")
+    assert got == [("trigger", "down", "down:anthropic:9:team", "airisk-incident-9"),
+                   ("trigger", "down", "down:openai:1:team", "airisk-incident-1"),
+                   ("update", "degraded", "update:degraded:openai:2:team", "airisk-incident-1")]
+
+
+# --- a DOWN never hides as an update: escalation of a DEGRADED-only page, and pages gone quiet ---------
+
+
+def escalating() -> AlertsConfig:
+    """Every rule to Slack and PagerDuty: the DEGRADED page is a PagerDuty alert too (acknowledged, silent)."""
+    return cfg(rules=[{"rule": r, "channels": ["team", "pd"]} for r in ("down", "degraded", "recovered")])
+
+
+def pagerduty_replay(events) -> tuple[list[str], set[str]]:
+    """The PagerDuty bodies of ``events``, through its documented de-duplication: (alerts opened, still open)."""
+    opened, open_now = [], set()
+    config = escalating()
+    for e in (e for e in events if e.channel == "pd"):
+        for body in pagerduty.events(Alert(e, config.channel("pd"), "key"), "key"):
+            if body["event_action"] == "trigger" and body["dedup_key"] not in open_now:
+                opened.append(body["dedup_key"])
+                open_now.add(body["dedup_key"])
+            elif body["event_action"] == "resolve":
+                open_now.discard(body["dedup_key"])
+    return opened, open_now
+
+
+def test_a_down_after_hours_of_a_degraded_only_page_is_a_page_of_its_own():
+    config = escalating()
+    hours = 3 * 3600
+    grouper = Grouper(window=10, config=config)
+    events = drive(grouper, [
+        tr("a", "up", "degraded", s(0), incident=1),
+        tr("b", "up", "down", s(hours), incident=2),  # the defect: this was an update of a's acknowledged page
+        tr("c", "up", "down", s(hours + 60), incident=3),  # the DOWN page is the current one now: an update of it
+        tr("d", "up", "degraded", s(hours + 120), incident=4),
+        tr("b", "down", "up", s(hours + 600), incident=2, opened_at=s(hours)),
+        tr("c", "down", "up", s(hours + 700), incident=3, opened_at=s(hours + 60)),
+        tr("d", "degraded", "up", s(hours + 800), incident=4, opened_at=s(hours + 120)),
+        tr("a", "degraded", "up", s(hours + 900), incident=1, opened_at=s(0))], until=hours + 1000, config=config,
+        step=5)
+    team = [(e.action, e.rule, e.dedup_key, e.targets, e.severity) for e in events if e.channel == "team"]
+    assert team == [
+        ("trigger", "degraded", "airisk-incident-1", ("a",), "warning"),
+        ("trigger", "down", "airisk-incident-2", ("b",), "critical"),  # its own key, the down rule's severity
+        ("update", "down", "airisk-incident-2", ("c",), "critical"),
+        ("update", "degraded", "airisk-incident-2", ("d",), "warning"),
+        ("resolve", "recovered", "airisk-incident-2", ("b",), "info"),
+        ("resolve", "recovered", "airisk-incident-3", ("c",), "info"),
+        ("resolve", "recovered", "airisk-incident-4", ("d",), "info"),
+        ("resolve", "recovered", "airisk-incident-1", ("a",), "info")]
+    # The DOWN page's last member (d) resolves it while a's DEGRADED page stays open until a is back.
+    resolves = [e.details for e in events if e.channel == "team" and e.action == "resolve"]
+    assert [(d["page"], d["page_open"]) for d in resolves] == [
+        ("airisk-incident-2", True), ("airisk-incident-2", True), ("airisk-incident-2", False),
+        ("airisk-incident-1", False)]
+    assert pagerduty_replay(events) == (["airisk-incident-1", "airisk-incident-2"], set())  # a second alert
+    assert grouper.open_pages() == {}
+
+
+def test_a_degraded_target_going_down_is_a_new_page_and_its_recovery_resolves_both():
+    config = escalating()
+    grouper = Grouper(window=10, config=config)
+    events = drive(grouper, [
+        tr("a", "up", "degraded", s(0), incident=1), tr("a", "degraded", "down", s(600), incident=1),
+        tr("b", "up", "down", s(700), incident=2),
+        tr("b", "down", "up", s(800), incident=2, opened_at=s(700)),
+        tr("a", "down", "up", s(900), incident=1, opened_at=s(0))], until=1000, config=config, step=5)
+    escalated = "airisk-incident-1@20250304T121000"  # a's key is its DEGRADED page's: the DOWN page's has the time
+    team = [(e.action, e.event_key, e.dedup_key, e.details) for e in events if e.channel == "team"]
+    assert team[:4] == [
+        ("trigger", "degraded:openai:1:team", "airisk-incident-1", {"page": "airisk-incident-1"}),
+        ("trigger", "down:openai:1:team", escalated, {"page": escalated}),
+        ("update", "update:down:openai:2:team", escalated, {"update_of": escalated}),
+        ("resolve", "recovered:openai:2:team", "airisk-incident-2", {"page": escalated, "page_open": True})]
+    assert sorted(team[4:]) == [  # a's recovery: once for each page it closes, each its own event
+        ("resolve", "recovered:openai:1:team", "airisk-incident-1", {"page": escalated, "page_open": False}),
+        ("resolve", "recovered:openai:1@airisk-incident-1:team", "airisk-incident-1",
+         {"page": "airisk-incident-1", "page_open": False})]
+    assert pagerduty_replay(events) == (["airisk-incident-1", escalated], set())
+    assert grouper.open_pages() == {}
+
+
+def test_degraded_and_down_released_in_one_window_are_one_page():
+    config = escalating()
+    events = drive(Grouper(window=10, config=config), [
+        tr("a", "up", "degraded", s(0), incident=1), tr("b", "up", "down", s(4), incident=2)],
+        until=30, config=config)
+    assert pagerduty_replay(events) == (["airisk-incident-1"], {"airisk-incident-1"})
+
+
+def test_a_down_more_than_stale_after_the_pages_latest_down_is_a_new_page():
+    config = escalating()
+    events = drive(Grouper(window=10, config=config), [
+        tr("a", "up", "down", s(0), incident=1),
+        tr("b", "up", "down", s(1200), incident=2),  # 20 min: an update, and the page's latest DOWN
+        tr("c", "up", "degraded", s(2400), incident=3),  # a DEGRADED update does not freshen the page
+        tr("d", "up", "down", s(1200 + 1800), incident=4),  # exactly 30 min after b: still an update
+        tr("e", "up", "down", s(3000 + 1801), incident=5)], until=4900, config=config, step=5)
+    team = [(e.action, e.dedup_key, e.targets) for e in events if e.channel == "team"]
+    assert team == [("trigger", "airisk-incident-1", ("a",)), ("update", "airisk-incident-1", ("b",)),
+                    ("update", "airisk-incident-1", ("c",)), ("update", "airisk-incident-1", ("d",)),
+                    ("trigger", "airisk-incident-5", ("e",))]
+    quiet = drive(Grouper(window=10, config=config, stale_after=3600), [
+        tr("a", "up", "down", s(0), incident=1), tr("e", "up", "down", s(3000), incident=5)], until=3100,
+        config=config, step=5)
+    assert [e.action for e in quiet if e.channel == "team"] == ["trigger", "update"]
+
+
+def test_a_down_no_rule_pages_for_does_not_freshen_a_degraded_page():
+    config = cfg(rules=[{"rule": "degraded", "channels": ["team"]},
+                        {"rule": "down", "channels": ["team"], "targets": ["b"]}])
+    events = drive(Grouper(window=10, config=config), [
+        tr("a", "up", "degraded", s(0), incident=1), tr("c", "up", "down", s(60), incident=2),
+        tr("b", "up", "down", s(120), incident=3)], until=200, config=config)
+    assert [(e.action, e.rule, e.dedup_key) for e in events] == [
+        ("trigger", "degraded", "airisk-incident-1"), ("trigger", "down", "airisk-incident-3")]
 
 
 def test_a_group_taken_again_after_a_failed_enqueue_gives_the_same_events():
@@ -478,3 +593,17 @@ def test_resume_rebuilds_the_open_pages_from_the_open_incidents():
         ("update", ("d",), "airisk-incident-7", None), ("resolve", ("a",), "airisk-incident-7", True),
         ("resolve", ("b", "d"), "airisk-incident-8", False)]
     assert grouper.open_pages() == {"anthropic": "airisk-incident-9"}
+
+
+def test_resume_keeps_a_down_incident_apart_from_a_degraded_only_page():
+    grouper = Grouper(window=10)
+    grouper.resume([Incident(1, "a", s(0), state="degraded"), Incident(2, "b", s(3600)),
+                    Incident(3, "c", s(3650))])
+    assert grouper.open_pages() == {"openai": "airisk-incident-2"}
+    events = drive(grouper, [tr("d", "up", "down", s(3700), incident=4),
+                             tr("a", "degraded", "up", s(3800), incident=1, opened_at=s(0)),
+                             tr("e", "up", "down", s(3700 + 1801), incident=5)], until=5600, step=5)
+    assert [(e.action, e.targets, e.dedup_key, e.details) for e in events if e.channel == "pd"] == [
+        ("update", ("d",), "airisk-incident-2", {"update_of": "airisk-incident-2"}),
+        ("resolve", ("a",), "airisk-incident-1", {"page": "airisk-incident-1", "page_open": False}),
+        ("trigger", ("e",), "airisk-incident-5", {"page": "airisk-incident-5"})]  # d's DOWN was 30 min ago
