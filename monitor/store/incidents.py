@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.quorum import Verdict
-from monitor.store.models import IncidentRow, SightingRow, StatusSnapshot
+from monitor.store.models import IncidentRow, SightingRow, StatusSnapshot, SuspectRow
 from monitor.store.results import _aware
 
 _SEVERITY = {"degraded": 1, "down": 2}
@@ -102,6 +102,30 @@ def sightings(*, session: Session, targets: list[str] | None = None) -> list[Sig
     if targets is not None:
         q = q.where(SightingRow.target.in_(targets))
     return list(session.exec(q.order_by(SightingRow.target, SightingRow.region)).scalars())
+
+
+def record_suspect(*, session: Session, target: str, region: str, at: datetime) -> SuspectRow:
+    """Stores ``region``'s word that ``target`` may be failing, at ``at`` (cross-region confirmation:
+    the other regions probe it at once). One row per target and region; a later ``at`` replaces an
+    earlier one, an earlier one (a result handled late) leaves it as it is."""
+    at = _aware(at, "at")
+    row = session.get(SuspectRow, (target, region))
+    if row is None:
+        row = SuspectRow(target=target, region=region, at=at)
+    elif at > row.at:
+        row.at = at
+    session.add(row)
+    session.flush()
+    return row
+
+
+def suspects_since(*, session: Session, since: datetime, region: str) -> list[tuple[str, str, datetime]]:
+    """``(target, region, at)`` of the suspicions other regions than ``region`` wrote after ``since``,
+    oldest first: one query on the ``at`` index."""
+    since = _aware(since, "since")
+    rows = session.execute(sa.select(SuspectRow.target, SuspectRow.region, SuspectRow.at).where(
+        SuspectRow.at > since, SuspectRow.region != region).order_by(SuspectRow.at))
+    return [(t, r, a) for t, r, a in rows]  # UTCDateTime gives ``at`` back aware
 
 
 def open_global_for(*, session: Session, target: str) -> IncidentRow | None:

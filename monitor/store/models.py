@@ -162,6 +162,18 @@ class SightingRow(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class SuspectRow(SQLModel, table=True):
+    """A region's word that a target may be failing (cross-region confirmation): written when its
+    scheduled probe of the target fails or the target goes DOWN there, so that the other regions
+    probe it at once rather than at their next interval (``detection.cross_region_confirm``). One
+    row per target and region, its ``at`` moved on by each new suspicion; read by time (indexed)."""
+
+    __tablename__ = "suspect"
+    target: str = Field(primary_key=True)
+    region: str = Field(default="", primary_key=True)
+    at: datetime = _ts(index=True)  # when the failing probe ended (the writing monitor's clock)
+
+
 class VantageRow(SQLModel, table=True):
     """A monitor (`airisk monitor --region R`) and its heartbeat. A region whose ``last_seen`` is
     older than ``detection.heartbeat_timeout`` is lost; ``lost_at`` is set by the monitor that
@@ -340,6 +352,6 @@ class CapturedCaseRow(SQLModel, table=True):
     status: int | None = None
 
 
-ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, SightingRow, VantageRow, StatusSnapshot,
-              AlertOutbox, ProxyRequestRow, DrillRunRow, DrillFeatureRow, EvalRunRow, EvalAnswerRow, EvalCapacityRow,
-              CapturedCaseRow]
+ALL_TABLES = [TargetRow, ProbeRow, RollupMinute, RollupHour, IncidentRow, SightingRow, SuspectRow, VantageRow,
+              StatusSnapshot, AlertOutbox, ProxyRequestRow, DrillRunRow, DrillFeatureRow, EvalRunRow, EvalAnswerRow,
+              EvalCapacityRow, CapturedCaseRow]

@@ -86,11 +86,11 @@ def test_the_comparison_would_notice_a_drift(engine: Engine) -> None:
 def test_one_line_of_revisions_from_one_initial() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = list(script.walk_revisions())  # head first
-    assert [r.revision for r in revisions] == ["0006_lifecycle", "0005_vantage", "0004_quality", "0003_drills",
-                                               "0002_proxy_request", "0001_initial"]
-    assert [r.down_revision for r in revisions] == ["0005_vantage", "0004_quality", "0003_drills",
+    assert [r.revision for r in revisions] == ["0007_suspect", "0006_lifecycle", "0005_vantage", "0004_quality",
+                                               "0003_drills", "0002_proxy_request", "0001_initial"]
+    assert [r.down_revision for r in revisions] == ["0006_lifecycle", "0005_vantage", "0004_quality", "0003_drills",
                                                     "0002_proxy_request", "0001_initial", None]
-    assert script.get_heads() == ["0006_lifecycle"]
+    assert script.get_heads() == ["0007_suspect"]
 
 
 def test_migrations_ship_with_the_package() -> None:
