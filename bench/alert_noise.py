@@ -35,10 +35,12 @@ Grouper releases it. A page is for a global outage when the evidence of one of i
 outage; else for a regional fault (a regional outage or a blip) likewise; else it is false.
 Time to page: from an outage's first onset in any region to its first page.
 
-Beside them, a proposal replayed on the same world (``--cross-region S``, default 1 s; negative:
-skip): a failed scheduled probe in one region, and a DOWN there, has the other regions probe that
-target S seconds later, as `probe_siblings` does within a region. It is not what the monitor does;
-it shows what the quorum's delay is made of and what would take most of it away.
+Beside them, cross-region confirmation replayed on the same world (``--cross-region S``, default 1 s;
+negative: skip): a failed scheduled probe in one region, and a DOWN there, has the other regions probe
+that target S seconds later, as `probe_siblings` does within a region. The monitor does this since
+171ef24 (``detection.cross_region_confirm``, on by default: a suspect row in the shared database, read
+on the next housekeeping tick, at most 1 s later, hence the default S); the main table is the monitor
+with it switched off, and shows what the quorum's delay is made of.
 
 Figures are per run and deterministic for a seed; a month holds only 10-30 global outages, so
 ``--seeds`` pools several months for steadier percentiles. The world: bench/noise_timeline.py; the
@@ -260,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", help="pool these seeds (one simulated month each by default)")
     ap.add_argument("--days", type=float, default=30.0, help="simulated days a seed (default 30)")
     ap.add_argument("--cross-region", type=float, default=1.0, metavar="S",
-                    help="also replay the proposal: a failed scheduled probe in one region has the other regions "
-                         "probe that target S seconds later (default 1; negative: skip it)")
+                    help="also replay cross-region confirmation (the monitor's default): a failed scheduled probe "
+                         "in one region has the other regions probe that target S seconds later (default 1, the "
+                         "housekeeping tick; negative: skip it)")
     ap.add_argument("--group-window", type=float, metavar="S",
                     help="alerts.group_window for every pipeline (default: the config's, 10 s)")
     args = ap.parse_args(argv)
@@ -312,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         pipelines = [Quorum(2, detection, group_window=window), Quorum(1, detection, group_window=window)]
         tried = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every, cross_region=proposal)
         what_if = dict(zip(("q2 + cross", "q1 + cross"), (score(world, p) for p in pipelines), strict=True))
-        print(f"  proposal, cross-region confirmation (a failed scheduled probe, and a DOWN, in one region has the "
-              f"others probe the target {proposal:g} s later):")
+        print(f"  cross-region confirmation, the monitor's default (a failed scheduled probe, and a DOWN, in one "
+              f"region has the others probe the target {proposal:g} s later):")
         print(f"  {tried.probes:,} probes ({tried.probes / run.probes - 1:+.1%}), {tried.wall:.0f} s")
         for line in table([("quorum 2", scores["quorum 2"]), *what_if.items()]):
             print("  " + line)
@@ -329,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in quorum_cost(totals["quorum 2"], totals["quorum 1"], step):
             print("  " + line)
         if proposal is not None:
-            print(f"  proposal, cross-region confirmation ({proposal:g} s):")
+            print(f"  cross-region confirmation, the monitor's default ({proposal:g} s):")
             for line in table([("quorum 2", totals["quorum 2"]), ("q2 + cross", totals["q2 + cross"]),
                                ("q1 + cross", totals["q1 + cross"])]):
                 print("  " + line)

@@ -267,7 +267,8 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
     """Feeds every region's probes of every target to its own Detector in virtual time, and each
     transition (and heartbeat) to every pipeline.
 
-    ``cross_region`` (seconds; None: off) is a proposal, not what the monitor does: when a scheduled
+    ``cross_region`` (seconds; None: off) is the monitor's cross-region confirmation
+    (``detection.cross_region_confirm``, `monitor.service`'s suspects): when a scheduled
     probe of a target fails in one region, and again when that region calls it DOWN, the other
     regions' monitors probe that target that much later (the time for the word to cross the shared
     database), a probe that, failing, nudges its siblings there as a scheduled one does; the second
