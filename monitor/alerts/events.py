@@ -42,8 +42,10 @@ class Transition:
     the transition belongs to; None: no Grouper saw it."""
     role: str = ""
     """Set with ``group``: ``page`` (it is in the page that opened the group), ``update`` (a down /
-    degraded transition while the page is open: an update of it, not a page), ``back`` (a member
-    recovered, others not yet), ``last`` (the last member recovered: the page is over)."""
+    degraded transition the provider's current page absorbs, see `monitor.alerts.rules`), ``back`` (a
+    member recovered, others not yet), ``last`` (the last member recovered: the page is over),
+    ``closes`` (a copy of a recovery for an older page of the provider that it brings its last member
+    back to, e.g. the DEGRADED page its target escalated from: that page is over too)."""
 
 
 class IncidentLike(Protocol):

@@ -20,6 +20,10 @@ create a new alert (for trigger events) or be dropped (for acknowledge and resol
   the open alert, its targets and causes in ``custom_details``, no new incident;
 - the alert stays open while any target of the page is down: a recovery that leaves others down
   sends nothing, and the one that brings the last target back resolves the page's key.
+- a DOWN that would join a page that has sent no DOWN in the last 30 min (a DEGRADED-only page, or
+  a quiet one) is a new page under its own key, since an acknowledged alert does not notify on new
+  triggers; a recovery closing an older page as well comes as a second event (role ``closes``)
+  resolving that page's key.
 
 Events from outside a Grouper (and member-less ones) keep one event per member under each incident's
 own key, as before pages were kept.
