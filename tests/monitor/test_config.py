@@ -505,7 +505,7 @@ def test_a_heartbeat_timeout_under_two_heartbeats_is_one_line_naming_it(write):
     assert problems(path) == ["airisk.yaml:2: detection.heartbeat_timeout: must be at least 2x "
                               "alerts.heartbeat_every (2m), else one late heartbeat calls a live monitor lost; "
                               "got 1m30s"]
-    with pytest.raises(ValueError, match="detection.heartbeat_timeout: must be at least 2x"):
+    with pytest.raises(ValueError, match=r"detection\.heartbeat_timeout: must be at least 2x"):
         AiriskConfig.model_validate({"targets": [{"provider": "openai"}], "detection": {"heartbeat_timeout": 30}})
     # Without an alerts section the default heartbeat (60 s) counts; 2 heartbeats exactly is enough.
     ok = load_config(write("""
