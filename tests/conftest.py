@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,26 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 # Quick but not instant: a first token after 20 ms, tokens 2 ms apart.
 FAST = Profile(ttft_ms=20, token_gap_ms=2, tokens=8)
 SHORT = Deadlines(connect=2.0, first_token=1.0, total=5.0, stall=0.4)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test leaves logging as it found it: `monitor.logsetup.configure` (run in process by the CLI's
+    tests) sets the root's level and handler, quietens chatty libraries (httpx, apscheduler) and hooks
+    warnings and uncaught exceptions, and a later test that reads httpx's log lines must not depend on
+    which test ran first."""
+    root = logging.getLogger()
+    levels = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}
+    state = (root.level, list(root.handlers), sys.excepthook)
+    yield
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.level != levels.get(name, logging.NOTSET):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+    root.setLevel(state[0])
+    root.handlers[:] = state[1]
+    sys.excepthook = state[2]
+    logging.captureWarnings(False)
 
 
 async def until(done, within: float = 20.0, what: str = "the condition") -> None:

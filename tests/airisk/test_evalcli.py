@@ -107,6 +107,8 @@ async def test_an_interrupted_run_resumes_and_says_so(home, emulator):
     try:
         await until(lambda: sum(1 for e in emulator.emu.log if e.get("status") == 200) >= 5, within=60,
                     what="five answers")
+        # The rest answer slowly, so the run is still going when it is interrupted, however busy the machine.
+        emulator.emu.default_profile.ttft_ms = 3000
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:

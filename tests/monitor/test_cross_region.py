@@ -243,10 +243,14 @@ async def test_the_quorum_forms_before_the_second_regions_next_scheduled_probe(e
             assert sorted(seen) == ["eu", "us"]
             assert seen["us"] - fault_at < timedelta(seconds=6), (seen, fault_at)  # seconds, not the interval
             assert whole.opened_at < next_scheduled - timedelta(seconds=3)
-            with Session(c.engine) as session:
-                failed = session.exec(select(ProbeRow).where(ProbeRow.region == "us", ProbeRow.status == "down")
-                                      .order_by(ProbeRow.at)).first()
-            assert failed is not None and failed.confirm  # us's first look at the outage was off schedule
+            def us_failed():  # results are written by the monitor's buffered writer, after the incident
+                with Session(c.engine) as session:
+                    return session.exec(select(ProbeRow).where(ProbeRow.region == "us", ProbeRow.status == "down")
+                                        .order_by(ProbeRow.at)).first()
+
+            await until(lambda: us_failed() is not None, 15, "us's failed probe stored")
+            failed = us_failed()
+            assert failed.confirm  # us's first look at the outage was off schedule
             await receiver.wait_for(1, "/oncall", within=10)
             assert "probing it from here now" in c.log("us")
         else:
