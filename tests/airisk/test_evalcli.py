@@ -102,8 +102,11 @@ async def test_an_interrupted_run_resumes_and_says_so(home, emulator):
     env = {**os.environ, "AIRISK_HOME": str(home), "AIRISK_DATABASE_URL": "", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "airisk.cli", "eval", "run", "--config", str(home / "airisk.yaml"),
                "--backend", "gpt"]
+    # A shell's background job (`make test &`, a CI runner) starts with SIGINT ignored, and a child inherits
+    # that: the child gets the default back, as a terminal's Ctrl-C would find it.
     proc = await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+                                                stderr=subprocess.PIPE,
+                                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         await until(lambda: sum(1 for e in emulator.emu.log if e.get("status") == 200) >= 5, within=60,
                     what="five answers")
@@ -116,6 +119,7 @@ async def test_an_interrupted_run_resumes_and_says_so(home, emulator):
             proc.kill()
     assert proc.returncode == 130, err.decode()
     assert "run the same command again to resume" in err.decode()
+    emulator.emu.default_profile.ttft_ms = 100
     stored = len(_rows(home))
     assert 0 < stored < 40
     result = await _airisk(home, "eval", "run", "--config", str(home / "airisk.yaml"), "--backend", "gpt")
