@@ -256,6 +256,17 @@ def quorum_cost(two: Score, one: Score, step: float) -> list[str]:
     ]
 
 
+def show(columns: list[tuple[str, Score]], q2: Score, q1: Score, step: float, *,
+         ratio: tuple[int, int] | None = None, heading: str | None = None) -> None:
+    """One block of the report: the figures side by side, then the quorum's cost (``q2`` against ``q1``)."""
+    for line in table(columns, ratio=ratio):
+        print("  " + line)
+    if heading:
+        print(f"  {heading}")
+    for line in quorum_cost(q2, q1, step):
+        print("  " + line)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, help="run this one seed (default 1)")
@@ -303,11 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {run.probes:,} probes, {run.transitions} state changes, {run.wall:.0f} s")
         scores = dict(zip(names, (score(world, p) for p in pipelines), strict=True))
         print(f"  ratio: {names[1]} / {names[0]}")
-        for line in table([(n, scores[n]) for n in names], ratio=(1, 0)):
-            print("  " + line)
-        print("  the cost of the quorum:")
-        for line in quorum_cost(scores["quorum 2"], scores["quorum 1"], step):
-            print("  " + line)
+        show([(n, scores[n]) for n in names], scores["quorum 2"], scores["quorum 1"], step, ratio=(1, 0),
+             heading="the cost of the quorum:")
         for name, s in scores.items():
             totals[name].merge(s)
         if proposal is None:
@@ -318,26 +326,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  cross-region confirmation, the monitor's default (a failed scheduled probe, and a DOWN, in one "
               f"region has the others probe the target {proposal:g} s later):")
         print(f"  {tried.probes:,} probes ({tried.probes / run.probes - 1:+.1%}), {tried.wall:.0f} s")
-        for line in table([("quorum 2", scores["quorum 2"]), *what_if.items()]):
-            print("  " + line)
-        for line in quorum_cost(what_if["q2 + cross"], what_if["q1 + cross"], step):
-            print("  " + line)
+        show([("quorum 2", scores["quorum 2"]), *what_if.items()], what_if["q2 + cross"], what_if["q1 + cross"], step)
         for name, s in what_if.items():
             totals[name].merge(s)
     if len(seeds) > 1:
         print(f"\nall seeds ({' '.join(map(str, seeds))}):")
-        for line in table([(n, totals[n]) for n in names], ratio=(1, 0)):
-            print("  " + line)
-        print("  the cost of the quorum:")
-        for line in quorum_cost(totals["quorum 2"], totals["quorum 1"], step):
-            print("  " + line)
+        show([(n, totals[n]) for n in names], totals["quorum 2"], totals["quorum 1"], step, ratio=(1, 0),
+             heading="the cost of the quorum:")
         if proposal is not None:
             print(f"  cross-region confirmation, the monitor's default ({proposal:g} s):")
-            for line in table([("quorum 2", totals["quorum 2"]), ("q2 + cross", totals["q2 + cross"]),
-                               ("q1 + cross", totals["q1 + cross"])]):
-                print("  " + line)
-            for line in quorum_cost(totals["q2 + cross"], totals["q1 + cross"], step):
-                print("  " + line)
+            show([(n, totals[n]) for n in ("quorum 2", "q2 + cross", "q1 + cross")], totals["q2 + cross"],
+                 totals["q1 + cross"], step)
     print(f"\n({time.perf_counter() - began:.0f} s wall)")
     return 0
 
