@@ -39,15 +39,17 @@ Beside them, cross-region confirmation replayed on the same world (``--cross-reg
 negative: skip): a failed scheduled probe in one region, and a DOWN there, has the other regions probe
 that target S seconds later, as `probe_siblings` does within a region. The monitor does this since
 171ef24 (``detection.cross_region_confirm``, on by default: a suspect row in the shared database, read
-on the next housekeeping tick, at most 1 s later, hence the default S); the main table is the monitor
-with it switched off, and shows what the quorum's delay is made of.
+on the next housekeeping tick, at most 1 s later, hence the default S); and with it corroboration
+(``--corroborate S``, default 0.25 s; ``detection.corroborate_after`` failures in a row here while another
+region calls the target DOWN take it DOWN here S seconds later, `monitor.service`'s look at the sightings).
+The main table is the monitor with both switched off, and shows what the quorum's delay is made of.
 
 Figures are per run and deterministic for a seed; a month holds only 10-30 global outages, so
 ``--seeds`` pools several months for steadier percentiles. The world: bench/noise_timeline.py; the
 monitors and the two pipelines: bench/noise_replay.py; here, the scoring and the report.
 
 Usage: .venv/bin/python bench/alert_noise.py [--seed 1 | --seeds 1 2 3] [--days 30] [--cross-region 1]
-                                              [--group-window 10]
+                                              [--corroborate 0.25] [--corroborate-after 3] [--group-window 10]
 """
 
 from __future__ import annotations
@@ -267,6 +269,13 @@ def show(columns: list[tuple[str, Score]], q2: Score, q1: Score, step: float, *,
         print("  " + line)
 
 
+def _corroboration(lag: float | None, detection: DetectionConfig) -> str:
+    if lag is None or detection.corroborate_after is None:
+        return ", no corroboration"
+    return (f", with corroboration ({detection.corroborate_after} failures in a row while another region is DOWN, "
+            f"{lag:g} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, help="run this one seed (default 1)")
@@ -278,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
                          "housekeeping tick; negative: skip it)")
     ap.add_argument("--group-window", type=float, metavar="S",
                     help="alerts.group_window for every pipeline (default: the config's, 10 s)")
+    ap.add_argument("--corroborate", type=float, default=0.25, metavar="S",
+                    help="with cross-region confirmation, also replay corroboration (the monitor's default, "
+                         "detection.corroborate_after): a region failing that many probes in a row goes DOWN S "
+                         "seconds after it and another region's DOWN are both there (default 0.25, the monitor's "
+                         "look; negative: off, as before it)")
+    ap.add_argument("--corroborate-after", type=int, metavar="N",
+                    help="detection.corroborate_after for the replay (default: the config's)")
     args = ap.parse_args(argv)
     if not args.days > 0:
         ap.error(f"--days: must be above 0, got {args.days:g}")
@@ -286,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     window = args.group_window
     seeds = args.seeds or [1 if args.seed is None else args.seed]
     proposal = args.cross_region if args.cross_region >= 0 else None
-    detection = DetectionConfig(quorum=2)
+    corroborate = args.corroborate if args.corroborate >= 0 else None
+    detection = DetectionConfig(quorum=2, **({} if args.corroborate_after is None
+                                             else {"corroborate_after": args.corroborate_after}))
     alerts = AlertsConfig() if window is None else AlertsConfig(group_window=window)
     step = detection.confirm_after[0] if detection.confirm_after else math.nan
     began = time.perf_counter()
@@ -321,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         if proposal is None:
             continue
         pipelines = [Quorum(2, detection, group_window=window), Quorum(1, detection, group_window=window)]
-        tried = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every, cross_region=proposal)
+        tried = replay(world, detection, pipelines, heartbeat_every=alerts.heartbeat_every, cross_region=proposal,
+                       corroborate=corroborate)
         what_if = dict(zip(("q2 + cross", "q1 + cross"), (score(world, p) for p in pipelines), strict=True))
         print(f"  cross-region confirmation, the monitor's default (a failed scheduled probe, and a DOWN, in one "
-              f"region has the others probe the target {proposal:g} s later):")
+              f"region has the others probe the target {proposal:g} s later){_corroboration(corroborate, detection)}:")
         print(f"  {tried.probes:,} probes ({tried.probes / run.probes - 1:+.1%}), {tried.wall:.0f} s")
         show([("quorum 2", scores["quorum 2"]), *what_if.items()], what_if["q2 + cross"], what_if["q1 + cross"], step)
         for name, s in what_if.items():
@@ -334,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         show([(n, totals[n]) for n in names], totals["quorum 2"], totals["quorum 1"], step, ratio=(1, 0),
              heading="the cost of the quorum:")
         if proposal is not None:
-            print(f"  cross-region confirmation, the monitor's default ({proposal:g} s):")
+            print(f"  cross-region confirmation, the monitor's default ({proposal:g} s)"
+                  f"{_corroboration(corroborate, detection)}:")
             show([(n, totals[n]) for n in ("quorum 2", "q2 + cross", "q1 + cross")], totals["q2 + cross"],
                  totals["q1 + cross"], step)
     print(f"\n({time.perf_counter() - began:.0f} s wall)")

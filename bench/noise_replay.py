@@ -263,7 +263,7 @@ class Replay:
 
 
 def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline], *, heartbeat_every: float,
-           cross_region: float | None = None) -> Replay:
+           cross_region: float | None = None, corroborate: float | None = None) -> Replay:
     """Feeds every region's probes of every target to its own Detector in virtual time, and each
     transition (and heartbeat) to every pipeline.
 
@@ -272,7 +272,13 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
     probe of a target fails in one region, and again when that region calls it DOWN, the other
     regions' monitors probe that target that much later (the time for the word to cross the shared
     database), a probe that, failing, nudges its siblings there as a scheduled one does; the second
-    word catches a region whose first probe went before the outage reached it."""
+    word catches a region whose first probe went before the outage reached it.
+
+    ``corroborate`` (seconds; None: off) is the monitor's corroboration (``detection.corroborate_after``,
+    `monitor.service`'s look at the other regions' sightings while a target here is failing): once
+    a region's detector has ``corroborate_after`` failures in a row and another alive region's
+    detector calls the target DOWN, `Detector.corroborate` takes it DOWN that much later (the
+    look's period: the worst case of its phase)."""
     started = time.perf_counter()
     out = Replay(world, pipelines)
     lanes = {(r, t): _Lane(Detector(detection, t)) for r in REGIONS for t in TARGETS}
@@ -289,6 +295,7 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
                    (death.end, next(ticket), "restart", death.region, "", None)]
     heapq.heapify(events)
     hedging = dict.fromkeys(REGIONS, 0)
+    down_in: dict[str, set[str]] = {t: set() for t in TARGETS}  # the sightings: regions whose detector is DOWN
 
     def push(at: float, what: str, r: str, t: str, payload: object = None) -> None:
         heapq.heappush(events, (at, next(ticket), what, r, t, payload))
@@ -311,6 +318,30 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
             if region != r and world.alive(region, now + cross_region):
                 push(now + cross_region, "tell", region, t)
 
+    def corroborating(r: str, t: str, now: float) -> list[str]:
+        """The other alive regions calling ``t`` DOWN, when corroboration is on."""
+        if corroborate is None:
+            return []
+        return sorted(x for x in down_in[t] if x != r and world.alive(x, now))
+
+    def announce(r: str, t: str, lane: _Lane, tr: Transition, now: float) -> None:
+        """A state change of ``t`` in ``r``: the other regions told, the pipelines fed."""
+        if tr.to is Status.DOWN:
+            tell_regions(r, t, now)
+            down_in[t].add(r)
+            for region in REGIONS:
+                if region != r and corroborate is not None:
+                    push(now + corroborate, "corroborate?", region, t)
+        else:
+            down_in[t].discard(r)
+        out.transitions += 1
+        if tr.to is Status.UP:
+            lane.state = Status.UP
+        elif lane.state is not Status.DOWN:  # an incident records the worst state it reached
+            lane.state = tr.to
+        for p in pipelines:
+            p.transition(r, tr)
+
     def handle(r: str, t: str, lane: _Lane, result: ProbeResult, what: str, now: float) -> None:
         """`MonitorService._handle` and the scheduler's confirmation bookkeeping, for one result."""
         was = lane.detector.state
@@ -326,16 +357,11 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
                 tell_regions(r, t, now)
         tr = decision.transition
         if tr is None:
+            need = detection.corroborate_after
+            if need is not None and lane.detector.failing() >= need and corroborating(r, t, now):
+                push(now + (corroborate or 0.0), "corroborate?", r, t)
             return
-        if tr.to is Status.DOWN:
-            tell_regions(r, t, now)
-        out.transitions += 1
-        if tr.to is Status.UP:
-            lane.state = Status.UP
-        elif lane.state is not Status.DOWN:  # an incident records the worst state it reached
-            lane.state = tr.to
-        for p in pipelines:
-            p.transition(r, tr)
+        announce(r, t, lane, tr, now)
 
     while events:
         now, _, what, r, t, payload = heapq.heappop(events)
@@ -356,12 +382,19 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
             for (region, target), lane in lanes.items():
                 if region == r:
                     lane.detector = Detector(detection, target, state=lane.state)
+                    (down_in[target].add if lane.state is Status.DOWN else down_in[target].discard)(r)
             continue
         if not world.alive(r, now) and not what.startswith("end:"):
             continue
         lane = lanes[r, t]
         if what == "tell":
             nudge(r, t, now, "remote")
+            continue
+        if what == "corroborate?":
+            others = corroborating(r, t, now)
+            decision = lane.detector.corroborate(at=_dt(now), regions=others) if others else None
+            if decision is not None and decision.transition is not None:
+                announce(r, t, lane, decision.transition, now)
             continue
         if what == "hedge?":
             begun, confirming, epoch = payload

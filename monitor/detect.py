@@ -9,7 +9,8 @@ A result on its own is UP-, DEGRADED- or DOWN-kind: its `ErrorKind`'s status, ex
 answers, just not as the product needs). The target's state moves by these rules, where
 ``F`` is ``failure_threshold`` and ``S`` is ``success_threshold``::
 
-    to DOWN           the last F results are all DOWN-kind
+    to DOWN           the last F results are all DOWN-kind; or, when other regions call the
+                      target DOWN (`Detector.corroborate`), the last ``corroborate_after`` are
     UP -> DEGRADED    the last F results are all bad (not UP-kind), not all DOWN-kind; or a
                       full window's failed share >= degraded_error_rate; or the window's median
                       TTFT / total time of scheduled probes above its limit (judged once no confirmation probe of a
@@ -158,7 +159,43 @@ class Detector:
             self._enter(to, since, cause)
             tracked = Transition(self.target, before, to, end, since, cause)
 
-        window = self.config.maintenance_for(self.target, result.at)
+        return self._conclude(tracked, observed, started=result.at, end=end)
+
+    def failing(self) -> int:
+        """How many DOWN-kind results in a row, ending with the latest, the target has while it is
+        not DOWN: the confirmation under way (0 when DOWN or when the latest result was good)."""
+        if self._state is Status.DOWN:
+            return 0
+        return len(self._run(lambda e: e.status is Status.DOWN))
+
+    def corroborate(self, *, at: datetime, regions: Iterable[str]) -> Decision | None:
+        """Other regions (``regions``) call this target DOWN, as of ``at``: DOWN here too once
+        ``corroborate_after`` results in a row have failed, without waiting for the rest of
+        ``failure_threshold``. None when that does not apply (off, DOWN already, too few failures).
+
+        A quorum of two regions would otherwise wait for the second region's whole confirmation to
+        finish after the first's (module docstring of `monitor.service`): the first region's
+        ``failure_threshold`` failures already say the failures are no blip, and what the second
+        region adds is that it sees the failure too, which a short run of its own shows. The
+        threshold keeps random failures out: at 2% a probe, 4 in a row (the default) start once in
+        ~6 million probes, so a regional outage elsewhere is not made global by chance."""
+        need = self.config.corroborate_after
+        need = None if need is None else min(need, self.config.failure_threshold)
+        down = self._run(lambda e: e.status is Status.DOWN)
+        if need is None or self._state is Status.DOWN or len(down) < need:
+            return None
+        before = self._state
+        cause = {"rule": "corroborated", "failures": len(down), "threshold": need,
+                 "down_in": sorted(set(regions)), "kinds": _kinds(down)}
+        self._enter(Status.DOWN, down[0].at, cause)
+        tracked = Transition(self.target, before, Status.DOWN, at, down[0].at, cause)
+        return self._conclude(tracked, Status.DOWN, started=at, end=at)
+
+    def _conclude(self, tracked: Transition | None, observed: Status, *, started: datetime,
+                  end: datetime) -> Decision:
+        """The decision after a (possible) change of state: suppressed inside a maintenance window
+        (judged at ``started``), else announced if the state differs from the last announced."""
+        window = self.config.maintenance_for(self.target, started)
         if window is not None:
             return Decision(self._state, observed, maintenance=window, suppressed=tracked)
         announce = None
@@ -166,7 +203,7 @@ class Detector:
             if tracked is not None:
                 announce = Transition(self.target, self._announced, tracked.to, end, tracked.since, tracked.cause)
             else:  # the state changed inside a maintenance window that has now ended
-                announce = Transition(self.target, self._announced, self._state, end, self._state_since or result.at,
+                announce = Transition(self.target, self._announced, self._state, end, self._state_since or started,
                                       {**self._state_cause, "after_maintenance": True})
             self._announced = self._state
         return Decision(self._state, observed, transition=announce, confirm_in=self._confirm_in())

@@ -36,6 +36,14 @@ targets at once, as it does a failing target's siblings, unless the target is DO
 in maintenance. Each suspicion nudges a target once at most. While no other region is alive
 (`monitor.vantage`, as of the last heartbeat) nothing is written or read: a lone monitor pays nothing.
 
+Corroboration (``detection.corroborate_after``): even nudged at once, the second region finishes
+its own run of ``failure_threshold`` failures after the first region's, and the page waits for it
+(the bench: still +2.1 s). So while a target here has failed ``corroborate_after`` probes in a row
+and is not DOWN, this monitor looks every `CORROBORATE_EVERY` at the other alive regions'
+sightings of it, and when one calls it DOWN, `Detector.corroborate` takes it DOWN here too: the
+quorum forms a fraction of a second after the first region's DOWN. No target failing here: no
+query.
+
 Transitions that cannot reach the database (it is down) are held in memory and applied when
 it returns, as results are by the `ResultWriter`: nothing is lost while the process lives.
 The background loops never end on an error: a database away, a status page no parser expected
@@ -95,6 +103,7 @@ from monitor.store import ResultWriter, migrate
 from monitor.store.incidents import (
     apply_verdict,
     close_incident,
+    down_elsewhere,
     lock_quorum,
     open_incident,
     open_incident_for,
@@ -120,6 +129,10 @@ _T = TypeVar("_T")
 # (A host whose clock is further behind than this loses only the speed-up: its regions' peers still
 # probe on their schedule.)
 SUSPECT_LOOKBACK = timedelta(seconds=5)
+
+# How often the other regions' sightings are read while a target here is failing (corroboration,
+# module docstring): the quorum's page waits up to this long after the first region's DOWN.
+CORROBORATE_EVERY = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +294,8 @@ class MonitorService:
                                                hedges=lambda w, started, confirm: self.detectors[
                                                    w.target.name].hedges(at=started, confirm=confirm))
         loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client)),
-                 asyncio.create_task(self._vantage_loop(stop, client))]
+                 asyncio.create_task(self._vantage_loop(stop, client)),
+                 asyncio.create_task(self._corroboration_loop(stop))]
         if self.alerts.channels:
             dispatcher = Dispatcher(self.engine, self.alerts, client, executor=self._db)
             loops.append(asyncio.create_task(dispatcher.run_forever(stop)))
@@ -408,6 +422,60 @@ class MonitorService:
                      extra={"event": "cross_region_confirm", "target": name, "region": self.region,
                             "suspected_by": regions})
         return list(sent)
+
+    async def _corroboration_loop(self, stop: asyncio.Event) -> None:
+        """`_corroborate` every `CORROBORATE_EVERY` s; a database away costs only the speed-up."""
+        while not stop.is_set():
+            try:
+                await self._corroborate(datetime.now(UTC))
+            except SQLAlchemyError as exc:
+                if self._suspect_warning.failed():
+                    log.warning("other regions' sightings not read, database unavailable: %s",
+                                exc.__class__.__name__)
+            except Exception as exc:  # a bug: the loop goes on, detection does too (on its own runs)
+                if self._suspect_warning.failed():
+                    log.error("corroboration failed, trying again: %s", _one_line(exc), exc_info=exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CORROBORATE_EVERY)
+
+    async def _corroborate(self, now: datetime) -> list[str]:
+        """Takes DOWN the targets failing here (``corroborate_after`` in a row, not in maintenance)
+        that another alive region calls DOWN (module docstring); returns their names."""
+        need = self.detection.corroborate_after
+        if need is None or not self._others_alive:
+            return []
+        need = min(need, self.detection.failure_threshold)
+        failing = [name for name, d in self.detectors.items()
+                   if d.failing() >= need and not self.detection.maintenance_for(name, now)]
+        if not failing:
+            return []
+        down = await self._in_db(self._down_elsewhere, failing, now)
+        done = []
+        for name, regions in down.items():
+            decision = self.detectors[name].corroborate(at=datetime.now(UTC), regions=regions)
+            if decision is None or decision.transition is None:
+                continue  # DOWN meanwhile, or good again: its own results decided
+            done.append(name)
+            self._formed.add(name)
+            self._held.append(_Held(self.targets[name], decision.transition))
+            log.info("%s: %d failures in a row here, DOWN in %s: corroborated", name,
+                     decision.transition.cause["failures"], ", ".join(vantage.label(r) for r in regions),
+                     extra={"event": "corroborated", "target": name, "region": self.region, "down_in": regions})
+        for name in done:
+            t = self.targets[name]
+            try:
+                self.metrics.set_state(target=name, provider=t.provider, region=self.region, state="down")
+            except Exception as exc:  # as in _observe: the metric is lost, never the state change
+                if self._metrics_warning.failed():
+                    log.warning("metrics not updated for %s: %s", name, _one_line(exc))
+        if done:
+            await self._apply_held()
+        return done
+
+    def _down_elsewhere(self, targets: list[str], now: datetime) -> dict[str, list[str]]:
+        with Session(self.engine) as session:
+            alive = self._alive(session, now)
+            return down_elsewhere(session=session, targets=targets, region=self.region, alive=alive)
 
     async def _apply_held(self, *, force: bool = False) -> None:
         if not self._held:

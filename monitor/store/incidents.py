@@ -7,6 +7,7 @@ row's ``id`` is set on return.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +103,19 @@ def sightings(*, session: Session, targets: list[str] | None = None) -> list[Sig
     if targets is not None:
         q = q.where(SightingRow.target.in_(targets))
     return list(session.exec(q.order_by(SightingRow.target, SightingRow.region)).scalars())
+
+
+def down_elsewhere(*, session: Session, targets: list[str], region: str,
+                   alive: Collection[str]) -> dict[str, list[str]]:
+    """For each of ``targets`` some other alive region than ``region`` sees DOWN, those regions,
+    sorted (corroboration: `monitor.detect.Detector.corroborate`). One query on the primary key."""
+    rows = session.execute(sa.select(SightingRow.target, SightingRow.region).where(
+        SightingRow.target.in_(targets), SightingRow.state == "down", SightingRow.region != region))
+    out: dict[str, list[str]] = {}
+    for target, other in rows:
+        if other in alive:
+            out.setdefault(target, []).append(other)
+    return {target: sorted(regions) for target, regions in out.items()}
 
 
 def record_suspect(*, session: Session, target: str, region: str, at: datetime) -> SuspectRow:

@@ -1,4 +1,5 @@
-"""Cross-region confirmation: a failure in one region has the other regions probe the target at once.
+"""Cross-region confirmation: a failure in one region has the other regions probe the target at once;
+and corroboration: a target failing here that another region calls DOWN is DOWN here at once.
 
 Unit: the store's suspicion query (other regions' fresh rows only, on SQLite and PostgreSQL); the
 service nudges each suspicion once, never for its own region, a target DOWN here or in maintenance,
@@ -10,6 +11,7 @@ seconds after the outage, long before that region's next scheduled probe; with i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +25,15 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from chaos.faults import Fault
+from monitor import vantage
 from monitor.config import parse_config
 from monitor.detect import Detector
 from monitor.service import SUSPECT_LOOKBACK, MonitorService
 from monitor.store import make_engine, migrate
-from monitor.store.incidents import record_suspect, suspects_since
+from monitor.store.incidents import down_elsewhere, open_incident_for, record_sighting, record_suspect, suspects_since
 from monitor.store.models import ProbeRow, SuspectRow, VantageRow
 from probes import Status
+from probes.result import ErrorKind, ProbeResult
 from tests.conftest import until
 from tests.monitor.test_multiregion import cluster
 
@@ -177,10 +181,59 @@ def test_every_fresh_suspicion_of_another_region_nudges_exactly_once(sqlite_engi
 
 # -- two real monitors on PostgreSQL ----------------------------------------------------------------
 
+def test_down_elsewhere_names_other_alive_regions_calling_a_target_down(session: Session) -> None:
+    for target, region, state in [("a", "us", "down"), ("a", "ap", "down"), ("a", "eu", "down"),
+                                  ("b", "us", "degraded"), ("c", "gone", "down"), ("d", "us", "down")]:
+        record_sighting(session=session, target=target, region=region, state=state, since=T0)
+    session.commit()
+    assert down_elsewhere(session=session, targets=["a", "b", "c"], region="eu", alive={"us", "ap", "eu"}) == {
+        "a": ["ap", "us"]}  # not b (degraded), not c (its region is not alive), not d (not asked), not eu's own
+    assert down_elsewhere(session=session, targets=["a"], region="eu", alive={"eu"}) == {}
+
+
+def _fail(service: MonitorService, name: str, n: int, at: datetime) -> None:
+    for i in range(n):
+        service.detectors[name].feed(ProbeResult(
+            target=name, provider="openai", model="m", at=at + timedelta(seconds=i), status=Status.DOWN,
+            error_kind=ErrorKind.SERVER_ERROR, total_ms=300.0), confirm=i > 0)
+
+
+async def test_a_target_failing_here_and_down_in_another_alive_region_is_corroborated(sqlite_engine, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.service")
+    now = datetime.now(UTC)
+    service, _ = _service(sqlite_engine, now, down="none", maintained="c")
+    with Session(sqlite_engine) as session:
+        vantage.beat(session=session, region="us", now=now, started_at=now - timedelta(minutes=5))  # alive
+        for target, region in [("a", "us"), ("b", "ap"), ("c", "us"), ("d", "us")]:  # ap: no heartbeat, not alive
+            record_sighting(session=session, target=target, region=region, state="down", since=now)
+        session.commit()
+    for name, n in [("a", 4), ("b", 4), ("c", 4), ("d", 3)]:  # c in maintenance here; d: 3 < corroborate_after
+        _fail(service, name, n, now - timedelta(seconds=10))
+    assert await service._corroborate(now) == ["a"]
+    assert {n: str(d.state) for n, d in service.detectors.items()} == {"a": "down", "b": "up", "c": "up", "d": "up"}
+    with Session(sqlite_engine) as session:
+        row = open_incident_for(session=session, target="a", region="eu")
+        assert row is not None and row.cause["rule"] == "corroborated" and row.cause["down_in"] == ["us"]
+    assert any("a: 4 failures in a row here, DOWN in us: corroborated" in r.getMessage() for r in caplog.records)
+    # No target failing here: not a single statement; no other region alive: none either.
+    statements: list[str] = []
+    event.listen(sqlite_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    quiet, _ = _service(sqlite_engine, now, down="none")
+    assert await quiet._corroborate(now) == [] and statements == []
+    _fail(quiet, "a", 4, now)
+    quiet._others_alive = False
+    assert await quiet._corroborate(now) == [] and statements == []
+    quiet._others_alive = True
+    assert await quiet._corroborate(now) == ["a"] and statements
+
+
 _FAST, _SLOW = 1.0, 20.0  # eu probes every second, us every 20 s
 
 
-def _config(path: Path, provider_url: str, *, interval: float, confirm: bool) -> Path:
+_QUICK = "failure_threshold: 2, confirm_after: [0.1s]"
+
+
+def _config(path: Path, provider_url: str, *, interval: float, confirm: bool, detection: str = _QUICK) -> Path:
     path.write_text(f"""
 defaults:
   interval: {interval}s
@@ -188,7 +241,7 @@ defaults:
 targets:
   - provider: openai
     base_url: {provider_url}/openai/v1
-detection: {{failure_threshold: 2, success_threshold: 2, confirm_after: [0.1s], quorum: 2,
+detection: {{{detection}, success_threshold: 2, quorum: 2,
              heartbeat_timeout: 6s, cross_region_confirm: {str(confirm).lower()}}}
 alerts:
   group_window: 0.2s
@@ -212,29 +265,36 @@ def _alive(c) -> set[str]:
         return set(session.exec(select(VantageRow.region)))
 
 
+async def _outage_between_us_probes(c, emulator, tmp_path, *, confirm: bool, detection: str = _QUICK):
+    """us (every 20 s) and eu (every second) monitoring, then an outage of openai at least 10 s
+    before us's next scheduled probe: (when the fault went in, that probe's time)."""
+    # us first: its schedule is known from its first probe (every 20 s from then on).
+    c.start("us", _config(tmp_path / "us.yaml", emulator.url, interval=_SLOW, confirm=confirm, detection=detection))
+    await until(lambda: _first_probe(c, "us") is not None, _SLOW + 15, "us's first scheduled probe")
+    c.start("eu", _config(tmp_path / "eu.yaml", emulator.url, interval=_FAST, confirm=confirm, detection=detection))
+    await until(lambda: _first_probe(c, "eu") is not None and _alive(c) == {"eu", "us"}, 15, "eu probing")
+    await asyncio.sleep(1.5)  # us's next heartbeat finds eu alive
+    first = _first_probe(c, "us")
+    assert first is not None
+    # The fault goes in at least 10 s before us's next scheduled probe (waiting a round if need be).
+    k = 1
+    while first + timedelta(seconds=k * _SLOW) - datetime.now(UTC) < timedelta(seconds=10):
+        k += 1
+    if k > 1:  # past the scheduled probe just before: the fault goes in after it
+        after = first + timedelta(seconds=(k - 1) * _SLOW + 1.5)
+        await asyncio.sleep(max(0.0, (after - datetime.now(UTC)).total_seconds()))
+    next_scheduled = first + timedelta(seconds=k * _SLOW)
+    emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "openai"}))
+    fault_at = datetime.now(UTC)
+    assert next_scheduled - fault_at >= timedelta(seconds=9), (next_scheduled, fault_at)
+    return fault_at, next_scheduled
+
+
 @pytest.mark.parametrize("confirm", [True, False], ids=["switch-on", "switch-off"])
 async def test_the_quorum_forms_before_the_second_regions_next_scheduled_probe(emulator, receiver, tmp_path,
                                                                                confirm):
     async with cluster(tmp_path, receiver) as c:
-        # us first: its schedule is known from its first probe (every 20 s from then on).
-        c.start("us", _config(tmp_path / "us.yaml", emulator.url, interval=_SLOW, confirm=confirm))
-        await until(lambda: _first_probe(c, "us") is not None, _SLOW + 15, "us's first scheduled probe")
-        c.start("eu", _config(tmp_path / "eu.yaml", emulator.url, interval=_FAST, confirm=confirm))
-        await until(lambda: _first_probe(c, "eu") is not None and _alive(c) == {"eu", "us"}, 15, "eu probing")
-        await asyncio.sleep(1.5)  # us's next heartbeat finds eu alive
-        first = _first_probe(c, "us")
-        assert first is not None
-        # The fault goes in at least 10 s before us's next scheduled probe (waiting a round if need be).
-        k = 1
-        while first + timedelta(seconds=k * _SLOW) - datetime.now(UTC) < timedelta(seconds=10):
-            k += 1
-        if k > 1:  # past the scheduled probe just before: the fault goes in after it
-            after = first + timedelta(seconds=(k - 1) * _SLOW + 1.5)
-            await asyncio.sleep(max(0.0, (after - datetime.now(UTC)).total_seconds()))
-        next_scheduled = first + timedelta(seconds=k * _SLOW)
-        emulator.emu.faults.add(Fault.from_dict({"type": "overloaded", "route": "openai"}))
-        fault_at = datetime.now(UTC)
-        assert next_scheduled - fault_at >= timedelta(seconds=9), (next_scheduled, fault_at)
+        fault_at, next_scheduled = await _outage_between_us_probes(c, emulator, tmp_path, confirm=confirm)
         before = (next_scheduled - datetime.now(UTC)).total_seconds() - 1.0
         if confirm:
             await until(lambda: bool(c.incidents("global")), before, "the global incident")
@@ -263,3 +323,23 @@ async def test_the_quorum_forms_before_the_second_regions_next_scheduled_probe(e
             [whole] = c.incidents("global")
             assert whole.opened_at >= next_scheduled - timedelta(seconds=1)
             assert "probing it from here now" not in c.log("us")
+
+
+async def test_the_second_region_corroborates_rather_than_confirming_all_over_again(emulator, receiver, tmp_path):
+    """Six failures in a row make a target DOWN, one a second: eu, failing first, goes DOWN after
+    its six; us, nudged a second or so later, has two or three of its own by then and goes DOWN on
+    eu's word (its regional incident's cause says so), a second or more before its sixth."""
+    detection = "failure_threshold: 6, confirm_after: [1s, 1s, 1s, 1s, 1s], corroborate_after: 2"
+    async with cluster(tmp_path, receiver) as c:
+        await _outage_between_us_probes(c, emulator, tmp_path, confirm=True, detection=detection)
+        # (No race with us's next scheduled probe here: one more failure there changes nothing asserted.)
+        await until(lambda: bool(c.incidents("global")), 30, "the global incident")
+        await until(lambda: len(c.incidents("regional")) == 2, 10, "both regional incidents")
+        causes = {row.region: row.cause for row in c.incidents("regional")}
+        assert causes["eu"]["rule"] == "failures" and causes["eu"]["failures"] == 6
+        assert causes["us"]["rule"] == "corroborated" and causes["us"]["down_in"] == ["eu"], causes
+        assert 2 <= causes["us"]["failures"] < 6
+        [whole] = c.incidents("global")
+        assert sorted(whole.regions) == ["eu", "us"]
+        await receiver.wait_for(1, "/oncall", within=10)
+        assert "corroborated" in c.log("us") and "corroborated" not in c.log("eu")

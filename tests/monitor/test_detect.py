@@ -347,6 +347,78 @@ def test_maintenance_for_other_targets_changes_nothing():
     assert decisions[-1].transition.to is DOWN and not decisions[-1].in_maintenance
 
 
+# --- corroboration: another region calls the target DOWN ------------------------------------------
+
+
+def _failing(detector: Detector, n: int, *, start: float = 0.0) -> None:
+    """``n`` failed results, a scheduled probe then confirmations, as the scheduler sends them."""
+    for i in range(n):
+        assert detector.feed(result(FAIL, start + i), confirm=i > 0).transition is None
+
+
+def test_a_run_of_corroborate_after_failures_goes_down_when_another_region_is_down():
+    detector = Detector(DetectionConfig(corroborate_after=3), "openai")  # failure_threshold 5
+    _failing(detector, 2)
+    assert detector.failing() == 2
+    assert detector.corroborate(at=T0 + timedelta(seconds=2), regions=["us"]) is None  # 2 < 3: a blip, maybe
+    assert detector.state is UP
+    detector.feed(result(FAIL, 2), confirm=True)
+    decision = detector.corroborate(at=T0 + timedelta(seconds=3.5), regions=["us", "ap", "us"])
+    tr = decision.transition
+    assert (tr.from_, tr.to, decision.state) == (UP, DOWN, DOWN)
+    assert tr.since == T0 and tr.at == T0 + timedelta(seconds=3.5)  # the evidence began at the first failure
+    assert tr.cause == {"rule": "corroborated", "failures": 3, "threshold": 3, "down_in": ["ap", "us"],
+                        "kinds": {"overloaded": 3}}
+    assert detector.failing() == 0 and decision.confirm_in is None  # DOWN: no more confirmations to send
+    assert detector.corroborate(at=T0 + timedelta(seconds=4), regions=["us"]) is None  # DOWN already: nothing new
+    # It recovers by its own results, as any DOWN does.
+    assert transitions([detector.feed(result(OK, 10 + i), confirm=True) for i in range(2)]) == [(DOWN, UP)]
+
+
+def test_a_good_result_ends_the_run_and_switched_off_nothing_is_corroborated():
+    detector = Detector(DetectionConfig(), "openai")  # corroborate_after 4
+    _failing(detector, 4)
+    detector.feed(result(OK, 4), confirm=True)
+    assert detector.failing() == 0 and detector.corroborate(at=T0 + timedelta(seconds=5), regions=["us"]) is None
+    off = Detector(DetectionConfig(corroborate_after=None), "openai")
+    _failing(off, 4)
+    assert off.corroborate(at=T0 + timedelta(seconds=4), regions=["us"]) is None and off.state is UP
+
+
+def test_a_corroborated_down_inside_maintenance_is_tracked_not_announced():
+    detector = Detector(DetectionConfig(maintenance=[_maintenance(0, 600)]), "openai")
+    _failing(detector, 4)
+    decision = detector.corroborate(at=T0 + timedelta(seconds=4), regions=["us"])
+    assert decision.transition is None and decision.suppressed.to is DOWN and decision.state is DOWN
+
+
+def test_the_default_is_capped_at_failure_threshold_and_a_larger_one_set_is_refused():
+    detector = Detector(DetectionConfig(failure_threshold=2, confirm_after=[]), "openai")
+    assert detector.feed(result(FAIL, 0)).transition is None
+    assert detector.corroborate(at=T0 + timedelta(seconds=1), regions=["us"]) is None  # 1 < min(4, 2)
+    assert problems(failure_threshold=2, corroborate_after=3) == [
+        "corroborate_after (3) must not be above failure_threshold (2): it is the shorter run a region needs once "
+        "another calls the target DOWN"]
+    assert DetectionConfig(failure_threshold=2).corroborate_after == 4  # the default, used as 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds=st.lists(st.sampled_from([OK, FAIL, ErrorKind.RATE_LIMITED]), max_size=12),
+       need=st.integers(1, 5))
+def test_corroboration_never_goes_down_on_fewer_failures_in_a_row_than_it_asks(kinds, need):
+    detector = Detector(DetectionConfig(corroborate_after=need), "openai")
+    for i, kind in enumerate(kinds):
+        detector.feed(result(kind, i), confirm=i > 0)
+    was, run = detector.state, detector.failing()
+    decision = detector.corroborate(at=T0 + timedelta(seconds=len(kinds)), regions=["us"])
+    if decision is None:
+        assert was is DOWN or run < need
+        assert detector.state is was
+    else:
+        assert was is not DOWN and run >= need and decision.transition.cause["failures"] == run
+        assert detector.state is DOWN
+
+
 # --- the detector's contract ---------------------------------------------------------------------
 
 
