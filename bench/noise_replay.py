@@ -263,7 +263,7 @@ class Replay:
 
 
 def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline], *, heartbeat_every: float,
-           cross_region: float | None = None, corroborate: float | None = None) -> Replay:
+           cross_region: float | None = None, corroborate: float | None = None, hedge_tells: bool = True) -> Replay:
     """Feeds every region's probes of every target to its own Detector in virtual time, and each
     transition (and heartbeat) to every pipeline.
 
@@ -272,7 +272,9 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
     probe of a target fails in one region, and again when that region calls it DOWN, the other
     regions' monitors probe that target that much later (the time for the word to cross the shared
     database), a probe that, failing, nudges its siblings there as a scheduled one does; the second
-    word catches a region whose first probe went before the outage reached it.
+    word catches a region whose first probe went before the outage reached it. A probe hedged for
+    want of a first token (not a confirmation) tells them too, unless ``hedge_tells`` is false: a hang
+    fails only at its first-token deadline.
 
     ``corroborate`` (seconds; None: off) is the monitor's corroboration (``detection.corroborate_after``,
     `monitor.service`'s look at the other regions' sightings while a target here is failing): once
@@ -400,7 +402,10 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
             begun, confirming, epoch = payload
             if epoch != lane.epoch:
                 continue
-            wanted = lane.detector.hedges(at=_dt(begun), confirm=confirming) - (lane.inflight - 1)
+            hedges = lane.detector.hedges(at=_dt(begun), confirm=confirming)
+            if hedges > 0 and not confirming and hedge_tells:  # `MonitorService._hedges`: a hang's first news
+                tell_regions(r, t, now)
+            wanted = hedges - (lane.inflight - 1)
             for k in range(max(0, min(wanted, HEDGE_ROOM - hedging[r]))):
                 lane.inflight += 1
                 hedging[r] += 1

@@ -241,6 +241,7 @@ class MonitorService:
         self._suspects_read: datetime | None = None
         self._suspects_seen: set[tuple[str, str, datetime]] = set()
         self._suspect_warning = _Repeating()
+        self._tasks: set[asyncio.Task] = set()  # suspicions written off the scheduler's path
 
     async def _in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` on the database thread (module docstring); outside `run`, any worker thread."""
@@ -291,8 +292,7 @@ class MonitorService:
         scheduler = self.scheduler = Scheduler(watches=[Watch(t, interval) for t, interval in self.schedule],
                                                client=client, handle=self._handle, seed=self.seed,
                                                hedge_after=lambda w: self.detectors[w.target.name].hedge_after(),
-                                               hedges=lambda w, started, confirm: self.detectors[
-                                                   w.target.name].hedges(at=started, confirm=confirm))
+                                               hedges=self._hedges)
         loops = [asyncio.create_task(self._housekeeping(stop)), asyncio.create_task(self._vendor_loop(stop, client)),
                  asyncio.create_task(self._vantage_loop(stop, client)),
                  asyncio.create_task(self._corroboration_loop(stop))]
@@ -346,6 +346,20 @@ class MonitorService:
             self._held.append(_Held(watch.target, Transition(name, state, state, result.at, result.at), formed=True))
             await self._apply_held()
         return decision.confirm_in
+
+    def _hedges(self, watch: Watch, started: datetime, confirm: bool) -> int:
+        """The scheduler asks how many confirmations to send alongside a probe with no first token
+        yet (`Detector.hedges`). Such a probe is the first news of a hang, which fails only at the
+        first-token deadline (20 s by default): a scheduled or nudged one (not a confirmation) is a
+        suspicion for the other regions now, not 20 s later (the alert-noise bench: the hanging
+        outages' quorum page +20 s after one region's, the deadline, without it)."""
+        name = watch.target.name
+        wanted = self.detectors[name].hedges(at=started, confirm=confirm)
+        if wanted > 0 and not confirm and self._confirming_across_regions():
+            task = asyncio.ensure_future(self._suspect(name, datetime.now(UTC)))  # read "since the last look"
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return wanted
 
     def _observe(self, target: Target, result: ProbeResult, state: str) -> None:
         """The metrics, after detection: a figure Prometheus refuses (a provider's negative token

@@ -181,6 +181,24 @@ def test_every_fresh_suspicion_of_another_region_nudges_exactly_once(sqlite_engi
 
 # -- two real monitors on PostgreSQL ----------------------------------------------------------------
 
+async def test_a_probe_hedged_for_want_of_a_first_token_tells_the_other_regions_at_once(sqlite_engine) -> None:
+    """A hang fails only at the first-token deadline: the hedge, seconds in, is the first news of it."""
+    now = datetime.now(UTC)
+    service, _ = _service(sqlite_engine, now, down="b")
+    watch = SimpleNamespace(target=service.targets["a"])
+    assert await asyncio.gather(*[asyncio.sleep(0)]) and service._hedges(watch, now, False) == 4  # 5 - 1 failing
+    await asyncio.gather(*service._tasks)
+    with Session(sqlite_engine) as session:
+        rows = session.exec(select(SuspectRow)).all()
+    assert [(r.target, r.region) for r in rows] == [("a", "eu")] and rows[0].at >= now  # stamped when written
+    # A confirmation's hedge, a target DOWN here (no hedges), or no other region alive: no suspicion.
+    assert service._hedges(watch, now, True) > 0
+    assert service._hedges(SimpleNamespace(target=service.targets["b"]), now, False) == 0
+    service._others_alive = False
+    assert service._hedges(watch, now, False) == 4
+    assert not service._tasks
+
+
 def test_down_elsewhere_names_other_alive_regions_calling_a_target_down(session: Session) -> None:
     for target, region, state in [("a", "us", "down"), ("a", "ap", "down"), ("a", "eu", "down"),
                                   ("b", "us", "degraded"), ("c", "gone", "down"), ("d", "us", "down")]:
