@@ -34,7 +34,7 @@ from aiohttp import web
 from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
 from chaos.controlguard import LOOPBACK, ControlGuard
-from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
+from chaos.faults import Fault, FaultSet, RequestInfo, known_fault_types
 from chaos.speakers import SPEAKERS, Ask, Listed, Speaker
 from chaos.statuspage import StatusPage
 from probes.canary import solve
@@ -406,11 +406,6 @@ def _abort(request: web.Request, *, reset: bool = False) -> None:
             # Linger 0 turns close() into an RST: what a crashed load balancer sends.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
-
-
-def known_fault_types() -> list[dict[str, Any]]:
-    return [{"type": t.name, "category": t.category, "doc": t.doc, "params": t.params,
-             "expect": str(t.expect) if t.expect else None} for t in FAULT_TYPES.values()]
 
 
 def profile_dict(profile: Profile) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""The fault catalogue: every fault type, registered by its own module under `chaos.faults.types`.
+
+A fault type is one small module (after Toxiproxy's ``toxics/``: ``toxic.go`` declares what a
+toxic is, ``reset_peer.go`` and the others each register one): its catalogue entry (name,
+category, parameters and their defaults, what a probe should classify it as) AND its effect on a
+request, as `chaos.faults.wire` values. The injection points never ask a fault its name; they
+ask it for its effect. Adding a fault type is adding one module there (and its tests).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from chaos.faults.wire import Response, StreamEffect
+from probes.result import ErrorKind
+
+if TYPE_CHECKING:
+    from chaos.faults.fault import Fault
+    from chaos.faults.plan import Plan
+    from chaos.speakers import Ask, Speaker
+
+CATEGORIES = ("error", "connection", "timing", "stream")
+
+
+class FaultType:
+    """One kind of fault. Subclasses set the class attributes and override the hooks they need.
+
+    ``category``: "error" (an error response) and "connection" end the request (`respond`);
+    "timing" faults add to the plan's delay or pacing (`join`); "stream" faults change the
+    answer (`stream`), either by editing its stream (``edits``) or by replacing its content."""
+
+    name: ClassVar[str]
+    category: ClassVar[str]
+    doc: ClassVar[str]
+    params: ClassVar[dict[str, Any]] = {}  # name -> default
+    expect: ClassVar[ErrorKind | None] = None  # what a probe should classify it as
+    edits: ClassVar[bool] = False  # a stream fault applied to the stream's events (else: replaces the content)
+
+    def check(self, params: dict[str, Any]) -> str | None:
+        """A problem with these (type-checked) parameters, as ``field: message``; None when fine."""
+        return None
+
+    def fires(self, fault: Fault, now: float) -> bool:
+        """Whether the fault is in its active phase at ``now`` (before its dice are rolled)."""
+        return True
+
+    def join(self, plan: Plan, fault: Fault, rng: random.Random) -> bool:
+        """Add the fault to a request's plan; False when it has no room there (the first one wins)."""
+        if self.category in ("error", "connection"):
+            if plan.respond is not None:
+                return False
+            plan.respond = fault
+        else:
+            if plan.stream is not None:
+                return False
+            plan.stream = fault
+        return True
+
+    def respond(self, fault: Fault, speaker: Speaker, ask: Ask | None) -> Response:
+        """An error or connection fault's effect: how the request ends."""
+        raise NotImplementedError(f"{self.name} is a {self.category} fault: it does not end a request")
+
+    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> StreamEffect | None:
+        """A stream fault's effect on the answer; None where the protocol has no such thing."""
+        raise NotImplementedError(f"{self.name} is a {self.category} fault: it does not change an answer")
+
+    def __repr__(self) -> str:
+        return f"FaultType({self.name!r}, {self.category!r})"
+
+
+FAULT_TYPES: dict[str, FaultType] = {}
+"""Every fault type by name, in catalogue order (by category, then name), once `chaos.faults` is imported."""
+
+
+def register(cls: type[FaultType]) -> type[FaultType]:
+    """Class decorator: add one fault type to `FAULT_TYPES`."""
+    if cls.category not in CATEGORIES:
+        raise ValueError(f"{cls.__name__}: category {cls.category!r} is not one of {CATEGORIES}")
+    if cls.name in FAULT_TYPES:
+        raise ValueError(f"fault type {cls.name!r} registered twice")
+    FAULT_TYPES[cls.name] = cls()
+    ordered = sorted(FAULT_TYPES.values(), key=lambda t: (CATEGORIES.index(t.category), t.name))
+    FAULT_TYPES.clear()
+    FAULT_TYPES.update((t.name, t) for t in ordered)
+    return cls
+
+
+def known_fault_types() -> list[dict[str, Any]]:
+    """The catalogue as the control APIs list it (``GET /_airisk/fault-types``)."""
+    return [{"type": t.name, "category": t.category, "doc": t.doc, "params": dict(t.params),
+             "expect": str(t.expect) if t.expect else None} for t in FAULT_TYPES.values()]
+
+
+def response_effect(fault: Fault, speaker: Speaker, ask: Ask | None) -> Response:
+    """How an error or connection fault ends this request, in this speaker's protocol."""
+    return FAULT_TYPES[fault.type].respond(fault, speaker, ask)
+
+
+def stream_effect(fault: Fault, speaker: Speaker, ask: Ask) -> StreamEffect | None:
+    """What a stream fault does to this answer; None where the speaker's protocol has no such
+    thing (it lists the fault in ``unsupported``: Ollama has no content filter)."""
+    if fault.type in getattr(speaker, "unsupported", ()):
+        return None
+    return FAULT_TYPES[fault.type].stream(fault, speaker, ask)
+
+
+def edits_stream(fault: Fault | None) -> bool:
+    """Is this a stream fault applied to the stream's events (not one replacing the answer)?"""
+    return fault is not None and FAULT_TYPES[fault.type].edits
