@@ -34,6 +34,9 @@ class FaultType:
     category: ClassVar[str]
     doc: ClassVar[str]
     params: ClassVar[dict[str, Any]] = {}  # name -> default
+    # A numeric parameter's (kind, low, high), where `chaos.faults.fault`'s shared rule for that name
+    # (status, seconds, after_chunks, ...) does not fit; a parameter with no rule is a string.
+    rules: ClassVar[dict[str, tuple[type, float, float]]] = {}
     expect: ClassVar[ErrorKind | None] = None  # what a probe should classify it as
     edits: ClassVar[bool] = False  # a stream fault applied to the stream's events (else: replaces the content)
 

@@ -118,7 +118,7 @@ class Fault:
             if key not in ftype.params:
                 known = ", ".join(ftype.params) or "none"
                 raise FaultError(f"fault.params.{_clip(key)}: {name} takes no such parameter (takes: {known})")
-            params[key] = _param(key, value)
+            params[key] = _param(key, value, ftype.rules)
         if (problem := ftype.check(params)) is not None:
             raise FaultError(f"fault.params.{problem}")
         probability = data.get("probability", 1.0)
@@ -179,8 +179,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _param(key: str, value: Any) -> Any:
-    rule = _PARAM_RULES.get(key)
+def _param(key: str, value: Any, rules: dict[str, tuple[type, float, float]]) -> Any:
+    """A parameter's value, checked by its fault type's own rule for it, else the shared one by name."""
+    rule = rules.get(key) or _PARAM_RULES.get(key)
     if rule is None:  # a string parameter (stream_error's error), checked by its fault
         if not isinstance(value, str):
             raise FaultError(f"fault.params.{key}: must be a string, got {show(value)}")
