@@ -21,18 +21,26 @@ import httpx
 import httpx2
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chaos.faults import FAULT_TYPES, Fault, FaultError, FaultSet
+from chaos.faults.catalogue import stream_effect
 from chaos.faults.types.invalid_json import FORMS
 from chaos.faults.types.refusal import PHRASES
 from chaos.faults.types.truncated_answer import CUT
 from chaos.faults.types.wrong_language import LANGUAGES
 from chaos.proxy import FaultProxy
 from chaos.proxyserve import serve_proxy
+from chaos.rewrite import synthesize
 from chaos.routes import catalog_routes, sdk_base
+from chaos.speakers import SPEAKERS, Ask
 from chaos.transport import ChaosTransport
 from probes import ErrorKind, probe
 from probes.catalog import get_provider
+from probes.dialects import get_dialect
+from probes.dialects.base import merge
+from probes.framing import NDJSONParser, SSEParser
 from probes.target import Target
 from tests.conftest import SHORT
 
@@ -234,3 +242,46 @@ async def test_wrong_language_keeps_the_fact_and_changes_the_language(sdks, lang
     assert [reply.choices[0].message.content, gpt_text(chunks), claude_text(message), claude_text(streamed)] == \
         [want] * 4
     assert reply.choices[0].finish_reason == "stop" and message.stop_reason == "end_turn"
+
+
+# -- any request: the answer is well-formed in its protocol -----------------------------------------------
+
+semantic_faults = st.sampled_from([
+    {"type": "truncated_answer"}, {"type": "refusal"},
+    *({"type": "invalid_json", "params": {"form": f}} for f in sorted(FORMS)),
+    *({"type": "wrong_language", "params": {"language": lang}} for lang in sorted(LANGUAGES))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(dialect=st.sampled_from(sorted(SPEAKERS)), spec=semantic_faults, prompt=st.text(max_size=200),
+       model=st.text(max_size=40), max_tokens=st.integers(1, 300), stream=st.booleans(), completions=st.booleans())
+def test_whatever_the_request_the_answer_reads_back_in_its_own_protocol(dialect, spec, prompt, model, max_tokens,
+                                                                        stream, completions):
+    """The product's prompt and model are outside input: whatever they are, the synthesized answer
+    parses with the probe's own reader for the protocol, with the fault's words and finish."""
+    ask = Ask(model=model, prompt=prompt, max_tokens=max_tokens, stream=stream,
+              completions=completions and dialect == "openai")
+    fault = Fault.from_dict(spec)
+    effect = stream_effect(fault, SPEAKERS[dialect], ask)
+    synth = synthesize(dialect, fault, ask)
+    assert synth is not None and effect is not None and synth.status == 200
+    reader = get_dialect(dialect)
+    body = b"".join(synth.frames)
+    if stream:
+        parser = NDJSONParser() if reader.framing == "ndjson" else SSEParser()
+        got = merge([reader.parse_event(e) for e in [*parser.feed(body), *parser.close()]])
+    else:
+        got = reader.parse_body(body)
+    words = "".join(effect.words)
+    assert 1 <= len(effect.words) <= max_tokens
+    if spec["type"] == "refusal" and dialect == "openai" and not ask.completions:
+        # the probe keeps the first error a stream states: the refusal's first piece when streamed
+        assert (got.text, got.error.type) == ("", "refusal")
+        assert got.error.message == (effect.words[0] if stream else words)
+    else:
+        assert (got.text, got.error) == (words, None)
+    finish = {"truncated_answer": "length"}.get(spec["type"], "stop")
+    if spec["type"] == "refusal" and dialect == "anthropic":
+        finish = "filter"  # stop_reason "refusal"
+    assert got.finish == finish
+    assert got.done or (dialect in ("openai", "anthropic") and not stream)
