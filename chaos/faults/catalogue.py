@@ -10,25 +10,33 @@ ask it for its effect. Adding a fault type is adding one module there (and its t
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from chaos.faults.wire import Response, StreamEffect
+from chaos.faults.wire import Response, StreamEffect, Timing
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
-    from chaos.faults.plan import Plan
     from chaos.speakers import Ask, Speaker
 
 CATEGORIES = ("error", "connection", "timing", "stream")
 
 
+class FaultLike(Protocol):
+    """What a fault type's hooks read of a fault in force (`chaos.faults.fault.Fault` is one): its
+    checked parameters and when it was made. Stated here so the catalogue needs no import of it."""
+
+    type: str
+    params: dict[str, Any]
+    created_at: float
+
+
 class FaultType:
     """One kind of fault. Subclasses set the class attributes and override the hooks they need.
 
-    ``category``: "error" (an error response) and "connection" end the request (`respond`);
-    "timing" faults add to the plan's delay or pacing (`join`); "stream" faults change the
-    answer (`stream`), either by editing its stream (``edits``) or by replacing its content."""
+    ``category``: "error" (an error response) and "connection" end the request (`respond`; the
+    first such fault in a plan wins); "timing" faults delay the head or pace the tokens (`timing`);
+    "stream" faults change the answer (`stream`; the first wins), either by editing its stream
+    (``edits``) or by replacing its content."""
 
     name: ClassVar[str]
     category: ClassVar[str]
@@ -44,27 +52,19 @@ class FaultType:
         """A problem with these (type-checked) parameters, as ``field: message``; None when fine."""
         return None
 
-    def fires(self, fault: Fault, now: float) -> bool:
+    def fires(self, fault: FaultLike, now: float) -> bool:
         """Whether the fault is in its active phase at ``now`` (before its dice are rolled)."""
         return True
 
-    def join(self, plan: Plan, fault: Fault, rng: random.Random) -> bool:
-        """Add the fault to a request's plan; False when it has no room there (the first one wins)."""
-        if self.category in ("error", "connection"):
-            if plan.respond is not None:
-                return False
-            plan.respond = fault
-        else:
-            if plan.stream is not None:
-                return False
-            plan.stream = fault
-        return True
+    def timing(self, fault: FaultLike, rng: random.Random) -> Timing:
+        """A timing fault's effect: how long to hold the head back, or how to pace the tokens."""
+        raise NotImplementedError(f"{self.name} is a {self.category} fault: it does not time an answer")
 
-    def respond(self, fault: Fault, speaker: Speaker, ask: Ask | None) -> Response:
+    def respond(self, fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Response:
         """An error or connection fault's effect: how the request ends."""
         raise NotImplementedError(f"{self.name} is a {self.category} fault: it does not end a request")
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> StreamEffect | None:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> StreamEffect | None:
         """A stream fault's effect on the answer; None where the protocol has no such thing."""
         raise NotImplementedError(f"{self.name} is a {self.category} fault: it does not change an answer")
 
@@ -95,12 +95,12 @@ def known_fault_types() -> list[dict[str, Any]]:
              "expect": str(t.expect) if t.expect else None} for t in FAULT_TYPES.values()]
 
 
-def response_effect(fault: Fault, speaker: Speaker, ask: Ask | None) -> Response:
+def response_effect(fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Response:
     """How an error or connection fault ends this request, in this speaker's protocol."""
     return FAULT_TYPES[fault.type].respond(fault, speaker, ask)
 
 
-def stream_effect(fault: Fault, speaker: Speaker, ask: Ask) -> StreamEffect | None:
+def stream_effect(fault: FaultLike, speaker: Speaker, ask: Ask) -> StreamEffect | None:
     """What a stream fault does to this answer; None where the speaker's protocol has no such
     thing (it lists the fault in ``unsupported``: Ollama has no content filter)."""
     if fault.type in getattr(speaker, "unsupported", ()):
@@ -108,6 +108,6 @@ def stream_effect(fault: Fault, speaker: Speaker, ask: Ask) -> StreamEffect | No
     return FAULT_TYPES[fault.type].stream(fault, speaker, ask)
 
 
-def edits_stream(fault: Fault | None) -> bool:
+def edits_stream(fault: FaultLike | None) -> bool:
     """Is this a stream fault applied to the stream's events (not one replacing the answer)?"""
     return fault is not None and FAULT_TYPES[fault.type].edits

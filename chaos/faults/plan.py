@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from chaos.faults.catalogue import FAULT_TYPES
 from chaos.faults.fault import Fault, RequestInfo
+from chaos.faults.wire import DelayHead
 
 
 @dataclass(slots=True)
@@ -51,7 +52,9 @@ class FaultSet:
         return list(self._faults.values())
 
     def plan(self, req: RequestInfo, now: float | None = None) -> Plan:
-        """Each matching fault, in the order added, joins the plan as its type says (`FaultType.join`)."""
+        """Each matching fault that fires, in the order added, joins the plan by its category: the first
+        error or connection fault ends the request, the first stream fault changes the answer, and
+        every timing fault adds its delay (or sets the pacing)."""
         now = time.time() if now is None else now
         plan = Plan()
         if not self._faults:
@@ -64,6 +67,19 @@ class FaultSet:
                 continue
             if fault.probability < 1 and self._rng.random() >= fault.probability:
                 continue
-            if ftype.join(plan, fault, self._rng):
-                plan.faults.append(fault)
+            if ftype.category == "timing":
+                effect = ftype.timing(fault, self._rng)
+                if isinstance(effect, DelayHead):
+                    plan.first_token_delay_s += effect.seconds
+                else:
+                    plan.token_gap_s = effect.gap_s
+            elif ftype.category == "stream":
+                if plan.stream is not None:
+                    continue
+                plan.stream = fault
+            else:
+                if plan.respond is not None:
+                    continue
+                plan.respond = fault
+            plan.faults.append(fault)
         return plan

@@ -30,10 +30,13 @@ The effects, and who carries each out:
   OpenAI's ``message.refusal``). With ``wrong``, an injection point that composes answers itself
   (the emulator's storefront features) composes a wrong one of its own instead of ``words``.
 
-Two timing effects have no value of their own: they add up across faults, so they live in the
-`Plan` (``first_token_delay_s``, DelayHead, and ``token_gap_s``, pacing). The adapters differ on
-purpose where the wire differs, and tests pin each: the proxy delays before asking the upstream,
-the transport after the response is made; the emulator breaks only streamed answers.
+- `DelayHead`: hold the answer back once, before its first byte; `Pace`: space the answer's
+  chunks ``gap_s`` apart. These add up across faults, so `FaultSet.plan` folds them into the
+  `Plan` (``first_token_delay_s``, ``token_gap_s``), which each adapter reads.
+
+The adapters differ on purpose where the wire differs, and tests pin each: the proxy delays before
+asking the upstream, the transport after the response is made; the emulator breaks only streamed
+answers.
 """
 
 from __future__ import annotations
@@ -80,10 +83,22 @@ class Synthesize:
     voice: Any = None  # a callable speaker -> speaker, rendering this answer's own fields
 
 
+@dataclass(frozen=True, slots=True)
+class DelayHead:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    gap_s: float
+
+
 Response = Respond | Drop | Hold
 """What an error or connection fault does: the request ends there."""
 StreamEffect = Break | Unterminated | Synthesize
 """What a stream fault does to the answer."""
+Timing = DelayHead | Pace
+"""What a timing fault does to the answer's pace."""
 
 
 def words_of(text: str, max_tokens: int) -> list[str]:

@@ -19,8 +19,7 @@ from chaos import asks, control, proxycontrol
 from chaos.emulator import Emulator
 from chaos.faults import FAULT_TYPES, Fault, known_fault_types
 from chaos.faults.catalogue import CATEGORIES, FaultType, response_effect, stream_effect
-from chaos.faults.plan import Plan
-from chaos.faults.wire import Break, Drop, Hold, Respond, Synthesize, Unterminated
+from chaos.faults.wire import Break, DelayHead, Drop, Hold, Pace, Respond, Synthesize, Unterminated
 from chaos.proxy import FaultProxy
 from chaos.routes import _SDK_ADDS, catalog_routes
 from chaos.speakers import SPEAKERS, Ask
@@ -79,9 +78,7 @@ def test_each_fault_has_the_effect_its_category_promises_in_each_protocol(name, 
         else:
             assert isinstance(effect, (Break, Unterminated) if ftype.edits else Synthesize), effect
     else:
-        plan = Plan()
-        assert ftype.join(plan, fault, random.Random(1)) is True
-        assert plan.first_token_delay_s > 0 or plan.token_gap_s is not None
+        assert isinstance(ftype.timing(fault, random.Random(1)), DelayHead | Pace)
 
 
 def test_every_fault_type_has_a_test_that_names_it():

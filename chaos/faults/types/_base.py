@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults.catalogue import FaultType
+from chaos.faults.catalogue import FaultLike, FaultType
 from chaos.faults.wire import Respond
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -19,7 +18,7 @@ class ErrorFault(FaultType):
     category = "error"
     kind: str | None = None
 
-    def respond(self, fault: Fault, speaker: Speaker, ask: Ask | None) -> Respond:
+    def respond(self, fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Respond:
         status, headers, body = speaker.error(self.kind or self.name, status=fault.params.get("status"),
                                               retry_after=fault.params.get("retry_after"), ask=ask)
         return Respond(status, headers, body)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Synthesize
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -20,5 +19,5 @@ class EmptyAnswer(FaultType):
     doc = "a well-formed stream with no answer text"
     expect = ErrorKind.EMPTY_ANSWER
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Synthesize:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         return Synthesize([], "stop")

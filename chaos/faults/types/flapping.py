@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from chaos.faults.catalogue import register
+from chaos.faults.catalogue import FaultLike, register
 from chaos.faults.types._base import ErrorFault
 from probes.result import ErrorKind
-
-if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
 
 
 @register
@@ -20,7 +17,7 @@ class Flapping(ErrorFault):
     expect = ErrorKind.SERVER_ERROR
     kind = "server_error"
 
-    def fires(self, fault: Fault, now: float) -> bool:
+    def fires(self, fault: FaultLike, now: float) -> bool:
         """Down from the fault's creation for ``down_s``, then up for ``up_s``, and so on."""
         period = fault.params["down_s"] + fault.params["up_s"]
         return period > 0 and (now - fault.created_at) % period < fault.params["down_s"]

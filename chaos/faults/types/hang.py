@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Hold
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -21,5 +20,5 @@ class Hang(FaultType):
     params: ClassVar[dict[str, Any]] = {"seconds": 300}
     expect = ErrorKind.FIRST_TOKEN_TIMEOUT
 
-    def respond(self, fault: Fault, speaker: Speaker, ask: Ask | None) -> Hold:
+    def respond(self, fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Hold:
         return Hold(fault.params["seconds"])

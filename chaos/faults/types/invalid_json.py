@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.fault import show
 from chaos.faults.wire import Synthesize, words_of
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 FORMS = {
@@ -40,5 +39,5 @@ class InvalidJson(FaultType):
             return f"form: one of {sorted(FORMS)}, got {show(params['form'])}"
         return None
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Synthesize:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         return Synthesize(words_of(FORMS[fault.params["form"]], ask.max_tokens), "stop")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Break
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -22,5 +21,5 @@ class MalformedChunk(FaultType):
     expect = ErrorKind.MALFORMED
     edits = True
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Break:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Break:
         return Break(fault.params["after_chunks"], speaker.malformed(ask))

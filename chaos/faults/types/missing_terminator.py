@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Unterminated
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -24,5 +23,5 @@ class MissingTerminator(FaultType):
     expect = ErrorKind.STREAM_CUT
     edits = True
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Unterminated:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Unterminated:
         return Unterminated()

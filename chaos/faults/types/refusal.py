@@ -27,11 +27,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Synthesize, words_of
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 PHRASES = {
@@ -52,7 +51,7 @@ class Refusal(FaultType):
     doc = "the model declines, in the provider's refusal field where it has one (OpenAI message.refusal, " \
           "Anthropic stop_reason 'refusal'), elsewhere as its plain text"
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Synthesize:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         words = words_of(PHRASES.get(speaker.name, PHRASES["openai"]), ask.max_tokens)
         voice = OpenAIRefusal if speaker.name == "openai" and not ask.completions else None
         return Synthesize(words, _FINISH.get(speaker.name, "stop"), voice=voice)

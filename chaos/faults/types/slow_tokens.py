@@ -1,15 +1,12 @@
-"""``slow_tokens``: the answer's chunks are spaced by ``gap_ms`` (the plan's ``token_gap_s``)."""
+"""``slow_tokens``: the answer's chunks are spaced by ``gap_ms`` (`Pace`, the plan's ``token_gap_s``)."""
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
-
-if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
-    from chaos.faults.plan import Plan
+from chaos.faults.catalogue import FaultLike, FaultType, register
+from chaos.faults.wire import Pace
 
 
 @register
@@ -19,6 +16,5 @@ class SlowTokens(FaultType):
     doc = "gap_ms between chunks instead of the usual token rate"
     params: ClassVar[dict[str, Any]] = {"gap_ms": 500}
 
-    def join(self, plan: Plan, fault: Fault, rng: random.Random) -> bool:
-        plan.token_gap_s = fault.params["gap_ms"] / 1000
-        return True
+    def timing(self, fault: FaultLike, rng: random.Random) -> Pace:
+        return Pace(fault.params["gap_ms"] / 1000)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.fault import show
 from chaos.faults.wire import Break
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 ERRORS = {"overloaded", "server_error", "rate_limited"}  # the error kinds a provider sends mid-stream
@@ -30,5 +29,5 @@ class StreamError(FaultType):
             return f"error: one of {sorted(ERRORS)}, got {show(params['error'])}"
         return None
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Break:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Break:
         return Break(fault.params["after_chunks"], speaker.stream_error(ask, fault.params["error"]))

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Synthesize, words_of
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 CUT = "Sure. To answer that properly we first need to look at how the question is framed, and the"
@@ -29,5 +28,5 @@ class TruncatedAnswer(FaultType):
     doc = "the answer stops mid-sentence with the provider's max-tokens finish reason (OpenAI 'length')"
     expect = ErrorKind.WRONG_ANSWER
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Synthesize:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         return Synthesize(words_of(CUT, ask.max_tokens), "length")

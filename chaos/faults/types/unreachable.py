@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Drop
 from probes.result import ErrorKind
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 
@@ -24,5 +23,5 @@ class Unreachable(FaultType):
     doc = "the provider cannot be reached: the connection ends with no response"
     expect = ErrorKind.CONNECTION_RESET
 
-    def respond(self, fault: Fault, speaker: Speaker, ask: Ask | None) -> Drop:
+    def respond(self, fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Drop:
         return Drop(connect=True)

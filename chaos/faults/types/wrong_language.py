@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults.catalogue import FaultType, register
+from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.fault import show
 from chaos.faults.wire import Synthesize, words_of
 from probes.canary import solve
 
 if TYPE_CHECKING:
-    from chaos.faults.fault import Fault
     from chaos.speakers import Ask, Speaker
 
 # (after a canary's answer, a whole answer)
@@ -45,7 +44,7 @@ class WrongLanguage(FaultType):
             return f"language: one of {sorted(LANGUAGES)}, got {show(params['language'])}"
         return None
 
-    def stream(self, fault: Fault, speaker: Speaker, ask: Ask) -> Synthesize:
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         after, whole = LANGUAGES[fault.params["language"]]
         right = solve(ask.prompt)
         text = f"{right.strip()} {after}" if right is not None else whole
