@@ -9,6 +9,8 @@ emulator and the proxy *send* bytes or *drop* a socket, and only the transport r
 async. A value each adapter matches on keeps every fault free of framework code, and lets a test
 read a fault's effect without any server (Toxiproxy's toxics, which act on a pipe, are the model
 for one-module-a-fault; the return-data shape is this project's choice, issue 16's map, risk 1).
+So "Wire" is not a class an adapter subclasses: it is this set of values, and an adapter is the
+one function per injection point that matches on them (named in ``chaos/README.md``).
 
 The effects, and who carries each out:
 
@@ -29,7 +31,6 @@ The effects, and who carries each out:
   (``voice`` wraps the dialect's speaker where the answer needs a field the plain renderer lacks,
   OpenAI's ``message.refusal``). With ``wrong``, an injection point that composes answers itself
   (the emulator's storefront features) composes a wrong one of its own instead of ``words``.
-
 - `DelayHead`: hold the answer back once, before its first byte; `Pace`: space the answer's
   chunks ``gap_s`` apart. These add up across faults, so `FaultSet.plan` folds them into the
   `Plan` (``first_token_delay_s``, ``token_gap_s``), which each adapter reads.
