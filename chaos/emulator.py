@@ -34,7 +34,9 @@ from aiohttp import web
 from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
 from chaos.controlguard import LOOPBACK, ControlGuard
-from chaos.faults import FAULT_TYPES, Fault, FaultSet, RequestInfo
+from chaos.faults import Fault, FaultSet, RequestInfo, known_fault_types
+from chaos.faults.catalogue import response_effect, stream_effect
+from chaos.faults.wire import Break, Drop, Hold, Synthesize, Unterminated
 from chaos.speakers import SPEAKERS, Ask, Listed, Speaker
 from chaos.statuspage import StatusPage
 from probes.canary import solve
@@ -303,33 +305,38 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
         return await _respond_fault(request, speaker, ask, plan.respond, entry)
     profile = emu.profile(route)
     stream_fault = plan.stream
-    if stream_fault is not None and stream_fault.type in getattr(speaker, "unsupported", ()):
-        stream_fault = None
-    words, finish = _answer(ask, profile, wrong=stream_fault is not None and stream_fault.type == "wrong_answer",
-                            body=await request.read())
-    if stream_fault is not None and stream_fault.type in ("empty_answer", "content_filtered"):
-        words = []
-        finish = "filter" if stream_fault.type == "content_filtered" else "stop"
+    # The fault's effect (`chaos.faults.wire`), carried out on the answer the emulator generates:
+    # a `Synthesize` replaces its words, a `Break` ends a streamed one early, `Unterminated` leaves
+    # its marker out. A non-streamed answer has no stream to break.
+    effect = stream_effect(stream_fault, speaker, ask) if stream_fault is not None else None
+    answer = speaker
+    if isinstance(effect, Synthesize) and not effect.wrong:
+        words, finish = list(effect.words), effect.finish
+        if effect.voice is not None:
+            answer = effect.voice(speaker)
+    else:
+        words, finish = _answer(ask, profile, wrong=isinstance(effect, Synthesize), body=await request.read())
+    brk = effect if isinstance(effect, Break) else None
     first_at = arrived + profile.sample_ttft(emu.rng) + plan.first_token_delay_s
     gap = plan.token_gap_s if plan.token_gap_s is not None else profile.token_gap_ms / 1000
     entry["status"] = 200
     if not ask.stream:
         await asyncio.sleep(max(0.0, first_at + gap * max(0, len(words) - 1) - loop.time()))
         entry["total_ms"] = round((time.perf_counter() - arrived_pc) * 1000, 3)
-        return web.json_response(speaker.complete(ask, "".join(words), finish, len(words)))
+        return web.json_response(answer.complete(ask, "".join(words), finish, len(words)))
     # Headers leave with the first token, as from a server that answers once it has one:
     # then a client's time to first byte (curl's time_starttransfer) is the true TTFT.
     await asyncio.sleep(max(0.0, first_at - loop.time()))
     resp = web.StreamResponse(headers={"content-type": speaker.content_type, "cache-control": "no-cache"})
     await resp.prepare(request)
-    pending = speaker.open(ask)
+    pending = answer.open(ask)
     for index, word in enumerate(words):
-        if stream_fault is not None and index == stream_fault.params.get("after_chunks", -1):
+        if brk is not None and index == brk.after:
             if pending:
                 await resp.write(pending)
-            return await _break_stream(request, resp, speaker, ask, stream_fault, entry)
+            return await _break_stream(request, resp, brk, stream_fault, entry)
         await asyncio.sleep(max(0.0, first_at + gap * index - loop.time()))
-        await resp.write(pending + speaker.token(ask, word, index))
+        await resp.write(pending + answer.token(ask, word, index))
         pending = b""
         if index == 0:
             entry["first_token_mono_ns"] = time.perf_counter_ns()
@@ -337,12 +344,11 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
             first_at = loop.time()  # later gaps count from when the first token really left
     if pending:
         await resp.write(pending)
-    if stream_fault is not None and stream_fault.type in ("stream_cut", "stream_stall", "malformed_chunk",
-                                                          "stream_error"):
-        return await _break_stream(request, resp, speaker, ask, stream_fault, entry)
-    closing = speaker.close(ask, finish, len(words))
-    if stream_fault is None or stream_fault.type != "missing_terminator":
-        closing += speaker.terminator(ask, finish, len(words))
+    if brk is not None:
+        return await _break_stream(request, resp, brk, stream_fault, entry)
+    closing = answer.close(ask, finish, len(words))
+    if not isinstance(effect, Unterminated):
+        closing += answer.terminator(ask, finish, len(words))
     if closing:
         await resp.write(closing)
     await resp.write_eof()
@@ -350,35 +356,32 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     return resp
 
 
-async def _break_stream(request, resp, speaker: Speaker, ask: Ask, fault: Fault, entry) -> web.StreamResponse:
-    entry["broken"] = fault.type
-    if fault.type == "stream_stall":
-        await _hold(request, fault.params["seconds"])
+async def _break_stream(request, resp, brk: Break, fault: Fault | None, entry) -> web.StreamResponse:
+    entry["broken"] = fault.type if fault is not None else None
+    if brk.stall_s is not None:
+        await _hold(request, brk.stall_s)
         _abort(request)
         return resp
-    if fault.type == "malformed_chunk":
-        await resp.write(speaker.malformed(ask))
-    elif fault.type == "stream_error":
-        await resp.write(speaker.stream_error(ask, fault.params["error"]))
+    if brk.data:  # malformed_chunk, stream_error
+        await resp.write(brk.data)
     await resp.write_eof()  # stream_cut: a clean end with no terminator
     return resp
 
 
 async def _respond_fault(request, speaker: Speaker, ask: Ask, fault: Fault, entry) -> web.StreamResponse:
-    if fault.type == "hang":
+    """The emulator's side of `chaos.faults.wire`: hold or drop the socket, or answer the error."""
+    effect = response_effect(fault, speaker, ask)
+    if isinstance(effect, Hold):
         entry["status"] = None
-        await _hold(request, fault.params["seconds"])
+        await _hold(request, effect.seconds)
         _abort(request)
         return web.Response(status=204)
-    if fault.type in ("connection_reset", "unreachable"):
+    if isinstance(effect, Drop):
         entry["status"] = None
-        _abort(request, reset=fault.type == "connection_reset")
+        _abort(request, reset=effect.reset)
         return web.Response(status=204)
-    kind = "server_error" if fault.type == "flapping" else fault.type
-    status, headers, body = speaker.error(kind, status=fault.params.get("status"),
-                                          retry_after=fault.params.get("retry_after"), ask=ask)
-    entry["status"] = status
-    return web.Response(status=status, headers=headers, body=body)
+    entry["status"] = effect.status
+    return web.Response(status=effect.status, headers=effect.headers, body=effect.body)
 
 
 def _bad_request(speaker: Speaker, message: str) -> web.Response:
@@ -406,11 +409,6 @@ def _abort(request: web.Request, *, reset: bool = False) -> None:
             # Linger 0 turns close() into an RST: what a crashed load balancer sends.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
-
-
-def known_fault_types() -> list[dict[str, Any]]:
-    return [{"type": t.name, "category": t.category, "doc": t.doc, "params": t.params,
-             "expect": str(t.expect) if t.expect else None} for t in FAULT_TYPES.values()]
 
 
 def profile_dict(profile: Profile) -> dict[str, Any]:

@@ -46,6 +46,8 @@ from urllib.parse import parse_qsl
 
 from chaos.asks import sniff_ask
 from chaos.faults import Fault, FaultSet, Plan, RequestInfo
+from chaos.faults.catalogue import edits_stream, response_effect
+from chaos.faults.wire import Drop, Hold
 from chaos.proxyhttp import (
     MAX_BODY,
     TRANSPORT_KEY,
@@ -62,7 +64,7 @@ from chaos.proxyhttp import (
     split_target,
 )
 from chaos.requestlog import LOG_SIZE, RequestLog
-from chaos.rewrite import SYNTHESIZED, StreamEditor, is_stream, needs_editing, synthesize
+from chaos.rewrite import StreamEditor, is_stream, needs_editing, synthesize
 from chaos.routes import Route
 from chaos.speakers import SPEAKERS, Ask
 from chaos.upstream import Response, UpstreamPool
@@ -190,8 +192,8 @@ class FaultProxy:
                 if plan.first_token_delay_s:  # a slow error is still slow
                     await asyncio.sleep(plan.first_token_delay_s)
                 await self._respond_fault(route, plan.respond, ask, scope, receive, send, entry)
-            elif plan.stream is not None and plan.stream.type in SYNTHESIZED and ask is not None and (
-                    synth := synthesize(route.dialect, plan.stream.type, ask)) is not None:
+            elif plan.stream is not None and not edits_stream(plan.stream) and ask is not None and (
+                    synth := synthesize(route.dialect, plan.stream, ask)) is not None:
                 await self._send_synthesized(synth, plan, send, entry, started)
             else:
                 if self.capture is not None and feature is not None and ask is not None and not plan.faults:
@@ -322,18 +324,17 @@ class FaultProxy:
 
     async def _respond_fault(self, route: Route, fault: Fault, ask: Ask | None, scope: dict[str, Any],
                              receive: Callable, send: Callable, entry: dict[str, Any]) -> None:
-        if fault.type == "hang":
-            await hold(receive, fault.params["seconds"])
+        """The proxy's side of `chaos.faults.wire`: hold and drop the socket, or send the error."""
+        effect = response_effect(fault, SPEAKERS[route.dialect], ask)
+        if isinstance(effect, Hold):
+            await hold(receive, effect.seconds)
             await drop(scope, reset=False)
             return
-        if fault.type in ("connection_reset", "unreachable"):
-            await drop(scope, reset=fault.type == "connection_reset")
+        if isinstance(effect, Drop):
+            await drop(scope, reset=effect.reset)
             return
-        kind = "server_error" if fault.type == "flapping" else fault.type
-        status, headers, body = SPEAKERS[route.dialect].error(
-            kind, status=fault.params.get("status"), retry_after=fault.params.get("retry_after"), ask=ask)
-        entry["status"] = status
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()]
-                    + [(b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        entry["status"] = effect.status
+        await send({"type": "http.response.start", "status": effect.status,
+                    "headers": [(k.encode(), v.encode()) for k, v in effect.headers.items()]
+                    + [(b"content-length", str(len(effect.body)).encode())]})
+        await send({"type": "http.response.body", "body": effect.body, "more_body": False})

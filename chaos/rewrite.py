@@ -16,9 +16,12 @@ carries answer text or the end-of-stream marker, and says what to send:
 - ``slow_tokens``: text events are marked `paced`, and the caller spaces them.
 
 Faults that replace the answer's content (``empty_answer``, ``content_filtered``,
-``wrong_answer``) cannot be edited into an arbitrary upstream event; the caller does not
-forward the request and sends `synthesize`'s well-formed answer in the provider's format
-instead, as the provider would have.
+``wrong_answer``, the semantic faults) cannot be edited into an arbitrary upstream event; the
+caller does not forward the request and sends `synthesize`'s well-formed answer in the
+provider's format instead, as the provider would have.
+
+Which is which, and what each does, is the fault type's to say (`chaos.faults.wire`: a `Break`,
+`Unterminated`, or `Synthesize`); this module only carries the effects out on a byte stream.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from chaos.faults import Plan
-from chaos.speakers import SPEAKERS, Ask
-from probes.canary import solve
+from chaos.faults import FAULT_TYPES, Fault, Plan
+from chaos.faults.catalogue import edits_stream, stream_effect
+from chaos.faults.types.wrong_answer import WRONG
+from chaos.faults.wire import Break, Synthesize, Unterminated
+from chaos.speakers import SPEAKERS, Ask, Speaker
 from probes.dialects import get_dialect
 from probes.framing import NDJSONParser, SSEParser
 
-EDITED = frozenset({"stream_cut", "stream_stall", "malformed_chunk", "stream_error", "missing_terminator"})
-SYNTHESIZED = frozenset({"empty_answer", "content_filtered", "wrong_answer"})
-_BREAKS = EDITED - {"missing_terminator"}
+EDITED = frozenset(t.name for t in FAULT_TYPES.values() if t.category == "stream" and t.edits)
+SYNTHESIZED = frozenset(t.name for t in FAULT_TYPES.values() if t.category == "stream" and not t.edits)
 STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl")
 _NO_ASK = Ask(model="", prompt="")
 
@@ -112,7 +116,7 @@ class Out:
 
 
 def needs_editing(plan: Plan) -> bool:
-    return plan.token_gap_s is not None or (plan.stream is not None and plan.stream.type in EDITED)
+    return plan.token_gap_s is not None or edits_stream(plan.stream)
 
 
 class StreamEditor:
@@ -123,9 +127,11 @@ class StreamEditor:
         self._speaker = SPEAKERS[dialect]
         self._split = Splitter(self._dialect.framing)
         self._ask = ask or _NO_ASK
-        fault = plan.stream if plan.stream is not None and plan.stream.type in EDITED else None
+        fault = plan.stream if edits_stream(plan.stream) else None
         self._fault = fault
-        self._after = fault.params.get("after_chunks", 0) if fault is not None else 0
+        effect = stream_effect(fault, self._speaker, self._ask) if fault is not None else None
+        self._break_at = effect if isinstance(effect, Break) else None
+        self._unterminated = isinstance(effect, Unterminated)
         self._paced = plan.token_gap_s is not None
         self._texts = 0
         self.ended = False
@@ -164,18 +170,18 @@ class StreamEditor:
         rest = self._split.rest()
         if rest:
             self._event(rest, out)
-        if not self.ended and self._fault is not None and self._fault.type in _BREAKS:
+        if not self.ended and self._break_at is not None:
             out.append(self._break())
         self.ended = True
         return out
 
     def _event(self, raw: bytes, out: list[Out]) -> None:
         text, closing = self._read(raw)
-        fault = self._fault
-        if fault is not None and fault.type in _BREAKS and (closing or (text and self._texts >= self._after)):
+        brk = self._break_at
+        if brk is not None and (closing or (text and self._texts >= brk.after)):
             out.append(self._break())
             return
-        if fault is not None and fault.type == "missing_terminator" and closing == "done":
+        if self._unterminated and closing == "done":
             return
         if text:
             self._texts += 1
@@ -202,17 +208,13 @@ class StreamEditor:
         return text, closing
 
     def _break(self) -> Out:
-        fault = self._fault
-        assert fault is not None
+        brk, fault = self._break_at, self._fault
+        assert brk is not None and fault is not None
         self.ended = True
         self.broke = fault.type
-        if fault.type == "stream_stall":
+        if brk.stall_s is not None:
             return Out(b"", end="stall")
-        if fault.type == "malformed_chunk":
-            return Out(self._speaker.malformed(self._ask), end="end")
-        if fault.type == "stream_error":
-            return Out(self._speaker.stream_error(self._ask, fault.params["error"]), end="end")
-        return Out(b"", end="end")  # stream_cut: a clean end, no terminator
+        return Out(brk.data, end="end")  # malformed_chunk, stream_error: their bytes; stream_cut: none
 
 
 @dataclass(slots=True)
@@ -222,21 +224,23 @@ class Synthesized:
     frames: list[bytes]  # one body, or (streamed) the first token, each later token, the end
 
 
-WRONG = "Atlantis is the answer, as far as this model can tell"
-
-
-def synthesize(dialect: str, kind: str, ask: Ask) -> Synthesized | None:
-    """A well-formed answer that is empty, filtered or wrong, in the provider's format;
-    None where the protocol has no such thing (Ollama has no content filter)."""
+def synthesize(dialect: str, fault: Fault, ask: Ask) -> Synthesized | None:
+    """The answer a content fault (empty, filtered, wrong, refused, ...) puts in place of the real one,
+    well-formed in the provider's format; None where the protocol has no such thing (Ollama has no
+    content filter) or the fault does not replace the answer."""
     speaker = SPEAKERS[dialect]
-    if kind in getattr(speaker, "unsupported", ()):
+    effect = stream_effect(fault, speaker, ask)
+    if not isinstance(effect, Synthesize):
         return None
-    words: list[str] = []
-    finish = "filter" if kind == "content_filtered" else "stop"
-    if kind == "wrong_answer":
-        right = solve(ask.prompt)
-        text = str(int(right) + 7) if right is not None and right.strip().isdigit() else WRONG
-        words = [text.split(" ")[0], *(" " + w for w in text.split(" ")[1:])][: max(1, ask.max_tokens)]
+    return render(speaker, effect, ask)
+
+
+def render(speaker: Speaker, effect: Synthesize, ask: Ask) -> Synthesized:
+    """``effect``'s words and finish as the provider sends an answer: one body, or (streamed) the
+    first token with the stream's opening, each later token, then the close and terminator."""
+    if effect.voice is not None:
+        speaker = effect.voice(speaker)
+    words, finish = effect.words, effect.finish
     if not ask.stream:
         body = speaker.complete(ask, "".join(words), finish, len(words))
         return Synthesized(200, {"content-type": "application/json"}, [json.dumps(body).encode()])
@@ -245,3 +249,7 @@ def synthesize(dialect: str, kind: str, ask: Ask) -> Synthesized | None:
     frames.append(speaker.close(ask, finish, len(words)) + speaker.terminator(ask, finish, len(words)))
     return Synthesized(200, {"content-type": speaker.content_type, "cache-control": "no-cache"},
                        [f for f in frames if f])
+
+
+__all__ = ["EDITED", "MAX_EVENT", "SYNTHESIZED", "WRONG", "Out", "Splitter", "StreamEditor", "Synthesized",
+           "is_stream", "needs_editing", "render", "synthesize"]

@@ -56,8 +56,10 @@ import httpx
 
 from chaos.asks import sniff_ask
 from chaos.faults import FaultSet, Plan, RequestInfo
+from chaos.faults.catalogue import edits_stream, response_effect
+from chaos.faults.wire import Drop, Hold
 from chaos.requestlog import RequestLog
-from chaos.rewrite import SYNTHESIZED, StreamEditor, is_stream, needs_editing, synthesize
+from chaos.rewrite import StreamEditor, is_stream, needs_editing, synthesize
 from chaos.routes import catalog_routes, sdk_base
 from chaos.speakers import SPEAKERS
 from probes.catalog import CATALOG
@@ -200,25 +202,30 @@ class _Call:
         return self.plan.first_token_delay_s if self.plan.respond is None else 0.0
 
     def start(self) -> Any:
-        """A response made here (an error, a synthesized answer), a `_Stop`, or None: forward it."""
+        """A response made here (an error, a synthesized answer), a `_Stop`, or None: forward it.
+
+        This is the transport's side of `chaos.faults.wire`: a `Drop` or `Hold` becomes the httpx
+        exception a real socket gives, a `Respond` a response the wrapped transport never sees."""
         fault = self.plan.respond
         module, request = self.kit.module, self.request
         if fault is not None:
-            if fault.type == "hang":
-                return self.silence(fault.params["seconds"], mid_body=False)
-            if fault.type == "connection_reset":
-                return _Stop(0.0, _from_os(module.ReadError, request,
-                                           ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")))
-            if fault.type == "unreachable":
-                return _Stop(0.0, _from_os(module.ConnectError, request,
-                                           OSError(errno.ENETUNREACH, "Network is unreachable")))
-            kind = "server_error" if fault.type == "flapping" else fault.type
-            status, headers, body = SPEAKERS[self.dialect].error(
-                kind, status=fault.params.get("status"), retry_after=fault.params.get("retry_after"), ask=self.ask)
-            return self._made(status, {**headers, "content-length": str(len(body))}, [body])
+            effect = response_effect(fault, SPEAKERS[self.dialect], self.ask)
+            if isinstance(effect, Hold):
+                return self.silence(effect.seconds, mid_body=False)
+            if isinstance(effect, Drop):
+                if effect.reset:
+                    return _Stop(0.0, _from_os(module.ReadError, request,
+                                               ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")))
+                if effect.connect:
+                    return _Stop(0.0, _from_os(module.ConnectError, request,
+                                               OSError(errno.ENETUNREACH, "Network is unreachable")))
+                return _Stop(0.0, module.RemoteProtocolError("Server disconnected without sending a response.",
+                                                             request=request))
+            return self._made(effect.status, {**effect.headers, "content-length": str(len(effect.body))},
+                              [effect.body])
         stream = self.plan.stream
-        if stream is not None and stream.type in SYNTHESIZED and self.ask is not None and (
-                synth := synthesize(self.dialect, stream.type, self.ask)) is not None:
+        if stream is not None and not edits_stream(stream) and self.ask is not None and (
+                synth := synthesize(self.dialect, stream, self.ask)) is not None:
             return self._made(synth.status, synth.headers, synth.frames, gap=self.plan.token_gap_s or 0.0)
         return None
 

@@ -1,0 +1,85 @@
+"""``refusal``: the model declines to answer, as each provider's models phrase it, in the
+provider's own refusal field where it has one.
+
+- OpenAI (and Azure): the decline goes in ``message.refusal`` (streamed: ``delta.refusal``), with
+  ``content`` null and finish "stop": the Chat Completions refusal field of Structured Outputs
+  (platform.openai.com/docs/guides/structured-outputs/refusals; the API reference's
+  ``choices[].message.refusal`` and ``choices[].delta.refusal``). The legacy completions API has
+  no such field: there the decline is the text.
+- Anthropic: ``stop_reason: "refusal"`` (docs.anthropic.com, "Streaming refusals": returned when
+  the model declines during generation; the text before it stays in ``content``). The speaker's
+  "filter" finish is that stop reason.
+- Gemini, Cohere, Ollama: no refusal field. A model that declines answers in plain text with an
+  ordinary finish, so that is the nearest form and what is sent: Gemini ``finishReason: "STOP"``
+  (its other reasons, SAFETY/RECITATION/BLOCKLIST, are the safety system's, not the model's:
+  ai.google.dev, ``Candidate.FinishReason``; that is ``content_filtered``), Cohere
+  ``finish_reason: "COMPLETE"`` (its v2 reasons are COMPLETE, STOP_SEQUENCE, MAX_TOKENS,
+  TOOL_CALL, ERROR), Ollama ``done_reason: "stop"`` (stop, length, load).
+
+The probe reads a refusal field as CONTENT_FILTERED (OpenAI, Anthropic) and a declining text as
+a failed canary (WRONG_ANSWER): one fault, two kinds, so `expect` is None and
+tests/chaos/test_semantic_faults.py pins each protocol's. The wording is each vendor's models'
+usual phrasing, not a quotation of any one answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from chaos.faults.catalogue import FaultLike, FaultType, register
+from chaos.faults.wire import Synthesize, words_of
+
+if TYPE_CHECKING:
+    from chaos.speakers import Ask, Speaker
+
+PHRASES = {
+    "openai": "I'm sorry, but I can't assist with that request.",
+    "anthropic": "I can't help with this request. Is there something else I can help you with?",
+    "gemini": "I can't help with that, as I'm only a language model and don't have the ability to "
+              "process and understand that.",
+    "cohere": "I'm sorry, but I cannot provide a response to that request.",
+    "ollama": "I can't help with that. Is there anything else I can help you with?",
+}
+_FINISH = {"anthropic": "filter"}  # the speaker's "filter" is Anthropic's stop_reason "refusal"
+
+
+@register
+class Refusal(FaultType):
+    name = "refusal"
+    category = "stream"
+    doc = "the model declines, in the provider's refusal field where it has one (OpenAI message.refusal, " \
+          "Anthropic stop_reason 'refusal'), elsewhere as its plain text"
+
+    def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
+        words = words_of(PHRASES.get(speaker.name, PHRASES["openai"]), ask.max_tokens)
+        voice = OpenAIRefusal if speaker.name == "openai" and not ask.completions else None
+        return Synthesize(words, _FINISH.get(speaker.name, "stop"), voice=voice)
+
+
+class OpenAIRefusal:
+    """The OpenAI speaker with the answer's text moved into the refusal field.
+
+    A small wrapper over what the speaker already renders (its token events and its body), so
+    the speaker itself needs no refusal hook (one for `chaos.speakers.openai` to absorb)."""
+
+    def __init__(self, speaker: Speaker) -> None:
+        self._speaker = speaker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._speaker, name)
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        event = _sse_json(self._speaker.token(ask, text, index))
+        event["choices"][0]["delta"] = {"refusal": text}
+        return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        body = self._speaker.complete(ask, text, finish, output_tokens)
+        body["choices"][0]["message"].update(content=None, refusal=text)
+        return body
+
+
+def _sse_json(frame: bytes) -> dict[str, Any]:
+    """The JSON of one ``data:`` event as the OpenAI speaker writes it."""
+    return json.loads(frame.removeprefix(b"data: ").strip())
