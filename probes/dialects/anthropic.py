@@ -167,8 +167,7 @@ class AnthropicDialect:
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         params = {"limit": "1000", **({"after_id": page} if page else {})}
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", base.listing_headers(self, target, api_key),
-                           None, params)
+        return base.listing_request(self, target, api_key, "/models", params)
 
     def parse_models(self, body: bytes) -> base.ModelPage:
         data, items = base.listing_object(body, "data")

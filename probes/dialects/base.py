@@ -337,6 +337,13 @@ def listing_headers(dialect: Dialect, target: Target, api_key: str | None) -> di
     return {**spec.headers, "accept": "application/json"}
 
 
+def listing_request(dialect: Dialect, target: Target, api_key: str | None, path: str,
+                    params: dict[str, str] | None = None) -> RequestSpec:
+    """The GET of ``path`` (``/models``) under the target's base URL, authenticated as `listing_headers` says."""
+    url = f"{target.base_url.rstrip('/')}{path}"
+    return RequestSpec("GET", url, listing_headers(dialect, target, api_key), None, params or {})
+
+
 def listing_object(body: bytes, key: str) -> tuple[dict[str, Any], list[Any]]:
     """The listing's top-level object and its list under ``key``; ValueError unless both are there."""
     data = loads(body)

@@ -127,10 +127,10 @@ class CohereDialect:
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         # The listing is served under v1 only, whichever version the chat uses.
-        base = target.base_url.rstrip("/")
-        base = base[:-3] + "/v1" if base.endswith("/v2") else base
+        root = target.base_url.rstrip("/")
+        root = root[:-3] + "/v1" if root.endswith("/v2") else root
         params = {"page_size": "1000", "endpoint": "chat", **({"page_token": page} if page else {})}
-        return RequestSpec("GET", f"{base}/models", base.listing_headers(self, target, api_key), None, params)
+        return RequestSpec("GET", f"{root}/models", base.listing_headers(self, target, api_key), None, params)
 
     def parse_models(self, body: bytes) -> base.ModelPage:
         data, items = base.listing_object(body, "models")

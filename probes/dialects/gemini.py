@@ -127,8 +127,7 @@ class GeminiDialect:
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         params = {"pageSize": "1000", **({"pageToken": page} if page else {})}
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", base.listing_headers(self, target, api_key),
-                           None, params)
+        return base.listing_request(self, target, api_key, "/models", params)
 
     def parse_models(self, body: bytes) -> base.ModelPage:
         data, items = base.listing_object(body, "models")

@@ -103,8 +103,7 @@ class OllamaDialect:
         return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
-        headers = base.listing_headers(self, target, api_key)
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/api/tags", headers)
+        return base.listing_request(self, target, api_key, "/api/tags")
 
     def parse_models(self, body: bytes) -> base.ModelPage:
         _, items = base.listing_object(body, "models")

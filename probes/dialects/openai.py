@@ -90,19 +90,19 @@ class OpenAIDialect:
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
         opts = target.options
-        base = target.base_url.rstrip("/")
+        root = target.base_url.rstrip("/")
         headers = {"accept": "text/event-stream", **target.headers}
         params: dict[str, str] = {}
         completions = opts.get("mode") == "completions"
         endpoint = "completions" if completions else "chat/completions"
         if opts.get("azure"):
             deployment = opts.get("deployment") or target.model
-            url = f"{base}/openai/deployments/{deployment}/{endpoint}"
+            url = f"{root}/openai/deployments/{deployment}/{endpoint}"
             params["api-version"] = str(opts.get("api_version", "2024-10-21"))
             if api_key:
                 headers["api-key"] = api_key
         else:
-            url = f"{base}/{endpoint}"
+            url = f"{root}/{endpoint}"
             if api_key:
                 headers["authorization"] = f"Bearer {api_key}"
         # Reasoning models reject max_tokens and want max_completion_tokens.
@@ -167,12 +167,10 @@ class OpenAIDialect:
         return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
-        base = target.base_url.rstrip("/")
-        headers = base.listing_headers(self, target, api_key)
         if target.options.get("azure"):
             params = {"api-version": str(target.options.get("api_version", "2024-10-21"))}
-            return RequestSpec("GET", f"{base}/openai/models", headers, None, params)
-        return RequestSpec("GET", f"{base}/models", headers)
+            return base.listing_request(self, target, api_key, "/openai/models", params)
+        return base.listing_request(self, target, api_key, "/models")
 
     def parse_models(self, body: bytes) -> base.ModelPage:
         _, items = base.listing_object(body, "data")
