@@ -1,8 +1,13 @@
 """What every speaker (the server side of one wire protocol) shares.
 
-A speaker renders, in one provider's own format, what the emulator (and later the
-fault proxy) sends: stream events, a non-streamed body, model listings, and each
-error of the fault catalogue. It reads only what it needs from a request (`Ask`).
+A speaker renders, in one provider's own format, what the emulator, the fault proxy and
+`chaos.transport` send: stream events, a non-streamed body, model listings, and each error of
+the fault catalogue. It reads only what it needs from a request (`Ask`).
+
+A speaker also declares where its protocol lives, so that nothing else keeps a table per
+protocol: the paths the emulator serves (`EmulatorRoute`), how its listing pages (`Paging`),
+and the version segment its provider's SDK appends to a base URL (``sdk_suffix``). Adding a
+protocol is then its dialect module, its speaker module and the two registries.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 Rendered = tuple[int, dict[str, str], bytes]  # status, headers, body
 
@@ -53,19 +59,149 @@ def retiring(entry: Listed) -> dict[str, str]:
     return {RETIRES_FIELD: entry.retires} if entry.retires else {}
 
 
+@dataclass(frozen=True, slots=True)
+class EmulatorRoute:
+    """One path the emulator serves for a provider that speaks this protocol.
+
+    ``path`` is under the provider's emulator prefix (`probes.catalog.Provider.emulator_prefix`), in
+    aiohttp's pattern syntax (``{name}`` matches one segment). ``kind`` says what answers it: a
+    generation (``generate``) or the model listing (``listing``). ``variant`` names the provider option
+    (`Provider.options`) the route belongs to, for a provider that speaks the protocol at other paths
+    (Azure OpenAI, ``azure``); a route without one serves the providers that set none of the speaker's
+    variants. ``swap`` is ``(old, new)`` replaced in the prefix: Cohere lists its models under v1 while it
+    chats under v2 ("List Models", docs.cohere.com/reference/list-models)."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    kind: Literal["generate", "listing"]
+    variant: str | None = None
+    swap: tuple[str, str] | None = None
+
+    def at(self, prefix: str) -> str:
+        """The route's full path for a provider served under ``prefix``."""
+        return (prefix.replace(*self.swap) if self.swap else prefix) + self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """How a provider pages its model listing: the query names of the page size and the page token, the size
+    when none is asked for, and whether the token is the last id of the previous page (Anthropic's
+    ``after_id``) rather than an offset. Without a size name (`ONE_PAGE`) the listing is one page."""
+
+    size_key: str | None = None
+    token_key: str | None = None
+    default_size: int = 0
+    after_id: bool = False
+
+    def page(self, query: Mapping[str, str], entries: list[Listed]) -> tuple[list[Listed], str | None]:
+        """One page of ``entries`` as ``query`` asks for it (a size up to 1,000; a size or token that is not a
+        small number is ignored), and the token for the next page (``None``: the last page)."""
+        if self.size_key is None or self.token_key is None:
+            return entries, None
+        raw = query.get(self.size_key, "")
+        ok = raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw)
+        size = min(int(raw), 1000) if ok else self.default_size
+        token = query.get(self.token_key)
+        start = 0
+        if token and self.after_id:
+            start = next((i + 1 for i, e in enumerate(entries) if e.name == token), len(entries))
+        elif token and token.isascii() and token.isdigit() and len(token) < 7:
+            start = int(token)
+        page = entries[start:start + size]
+        if start + size >= len(entries):
+            return page, None
+        return page, (page[-1].name if self.after_id else str(start + size))
+
+
+ONE_PAGE = Paging()
+
+
+def routes_for(speaker: Speaker, options: Mapping[str, Any]) -> tuple[EmulatorRoute, ...]:
+    """The routes ``speaker`` serves for a provider with ``options``: those of the first variant the options
+    set (``{"azure": True}``), else those of no variant."""
+    variant = next((r.variant for r in speaker.routes if r.variant and options.get(r.variant)), None)
+    return tuple(r for r in speaker.routes if r.variant == variant)
+
+
+@dataclass(frozen=True, slots=True)
+class Stated:
+    """An error as a provider states it: the status, the message (``{model}`` and ``{message}`` filled in by
+    `fill`), and the provider's own type and code where its bodies carry them."""
+
+    status: int
+    message: str
+    type: str | None = None
+    code: str | None = None
+
+
 class Speaker(Protocol):
+    """What callers of a speaker may rely on (`SPEAKERS` holds one per dialect)."""
+
     name: str
     content_type: str
+    routes: tuple[EmulatorRoute, ...]  # what the emulator serves for it; `routes_for` picks a provider's
+    paging: Paging  # how its listing pages (`ONE_PAGE`: all at once)
+    sdk_suffix: str  # what its provider's SDK appends to the base URL it is given ("" for none)
+    unsupported: frozenset[str]  # stream fault types it cannot render (its provider has no such thing)
 
-    def error(self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None) -> Rendered: ...
+    def error(self, kind: str, *, status: int | None = None, retry_after: float | None = None,
+              ask: Ask | None = None, detail: str = "") -> Rendered:
+        """The error ``kind`` (a fault type's name, ``bad_request`` or ``server_error``) as an HTTP answer;
+        ``status`` for a server error, ``retry_after`` for a rate limit, ``detail`` for a bad request."""
+        ...
+
     def open(self, ask: Ask) -> bytes: ...
     def token(self, ask: Ask, text: str, index: int) -> bytes: ...
     def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes: ...
     def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes: ...
-    def stream_error(self, ask: Ask, kind: str) -> bytes: ...
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        """The error ``kind`` as it arrives inside a 200 stream."""
+        ...
+
     def malformed(self, ask: Ask) -> bytes: ...
     def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]: ...
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]: ...
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
+        """A listing page; ``variant`` is the route's (`EmulatorRoute.variant`), for a provider whose listing
+        differs (Azure OpenAI's "Models - List")."""
+        ...
+
+
+class Speaking:
+    """The parts of a speaker that are the same skeleton for every protocol: the defaults of the declared
+    attributes, and `error` / `stream_error`, which look the kind up in ``errors`` (any other kind is a
+    server error of its status) and leave the provider's headers, body and stream framing to the speaker."""
+
+    paging: Paging = ONE_PAGE
+    sdk_suffix: str = ""
+    unsupported: frozenset[str] = frozenset()
+    errors: Mapping[str, Stated]
+    # Around an error body sent inside a 200 stream: the stream's own framing of one event.
+    stream_error_frame: tuple[bytes, bytes] = (b"data: ", b"\n\n")
+
+    def error(self, kind: str, *, status: int | None = None, retry_after: float | None = None,
+              ask: Ask | None = None, detail: str = "") -> Rendered:
+        stated = self.errors[kind] if kind in self.errors else self.server_error(status or 500)
+        stated = replace(stated, message=fill(stated.message, ask, detail))
+        wait = retry_after if retry_after is not None else 5
+        headers = {**JSON, **self.error_headers(kind, stated, ask, wait)}
+        return stated.status, headers, self.error_body(kind, stated, ask, wait)
+
+    def server_error(self, status: int) -> Stated:
+        """A 5xx (or any status) that is not a named kind; the message must not claim overload."""
+        return Stated(status, SERVER_ERROR_TEXT.format(status=status))
+
+    def error_headers(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> dict[str, str]:
+        """Headers beyond the content type; by default the rate limit's ``retry-after`` (seconds)."""
+        return {"retry-after": f"{wait:g}"} if kind == "rate_limited" else {}
+
+    def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
+        raise NotImplementedError
+
+    def stream_error(self, ask: Ask, kind: str) -> bytes:
+        _, _, body = self.error(kind, ask=ask)
+        head, tail = self.stream_error_frame
+        return head + body + tail
 
 
 def dumps(data: Any) -> bytes:
