@@ -9,10 +9,12 @@ spend-cap 429 with ``details.error_code: enforced_spend_limit_reached``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.reading import BadRequest, last_user
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(529, "Overloaded", "overloaded_error"),
@@ -29,6 +31,7 @@ ERRORS: dict[str, Stated] = {
 }
 ERRORS["daily_quota"] = ERRORS["quota_exhausted"]  # no per-day quota: the spend cap is the nearest
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "filter": "refusal"}
+
 
 
 class AnthropicSpeaker(Speaking):
@@ -61,6 +64,16 @@ class AnthropicSpeaker(Speaking):
         if kind in ("quota_exhausted", "daily_quota"):
             error["details"] = {"error_code": "enforced_spend_limit_reached"}
         return dumps({"type": "error", "error": error, "request_id": _request_id(ask)})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """"Create a Message" requires model, max_tokens and messages, and says nothing about the turns'
+        order or the last role (consecutive turns of one role are combined, a last assistant turn is a
+        prefill; newer models also take a "system" turn mid-conversation): no role is refused."""
+        for field in ("model", "max_tokens", "messages"):
+            if field not in body:
+                raise BadRequest(f"{field}: Field required")
+        return Ask(model=body["model"], prompt=last_user(body["messages"]), max_tokens=body["max_tokens"],
+                   stream=bool(body.get("stream")))
 
     def open(self, ask: Ask) -> bytes:
         message = {"id": f"msg_{ask.id}", "type": "message", "role": "assistant", "model": ask.model,

@@ -8,9 +8,11 @@ content-delta, content-end, message-end with finish_reason and usage); error bod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.reading import last_user
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "The model is overloaded with requests (high demand), please try again later."),
@@ -26,6 +28,7 @@ ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "filter": "ERROR_TOXIC"}
 
 
+
 class CohereSpeaker(Speaking):
     name = "cohere"
     content_type = "text/event-stream"
@@ -38,6 +41,10 @@ class CohereSpeaker(Speaking):
 
     def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
         return dumps({"id": ask.id if ask else "emulator", "message": stated.message})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        return Ask(model=body.get("model", ""), prompt=last_user(body.get("messages")),
+                   max_tokens=body.get("max_tokens") or 64, stream=bool(body.get("stream")))
 
     def open(self, ask: Ask) -> bytes:
         return (sse({"type": "message-start", "id": ask.id, "delta": {"message": {"role": "assistant"}}},

@@ -11,10 +11,13 @@ in a bare pretty-printed error object.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, retiring
+from chaos.speakers.reading import BadRequest, last_user
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "The model is overloaded. Please try again later.", "UNAVAILABLE"),
@@ -37,6 +40,9 @@ _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "filter": "SAFETY"}
 def _event(data: Any) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
 
+
+_METHOD = re.compile(r"/models/(?P<model>[^/:]+):(?P<action>\w+)$")
+_ROLES = ("user", "model")  # Content.role: "Must be either 'user' or 'model'" (or unset, for one turn)
 
 class GeminiSpeaker(Speaking):
     name = "gemini"
@@ -76,6 +82,19 @@ class GeminiSpeaker(Speaking):
                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"}]
         return json.dumps({"error": error}, indent=2).encode()
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """``models/{model}:generateContent`` or ``:streamGenerateContent``; the model is in the path."""
+        match = _METHOD.search(path)
+        if match is None or match["action"] not in ("generateContent", "streamGenerateContent"):
+            raise BadRequest(f"unknown method {match['action'] if match else path}")
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise BadRequest("contents is not specified")
+        config = body.get("generationConfig") or {}
+        prompt = last_user(contents, _ROLES, field="contents", content="parts")
+        return Ask(model=match["model"], prompt=prompt, max_tokens=config.get("maxOutputTokens") or 64,
+                   stream=match["action"] == "streamGenerateContent")
 
     def _chunk(self, ask: Ask, text: str, finish: str | None = None, output_tokens: int | None = None) -> dict:
         cand: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from chaos.speakers.base import Ask, EmulatorRoute, Listed, Speaking, Stated, retiring
+from chaos.speakers.reading import last_user
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "server busy, please try again.  maximum pending requests exceeded"),
@@ -32,6 +34,7 @@ def _line(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
 
 
+
 class OllamaSpeaker(Speaking):
     name = "ollama"
     content_type = "application/x-ndjson"
@@ -43,6 +46,14 @@ class OllamaSpeaker(Speaking):
 
     def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
         return _line({"error": stated.message})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """``/api/chat`` (messages) or ``/api/generate`` (one prompt); Ollama streams unless told not to."""
+        generate = path.endswith("/generate")
+        prompt = body.get("prompt", "") if generate else last_user(body.get("messages"))
+        options = body.get("options") or {}
+        return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=options.get("num_predict") or 64,
+                   stream=body.get("stream", True) is not False, completions=generate)
 
     def _obj(self, ask: Ask, text: str, **extra: Any) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -8,11 +8,14 @@ insufficient_quota, invalid_api_key, model_not_found, context_length_exceeded.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from chaos.speakers.base import Ask, EmulatorRoute, Listed, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.reading import BadRequest, last_user
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "That model is currently overloaded with other requests. You can retry your request.",
@@ -31,6 +34,10 @@ ERRORS: dict[str, Stated] = {
 # OpenAI's spent credit and spent quota are one form, 429 insufficient_quota ("Error codes" guide).
 ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 
+
+_AZURE = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/(?:chat/)?completions$")
+# "Create chat completion" refuses a message role outside these.
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 class OpenAISpeaker(Speaking):
     name = "openai"
@@ -58,6 +65,27 @@ class OpenAISpeaker(Speaking):
 
     def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
         return dumps({"error": {"message": stated.message, "type": stated.type, "param": None, "code": stated.code}})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """A chat completion (the Azure deployment's name is its model, and ``api-version`` is required, as
+        Azure's REST reference says), or a legacy completion (one ``prompt`` string)."""
+        if (azure := _AZURE.search(path)) is not None:
+            if "api-version" not in query:
+                raise BadRequest("Missing required query parameter: api-version")
+            body = {"model": azure["deployment"], **body}
+        opts = body.get("stream_options") or {}
+        if path.endswith("/completions") and not path.endswith("/chat/completions"):
+            prompt = body.get("prompt")
+            if not isinstance(prompt, str):
+                raise BadRequest("prompt: must be a string")
+            return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=body.get("max_tokens") or 16,
+                       stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")),
+                       completions=True)
+        if "model" not in body:
+            raise BadRequest("you must provide a model parameter")
+        return Ask(model=body["model"], prompt=last_user(body.get("messages"), _ROLES),
+                   max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 64,
+                   stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")))
 
     def _chunk(self, ask: Ask, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         obj = "text_completion" if ask.completions else "chat.completion.chunk"

@@ -5,6 +5,7 @@ and the errors of the fault catalogue."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import httpx
@@ -21,6 +22,7 @@ from probes.catalog import CATALOG
 from probes.dialects import DIALECTS
 from probes.dialects.base import ProviderError
 from probes.result import ErrorKind
+from probes.target import Target
 
 PROTOCOLS = sorted(DIALECTS)
 # Every kind a speaker must render: the error faults (flapping answers as a server error) and the
@@ -200,3 +202,23 @@ def test_paging_follows_each_providers_rules():
     page, token = cohere.page({"page_size": "0"}, entries)  # not a size: the default
     assert (len(page), token) == (20, "20")
     assert SPEAKERS["openai"].paging.page({"limit": "1"}, entries) == (entries, None)
+
+
+# -- requests ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", sorted(CATALOG))
+def test_what_a_dialect_asks_its_speaker_reads_at_one_of_its_routes(provider):
+    """A probe's request (the dialect's) reaches a generation route of the speaker's and reads back as asked."""
+    target = Target.from_provider(provider, base_url="http://emulator" + CATALOG[provider].emulator_prefix)
+    spec = DIALECTS[target.dialect].build_request(target, "What is 2+2?", api_key="k")
+    path = httpx.URL(spec.url).path
+    speaker = SPEAKERS[target.dialect]
+    patterns = [r.at(CATALOG[provider].emulator_prefix) for r in routes_for(speaker, target.options)
+                if r.kind == "generate" and r.method == spec.method]
+    assert any(re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)), path) for p in patterns), (path, patterns)
+    assert spec.json is not None
+    ask = speaker.ask_of(spec.json, path, spec.params)
+    assert ask.prompt == "What is 2+2?"
+    assert ask.model == target.model
+    assert ask.stream is True
+
