@@ -159,6 +159,10 @@ class Speaker(Protocol):
     def token(self, ask: Ask, text: str, index: int) -> bytes: ...
     def close(self, ask: Ask, finish: str, output_tokens: int) -> bytes: ...
     def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes: ...
+    def status_error(self, status: int, message: str, ask: Ask | None = None) -> Rendered:
+        """An error of a status and message that no fault kind names (the fault proxy's own), in this format."""
+        ...
+
     def stream_error(self, ask: Ask, kind: str) -> bytes:
         """The error ``kind`` as it arrives inside a 200 stream."""
         ...
@@ -191,6 +195,14 @@ class Speaking:
         wait = retry_after if retry_after is not None else 5
         headers = {**JSON, **self.error_headers(kind, stated, ask, wait)}
         return stated.status, headers, self.error_body(kind, stated, ask, wait)
+
+    def status_error(self, status: int, message: str, ask: Ask | None = None) -> Rendered:
+        """An error that is no fault of the catalogue (the fault proxy's own 502, 504, 413 or 400): ``status``
+        and ``message`` as given, in this protocol's form of a server error (5xx) or a refused request."""
+        kind = "server_error" if status >= 500 else "bad_request"
+        shape = self.server_error(status) if status >= 500 else self.errors["bad_request"]
+        stated = replace(shape, status=status, message=message)
+        return status, {**JSON, **self.error_headers(kind, stated, ask, 5)}, self.error_body(kind, stated, ask, 5)
 
     def server_error(self, status: int) -> Stated:
         """A 5xx (or any status) that is not a named kind; the message must not claim overload."""

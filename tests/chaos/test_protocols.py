@@ -222,3 +222,18 @@ def test_what_a_dialect_asks_its_speaker_reads_at_one_of_its_routes(provider):
     assert ask.model == target.model
     assert ask.stream is True
 
+
+
+@given(name=st.sampled_from(PROTOCOLS), status=st.sampled_from([400, 413, 500, 502, 503, 504]),
+       message=st.text(max_size=150))
+def test_an_error_of_a_status_reads_back_with_its_status_and_message(name, status, message):
+    """The fault proxy's own errors (502, 504, 413, 400) in the route's format: its SDK reads them as the
+    provider's, with the proxy's words."""
+    rendered, headers, body = SPEAKERS[name].status_error(status, message, Ask(model="m", prompt="p"))
+    assert rendered == status and headers["content-type"] == "application/json"
+    err = DIALECTS[name].parse_error(status, httpx.Headers(headers), body)
+    assert err.http_status == status
+    if message.strip():
+        assert err.message == message[:300]
+    kind = classify.from_provider_error(name, err)
+    assert (kind in (ErrorKind.SERVER_ERROR, ErrorKind.OVERLOADED)) if status >= 500 else kind is not ErrorKind.OK
