@@ -84,13 +84,8 @@ class AnthropicDialect:
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {
-            "accept": "text/event-stream",
-            "anthropic-version": str(target.options.get("anthropic_version", API_VERSION)),
-            **target.headers,
-        }
-        if api_key:
-            headers["x-api-key"] = api_key
+        version = str(target.options.get("anthropic_version", API_VERSION))
+        headers = base.request_headers(target, api_key, "x-api-key", own={"anthropic-version": version})
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,

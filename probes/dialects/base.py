@@ -330,6 +330,17 @@ class ModelPage:
     next_page: str | None = None
 
 
+def request_headers(target: Target, api_key: str | None, key_header: str, *, scheme: str = "",
+                    accept: str = "text/event-stream", own: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A request's headers: what it accepts, the protocol's own (``own``, e.g. Anthropic's version), the
+    target's (which may override both), and the key in ``key_header`` (after ``scheme``: ``"Bearer "``) if
+    there is one."""
+    headers = {"accept": accept, **(own or {}), **target.headers}
+    if api_key:
+        headers[key_header] = scheme + api_key
+    return headers
+
+
 def listing_headers(dialect: Dialect, target: Target, api_key: str | None) -> dict[str, str]:
     """The headers of ``dialect``'s probe request (its authentication and version headers, the target's
     own headers), asking for JSON: a listing authenticates exactly as a probe does."""

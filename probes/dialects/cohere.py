@@ -64,9 +64,7 @@ class CohereDialect:
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "text/event-stream", **target.headers}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ")
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,

@@ -81,9 +81,7 @@ class GeminiDialect:
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "text/event-stream", **target.headers}
-        if api_key:
-            headers["x-goog-api-key"] = api_key
+        headers = base.request_headers(target, api_key, "x-goog-api-key")
         if conversation is None:
             body: dict[str, Any] = {
                 "contents": [{"role": "user", "parts": [{"text": prompt}]}],

@@ -50,9 +50,9 @@ class OllamaDialect:
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "application/x-ndjson", **target.headers}
-        if api_key:  # Ollama's hosted API and authenticating reverse proxies
-            headers["authorization"] = f"Bearer {api_key}"
+        # A key for Ollama's hosted API and for authenticating reverse proxies.
+        headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ",
+                                       accept="application/x-ndjson")
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,

@@ -91,20 +91,20 @@ class OpenAIDialect:
                       conversation: Conversation | None = None) -> RequestSpec:
         opts = target.options
         root = target.base_url.rstrip("/")
-        headers = {"accept": "text/event-stream", **target.headers}
+        azure = bool(opts.get("azure"))
+        if azure:  # Azure takes the key in api-key, OpenAI and the compatible servers as a bearer token
+            headers = base.request_headers(target, api_key, "api-key")
+        else:
+            headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ")
         params: dict[str, str] = {}
         completions = opts.get("mode") == "completions"
         endpoint = "completions" if completions else "chat/completions"
-        if opts.get("azure"):
+        if azure:
             deployment = opts.get("deployment") or target.model
             url = f"{root}/openai/deployments/{deployment}/{endpoint}"
             params["api-version"] = str(opts.get("api_version", "2024-10-21"))
-            if api_key:
-                headers["api-key"] = api_key
         else:
             url = f"{root}/{endpoint}"
-            if api_key:
-                headers["authorization"] = f"Bearer {api_key}"
         # Reasoning models reject max_tokens and want max_completion_tokens.
         max_field = opts.get("max_tokens_field", "max_tokens")
         body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True}}
