@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.base import Ask, Speaking, Stated, dumps, retiring, sse
 from chaos.speakers.reading import BadRequest, last_user
+from chaos.speakers.serving import EmulatorRoute, Listed, Paging
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(529, "Overloaded", "overloaded_error"),
@@ -105,7 +106,8 @@ class AnthropicSpeaker(Speaking):
                 "stop_reason": _FINISH[finish], "stop_sequence": None,
                 "usage": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """A "List Models" page: ``data`` of ``{type, id, display_name, created_at}``, ``has_more``, ``first_id``,
         ``last_id`` (the client's next ``after_id``). Anthropic lists no retirement date: `RETIRES_FIELD`."""
         data = [{"type": "model", "id": e.name, "display_name": e.name, "created_at": "2025-01-01T00:00:00Z",

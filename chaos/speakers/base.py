@@ -5,9 +5,10 @@ A speaker renders, in one provider's own format, what the emulator, the fault pr
 the fault catalogue. It reads only what it needs from a request (`Ask`).
 
 A speaker also declares where its protocol lives, so that nothing else keeps a table per
-protocol: the paths the emulator serves (`EmulatorRoute`), how its listing pages (`Paging`),
-and the version segment its provider's SDK appends to a base URL (``sdk_suffix``). Adding a
-protocol is then its dialect module, its speaker module and the two registries.
+protocol: the paths the emulator serves and how its listing pages (`chaos.speakers.serving`),
+the version segment its provider's SDK appends to a base URL (``sdk_suffix``), and how it reads
+a request (``ask_of``). Adding a protocol is then its dialect module, its speaker module and the
+two registries.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
+
+from chaos.speakers.serving import ONE_PAGE, EmulatorRoute, Listed, Paging
 
 Rendered = tuple[int, dict[str, str], bytes]  # status, headers, body
 
@@ -41,14 +44,6 @@ class Ask:
         return max(1, len(self.prompt.split()))
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """One model in an emulated listing, with the day it retires (``YYYY-MM-DD``) if it has one."""
-
-    name: str
-    retires: str | None = None
-
-
 # The airisk-only field in which the emulator states a retirement date, for providers whose own
 # listing has no such field (`probes.dialects.base.RETIRES_FIELD`, which reads it).
 RETIRES_FIELD = "x_airisk_retires"
@@ -57,70 +52,6 @@ RETIRES_FIELD = "x_airisk_retires"
 def retiring(entry: Listed) -> dict[str, str]:
     """The extension field for ``entry``, or nothing when it has no date."""
     return {RETIRES_FIELD: entry.retires} if entry.retires else {}
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorRoute:
-    """One path the emulator serves for a provider that speaks this protocol.
-
-    ``path`` is under the provider's emulator prefix (`probes.catalog.Provider.emulator_prefix`), in
-    aiohttp's pattern syntax (``{name}`` matches one segment). ``kind`` says what answers it: a
-    generation (``generate``) or the model listing (``listing``). ``variant`` names the provider option
-    (`Provider.options`) the route belongs to, for a provider that speaks the protocol at other paths
-    (Azure OpenAI, ``azure``); a route without one serves the providers that set none of the speaker's
-    variants. ``swap`` is ``(old, new)`` replaced in the prefix: Cohere lists its models under v1 while it
-    chats under v2 ("List Models", docs.cohere.com/reference/list-models)."""
-
-    method: Literal["GET", "POST"]
-    path: str
-    kind: Literal["generate", "listing"]
-    variant: str | None = None
-    swap: tuple[str, str] | None = None
-
-    def at(self, prefix: str) -> str:
-        """The route's full path for a provider served under ``prefix``."""
-        return (prefix.replace(*self.swap) if self.swap else prefix) + self.path
-
-
-@dataclass(frozen=True, slots=True)
-class Paging:
-    """How a provider pages its model listing: the query names of the page size and the page token, the size
-    when none is asked for, and whether the token is the last id of the previous page (Anthropic's
-    ``after_id``) rather than an offset. Without a size name (`ONE_PAGE`) the listing is one page."""
-
-    size_key: str | None = None
-    token_key: str | None = None
-    default_size: int = 0
-    after_id: bool = False
-
-    def page(self, query: Mapping[str, str], entries: list[Listed]) -> tuple[list[Listed], str | None]:
-        """One page of ``entries`` as ``query`` asks for it (a size up to 1,000; a size or token that is not a
-        small number is ignored), and the token for the next page (``None``: the last page)."""
-        if self.size_key is None or self.token_key is None:
-            return entries, None
-        raw = query.get(self.size_key, "")
-        ok = raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw)
-        size = min(int(raw), 1000) if ok else self.default_size
-        token = query.get(self.token_key)
-        start = 0
-        if token and self.after_id:
-            start = next((i + 1 for i, e in enumerate(entries) if e.name == token), len(entries))
-        elif token and token.isascii() and token.isdigit() and len(token) < 7:
-            start = int(token)
-        page = entries[start:start + size]
-        if start + size >= len(entries):
-            return page, None
-        return page, (page[-1].name if self.after_id else str(start + size))
-
-
-ONE_PAGE = Paging()
-
-
-def routes_for(speaker: Speaker, options: Mapping[str, Any]) -> tuple[EmulatorRoute, ...]:
-    """The routes ``speaker`` serves for a provider with ``options``: those of the first variant the options
-    set (``{"azure": True}``), else those of no variant."""
-    variant = next((r.variant for r in speaker.routes if r.variant and options.get(r.variant)), None)
-    return tuple(r for r in speaker.routes if r.variant == variant)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.base import Ask, Speaking, Stated, dumps, retiring, sse
 from chaos.speakers.reading import last_user
+from chaos.speakers.serving import EmulatorRoute, Listed, Paging
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "The model is overloaded with requests (high demand), please try again later."),
@@ -74,7 +75,8 @@ class CohereSpeaker(Speaking):
                 "usage": {"billed_units": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens},
                           "tokens": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}}
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """A "List Models" page: ``models`` of ``{name, endpoints, finetuned, context_length, is_deprecated}`` and
         ``next_page_token``. A model with a retirement date is ``is_deprecated`` (Cohere's own flag), the date
         in `RETIRES_FIELD` (Cohere's listing has none)."""

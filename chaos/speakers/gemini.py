@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chaos.speakers.base import Ask, EmulatorRoute, Listed, Paging, Speaking, Stated, retiring
+from chaos.speakers.base import Ask, Speaking, Stated, retiring
 from chaos.speakers.reading import BadRequest, last_user
+from chaos.speakers.serving import EmulatorRoute, Listed, Paging
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "The model is overloaded. Please try again later.", "UNAVAILABLE"),
@@ -125,7 +126,8 @@ class GeminiSpeaker(Speaking):
     def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
         return self._chunk(ask, text, finish, output_tokens)
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """A ``models.list`` page: ``models`` of Model resources (``name: models/{id}``, ``baseModelId``,
         ``displayName``, token limits, ``supportedGenerationMethods``) and ``nextPageToken``. The Model resource
         has no retirement field: `RETIRES_FIELD`."""

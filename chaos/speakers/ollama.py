@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.speakers.base import Ask, EmulatorRoute, Listed, Speaking, Stated, retiring
+from chaos.speakers.base import Ask, Speaking, Stated, retiring
 from chaos.speakers.reading import last_user
+from chaos.speakers.serving import EmulatorRoute, Listed
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "server busy, please try again.  maximum pending requests exceeded"),
@@ -83,7 +84,8 @@ class OllamaSpeaker(Speaking):
         return self._obj(ask, text, done=True, done_reason="length" if finish == "length" else "stop",
                          prompt_eval_count=ask.input_tokens, eval_count=output_tokens)
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """``/api/tags``: ``models`` of ``{name, model, modified_at, size, digest, details}``, one page. Local
         models do not retire; `RETIRES_FIELD` only when the emulator is told to."""
         return {"models": [{"name": e.name, "model": e.name, "modified_at": "2025-01-01T00:00:00Z", "size": 1,

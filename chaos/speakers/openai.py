@@ -14,8 +14,9 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from chaos.speakers.base import Ask, EmulatorRoute, Listed, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.base import Ask, Speaking, Stated, dumps, retiring, sse
 from chaos.speakers.reading import BadRequest, last_user
+from chaos.speakers.serving import EmulatorRoute, Listed
 
 ERRORS: dict[str, Stated] = {
     "overloaded": Stated(503, "That model is currently overloaded with other requests. You can retry your request.",

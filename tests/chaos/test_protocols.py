@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from chaos.faults import FAULT_TYPES
 from chaos.routes import catalog_routes, sdk_base
-from chaos.speakers import ONE_PAGE, SPEAKERS, Ask, EmulatorRoute, Listed, Paging, routes_for
+from chaos.speakers import ONE_PAGE, SPEAKERS, Ask, EmulatorRoute, Listed, Paging, Speaker, routes_for
 from chaos.speakers.base import Speaking
 from probes import classify
 from probes.catalog import CATALOG
@@ -77,9 +77,20 @@ def test_every_speaker_declares_routes_paging_and_an_sdk_suffix(name):
     assert speaker.unsupported <= {n for n, t in FAULT_TYPES.items() if t.category == "stream"}
 
 
+@pytest.mark.parametrize("name", PROTOCOLS)
+def test_every_speaker_has_what_the_protocol_states(name):
+    """Callers rely on `Speaker` alone, with no getattr: every member it states is there."""
+    speaker = SPEAKERS[name]
+    stated = [m for m in vars(Speaker) if not m.startswith("_")] + list(Speaker.__annotations__)
+    assert {"routes", "paging", "sdk_suffix", "unsupported", "error", "status_error", "ask_of", "models"} <= set(stated)
+    for member in stated:
+        assert hasattr(speaker, member), member
+    assert speaker.models([Listed("m")], None, variant=None)
+
+
 def test_each_catalog_provider_gets_one_generation_and_one_listing_route():
     for provider in CATALOG.values():
-        routes = routes_for(SPEAKERS[provider.dialect], provider.options)
+        routes = routes_for(SPEAKERS[provider.dialect].routes, provider.options)
         kinds = [r.kind for r in routes]
         assert "generate" in kinds and kinds.count("listing") == 1, provider.name
         paths = [r.at(provider.emulator_prefix) for r in routes]
@@ -88,10 +99,10 @@ def test_each_catalog_provider_gets_one_generation_and_one_listing_route():
 
 def test_azure_and_cohere_route_where_their_apis_do():
     azure = CATALOG["azure-openai"]
-    paths = {r.at(azure.emulator_prefix) for r in routes_for(SPEAKERS["openai"], azure.options)}
+    paths = {r.at(azure.emulator_prefix) for r in routes_for(SPEAKERS["openai"].routes, azure.options)}
     assert paths == {"/azure-openai/openai/deployments/{deployment}/chat/completions", "/azure-openai/openai/models"}
     cohere = CATALOG["cohere"]
-    paths = {r.at(cohere.emulator_prefix) for r in routes_for(SPEAKERS["cohere"], cohere.options)}
+    paths = {r.at(cohere.emulator_prefix) for r in routes_for(SPEAKERS["cohere"].routes, cohere.options)}
     assert paths == {"/cohere/v2/chat", "/cohere/v1/models"}
 
 
@@ -213,7 +224,7 @@ def test_what_a_dialect_asks_its_speaker_reads_at_one_of_its_routes(provider):
     spec = DIALECTS[target.dialect].build_request(target, "What is 2+2?", api_key="k")
     path = httpx.URL(spec.url).path
     speaker = SPEAKERS[target.dialect]
-    patterns = [r.at(CATALOG[provider].emulator_prefix) for r in routes_for(speaker, target.options)
+    patterns = [r.at(CATALOG[provider].emulator_prefix) for r in routes_for(speaker.routes, target.options)
                 if r.kind == "generate" and r.method == spec.method]
     assert any(re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)), path) for p in patterns), (path, patterns)
     assert spec.json is not None
