@@ -34,7 +34,6 @@ ERRORS["daily_quota"] = ERRORS["quota_exhausted"]  # no per-day quota: the spend
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "filter": "refusal"}
 
 
-
 class AnthropicSpeaker(Speaking):
     name = "anthropic"
     content_type = "text/event-stream; charset=utf-8"

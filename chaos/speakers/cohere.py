@@ -29,7 +29,6 @@ ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "filter": "ERROR_TOXIC"}
 
 
-
 class CohereSpeaker(Speaking):
     name = "cohere"
     content_type = "text/event-stream"

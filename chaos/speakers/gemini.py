@@ -36,14 +36,13 @@ ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 ERRORS["credit_exhausted"] = ERRORS["quota_exhausted"]  # prepaid billing states no form of its own
 _STATUS_NAME = {500: "INTERNAL", 502: "INTERNAL", 503: "INTERNAL", 504: "DEADLINE_EXCEEDED"}
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "filter": "SAFETY"}
+_METHOD = re.compile(r"/models/(?P<model>[^/:]+):(?P<action>\w+)$")
+_ROLES = ("user", "model")  # Content.role: "Must be either 'user' or 'model'" (or unset, for one turn)
 
 
 def _event(data: Any) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
 
-
-_METHOD = re.compile(r"/models/(?P<model>[^/:]+):(?P<action>\w+)$")
-_ROLES = ("user", "model")  # Content.role: "Must be either 'user' or 'model'" (or unset, for one turn)
 
 class GeminiSpeaker(Speaking):
     name = "gemini"

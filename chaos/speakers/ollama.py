@@ -35,7 +35,6 @@ def _line(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
 
 
-
 class OllamaSpeaker(Speaking):
     name = "ollama"
     content_type = "application/x-ndjson"

@@ -35,16 +35,16 @@ ERRORS: dict[str, Stated] = {
 # OpenAI's spent credit and spent quota are one form, 429 insufficient_quota ("Error codes" guide).
 ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 
-
 _AZURE = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/(?:chat/)?completions$")
 # "Create chat completion" refuses a message role outside these.
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
 
 class OpenAISpeaker(Speaking):
     name = "openai"
     content_type = "text/event-stream"
     errors = ERRORS
-    # The SDKs take a base URL ending in /v1 and append /chat/completions: nothing to strip.
+    sdk_suffix = ""  # the SDKs take a base URL ending in /v1 and append /chat/completions: nothing to strip
     routes = (
         EmulatorRoute("POST", "/chat/completions", "generate"),
         EmulatorRoute("POST", "/completions", "generate"),
