@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chaos.speakers import SPEAKERS
 from probes.catalog import CATALOG
 from probes.dialects import DIALECTS
-
-# The version segment the dialect's SDK adds itself (and the catalog's base URL includes).
-_SDK_ADDS = {"anthropic": "/v1", "gemini": "/v1beta", "cohere": "/v2"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +27,11 @@ class Route:
 
 
 def sdk_base(dialect: str, base: str) -> str:
+    """``base`` without the version segment the dialect's SDK adds itself (`Speaker.sdk_suffix`), which the
+    catalog's base URL includes."""
     base = base.rstrip("/")
-    suffix = _SDK_ADDS.get(dialect)
+    speaker = SPEAKERS.get(dialect)
+    suffix = speaker.sdk_suffix if speaker is not None else ""
     return base[: -len(suffix)] if suffix and base.endswith(suffix) else base
 
 

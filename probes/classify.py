@@ -13,7 +13,8 @@ Three doors lead here:
         RemoteProtocolError, incomplete body-> STREAM_CUT (answer begun) / CONNECTION_RESET
         other protocol garbage              -> MALFORMED
     from_provider_error(dialect, error)   an error the provider stated (HTTP body or in-stream
-                                          event), by its own type/code first, HTTP status second
+                                          event), by its own type/code first (the table its
+                                          dialect declares, `Dialect.errors`), HTTP status second
     from_finish(finish)                   how a 200 stream said it ended
 
 A spent quota or credit balance (QUOTA_EXHAUSTED) is told from a rate limit (RATE_LIMITED)
@@ -34,6 +35,7 @@ import ssl
 
 import httpx
 
+from probes.dialects import DIALECTS
 from probes.dialects.base import ProviderError
 from probes.result import ErrorKind
 
@@ -88,48 +90,6 @@ def from_exception(exc: BaseException, *, answer_started: bool = False) -> tuple
     return ErrorKind.MALFORMED, message or type(exc).__name__
 
 
-# Per dialect, the provider's own error type (or status string) -> kind.
-_BY_TYPE: dict[str, dict[str, ErrorKind]] = {
-    "anthropic": {
-        "overloaded_error": ErrorKind.OVERLOADED,
-        "rate_limit_error": ErrorKind.RATE_LIMITED,
-        "billing_error": ErrorKind.QUOTA_EXHAUSTED,
-        "authentication_error": ErrorKind.AUTH,
-        "permission_error": ErrorKind.AUTH,
-        "not_found_error": ErrorKind.MODEL_NOT_FOUND,
-        "invalid_request_error": ErrorKind.BAD_REQUEST,
-        "request_too_large": ErrorKind.BAD_REQUEST,
-        "api_error": ErrorKind.SERVER_ERROR,
-        "timeout_error": ErrorKind.SERVER_ERROR,
-    },
-    "gemini": {
-        "UNAVAILABLE": ErrorKind.OVERLOADED,
-        "RESOURCE_EXHAUSTED": ErrorKind.RATE_LIMITED,
-        "PERMISSION_DENIED": ErrorKind.AUTH,
-        "UNAUTHENTICATED": ErrorKind.AUTH,
-        "NOT_FOUND": ErrorKind.MODEL_NOT_FOUND,
-        "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
-        "FAILED_PRECONDITION": ErrorKind.BAD_REQUEST,
-        "INTERNAL": ErrorKind.SERVER_ERROR,
-        "UNKNOWN": ErrorKind.SERVER_ERROR,
-        "DEADLINE_EXCEEDED": ErrorKind.SERVER_ERROR,
-        "CANCELLED": ErrorKind.STREAM_ERROR,
-    },
-    "openai": {
-        "insufficient_quota": ErrorKind.QUOTA_EXHAUSTED,
-        "invalid_api_key": ErrorKind.AUTH,
-        "authentication_error": ErrorKind.AUTH,
-        "model_not_found": ErrorKind.MODEL_NOT_FOUND,
-        "context_length_exceeded": ErrorKind.CONTEXT_TOO_LONG,
-        "content_filter": ErrorKind.CONTENT_FILTERED,
-        # 400 "Your request was rejected as a result of our safety system" (images, moderated prompts)
-        "content_policy_violation": ErrorKind.CONTENT_FILTERED,
-        "refusal": ErrorKind.CONTENT_FILTERED,  # the model declined in delta.refusal (our dialect's label)
-        "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
-        "server_error": ErrorKind.SERVER_ERROR,  # also OpenAI's overloaded 503; _refine tells them apart
-    },
-}
-
 # Words that providers use for "no capacity right now" in a 5xx body.
 _OVERLOAD_WORDS = ("overloaded", "capacity", "high demand", "server busy")
 _CONTEXT_WORDS = (
@@ -152,7 +112,8 @@ _RATE_LIMIT_CODES = {"rate_limit_exceeded", "RATE_LIMIT_EXCEEDED"}
 
 def from_provider_error(dialect: str, err: ProviderError) -> ErrorKind:
     """Kind of an error the provider stated, by its own code/type first, HTTP status second."""
-    table = _BY_TYPE.get(dialect, {})
+    known = DIALECTS.get(dialect)
+    table = known.errors if known is not None else {}
     lowered = err.message.lower()
     for key in (err.code, err.type):
         if key and key in table:

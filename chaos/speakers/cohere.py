@@ -8,41 +8,43 @@ content-delta, content-end, message-end with finish_reason and usage); error bod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, dumps, fill, retiring, sse
+from chaos.speakers.base import Ask, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.reading import last_user
+from chaos.speakers.serving import EmulatorRoute, Listed, Paging
 
-_ERRORS: dict[str, tuple[int, str]] = {
-    "overloaded": (503, "The model is overloaded with requests (high demand), please try again later."),
-    "rate_limited": (429, "You are using a Trial key, which is limited to 20 API calls / minute."),
-    "quota_exhausted": (402, "Please add or update your payment method to continue: usage limit reached."),
-    "auth": (401, "invalid api token"),
-    "model_not_found": (404, "model '{model}' not found, make sure the correct model ID was used"),
-    "bad_request": (400, "{message}"),
-    "context_too_long": (400, "too many tokens: the prompt is too long for the model's context length"),
+ERRORS: dict[str, Stated] = {
+    "overloaded": Stated(503, "The model is overloaded with requests (high demand), please try again later."),
+    "rate_limited": Stated(429, "You are using a Trial key, which is limited to 20 API calls / minute."),
+    "quota_exhausted": Stated(402, "Please add or update your payment method to continue: usage limit reached."),
+    "auth": Stated(401, "invalid api token"),
+    "model_not_found": Stated(404, "model '{model}' not found, make sure the correct model ID was used"),
+    "bad_request": Stated(400, "{message}"),
+    "context_too_long": Stated(400, "too many tokens: the prompt is too long for the model's context length"),
 }
 # One spent-money form (402): no credit- or day-specific one is documented.
-_ERRORS["credit_exhausted"] = _ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
+ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "filter": "ERROR_TOXIC"}
 
 
-class CohereSpeaker:
+class CohereSpeaker(Speaking):
     name = "cohere"
     content_type = "text/event-stream"
+    errors = ERRORS
+    # Chat under v2; "List Models" only under v1.
+    routes = (EmulatorRoute("POST", "/chat", "generate"),
+              EmulatorRoute("GET", "/models", "listing", swap=("/v2", "/v1")))
+    paging = Paging("page_size", "page_token", 20)
+    sdk_suffix = "/v2"  # cohere-python appends /v2/chat to https://api.cohere.com
 
-    def error(
-        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
-    ) -> Rendered:
-        if kind in _ERRORS:
-            code, message = _ERRORS[kind]
-        else:
-            code = status or 500
-            message = SERVER_ERROR_TEXT.format(status=code)
-        headers = dict(JSON)
-        if kind == "rate_limited":
-            headers["retry-after"] = f"{retry_after if retry_after is not None else 5:g}"
-        body = {"id": ask.id if ask else "emulator", "message": fill(message, ask, detail)}
-        return code, headers, dumps(body)
+    def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
+        return dumps({"id": ask.id if ask else "emulator", "message": stated.message})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        return Ask(model=body.get("model", ""), prompt=last_user(body.get("messages")),
+                   max_tokens=body.get("max_tokens") or 64, stream=bool(body.get("stream")))
 
     def open(self, ask: Ask) -> bytes:
         return (sse({"type": "message-start", "id": ask.id, "delta": {"message": {"role": "assistant"}}},
@@ -63,10 +65,6 @@ class CohereSpeaker:
         return sse({"type": "message-end", "delta": {"finish_reason": _FINISH[finish], "usage": usage}},
                    "message-end")
 
-    def stream_error(self, ask: Ask, kind: str) -> bytes:
-        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
-        return b"data: " + body + b"\n\n"
-
     def malformed(self, ask: Ask) -> bytes:
         return b'event: content-delta\ndata: {"type":"content-delta","delta":{"mess\n\n'
 
@@ -76,7 +74,8 @@ class CohereSpeaker:
                 "usage": {"billed_units": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens},
                           "tokens": {"input_tokens": ask.input_tokens, "output_tokens": output_tokens}}}
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """A "List Models" page: ``models`` of ``{name, endpoints, finetuned, context_length, is_deprecated}`` and
         ``next_page_token``. A model with a retirement date is ``is_deprecated`` (Cohere's own flag), the date
         in `RETIRES_FIELD` (Cohere's listing has none)."""

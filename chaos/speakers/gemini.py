@@ -11,51 +11,62 @@ in a bare pretty-printed error object.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, fill, retiring
+from chaos.speakers.base import Ask, Speaking, Stated, retiring
+from chaos.speakers.reading import BadRequest, last_user
+from chaos.speakers.serving import EmulatorRoute, Listed, Paging
 
-_ERRORS: dict[str, tuple[int, str, str]] = {
-    "overloaded": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-    "rate_limited": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
-    "quota_exhausted": (429, "RESOURCE_EXHAUSTED",
-                        "You exceeded your current quota, please check your plan and billing details."),
-    "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
-    "model_not_found": (404, "NOT_FOUND", "models/{model} is not found for API version v1beta."),
-    "bad_request": (400, "INVALID_ARGUMENT", "{message}"),
-    "context_too_long": (400, "INVALID_ARGUMENT",
-                         "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."),
+ERRORS: dict[str, Stated] = {
+    "overloaded": Stated(503, "The model is overloaded. Please try again later.", "UNAVAILABLE"),
+    "rate_limited": Stated(429, "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"),
+    "quota_exhausted": Stated(429, "You exceeded your current quota, please check your plan and billing details.",
+                              "RESOURCE_EXHAUSTED"),
+    "auth": Stated(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"),
+    "model_not_found": Stated(404, "models/{model} is not found for API version v1beta.", "NOT_FOUND"),
+    "bad_request": Stated(400, "{message}", "INVALID_ARGUMENT"),
+    "context_too_long": Stated(400, "The input token count (1200000) exceeds the maximum number of tokens allowed "
+                                    "(1048576).", "INVALID_ARGUMENT"),
 }
 # A spent day's quota: the usual 429 text; the QuotaFailure detail names the PerDay quota (added below).
-_ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
-_ERRORS["credit_exhausted"] = _ERRORS["quota_exhausted"]  # prepaid billing states no form of its own
+ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
+ERRORS["credit_exhausted"] = ERRORS["quota_exhausted"]  # prepaid billing states no form of its own
 _STATUS_NAME = {500: "INTERNAL", 502: "INTERNAL", 503: "INTERNAL", 504: "DEADLINE_EXCEEDED"}
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "filter": "SAFETY"}
+_METHOD = re.compile(r"/models/(?P<model>[^/:]+):(?P<action>\w+)$")
+_ROLES = ("user", "model")  # Content.role: "Must be either 'user' or 'model'" (or unset, for one turn)
 
 
 def _event(data: Any) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
 
 
-class GeminiSpeaker:
+class GeminiSpeaker(Speaking):
     name = "gemini"
     content_type = "text/event-stream"
+    errors = ERRORS
+    # A stream that fails mid-way ends in the bare pretty-printed google.rpc.Status, no "data:".
+    stream_error_frame = (b"", b"\n")
+    routes = (EmulatorRoute("POST", "/models/{model}:{action}", "generate"),
+              EmulatorRoute("GET", "/models", "listing"))
+    paging = Paging("pageSize", "pageToken", 50)  # models.list: pageSize (default 50) and pageToken
+    sdk_suffix = "/v1beta"  # google-genai appends /v1beta/models/... to its base URL
 
-    def _status(
-        self, kind: str, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
-    ) -> dict:
-        if kind in _ERRORS:
-            code, name, message = _ERRORS[kind]
-        else:
-            code = status or 500
-            name, message = _STATUS_NAME.get(code, "INTERNAL"), SERVER_ERROR_TEXT.format(status=code)
-        error: dict[str, Any] = {"code": code, "message": fill(message, ask, detail),
-                                 "status": name}
+    def server_error(self, status: int) -> Stated:
+        return replace(super().server_error(status), type=_STATUS_NAME.get(status, "INTERNAL"))
+
+    def error_headers(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> dict[str, str]:
+        return {}  # the retry hint is RetryInfo in the body
+
+    def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
+        error: dict[str, Any] = {"code": stated.status, "message": stated.message, "status": stated.type}
         if kind == "auth":
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
                                  "domain": "googleapis.com"}]
         elif kind == "rate_limited":
-            wait = retry_after if retry_after is not None else 5
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait:g}s"}]
         elif kind == "daily_quota":
             # As the API sends it (ai.google.dev/gemini-api/docs/rate-limits): a QuotaFailure naming the
@@ -70,13 +81,20 @@ class GeminiSpeaker:
                     "description": "Learn more about Gemini API quotas",
                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"}]
-        return {"error": error}
+        return json.dumps({"error": error}, indent=2).encode()
 
-    def error(
-        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
-    ) -> Rendered:
-        body = self._status(kind, status, retry_after, ask, detail)
-        return body["error"]["code"], dict(JSON), json.dumps(body, indent=2).encode()
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """``models/{model}:generateContent`` or ``:streamGenerateContent``; the model is in the path."""
+        match = _METHOD.search(path)
+        if match is None or match["action"] not in ("generateContent", "streamGenerateContent"):
+            raise BadRequest(f"unknown method {match['action'] if match else path}")
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise BadRequest("contents is not specified")
+        config = body.get("generationConfig") or {}
+        prompt = last_user(contents, _ROLES, field="contents", content="parts")
+        return Ask(model=match["model"], prompt=prompt, max_tokens=config.get("maxOutputTokens") or 64,
+                   stream=match["action"] == "streamGenerateContent")
 
     def _chunk(self, ask: Ask, text: str, finish: str | None = None, output_tokens: int | None = None) -> dict:
         cand: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
@@ -101,16 +119,14 @@ class GeminiSpeaker:
     def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
         return _event(self._chunk(ask, "", finish, output_tokens))
 
-    def stream_error(self, ask: Ask, kind: str) -> bytes:
-        return json.dumps(self._status(kind, None, None, ask), indent=2).encode() + b"\n"
-
     def malformed(self, ask: Ask) -> bytes:
         return b'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
 
     def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
         return self._chunk(ask, text, finish, output_tokens)
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """A ``models.list`` page: ``models`` of Model resources (``name: models/{id}``, ``baseModelId``,
         ``displayName``, token limits, ``supportedGenerationMethods``) and ``nextPageToken``. The Model resource
         has no retirement field: `RETIRES_FIELD`."""

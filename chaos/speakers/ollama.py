@@ -10,45 +10,50 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, fill, retiring
+from chaos.speakers.base import Ask, Speaking, Stated, retiring
+from chaos.speakers.reading import last_user
+from chaos.speakers.serving import EmulatorRoute, Listed
 
-_ERRORS: dict[str, tuple[int, str]] = {
-    "overloaded": (503, "server busy, please try again.  maximum pending requests exceeded"),
-    "rate_limited": (429, "too many requests, please slow down"),
-    "quota_exhausted": (402, "you have reached your usage limit for this billing period (quota)"),
-    "auth": (401, "unauthorized"),
-    "model_not_found": (404, "model '{model}' not found"),
-    "bad_request": (400, "{message}"),
-    "context_too_long": (400, "the input is too long for the model's context length"),
+ERRORS: dict[str, Stated] = {
+    "overloaded": Stated(503, "server busy, please try again.  maximum pending requests exceeded"),
+    "rate_limited": Stated(429, "too many requests, please slow down"),
+    "quota_exhausted": Stated(402, "you have reached your usage limit for this billing period (quota)"),
+    "auth": Stated(401, "unauthorized"),
+    "model_not_found": Stated(404, "model '{model}' not found"),
+    "bad_request": Stated(400, "{message}"),
+    "context_too_long": Stated(400, "the input is too long for the model's context length"),
 }
 # One spent-money form (402): no credit- or day-specific one is documented.
-_ERRORS["credit_exhausted"] = _ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
+ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
 
 
 def _line(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
 
 
-class OllamaSpeaker:
+class OllamaSpeaker(Speaking):
     name = "ollama"
     content_type = "application/x-ndjson"
+    errors = ERRORS
     unsupported = frozenset({"content_filtered"})
+    stream_error_frame = (b"", b"")  # an error mid-stream is one more NDJSON line
+    routes = (EmulatorRoute("POST", "/api/chat", "generate"), EmulatorRoute("POST", "/api/generate", "generate"),
+              EmulatorRoute("GET", "/api/tags", "listing"))
 
-    def error(
-        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
-    ) -> Rendered:
-        if kind in _ERRORS:
-            code, message = _ERRORS[kind]
-        else:
-            code = status or 500
-            message = SERVER_ERROR_TEXT.format(status=code)
-        headers = dict(JSON)
-        if kind == "rate_limited":
-            headers["retry-after"] = f"{retry_after if retry_after is not None else 5:g}"
-        return code, headers, _line({"error": fill(message, ask, detail)})
+    def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
+        return _line({"error": stated.message})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """``/api/chat`` (messages) or ``/api/generate`` (one prompt); Ollama streams unless told not to."""
+        generate = path.endswith("/generate")
+        prompt = body.get("prompt", "") if generate else last_user(body.get("messages"))
+        options = body.get("options") or {}
+        return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=options.get("num_predict") or 64,
+                   stream=body.get("stream", True) is not False, completions=generate)
 
     def _obj(self, ask: Ask, text: str, **extra: Any) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -71,10 +76,6 @@ class OllamaSpeaker:
                                total_duration=elapsed, load_duration=1000, prompt_eval_count=ask.input_tokens,
                                prompt_eval_duration=1000, eval_count=output_tokens, eval_duration=elapsed))
 
-    def stream_error(self, ask: Ask, kind: str) -> bytes:
-        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
-        return body
-
     def malformed(self, ask: Ask) -> bytes:
         return b'{"model":"' + ask.model.encode() + b'","message":{"role":"assis\n'
 
@@ -82,7 +83,8 @@ class OllamaSpeaker:
         return self._obj(ask, text, done=True, done_reason="length" if finish == "length" else "stop",
                          prompt_eval_count=ask.input_tokens, eval_count=output_tokens)
 
-    def models(self, entries: list[Listed], next_page: str | None = None) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """``/api/tags``: ``models`` of ``{name, model, modified_at, size, digest, details}``, one page. Local
         models do not retire; `RETIRES_FIELD` only when the emulator is told to."""
         return {"models": [{"name": e.name, "model": e.name, "modified_at": "2025-01-01T00:00:00Z", "size": 1,

@@ -8,51 +8,85 @@ insufficient_quota, invalid_api_key, model_not_found, context_length_exceeded.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from chaos.speakers.base import JSON, SERVER_ERROR_TEXT, Ask, Listed, Rendered, dumps, fill, retiring, sse
+from chaos.speakers.base import Ask, Speaking, Stated, dumps, retiring, sse
+from chaos.speakers.reading import BadRequest, last_user
+from chaos.speakers.serving import EmulatorRoute, Listed
 
-_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
-    "overloaded": (503, "server_error", None,
-                   "That model is currently overloaded with other requests. You can retry your request."),
-    "rate_limited": (429, "requests", "rate_limit_exceeded",
-                     "Rate limit reached for requests per min (RPM): Limit 500, Used 500, Requested 1."),
-    "quota_exhausted": (429, "insufficient_quota", "insufficient_quota",
-                        "You exceeded your current quota, please check your plan and billing details."),
-    "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-****."),
-    "model_not_found": (404, "invalid_request_error", "model_not_found",
-                        "The model `{model}` does not exist or you do not have access to it."),
-    "bad_request": (400, "invalid_request_error", None, "{message}"),
-    "context_too_long": (400, "invalid_request_error", "context_length_exceeded",
-                         "This model's maximum context length is 128000 tokens. Please reduce the length."),
+ERRORS: dict[str, Stated] = {
+    "overloaded": Stated(503, "That model is currently overloaded with other requests. You can retry your request.",
+                         "server_error"),
+    "rate_limited": Stated(429, "Rate limit reached for requests per min (RPM): Limit 500, Used 500, Requested 1.",
+                           "requests", "rate_limit_exceeded"),
+    "quota_exhausted": Stated(429, "You exceeded your current quota, please check your plan and billing details.",
+                              "insufficient_quota", "insufficient_quota"),
+    "auth": Stated(401, "Incorrect API key provided: sk-****.", "invalid_request_error", "invalid_api_key"),
+    "model_not_found": Stated(404, "The model `{model}` does not exist or you do not have access to it.",
+                              "invalid_request_error", "model_not_found"),
+    "bad_request": Stated(400, "{message}", "invalid_request_error"),
+    "context_too_long": Stated(400, "This model's maximum context length is 128000 tokens. Please reduce the length.",
+                               "invalid_request_error", "context_length_exceeded"),
 }
 # OpenAI's spent credit and spent quota are one form, 429 insufficient_quota ("Error codes" guide).
-_ERRORS["credit_exhausted"] = _ERRORS["daily_quota"] = _ERRORS["quota_exhausted"]
+ERRORS["credit_exhausted"] = ERRORS["daily_quota"] = ERRORS["quota_exhausted"]
+
+_AZURE = re.compile(r"/openai/deployments/(?P<deployment>[^/]+)/(?:chat/)?completions$")
+# "Create chat completion" refuses a message role outside these.
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
-class OpenAISpeaker:
+class OpenAISpeaker(Speaking):
     name = "openai"
     content_type = "text/event-stream"
+    errors = ERRORS
+    sdk_suffix = ""  # the SDKs take a base URL ending in /v1 and append /chat/completions: nothing to strip
+    routes = (
+        EmulatorRoute("POST", "/chat/completions", "generate"),
+        EmulatorRoute("POST", "/completions", "generate"),
+        EmulatorRoute("GET", "/models", "listing"),
+        # Azure OpenAI REST reference: deployments by name, and "Models - List" under /openai.
+        EmulatorRoute("POST", "/openai/deployments/{deployment}/chat/completions", "generate", variant="azure"),
+        EmulatorRoute("GET", "/openai/models", "listing", variant="azure"),
+    )
 
-    def error(
-        self, kind: str, *, status: int | None, retry_after: float | None, ask: Ask | None, detail: str = ""
-    ) -> Rendered:
-        if kind in _ERRORS:
-            code_status, etype, code, message = _ERRORS[kind]
-        else:  # server_error, flapping
-            code_status = status or 500
-            etype, code, message = "server_error", None, SERVER_ERROR_TEXT.format(status=code_status)
-        headers = dict(JSON)
-        if kind == "rate_limited":
-            wait = retry_after if retry_after is not None else 5
-            headers.update({
-                "retry-after": f"{wait:g}", "retry-after-ms": str(int(wait * 1000)),
+    def server_error(self, status: int) -> Stated:
+        return replace(super().server_error(status), type="server_error")
+
+    def error_headers(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> dict[str, str]:
+        if kind != "rate_limited":
+            return {}
+        return {"retry-after": f"{wait:g}", "retry-after-ms": str(int(wait * 1000)),
                 "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-reset-requests": f"{wait:g}s",
-            })
-        body = {"error": {"message": fill(message, ask, detail), "type": etype, "param": None, "code": code}}
-        return code_status, headers, dumps(body)
+                "x-ratelimit-reset-requests": f"{wait:g}s"}
+
+    def error_body(self, kind: str, stated: Stated, ask: Ask | None, wait: float) -> bytes:
+        return dumps({"error": {"message": stated.message, "type": stated.type, "param": None, "code": stated.code}})
+
+    def ask_of(self, body: dict[str, Any], path: str, query: Mapping[str, str]) -> Ask:
+        """A chat completion (the Azure deployment's name is its model, and ``api-version`` is required, as
+        Azure's REST reference says), or a legacy completion (one ``prompt`` string)."""
+        if (azure := _AZURE.search(path)) is not None:
+            if "api-version" not in query:
+                raise BadRequest("Missing required query parameter: api-version")
+            body = {"model": azure["deployment"], **body}
+        opts = body.get("stream_options") or {}
+        if path.endswith("/completions") and not path.endswith("/chat/completions"):
+            prompt = body.get("prompt")
+            if not isinstance(prompt, str):
+                raise BadRequest("prompt: must be a string")
+            return Ask(model=body.get("model", ""), prompt=prompt, max_tokens=body.get("max_tokens") or 16,
+                       stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")),
+                       completions=True)
+        if "model" not in body:
+            raise BadRequest("you must provide a model parameter")
+        return Ask(model=body["model"], prompt=last_user(body.get("messages"), _ROLES),
+                   max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 64,
+                   stream=bool(body.get("stream")), include_usage=bool(opts.get("include_usage")))
 
     def _chunk(self, ask: Ask, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         obj = "text_completion" if ask.completions else "chat.completion.chunk"
@@ -85,10 +119,6 @@ class OpenAISpeaker:
     def terminator(self, ask: Ask, finish: str, output_tokens: int) -> bytes:
         return b"data: [DONE]\n\n"
 
-    def stream_error(self, ask: Ask, kind: str) -> bytes:
-        _, _, body = self.error(kind, status=None, retry_after=None, ask=ask)
-        return b"data: " + body + b"\n\n"
-
     def malformed(self, ask: Ask) -> bytes:
         return b'data: {"id":"chatcmpl-' + ask.id.encode() + b'","choices":[{"delta":{"content":"\n\n'
 
@@ -108,10 +138,13 @@ class OpenAISpeaker:
         return {"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
                 "system_fingerprint": "fp_emulator", "choices": [choice], "usage": self._usage(ask, output_tokens)}
 
-    def models(self, entries: list[Listed], next_page: str | None = None, *, azure: bool = False) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *, variant: str | None = None,
+               azure: bool = False) -> dict[str, Any]:
         """``GET /v1/models``: ``{"object": "list", "data": [{id, object, created, owned_by}]}``, one page, no
         retirement field (OpenAI dates shutdowns on its Deprecations page): `RETIRES_FIELD`. Azure's "Models -
-        List" carries its own: ``lifecycle_status`` and ``deprecation.inference`` (Unix seconds)."""
+        List" (``variant="azure"``; ``azure=True`` is the older spelling) carries its own: ``lifecycle_status``
+        and ``deprecation.inference`` (Unix seconds)."""
+        azure = azure or variant == "azure"
         data = []
         for e in entries:
             item: dict[str, Any] = {"id": e.name, "object": "model", "created": 1700000000, "owned_by": "emulator"}

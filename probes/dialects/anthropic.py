@@ -46,34 +46,29 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import (
-    RETIRES_FIELD,
-    Chunk,
-    Finish,
-    ListedModel,
-    ModelPage,
-    ProviderError,
-    RequestSpec,
-    body_json,
-    checked,
-    error_text,
-    iso_day,
-    listed_name,
-    listing,
-    listing_headers,
-    listing_object,
-    loads,
-    page_token,
-    present,
-)
-from probes.dialects.base import retry_after as header_retry_after
+from probes.dialects import base
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, loads, present
 from probes.framing import Event
+from probes.result import ErrorKind
 from probes.target import Target
 
 if TYPE_CHECKING:
     from probes.conversation import Conversation
 
 API_VERSION = "2023-06-01"
+# The error types of the "Errors" page (and the billing type the API also sends), as kinds.
+ERRORS: base.ErrorTable = {
+    "overloaded_error": ErrorKind.OVERLOADED,
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+    "billing_error": ErrorKind.QUOTA_EXHAUSTED,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.AUTH,
+    "not_found_error": ErrorKind.MODEL_NOT_FOUND,
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "request_too_large": ErrorKind.BAD_REQUEST,
+    "api_error": ErrorKind.SERVER_ERROR,
+    "timeout_error": ErrorKind.SERVER_ERROR,
+}
 _FINISH: dict[str, Finish] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -85,16 +80,12 @@ _FINISH: dict[str, Finish] = {
 class AnthropicDialect:
     name = "anthropic"
     framing: Literal["sse"] = "sse"
+    errors = ERRORS
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {
-            "accept": "text/event-stream",
-            "anthropic-version": str(target.options.get("anthropic_version", API_VERSION)),
-            **target.headers,
-        }
-        if api_key:
-            headers["x-api-key"] = api_key
+        version = str(target.options.get("anthropic_version", API_VERSION))
+        headers = base.request_headers(target, api_key, "x-api-key", own={"anthropic-version": version})
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,
@@ -148,7 +139,7 @@ class AnthropicDialect:
         if not isinstance(data, dict):
             raise ValueError(f"answer is not a JSON object: {body[:80]!r}")
         if data.get("type") == "error" or "error" in data:
-            return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+            return Chunk(error=_error_from(data, None, base.error_text(body)), done=True)
         content = data.get("content")
         if not isinstance(content, list):
             raise ValueError(f"answer has no content: {body[:80]!r}")
@@ -167,20 +158,17 @@ class AnthropicDialect:
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        err = _error_from(body_json(body), status, error_text(body))
-        err.retry_after_s = header_retry_after(headers)
-        return err
+        return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         params = {"limit": "1000", **({"after_id": page} if page else {})}
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", listing_headers(self, target, api_key),
-                           None, params)
+        return base.listing_request(self, target, api_key, "/models", params)
 
-    def parse_models(self, body: bytes) -> ModelPage:
-        data, items = listing_object(body, "data")
-        page = listing(items, _listed)
+    def parse_models(self, body: bytes) -> base.ModelPage:
+        data, items = base.listing_object(body, "data")
+        page = base.listing(items, _listed)
         more = data.get("has_more") is True
-        return ModelPage(page.models, page_token(data.get("last_id")) if more else None)
+        return base.ModelPage(page.models, base.page_token(data.get("last_id")) if more else None)
 
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
@@ -196,11 +184,11 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     )
 
 
-def _listed(item: dict[str, Any]) -> ListedModel | None:
+def _listed(item: dict[str, Any]) -> base.ListedModel | None:
     """One ``data`` entry ``{type: "model", id, display_name, created_at}``: no end-of-life field (Anthropic
     publishes retirement dates on its "Model deprecations" page only); the emulator's `RETIRES_FIELD`."""
-    name = listed_name(item.get("id"))
-    return None if name is None else ListedModel(name, iso_day(item.get(RETIRES_FIELD)))
+    name = base.listed_name(item.get("id"))
+    return None if name is None else base.ListedModel(name, base.iso_day(item.get(base.RETIRES_FIELD)))
 
 
 DIALECT = AnthropicDialect()

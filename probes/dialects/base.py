@@ -3,7 +3,10 @@
 A dialect knows one wire protocol and nothing else: how to build the cheapest honest
 request, how to read one stream event, and how to read an error body. It never decides
 what an error *means* for availability: it extracts the provider's own words
-(`ProviderError`) and `probes.classify` maps them to an `ErrorKind`.
+(`ProviderError`), and `probes.classify` maps them to an `ErrorKind` through the table the
+dialect declares (`Dialect.errors`: the provider's own error types and codes, as httpx's
+``_exceptions.py`` maps with a table rather than a chain of ifs). So a new protocol's error
+vocabulary lives in its own module, next to the reader of the bodies that carry it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import math
 import re
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 import httpx
 
 from probes.framing import Event
+from probes.result import ErrorKind
 from probes.target import Target
 
 if TYPE_CHECKING:
@@ -75,9 +79,16 @@ class Chunk:
     done: bool = False  # the protocol's own end-of-stream marker
 
 
+ErrorTable = Mapping[str, ErrorKind]
+"""A provider's own error type or code (`ProviderError.type` / ``.code``) -> the kind it means."""
+
+
 class Dialect(Protocol):
     name: str
     framing: Literal["sse", "ndjson"]
+    # The provider's error vocabulary, looked up by code first, type second (`probes.classify`);
+    # empty when the provider states none (the HTTP status decides).
+    errors: ErrorTable
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
@@ -98,7 +109,9 @@ class Dialect(Protocol):
         """
         ...
 
-    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError: ...
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        """Read an error answer (any status but 200), mostly through `parse_error` below."""
+        ...
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         """The GET that lists the models ``target``'s key may call (``page``: a token from the previous page)."""
@@ -260,6 +273,21 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return wait if wait <= MAX_RETRY_AFTER_S else None
 
 
+ErrorReader = Callable[[Any, "int | None", str], ProviderError]
+"""A dialect's ``_error_from(data, status, fallback)``: the body's JSON (or ``None``), the HTTP status (``None``
+inside a stream), the raw text to use when the body states no message."""
+
+
+def parse_error(error_from: ErrorReader, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+    """An error answer as ``error_from`` reads its body, with the wait the headers ask for (`retry_after`)
+    unless the body already named one (Gemini's ``google.rpc.RetryInfo`` comes first: it is the provider's
+    own figure, and Google's front ends send no header)."""
+    err = error_from(body_json(body), status, error_text(body))
+    if err.retry_after_s is None:
+        err.retry_after_s = retry_after(headers)
+    return err
+
+
 def present(**values: Any) -> dict[str, Any]:
     """The values that are set: a parameter the conversation leaves as ``None`` is the provider's default."""
     return {name: value for name, value in values.items() if value is not None}
@@ -302,11 +330,29 @@ class ModelPage:
     next_page: str | None = None
 
 
+def request_headers(target: Target, api_key: str | None, key_header: str, *, scheme: str = "",
+                    accept: str = "text/event-stream", own: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A request's headers: what it accepts, the protocol's own (``own``, e.g. Anthropic's version), the
+    target's (which may override both), and the key in ``key_header`` (after ``scheme``: ``"Bearer "``) if
+    there is one."""
+    headers = {"accept": accept, **(own or {}), **target.headers}
+    if api_key:
+        headers[key_header] = scheme + api_key
+    return headers
+
+
 def listing_headers(dialect: Dialect, target: Target, api_key: str | None) -> dict[str, str]:
     """The headers of ``dialect``'s probe request (its authentication and version headers, the target's
     own headers), asking for JSON: a listing authenticates exactly as a probe does."""
     spec = dialect.build_request(target, "", api_key=api_key)
     return {**spec.headers, "accept": "application/json"}
+
+
+def listing_request(dialect: Dialect, target: Target, api_key: str | None, path: str,
+                    params: dict[str, str] | None = None) -> RequestSpec:
+    """The GET of ``path`` (``/models``) under the target's base URL, authenticated as `listing_headers` says."""
+    url = f"{target.base_url.rstrip('/')}{path}"
+    return RequestSpec("GET", url, listing_headers(dialect, target, api_key), None, params or {})
 
 
 def listing_object(body: bytes, key: str) -> tuple[dict[str, Any], list[Any]]:

@@ -37,33 +37,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import (
-    RETIRES_FIELD,
-    Chunk,
-    Finish,
-    ListedModel,
-    ModelPage,
-    ProviderError,
-    RequestSpec,
-    body_json,
-    checked,
-    error_text,
-    iso_day,
-    listed_name,
-    listing,
-    listing_headers,
-    listing_object,
-    loads,
-    page_token,
-    present,
-)
-from probes.dialects.base import retry_after as header_retry_after
+from probes.dialects import base
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, loads, present
 from probes.framing import Event
 from probes.target import Target
 
 if TYPE_CHECKING:
     from probes.conversation import Conversation
 
+# Cohere's error bodies carry a message and no type or code ("Errors" page): the status decides.
+ERRORS: base.ErrorTable = {}
 _P_RANGE = (0.01, 0.99)  # what the API accepts for "p"
 _FINISH: dict[str, Finish] = {
     "COMPLETE": "stop",
@@ -77,12 +60,11 @@ _FINISH: dict[str, Finish] = {
 class CohereDialect:
     name = "cohere"
     framing: Literal["sse"] = "sse"
+    errors = ERRORS
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "text/event-stream", **target.headers}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ")
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,
@@ -130,7 +112,7 @@ class CohereDialect:
         message = data.get("message")
         if not isinstance(message, dict):
             if message is not None:  # Cohere's error shape: {"message": "<text>"}
-                return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+                return Chunk(error=_error_from(data, None, base.error_text(body)), done=True)
             raise ValueError(f"answer has no message: {body[:80]!r}")
         chunk = _end(data)  # a whole answer carries what the stream's message-end delta does
         for part in message.get("content") or ():
@@ -139,21 +121,19 @@ class CohereDialect:
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        err = _error_from(body_json(body), status, error_text(body))
-        err.retry_after_s = header_retry_after(headers)
-        return err
+        return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         # The listing is served under v1 only, whichever version the chat uses.
-        base = target.base_url.rstrip("/")
-        base = base[:-3] + "/v1" if base.endswith("/v2") else base
+        root = target.base_url.rstrip("/")
+        root = root[:-3] + "/v1" if root.endswith("/v2") else root
         params = {"page_size": "1000", "endpoint": "chat", **({"page_token": page} if page else {})}
-        return RequestSpec("GET", f"{base}/models", listing_headers(self, target, api_key), None, params)
+        return RequestSpec("GET", f"{root}/models", base.listing_headers(self, target, api_key), None, params)
 
-    def parse_models(self, body: bytes) -> ModelPage:
-        data, items = listing_object(body, "models")
-        page = listing(items, _listed)
-        return ModelPage(page.models, page_token(data.get("next_page_token")))
+    def parse_models(self, body: bytes) -> base.ModelPage:
+        data, items = base.listing_object(body, "models")
+        page = base.listing(items, _listed)
+        return base.ModelPage(page.models, base.page_token(data.get("next_page_token")))
 
 
 def _end(data: dict) -> Chunk:
@@ -173,13 +153,14 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     return ProviderError(http_status=status, message=fallback)
 
 
-def _listed(item: dict[str, Any]) -> ListedModel | None:
+def _listed(item: dict[str, Any]) -> base.ListedModel | None:
     """One ``models`` entry ``{name, is_deprecated, endpoints, finetuned, context_length, ...}``: a
     deprecated flag but no shutdown date (Cohere's "Deprecations" page has those); `RETIRES_FIELD`."""
-    name = listed_name(item.get("name"))
+    name = base.listed_name(item.get("name"))
     if name is None:
         return None
-    return ListedModel(name, iso_day(item.get(RETIRES_FIELD)), deprecated=item.get("is_deprecated") is True)
+    retires = base.iso_day(item.get(base.RETIRES_FIELD))
+    return base.ListedModel(name, retires, deprecated=item.get("is_deprecated") is True)
 
 
 DIALECT = CohereDialect()

@@ -46,36 +46,29 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import (
-    RETIRES_FIELD,
-    Chunk,
-    Finish,
-    ListedModel,
-    ModelPage,
-    ProviderError,
-    RequestSpec,
-    body_json,
-    checked,
-    error_text,
-    iso_day,
-    listed_name,
-    listing,
-    listing_headers,
-    listing_object,
-    loads,
-    merge,
-    page_token,
-    present,
-    seconds,
-    text_of,
-)
-from probes.dialects.base import retry_after as header_retry_after
+from probes.dialects import base
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, loads, present
 from probes.framing import Event
+from probes.result import ErrorKind
 from probes.target import Target
 
 if TYPE_CHECKING:
     from probes.conversation import Conversation
 
+# google.rpc status names (the ``status`` of an error body), as kinds.
+ERRORS: base.ErrorTable = {
+    "UNAVAILABLE": ErrorKind.OVERLOADED,
+    "RESOURCE_EXHAUSTED": ErrorKind.RATE_LIMITED,
+    "PERMISSION_DENIED": ErrorKind.AUTH,
+    "UNAUTHENTICATED": ErrorKind.AUTH,
+    "NOT_FOUND": ErrorKind.MODEL_NOT_FOUND,
+    "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
+    "FAILED_PRECONDITION": ErrorKind.BAD_REQUEST,
+    "INTERNAL": ErrorKind.SERVER_ERROR,
+    "UNKNOWN": ErrorKind.SERVER_ERROR,
+    "DEADLINE_EXCEEDED": ErrorKind.SERVER_ERROR,
+    "CANCELLED": ErrorKind.STREAM_ERROR,
+}
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 _FINISH: dict[str, Finish] = {"STOP": "stop", "MAX_TOKENS": "length"}
 _ROLES = {"user": "user", "assistant": "model"}
@@ -84,12 +77,11 @@ _ROLES = {"user": "user", "assistant": "model"}
 class GeminiDialect:
     name = "gemini"
     framing: Literal["sse"] = "sse"
+    errors = ERRORS
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "text/event-stream", **target.headers}
-        if api_key:
-            headers["x-goog-api-key"] = api_key
+        headers = base.request_headers(target, api_key, "x-goog-api-key")
         if conversation is None:
             body: dict[str, Any] = {
                 "contents": [{"role": "user", "parts": [{"text": prompt}]}],
@@ -124,25 +116,21 @@ class GeminiDialect:
             for item in items
         ):
             raise ValueError(f"answer has no candidates: {body[:80]!r}")
-        chunk = merge([_read(item, error_text(body)) for item in items])
+        chunk = base.merge([_read(item, base.error_text(body)) for item in items])
         chunk.done = True
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        err = _error_from(body_json(body), status, error_text(body))
-        if err.retry_after_s is None:
-            err.retry_after_s = header_retry_after(headers)
-        return err
+        return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
         params = {"pageSize": "1000", **({"pageToken": page} if page else {})}
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/models", listing_headers(self, target, api_key),
-                           None, params)
+        return base.listing_request(self, target, api_key, "/models", params)
 
-    def parse_models(self, body: bytes) -> ModelPage:
-        data, items = listing_object(body, "models")
-        page = listing(items, _listed)
-        return ModelPage(page.models, page_token(data.get("nextPageToken")))
+    def parse_models(self, body: bytes) -> base.ModelPage:
+        data, items = base.listing_object(body, "models")
+        page = base.listing(items, _listed)
+        return base.ModelPage(page.models, base.page_token(data.get("nextPageToken")))
 
 
 def _read(data: dict, text: str) -> Chunk:
@@ -188,7 +176,7 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     quotas.sort(key=lambda q: "perday" not in q.lower())
     message = inner.get("message") or fallback
     if quotas:  # the message itself never says which window ran out; the quota id does
-        message = f"{text_of(message)[:200]} (quota {quotas[0]})"
+        message = f"{base.text_of(message)[:200]} (quota {quotas[0]})"
     return ProviderError(
         http_status=status,
         type=inner.get("status"),
@@ -217,18 +205,18 @@ def _seconds(duration: Any) -> float | None:
     """A protobuf Duration in JSON form, e.g. "26s" or "0.5s"; ``None`` unless a finite, non-negative time."""
     if not isinstance(duration, str) or not duration.endswith("s"):
         return None
-    return seconds(duration[:-1])
+    return base.seconds(duration[:-1])
 
 
-def _listed(item: dict[str, Any]) -> ListedModel | None:
+def _listed(item: dict[str, Any]) -> base.ListedModel | None:
     """One Model resource, named ``models/{model}`` (the id a request uses is the part after ``models/``).
     The resource (name, baseModelId, version, displayName, description, token limits,
     supportedGenerationMethods, ...) has no end-of-life field: Google lists shutdown dates on its
     "Gemini deprecations" page; the emulator's `RETIRES_FIELD` stands in."""
-    name = listed_name(item.get("name"))
+    name = base.listed_name(item.get("name"))
     if name is None:
         return None
-    return ListedModel(name.removeprefix("models/"), iso_day(item.get(RETIRES_FIELD)))
+    return base.ListedModel(name.removeprefix("models/"), base.iso_day(item.get(base.RETIRES_FIELD)))
 
 
 DIALECT = GeminiDialect()

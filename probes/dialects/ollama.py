@@ -30,45 +30,29 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import (
-    RETIRES_FIELD,
-    Chunk,
-    Finish,
-    ListedModel,
-    ModelPage,
-    ProviderError,
-    RequestSpec,
-    body_json,
-    checked,
-    error_text,
-    iso_day,
-    listed_name,
-    listing,
-    listing_headers,
-    listing_object,
-    loads,
-    merge,
-    present,
-)
-from probes.dialects.base import retry_after as header_retry_after
+from probes.dialects import base
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, checked, loads, present
 from probes.framing import Event, NDJSONParser
 from probes.target import Target
 
 if TYPE_CHECKING:
     from probes.conversation import Conversation
 
+# Ollama's error bodies are ``{"error": "<text>"}``, no type or code: the status decides.
+ERRORS: base.ErrorTable = {}
 _FINISH: dict[str, Finish] = {"stop": "stop", "length": "length"}
 
 
 class OllamaDialect:
     name = "ollama"
     framing: Literal["ndjson"] = "ndjson"
+    errors = ERRORS
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
-        headers = {"accept": "application/x-ndjson", **target.headers}
-        if api_key:  # Ollama's hosted API and authenticating reverse proxies
-            headers["authorization"] = f"Bearer {api_key}"
+        # A key for Ollama's hosted API and for authenticating reverse proxies.
+        headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ",
+                                       accept="application/x-ndjson")
         if conversation is None:
             body: dict[str, Any] = {
                 "model": target.model,
@@ -110,22 +94,20 @@ class OllamaDialect:
         events = [*parser.feed(body), *parser.close()]
         if not events:
             raise ValueError(f"malformed JSON (an empty answer body): {body[:80]!r}")
-        chunk = merge([self.parse_event(event) for event in events])
+        chunk = base.merge([self.parse_event(event) for event in events])
         if not chunk.done and chunk.error is None:
             raise ValueError(f"answer has no \"done\": true: {body[:80]!r}")
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        err = _error_from(body_json(body), status, error_text(body))
-        err.retry_after_s = header_retry_after(headers)
-        return err
+        return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
-        return RequestSpec("GET", f"{target.base_url.rstrip('/')}/api/tags", listing_headers(self, target, api_key))
+        return base.listing_request(self, target, api_key, "/api/tags")
 
-    def parse_models(self, body: bytes) -> ModelPage:
-        _, items = listing_object(body, "models")
-        return listing(items, _listed)
+    def parse_models(self, body: bytes) -> base.ModelPage:
+        _, items = base.listing_object(body, "models")
+        return base.listing(items, _listed)
 
 
 def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
@@ -136,11 +118,11 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     return ProviderError(http_status=status, message=fallback)
 
 
-def _listed(item: dict[str, Any]) -> ListedModel | None:
+def _listed(item: dict[str, Any]) -> base.ListedModel | None:
     """One ``/api/tags`` entry ``{name, model, modified_at, size, digest, details}``: models pulled to this
     server, which do not retire (only the emulator's `RETIRES_FIELD`)."""
-    name = listed_name(item.get("name")) or listed_name(item.get("model"))
-    return None if name is None else ListedModel(name, iso_day(item.get(RETIRES_FIELD)))
+    name = base.listed_name(item.get("name")) or base.listed_name(item.get("model"))
+    return None if name is None else base.ListedModel(name, base.iso_day(item.get(base.RETIRES_FIELD)))
 
 
 DIALECT = OllamaDialect()

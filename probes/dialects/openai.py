@@ -56,59 +56,55 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from probes.dialects.base import (
-    RETIRES_FIELD,
-    Chunk,
-    Finish,
-    ListedModel,
-    ModelPage,
-    ProviderError,
-    RequestSpec,
-    body_json,
-    checked,
-    epoch_day,
-    error_text,
-    iso_day,
-    listed_name,
-    listing,
-    listing_headers,
-    listing_object,
-    loads,
-    present,
-    text_of,
-)
-from probes.dialects.base import retry_after as header_retry_after
+from probes.dialects import base
+from probes.dialects.base import Chunk, Finish, ProviderError, RequestSpec, body_json, checked, loads, present
 from probes.framing import Event
+from probes.result import ErrorKind
 from probes.target import Target
 
 if TYPE_CHECKING:
     from probes.conversation import Conversation
 
+# The error codes and types of the "Error codes" guide, as kinds.
+ERRORS: base.ErrorTable = {
+    "insufficient_quota": ErrorKind.QUOTA_EXHAUSTED,
+    "invalid_api_key": ErrorKind.AUTH,
+    "authentication_error": ErrorKind.AUTH,
+    "model_not_found": ErrorKind.MODEL_NOT_FOUND,
+    "context_length_exceeded": ErrorKind.CONTEXT_TOO_LONG,
+    "content_filter": ErrorKind.CONTENT_FILTERED,
+    # 400 "Your request was rejected as a result of our safety system" (images, moderated prompts)
+    "content_policy_violation": ErrorKind.CONTENT_FILTERED,
+    "refusal": ErrorKind.CONTENT_FILTERED,  # the model declined in delta.refusal (our dialect's label)
+    "rate_limit_exceeded": ErrorKind.RATE_LIMITED,
+    "server_error": ErrorKind.SERVER_ERROR,  # also OpenAI's overloaded 503; classify's _refine tells them apart
+}
 _FINISH: dict[str, Finish] = {"stop": "stop", "length": "length", "content_filter": "filter"}
 
 
 class OpenAIDialect:
     name = "openai"
     framing: Literal["sse"] = "sse"
+    errors = ERRORS
 
     def build_request(self, target: Target, prompt: str, *, api_key: str | None,
                       conversation: Conversation | None = None) -> RequestSpec:
         opts = target.options
-        base = target.base_url.rstrip("/")
-        headers = {"accept": "text/event-stream", **target.headers}
+        root = target.base_url.rstrip("/")
+        azure = bool(opts.get("azure"))
+        if azure:  # Azure takes the key in api-key, OpenAI and the compatible servers as a bearer token
+            headers = base.request_headers(target, api_key, "api-key")
+        else:
+            headers = base.request_headers(target, api_key, "authorization", scheme="Bearer ")
         params: dict[str, str] = {}
         completions = opts.get("mode") == "completions"
         endpoint = "completions" if completions else "chat/completions"
-        if opts.get("azure"):
+        if azure:
             deployment = opts.get("deployment") or target.model
-            url = f"{base}/openai/deployments/{deployment}/{endpoint}"
+            url = f"{root}/openai/deployments/{deployment}/{endpoint}"
             params["api-version"] = str(opts.get("api_version", "2024-10-21"))
-            if api_key:
-                headers["api-key"] = api_key
         else:
-            url = f"{base}/{endpoint}"
-            if api_key:
-                headers["authorization"] = f"Bearer {api_key}"
+            url = f"{root}/{endpoint}"
         # Reasoning models reject max_tokens and want max_completion_tokens.
         max_field = opts.get("max_tokens_field", "max_tokens")
         body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True}}
@@ -156,7 +152,7 @@ class OpenAIDialect:
         if not isinstance(data, dict):
             raise ValueError(f"answer is not a JSON object: {body[:80]!r}")
         if "error" in data or data.get("object") == "error":
-            return Chunk(error=_error_from(data, None, error_text(body)), done=True)
+            return Chunk(error=_error_from(data, None, base.error_text(body)), done=True)
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ValueError(f"answer has no choices: {body[:80]!r}")
@@ -168,21 +164,17 @@ class OpenAIDialect:
         return chunk
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        err = _error_from(body_json(body), status, error_text(body))
-        err.retry_after_s = header_retry_after(headers)
-        return err
+        return base.parse_error(_error_from, status, headers, body)
 
     def models_request(self, target: Target, *, api_key: str | None, page: str | None = None) -> RequestSpec:
-        base = target.base_url.rstrip("/")
-        headers = listing_headers(self, target, api_key)
         if target.options.get("azure"):
             params = {"api-version": str(target.options.get("api_version", "2024-10-21"))}
-            return RequestSpec("GET", f"{base}/openai/models", headers, None, params)
-        return RequestSpec("GET", f"{base}/models", headers)
+            return base.listing_request(self, target, api_key, "/openai/models", params)
+        return base.listing_request(self, target, api_key, "/models")
 
-    def parse_models(self, body: bytes) -> ModelPage:
-        _, items = listing_object(body, "data")
-        return listing(items, _listed)
+    def parse_models(self, body: bytes) -> base.ModelPage:
+        _, items = base.listing_object(body, "data")
+        return base.listing(items, _listed)
 
 
 def _read_choices(chunk: Chunk, choices: Any, field: str) -> None:
@@ -194,7 +186,7 @@ def _read_choices(chunk: Chunk, choices: Any, field: str) -> None:
             if refusal := message.get("refusal"):
                 # Stated as an error, not a finish: the refusal is followed by an ordinary
                 # finish_reason "stop" chunk, and the last finish read is the one kept.
-                chunk.error = ProviderError(http_status=None, type="refusal", message=text_of(refusal))
+                chunk.error = ProviderError(http_status=None, type="refusal", message=base.text_of(refusal))
         else:
             chunk.text += choice.get("text") or ""  # /v1/completions
         if raw := choice.get("finish_reason"):
@@ -217,23 +209,27 @@ def _error_from(data: Any, status: int | None, fallback: str) -> ProviderError:
     return ProviderError(http_status=status, message=fallback)
 
 
-def _listed(item: dict[str, Any]) -> list[ListedModel]:
+def _listed(item: dict[str, Any]) -> list[base.ListedModel]:
     """One ``data`` entry: OpenAI's ``{id, object, created, owned_by}`` has no end-of-life field; Azure's
     adds ``deprecation.inference`` (Unix seconds: the day inference ends, i.e. retirement) and
     ``lifecycle_status``; Mistral's adds ``deprecation`` (an ISO 8601 time, the earliest day it publishes
     for the model's end, taken as the day to act by), ``archived`` and ``aliases`` (names the same model
     answers to, listed too). The emulator's `RETIRES_FIELD` stands in where there is none of these."""
-    name = listed_name(item.get("id"))
+    name = base.listed_name(item.get("id"))
     if name is None:
         return []
     deprecation = item.get("deprecation")
-    retires = epoch_day(deprecation.get("inference")) if isinstance(deprecation, dict) else iso_day(deprecation)
+    if isinstance(deprecation, dict):
+        retires = base.epoch_day(deprecation.get("inference"))
+    else:
+        retires = base.iso_day(deprecation)
     status = item.get("lifecycle_status")
     deprecated = status in ("deprecating", "deprecated") or retires is not None or item.get("archived") is True
-    retires = retires or iso_day(item.get(RETIRES_FIELD))
+    retires = retires or base.iso_day(item.get(base.RETIRES_FIELD))
     aliases = item.get("aliases")
-    names = [name, *(a for a in (aliases[:20] if isinstance(aliases, list) else ()) if listed_name(a) and a != name)]
-    return [ListedModel(n, retires, deprecated=deprecated) for n in names]
+    aliases = aliases[:20] if isinstance(aliases, list) else ()
+    names = [name, *(a for a in aliases if base.listed_name(a) and a != name)]
+    return [base.ListedModel(n, retires, deprecated=deprecated) for n in names]
 
 
 DIALECT = OpenAIDialect()
