@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import click
-import httpx
 
 from airisk import extras, runtime
 from chaos.controlguard import TOKEN_ENV
@@ -133,20 +132,19 @@ _at = click.option("--at", "at", default=None, metavar="URL",
 
 
 def _call(at: str | None, method: str, path: str, body: dict | None = None):
+    """One control request through `chaos.control.client.ControlClient`; a one-line error and exit 2 otherwise."""
+    from chaos.control.client import ControlClient, NotJSON, Refused, Unreachable
+
     base = (at or os.environ.get(PROXY_URL_ENV) or DEFAULT_PROXY).rstrip("/")
-    token = os.environ.get(TOKEN_ENV)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, f"{base}/_airisk/{path}", json=body, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
+        with ControlClient(base, timeout=10) as client:
+            return client.call(method, path, body)
+    except Unreachable as exc:
         _fail(f"cannot reach the fault proxy at {base} ({exc}); start it with `airisk proxy`")
-    try:
-        data = response.json()
-    except ValueError:
-        _fail(f"{base}: answered {response.status_code} without JSON; is it an airisk proxy or emulator?")
-    if response.status_code >= 400:
-        _fail(data.get("error", str(data)) if isinstance(data, dict) else str(data))
-    return data
+    except NotJSON as exc:
+        _fail(f"{base}: answered {exc.status} without JSON; is it an airisk proxy or emulator?")
+    except Refused as exc:
+        _fail(exc.message)
 
 
 def _param(values: tuple[str, ...]) -> dict:
