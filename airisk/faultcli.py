@@ -62,18 +62,11 @@ def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: st
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
     if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
         _fail(message)
-    from chaos.controlguard import ControlGuard
-    from chaos.proxyserve import UnsafeBind, check_bind
-    from chaos.routes import catalog_routes, parse_route
+    from chaos.run import proxy_routes
 
     try:
-        check_bind(host, allow_external=allow_external)
-        ControlGuard.for_server(host, allow_external=allow_external)
-        routes = catalog_routes(emulator)
-        for spec in route_specs:
-            route = parse_route(spec)
-            routes[route.name] = route
-    except (UnsafeBind, ValueError) as exc:
+        routes = proxy_routes(host, allow_external=allow_external, emulator=emulator, route_specs=route_specs)
+    except ValueError as exc:  # UnsafeBind and ControlGuardError among them
         _fail(str(exc))
     if log_size < 1:
         _fail("--log-size: must be at least 1")

@@ -30,7 +30,9 @@ def set_guard(proxy: FaultProxy, guard: ControlGuard) -> None:
     _GUARDS[proxy] = guard
 
 
-def _api(proxy: FaultProxy) -> ControlAPI:
+def control_api(proxy: FaultProxy) -> ControlAPI:
+    """The proxy's `ControlAPI` (made once a proxy): a server that parses requests itself can call
+    its ``handle`` directly instead of going through the ASGI-shaped `handle` below."""
     api = _APIS.get(proxy)
     if api is None:
         api = _APIS[proxy] = proxy_api(proxy, lambda: _GUARDS.get(proxy, LOOPBACK))
@@ -51,7 +53,7 @@ async def handle(proxy: FaultProxy, scope: dict[str, Any], receive: Callable, se
             return None  # a partial body is never taken for a whole one
 
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-    reply = await _api(proxy).handle(scope["method"], scope["path"], query, headers, body)
+    reply = await control_api(proxy).handle(scope["method"], scope["path"], query, headers, body)
     if reply is not None:
         extra = [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
         await send_json(send, reply.status, reply.body, extra=extra)

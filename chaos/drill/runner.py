@@ -71,8 +71,9 @@ def check_targets(spec: DrillSpec) -> None:
                              "add it to allow_hosts to drill it on purpose")
 
 
-def _airisk(*args: str) -> list[str]:
-    return [sys.executable, "-m", "airisk.cli", *args]
+def _chaos_run(*args: str) -> list[str]:
+    """The chaos package's own entry point (`chaos.run`): the runner does not call the airisk CLI."""
+    return [sys.executable, "-m", "chaos.run", *args]
 
 
 def _healthy(url: str, headers: dict[str, str] | None = None) -> bool:
@@ -425,24 +426,24 @@ class _Feed:
 
 
 def start_emulator(stack: Stack, *, ttft_ms: float = 20, gap_ms: float = 2) -> str:
-    """`airisk emulate` on a free port, healthy; its URL."""
+    """The emulator (`chaos.run`, as `airisk emulate`) on a free port, healthy; its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
-                                           "--token-gap-ms", f"{gap_ms:g}"), keep=CONTROL_ENV)
+    proc = stack.start("emulator", _chaos_run("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
+                                              "--token-gap-ms", f"{gap_ms:g}"), keep=CONTROL_ENV)
     stack.wait_healthy("emulator", url + "/_airisk/health", proc, 20, control_headers())
     return url
 
 
 def start_proxy(stack: Stack, *, port: int, emulator: str | None = None, routes: dict[str, str] | None = None) -> str:
-    """`airisk proxy` on ``port`` (to ``emulator`` when given), healthy; its URL. It gets the control
-    token and the network settings (HTTPS_PROXY, CA files: it may call real providers) of our
-    environment, and no provider key: the product sends its own."""
+    """The fault proxy (`chaos.run`, as `airisk proxy`) on ``port`` (to ``emulator`` when given),
+    healthy; its URL. It gets the control token and the network settings (HTTPS_PROXY, CA files: it
+    may call real providers) of our environment, and no provider key: the product sends its own."""
     url = f"http://127.0.0.1:{port}"
     args = ["proxy", "--port", str(port)] + (["--emulator", emulator] if emulator else [])
     for name, upstream in (routes or {}).items():
         args += ["--route", f"{name}={upstream}"]
-    proc = stack.start("proxy", _airisk(*args), keep=(*CONTROL_ENV, *NETWORK_ENV))
+    proc = stack.start("proxy", _chaos_run(*args), keep=(*CONTROL_ENV, *NETWORK_ENV))
     stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20, control_headers())
     return url
 
