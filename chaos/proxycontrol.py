@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from chaos.control.api import ControlAPI, TooLarge
-from chaos.control.proxyside import proxy_api
+from chaos.control.proxyside import FaultProxy, proxy_api
 from chaos.controlguard import LOOPBACK, ControlGuard
 from chaos.proxyhttp import BodyTooLarge, ClientGone, read_body, send_json
-
-if TYPE_CHECKING:
-    from chaos.proxy import FaultProxy
 
 PREFIX = "/_airisk/"
 # Who may use each proxy's control API; `chaos.proxyserve.serve_proxy` sets it for the address it

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from chaos.control.api import PREFIX, TooLarge
+from chaos.control.changes import Emulator
 from chaos.control.emulatorside import emulator_api
-
-if TYPE_CHECKING:
-    from chaos.emulator import Emulator
 
 
 def add_routes(app: web.Application, emu: Emulator) -> None:

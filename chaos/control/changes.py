@@ -8,14 +8,27 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from chaos.faults import Fault
+from chaos.faults import Fault, FaultSet
 from chaos.statuspage import INDICATORS, STAGES
 from probes.catalog import CATALOG
 
-if TYPE_CHECKING:
-    from chaos.emulator import Emulator
+
+class Emulator(Protocol):
+    """What the control API uses of `chaos.emulator.Emulator`: written here, so that the control
+    package does not import the emulator (which mounts it) even for type checking."""
+
+    faults: FaultSet
+    log: Any  # a RequestLog once the control API is mounted
+    guard: Any  # a chaos.controlguard.ControlGuard
+    default_profile: Any
+    profiles: dict[str, Any]
+    pages: dict[str, Any]
+    listings: Any
+    timeline: Any
+
+    def reset(self) -> None: ...
 
 MAX_INCIDENTS = 200  # per emulated status page; the oldest resolved ones go first
 MAX_UPDATES = 200  # per incident

@@ -19,16 +19,13 @@ listings and the status pages and stops the timeline (`Emulator.reset`).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.control.api import ControlAPI, Reply, Request
-from chaos.control.changes import apply_listing, apply_profile, apply_status, profile_dict
+from chaos.control.changes import Emulator, apply_listing, apply_profile, apply_status, profile_dict
 from chaos.control.timeline import run_timeline, validate_script
 from chaos.requestlog import RequestLog
 from probes.catalog import CATALOG
-
-if TYPE_CHECKING:
-    from chaos.emulator import Emulator
 
 
 def emulator_api(emu: Emulator) -> ControlAPI:

@@ -11,14 +11,23 @@ Its faults may name its own routes (``--route`` included); its reset removes the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from chaos.control.api import ControlAPI
 from chaos.controlguard import ControlGuard
+from chaos.faults import FaultSet
+from chaos.requestlog import RequestLog
 
-if TYPE_CHECKING:
-    from chaos.proxy import FaultProxy
+
+class FaultProxy(Protocol):
+    """What the control API uses of `chaos.proxy.FaultProxy`: written here, so that the control
+    package does not import the proxy (which mounts it) even for type checking."""
+
+    faults: FaultSet
+    log: RequestLog
+    routes: Mapping[str, Any]  # name -> chaos.routes.Route
+    capture: Any  # a chaos.proxycapture.Capture or None
 
 
 def proxy_api(proxy: FaultProxy, guard: Callable[[], ControlGuard]) -> ControlAPI:

@@ -8,14 +8,11 @@ import asyncio
 import itertools
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chaos.control.changes import apply_add, apply_profile, apply_status, check_profile, check_status
+from chaos.control.changes import Emulator, apply_add, apply_profile, apply_status, check_profile, check_status
 from chaos.faults import MAX_LEASE_S, Fault
 from probes.catalog import CATALOG
-
-if TYPE_CHECKING:
-    from chaos.emulator import Emulator
 
 log = logging.getLogger(__name__)
 _timelines = itertools.count(1)
