@@ -242,3 +242,10 @@ def test_python_m_chaos_run_serves_the_emulator_until_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert "airisk emulator: stopping" in err.read_text()
+
+
+def test_the_proxys_control_side_and_the_client_load_no_aiohttp_nor_the_emulator():
+    code = ("import sys, chaos.proxycontrol, chaos.control.client, chaos.run; "
+            "print(sorted(m for m in ('aiohttp', 'chaos.emulator', 'airisk') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
