@@ -249,3 +249,15 @@ def test_the_proxys_control_side_and_the_client_load_no_aiohttp_nor_the_emulator
             "print(sorted(m for m in ('aiohttp', 'chaos.emulator', 'airisk') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_emulators_log_still_reads_as_the_deque_it_was(servers):
+    log = servers.emu.log  # a RequestLog once the control API is mounted
+    assert isinstance(log, RequestLog) and log.maxlen == 2000
+    log.clear()
+    log.append({"route": "openai"})
+    log.append({"route": "cohere"})
+    assert len(log) == 2 and log[-1]["route"] == "cohere" and [e["route"] for e in log] == ["openai", "cohere"]
+    assert log[0]["id"] + 1 == log[-1]["id"]
+    log.clear()
+    assert len(log) == 0 and list(log) == []
