@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import click
-import httpx
 
 from airisk import extras, runtime
 from chaos.controlguard import TOKEN_ENV
@@ -63,18 +62,11 @@ def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: st
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
     if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
         _fail(message)
-    from chaos.controlguard import ControlGuard
-    from chaos.proxyserve import UnsafeBind, check_bind
-    from chaos.routes import catalog_routes, parse_route
+    from chaos.run import proxy_routes
 
     try:
-        check_bind(host, allow_external=allow_external)
-        ControlGuard.for_server(host, allow_external=allow_external)
-        routes = catalog_routes(emulator)
-        for spec in route_specs:
-            route = parse_route(spec)
-            routes[route.name] = route
-    except (UnsafeBind, ValueError) as exc:
+        routes = proxy_routes(host, allow_external=allow_external, emulator=emulator, route_specs=route_specs)
+    except ValueError as exc:  # UnsafeBind and ControlGuardError among them
         _fail(str(exc))
     if log_size < 1:
         _fail("--log-size: must be at least 1")
@@ -133,20 +125,19 @@ _at = click.option("--at", "at", default=None, metavar="URL",
 
 
 def _call(at: str | None, method: str, path: str, body: dict | None = None):
+    """One control request through `chaos.control.client.ControlClient`; a one-line error and exit 2 otherwise."""
+    from chaos.control.client import ControlClient, NotJSON, Refused, Unreachable
+
     base = (at or os.environ.get(PROXY_URL_ENV) or DEFAULT_PROXY).rstrip("/")
-    token = os.environ.get(TOKEN_ENV)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, f"{base}/_airisk/{path}", json=body, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
+        with ControlClient(base, timeout=10) as client:
+            return client.call(method, path, body)
+    except Unreachable as exc:
         _fail(f"cannot reach the fault proxy at {base} ({exc}); start it with `airisk proxy`")
-    try:
-        data = response.json()
-    except ValueError:
-        _fail(f"{base}: answered {response.status_code} without JSON; is it an airisk proxy or emulator?")
-    if response.status_code >= 400:
-        _fail(data.get("error", str(data)) if isinstance(data, dict) else str(data))
-    return data
+    except NotJSON as exc:
+        _fail(f"{base}: answered {exc.status} without JSON; is it an airisk proxy or emulator?")
+    except Refused as exc:
+        _fail(exc.message)
 
 
 def _param(values: tuple[str, ...]) -> dict:

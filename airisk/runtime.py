@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import httpx
 
+from chaos.run import until_signalled
 from probes import Target, make_client, probe
 from probes.catalog import CATALOG
 from probes.result import ProbeResult
@@ -57,32 +54,8 @@ def emulator_targets(url: str) -> list[Target]:
     ]
 
 
-def _force_exit(signum: int) -> None:
-    """A signal while stopping: the clean stop is stuck or too slow for the user, so leave now."""
-    os.write(2, b"airisk: second signal, exiting now without cleaning up\n")
-    os._exit(128 + signum)
-
-
-async def _until_signalled(*, announce: str | None = None) -> None:
-    """Wait for SIGINT or SIGTERM (printing ``announce`` to stderr when one comes).
-
-    Once this wait is over, by a signal or because the caller stopped waiting (a child died),
-    the process is on its way out: from then on the next SIGINT or SIGTERM exits at once
-    (status 128 + signal), so a stop that hangs can always be cut short with a second Ctrl-C."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
-        await stop.wait()
-        if announce:
-            print(announce, file=sys.stderr, flush=True)
-    finally:
-        for sig in installed:
-            loop.add_signal_handler(sig, _force_exit, sig)
+# The signal handling the emulator and the proxy stop by, shared by the monitor and `airisk up`.
+_until_signalled = until_signalled
 
 
 async def until_signalled_or(alive) -> None:
@@ -114,73 +87,23 @@ async def monitor_forever(*, config, engine, region: str, metrics_port: int, met
 async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: float | None,
                           token_gap_ms: float | None, timeline: dict | None,
                           allow_external: bool | None = None) -> None:
-    """``airisk emulate``. ``allow_external`` None: taken from ``host`` (the CLI refuses a non-loopback
-    address without the flag). Served beyond loopback, the control API needs a token (exit 2 without)."""
-    from chaos.control import run_timeline, validate_script
-    from chaos.controlguard import ControlGuard, ControlGuardError, is_loopback_name
-    from chaos.emulator import Emulator, Profile, serve
+    """``airisk emulate``: `chaos.run.emulate_forever`. ``allow_external`` None: taken from ``host`` (the CLI
+    refuses a non-loopback address without the flag). Served beyond loopback, the control API needs a token
+    (exit 2 without)."""
+    from chaos import run as chaos_run
 
-    if allow_external is None:
-        allow_external = not is_loopback_name(host.strip("[]").lower())
-    try:
-        guard = ControlGuard.for_server(host, allow_external=allow_external)
-        script = validate_script(timeline) if timeline is not None else None
-    except (ControlGuardError, ValueError) as exc:
-        print(f"airisk: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    profile = Profile()
-    if ttft_ms is not None:
-        profile.ttft_ms = ttft_ms
-    if token_gap_ms is not None:
-        profile.token_gap_ms = token_gap_ms
-    emu = Emulator(seed=seed, profile=profile)
-    runner = await serve(emu, host=host, port=port, guard=guard)
-    print(f"airisk emulator on http://{host}:{port} (control API: /_airisk/, Ctrl-C stops)", flush=True)
-    if script is not None:
-        emu.timeline = asyncio.create_task(run_timeline(emu, script.steps, repeat=script.repeat,
-                                                        period=script.period))
-    try:
-        await _until_signalled(announce="airisk emulator: stopping (Ctrl-C again to quit at once)")
-    finally:
-        emu.reset()
-        await runner.cleanup()
+    await chaos_run.emulate_forever(host=host, port=port, seed=seed, ttft_ms=ttft_ms, token_gap_ms=token_gap_ms,
+                                    timeline=timeline, allow_external=allow_external)
 
 
 async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=None,
                         allow_external: bool = False, grace: float | None = None, head_timeout_s: float | None = None,
                         max_body: int | None = None, capture=None) -> None:
-    """``airisk proxy``: serve until SIGINT/SIGTERM, then wait at most ``grace`` seconds for requests
-    in flight (a ``hang`` fault's request is cancelled then); a second signal exits at once.
-    ``capture`` (`chaos.proxycapture`, from ``--capture``): the proxy starts and stops its writer."""
-    from chaos.proxy import FaultProxy
-    from chaos.proxyserve import GRACE_S, serve_proxy
+    """``airisk proxy``: `chaos.run.proxy_forever`, which serves until SIGINT/SIGTERM, then waits at most
+    ``grace`` seconds for requests in flight; a second signal exits at once. ``capture``
+    (`chaos.proxycapture`, from ``--capture``): the proxy starts and stops its writer."""
+    from chaos import run as chaos_run
 
-    grace = GRACE_S if grace is None else grace
-
-    store = None
-    if engine is not None:
-        from chaos.proxystore import LogStore
-        from monitor.store import migrate
-
-        migrate(engine)
-        store = LogStore(engine, source=f"{host}:{port}")
-    limits = {"head_timeout_s": head_timeout_s} if head_timeout_s is not None else {}
-    proxy = FaultProxy(routes, log_size=log_size, sink=store.sink if store else None, max_body=max_body,
-                       capture=capture, **limits)
-    running = await serve_proxy(proxy, host=host, port=port, allow_external=allow_external, grace=grace)
-    print(f"airisk fault proxy on http://{host}:{running.port}/<route>/... ({len(routes)} routes; "
-          f"control API: /_airisk/, `airisk fault --help`; Ctrl-C stops)", flush=True)
-    stop = asyncio.Event()
-    writer = asyncio.create_task(store.run(stop)) if store else None
-    try:
-        await _until_signalled(announce=f"airisk fault proxy: stopping, waiting up to {grace:g} s for requests in "
-                                        "flight (Ctrl-C again to quit at once)")
-    finally:
-        try:
-            await running.stop()  # first: requests ending within the grace still reach the store
-        finally:
-            stop.set()
-            if writer is not None:
-                await writer
-            if engine is not None:
-                engine.dispose()
+    await chaos_run.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
+                                  allow_external=allow_external, grace=grace, head_timeout_s=head_timeout_s,
+                                  max_body=max_body, capture=capture)

@@ -17,8 +17,8 @@ no CORS preflight) to 127.0.0.1, and by DNS rebinding it can read the answers to
   any ``Host`` is taken then, and the token is the check.
 - A body is at most `MAX_BODY` bytes (413).
 
-`ControlGuard.check` is pure (headers in, a `Refusal` or None out); `chaos.control` (aiohttp)
-and `chaos.proxycontrol` (ASGI) call it before reading a body.
+`ControlGuard.check` is pure (headers in, a `Refusal` or None out); `chaos.control.api`'s
+`ControlAPI.handle` calls it, once, for the emulator and the proxy alike, before reading a body.
 """
 
 from __future__ import annotations

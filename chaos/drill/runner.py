@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
 import socket
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chaos.control.client import ControlClient, ControlError, NotJSON, Refused, control_headers
 from chaos.drill.judging import judge_sample
 from chaos.drill.loadconfig import load_config
 from chaos.drill.report import DrillResult, PhaseRun, Tally
@@ -71,15 +71,9 @@ def check_targets(spec: DrillSpec) -> None:
                              "add it to allow_hosts to drill it on purpose")
 
 
-def _airisk(*args: str) -> list[str]:
-    return [sys.executable, "-m", "airisk.cli", *args]
-
-
-def control_headers(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """``Authorization: Bearer $AIRISK_CONTROL_TOKEN`` when that is set: a control API served with
-    ``--allow-external`` takes no request without it. Sent to control APIs only, never to the product."""
-    token = (os.environ if environ is None else environ).get(CONTROL_ENV[0], "")
-    return {"Authorization": f"Bearer {token}"} if token else {}
+def _chaos_run(*args: str) -> list[str]:
+    """The chaos package's own entry point (`chaos.run`): the runner does not call the airisk CLI."""
+    return [sys.executable, "-m", "chaos.run", *args]
 
 
 def _healthy(url: str, headers: dict[str, str] | None = None) -> bool:
@@ -244,42 +238,45 @@ class Guard:
 
 
 class Proxy:
-    """The fault proxy's control API, as the drill uses it."""
+    """The fault proxy's control API, as the drill uses it (through `ControlClient`)."""
 
     def __init__(self, url: str, run_id: str, lease: float) -> None:
         self.url = url.rstrip("/")
         self.run_id = run_id
         self.lease = lease
-        self.http = httpx.Client(base_url=self.url + "/_airisk", timeout=5, headers=control_headers())
+        self.client = ControlClient(self.url, timeout=5)
         self.active: list[str] = []
 
     def log_position(self) -> int:
-        last = self.http.get("/log", params={"limit": 1}).json()
+        last = self.client.log(limit=1)
         return last[-1]["id"] if last else 0
 
     def add(self, phase: int, faults: list[dict[str, Any]]) -> None:
         for i, fault in enumerate(faults):
             body = {**fault, "id": f"{self.run_id}-p{phase}-{i}", "for_s": self.lease}
-            response = self.http.post("/faults", json=body)
-            if response.status_code != 201:
-                raise DrillError(f"the proxy refused phase {phase} fault {i}: {response.json().get('error')}")
+            try:
+                self.client.add(body)
+            except (Refused, NotJSON) as exc:
+                raise DrillError(f"the proxy refused phase {phase} fault {i}: {exc}") from None
             self.active.append(body["id"])
 
     def renew(self) -> None:
+        """Renew every fault of the phase; one already gone (removed, lapsed) is left so."""
         for fault_id in self.active:
-            self.http.post(f"/faults/{fault_id}/renew", json={"for_s": self.lease})
+            with contextlib.suppress(Refused, NotJSON):
+                self.client.renew(fault_id, self.lease)
 
     def remove_all(self) -> None:
         for fault_id in self.active:
-            with contextlib.suppress(httpx.HTTPError):
-                self.http.delete(f"/faults/{fault_id}")
+            with contextlib.suppress(ControlError):
+                self.client.remove(fault_id)
         self.active.clear()
 
     def log_after(self, position: int) -> list[dict[str, Any]]:
-        return self.http.get("/log", params={"after": position}).json()
+        return self.client.log(after=position)
 
     def close(self) -> None:
-        self.http.close()
+        self.client.close()
 
 
 ENTRIES_KEPT = 10_000  # proxy log entries handed back for the store, a uniform sample beyond
@@ -429,24 +426,24 @@ class _Feed:
 
 
 def start_emulator(stack: Stack, *, ttft_ms: float = 20, gap_ms: float = 2) -> str:
-    """`airisk emulate` on a free port, healthy; its URL."""
+    """The emulator (`chaos.run`, as `airisk emulate`) on a free port, healthy; its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = stack.start("emulator", _airisk("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
-                                           "--token-gap-ms", f"{gap_ms:g}"), keep=CONTROL_ENV)
+    proc = stack.start("emulator", _chaos_run("emulate", "--port", str(port), "--ttft-ms", f"{ttft_ms:g}",
+                                              "--token-gap-ms", f"{gap_ms:g}"), keep=CONTROL_ENV)
     stack.wait_healthy("emulator", url + "/_airisk/health", proc, 20, control_headers())
     return url
 
 
 def start_proxy(stack: Stack, *, port: int, emulator: str | None = None, routes: dict[str, str] | None = None) -> str:
-    """`airisk proxy` on ``port`` (to ``emulator`` when given), healthy; its URL. It gets the control
-    token and the network settings (HTTPS_PROXY, CA files: it may call real providers) of our
-    environment, and no provider key: the product sends its own."""
+    """The fault proxy (`chaos.run`, as `airisk proxy`) on ``port`` (to ``emulator`` when given),
+    healthy; its URL. It gets the control token and the network settings (HTTPS_PROXY, CA files: it
+    may call real providers) of our environment, and no provider key: the product sends its own."""
     url = f"http://127.0.0.1:{port}"
     args = ["proxy", "--port", str(port)] + (["--emulator", emulator] if emulator else [])
     for name, upstream in (routes or {}).items():
         args += ["--route", f"{name}={upstream}"]
-    proc = stack.start("proxy", _airisk(*args), keep=(*CONTROL_ENV, *NETWORK_ENV))
+    proc = stack.start("proxy", _chaos_run(*args), keep=(*CONTROL_ENV, *NETWORK_ENV))
     stack.wait_healthy("proxy", url + "/_airisk/health", proc, 20, control_headers())
     return url
 

@@ -278,7 +278,7 @@ async def test_reset_clears_faults_profiles_and_incidents(emulator, client, api)
     await api.post("/faults", json={"type": "hang"})
     await api.put("/profiles/openai", json={"ttft_ms": 900})
     await api.post("/status/openai", json={"name": "Outage", "impact": "critical"})
-    assert (await api.post("/reset")).json() == {"reset": True}
+    assert (await api.post("/reset")).json() == {"reset": True, "removed": 1}
     assert (await api.get("/faults")).json() == []
     assert set((await api.get("/profiles")).json()) == {"*"}
     assert (await probe(emulator.target("openai"), client=client)).ok
