@@ -46,11 +46,14 @@ from chaos.history.incidents import default_alerts, snapshot_rows, write_inciden
 from chaos.history.outages import Outage, draw_outages
 from chaos.history.profiles import HistoryTarget
 from chaos.history.series import draw_series
-from chaos.history.store import dialect_insert, rollup_rows, write_raw, write_rows
+from chaos.history.store import rollup_rows, write_raw
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionConfig
-from monitor.store.models import ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.bulk import write_rollups_bulk
+from monitor.store.models import ProbeRow, RollupHour, StatusSnapshot
+from monitor.store.results import upsert_targets
 from probes.catalog import CATALOG
+from probes.target import Target
 
 __all__ = ["HistoryStats", "HistoryTarget", "default_alerts", "generate_history"]
 
@@ -129,16 +132,15 @@ def generate_history(
             o.provider = o.provider.split("/")[0]
     series = [draw_series(t, start, stop, interval, outages, seed) for t in targets]
 
-    with engine.begin() as conn:
-        rows = []
+    with Session(engine) as session:
+        configured = []
         for t in targets:
             entry = CATALOG.get(t.provider)
-            rows.append({"name": t.name, "provider": t.provider, "model": t.model,
-                         "dialect": entry.dialect if entry else "openai", "base_url": entry.base_url if entry else "",
-                         "local": t.local, "updated_at": end_dt})
-        if rows:
-            insert = dialect_insert(engine, TargetRow.__table__)
-            conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]), rows)
+            configured.append(Target(name=t.name, provider=t.provider, model=t.model, local=t.local,
+                                     dialect=entry.dialect if entry else "openai",
+                                     base_url=entry.base_url if entry else ""))
+        upsert_targets(session=session, targets=configured, now=end_dt, keep_existing=True)
+        session.commit()
     raw_since = start if raw_days is None else max(start, stop - int(raw_days * DAY))
     raw = write_raw(engine, targets, series, raw_since, stop)
     # Prune keeps a rollup bucket while bucket >= now - retention: the first whole bucket after the cut.
@@ -146,8 +148,8 @@ def generate_history(
     minute_since = start if minute_since <= start else minute_since + (-minute_since % MINUTE)
     minute = [r for t, s in zip(targets, series, strict=True) for r in rollup_rows(t.name, s, minute_since, MINUTE)]
     hour = [r for t, s in zip(targets, series, strict=True) for r in rollup_rows(t.name, s, start, HOUR)]
-    write_rows(engine, RollupMinute.__table__, minute)
-    write_rows(engine, RollupHour.__table__, hour)
+    write_rollups_bulk(engine=engine, table="minute", rows=minute)
+    write_rollups_bulk(engine=engine, table="hour", rows=hour)
 
     n_incidents = n_alerts = 0
     snaps: list[dict[str, Any]] = []

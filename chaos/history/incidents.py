@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from chaos.history.clock import HOUR, MINUTE, to_dt
@@ -22,12 +21,13 @@ from chaos.history.outages import IMPACT, TITLES, Outage
 from chaos.history.profiles import HistoryTarget
 from chaos.history.series import KINDS, Series
 from monitor.alerts import events as alert_events
+from monitor.alerts.outbox import Delivery, record_deliveries
 from monitor.alerts.rules import events_for, reminders
 from monitor.config.alerts import AlertsConfig, ChannelConfig, RuleConfig
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector
 from monitor.statuspoll import VendorIncident, lead_time
-from monitor.store.models import AlertOutbox, IncidentRow
+from monitor.store.models import IncidentRow
 from probes.result import ProbeResult, Status
 
 
@@ -85,21 +85,22 @@ class _Open:
 
 
 def outbox_rows(rng: np.random.Generator, events: list[alert_events.AlertEvent], alerts: AlertsConfig,
-                end: datetime, reminder: bool) -> list[dict[str, Any]]:
-    """Outbox rows for ``events`` as a dispatcher left them: mostly sent, some on a retry, some mail dead."""
+                end: datetime, reminder: bool) -> list[tuple[alert_events.AlertEvent, datetime, Delivery]]:
+    """Outbox rows for ``events`` as a dispatcher left them (`monitor.alerts.outbox.record_deliveries`
+    takes them): mostly sent, some on a retry, some mail dead."""
     rows = []
     for e in events:
         created = e.at if reminder else min(e.at + timedelta(seconds=alerts.group_window), end)
-        row = {**e.to_row(), "created_at": created, "next_attempt_at": created, "state": "sent", "attempts": 1,
-               "sent_at": created + timedelta(seconds=float(rng.uniform(0.2, 2))), "last_error": ""}
+        state, attempts, last_error = "sent", 1, ""
+        sent_at: datetime | None = created + timedelta(seconds=float(rng.uniform(0.2, 2)))
         draw = rng.random()
         if e.channel == "mail" and draw < 0.2:  # a mail relay that refused our login: not retryable
-            row.update(state="dead", sent_at=None, last_error="SMTP 535 5.7.8 authentication failed")
+            state, sent_at, last_error = "dead", None, "SMTP 535 5.7.8 authentication failed"
         elif draw < 0.1:  # delivered on a retry, after the first backoff
-            row.update(attempts=2, sent_at=created + timedelta(seconds=alerts.retry.first_delay + 1))
-        if row["sent_at"] is not None and row["sent_at"] > end:
-            row.update(state="pending", sent_at=None)
-        rows.append(row)
+            attempts, sent_at = 2, created + timedelta(seconds=alerts.retry.first_delay + 1)
+        if sent_at is not None and sent_at > end:
+            state, sent_at = "pending", None
+        rows.append((e, created, Delivery(state, attempts, sent_at, last_error)))
     return rows
 
 
@@ -161,8 +162,7 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
             live = _Open(row.id, row.target, row.provider, row.region, row.state, row.opened_at, None, row.cause)
             rows += outbox_rows(rng, reminders([live], config=alerts, now=now), alerts, end_dt, reminder=True)
             k += 1
-    if rows:
-        session.execute(sa.insert(AlertOutbox.__table__), rows)
+    record_deliveries(session=session, deliveries=rows)
     return len(made), len(rows)
 
 
