@@ -1,15 +1,16 @@
 """Incidents, vendor status pages and alerts, derived from the results by the monitor's own code.
 
 The real `monitor.detect.Detector` is fed the results around each outage (quiet stretches cannot page),
-incidents open and close as `monitor.service` opens and closes them, the alert outbox is filled by
-`monitor.alerts.rules.events_for` and `reminders`, and our lead over each vendor's first post is
+incidents open and close through `monitor.store.incidents` as `monitor.service` opens and closes them,
+the alert outbox is filled by `monitor.alerts.rules.events_for` and `reminders` (and written by
+`monitor.alerts.outbox.record_deliveries`), and our lead over each vendor's first post is
 `monitor.statuspoll.lead_time`'s.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,9 @@ from monitor.config.alerts import AlertsConfig, ChannelConfig, RuleConfig
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector
 from monitor.statuspoll import VendorIncident, lead_time
+from monitor.store.incidents import close_incident, open_incident, set_vendor_post
 from monitor.store.models import IncidentRow
+from monitor.store.queries import incidents as read_incidents
 from probes.result import ProbeResult, Status
 
 
@@ -70,20 +73,6 @@ def default_alerts() -> AlertsConfig:
                RuleConfig(rule="recovered", channels=["oncall", "team"])])
 
 
-@dataclass(slots=True)
-class _Open:
-    """An incident as `reminders` sees it at some moment while it was open."""
-
-    id: int | None
-    target: str
-    provider: str
-    region: str
-    state: str
-    opened_at: datetime
-    closed_at: datetime | None = None
-    cause: dict[str, Any] = field(default_factory=dict)
-
-
 def outbox_rows(rng: np.random.Generator, events: list[alert_events.AlertEvent], alerts: AlertsConfig,
                 end: datetime, reminder: bool) -> list[tuple[alert_events.AlertEvent, datetime, Delivery]]:
     """Outbox rows for ``events`` as a dispatcher left them (`monitor.alerts.outbox.record_deliveries`
@@ -115,20 +104,18 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
     for t, s in zip(targets, series, strict=True):
         current: tuple[IncidentRow, list[Any]] | None = None
         for tr in detect(t, s, by_provider.get(t.provider, []), detection, interval, end):
-            if tr.to is Status.UP:  # close_incident
+            if tr.to is Status.UP:
                 if current is not None:
-                    current[0].closed_at = tr.at
+                    close_incident(session=session, incident_id=current[0].id, at=tr.at)
                     current[1].append(tr)
                     current = None
                 continue
-            if current is None:  # open_incident: a new one ...
-                current = (IncidentRow(target=t.name, provider=t.provider, region="", state=str(tr.to),
-                                       opened_at=tr.since, cause=dict(tr.cause)), [])
+            # A new incident, or the open one worsened and its cause merged: as `monitor.service` does.
+            row = open_incident(session=session, target=t.name, provider=t.provider, region="", state=str(tr.to),
+                                cause=dict(tr.cause), at=tr.since)
+            if current is None:
+                current = (row, [])
                 made.append(current)
-            else:  # ... or the open one, worsened and its cause merged
-                row = current[0]
-                row.state = "down" if Status.DOWN in (tr.to, Status(row.state)) else row.state
-                row.cause = {**row.cause, **tr.cause}
             current[1].append(tr)
     seen = {o.provider: [] for o in outages}
     for o in outages:
@@ -141,9 +128,7 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
         visible = [v for o, v in seen.get(row.provider, []) if o.resolved is not None and to_dt(o.resolved) > detected]
         found = lead_time(row.opened_at, visible, window=timedelta(hours=2))
         if found is not None:
-            row.vendor_first_post_at, row.lead_time_s = found
-    session.add_all([row for row, _ in made])
-    session.flush()
+            set_vendor_post(session=session, incident_id=row.id, first_post_at=found[0])
     providers = {t.name: t.provider for t in targets}
     transitions = [
         alert_events.Transition(target=row.target, provider=providers[row.target], from_state=str(tr.from_),
@@ -154,12 +139,14 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
     rng = np.random.default_rng([seed, 7])
     rows = outbox_rows(rng, events_for(transitions, config=alerts, now=end_dt), alerts, end_dt, reminder=False)
     every = alerts.reminder_every
+    # What `reminders` sees of an incident while it was open: the incident as the monitor reads it, not yet closed.
+    as_read = {i.id: i for i in read_incidents(session=session, scope="regional")} if every else {}
     for row, _ in made:
         until = row.closed_at or end_dt
         k = 1
         while every and row.opened_at + timedelta(seconds=k * every) < until:
             now = row.opened_at + timedelta(seconds=k * every)
-            live = _Open(row.id, row.target, row.provider, row.region, row.state, row.opened_at, None, row.cause)
+            live = replace(as_read[row.id], closed_at=None, duration_s=None)
             rows += outbox_rows(rng, reminders([live], config=alerts, now=now), alerts, end_dt, reminder=True)
             k += 1
     record_deliveries(session=session, deliveries=rows)
