@@ -12,7 +12,7 @@ already what the driver binds, one ``executemany`` of one INSERT per call (the c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,21 +28,24 @@ _REQUIRED = frozenset(name for name in RAW_COLUMNS if ProbeRow.model_fields[name
 _ROLLUPS = {"minute": RollupMinute.__table__, "hour": RollupHour.__table__}
 
 
-def stored_times(engine: Engine, iso: Sequence[str]) -> list[Any]:
-    """What `UTCDateTime` binds for times given as naive UTC ISO 8601 text to the microsecond
+def stored_times(engine: Engine, iso: Sequence[str]) -> list[str]:
+    """What to bind for `UTCDateTime` values given as naive UTC ISO 8601 text to the microsecond
     (``YYYY-MM-DDTHH:MM:SS.ffffff``, as numpy's ``datetime_as_string(..., unit="us")`` writes them).
 
     SQLite: SQLAlchemy's storage text for ``DateTime`` (``YYYY-MM-DD HH:MM:SS.ffffff``, the default
-    ``storage_format`` of `sqlalchemy.dialects.sqlite.DATETIME`), which the column reads back;
-    elsewhere aware datetimes for the driver to send. Text of another shape raises ``ValueError``:
-    on SQLite it would be stored as given and sort wrongly against the monitor's own rows.
+    ``storage_format`` of `sqlalchemy.dialects.sqlite.DATETIME`), which the column reads back.
+    PostgreSQL: the text with its UTC offset, which the server parses into ``timestamptz`` whatever the
+    session's time zone: psycopg sends a ``str`` untyped (``StrDumperUnknown``, its default dumper for
+    strings, psycopg/types/string.py), so the server casts it to the column's type. Building a
+    datetime per row instead costs twice as long as the rest of this. Text of another shape raises
+    ``ValueError``: on SQLite it would be stored as given and sort wrongly against the monitor's rows.
     """
     for text in iso[:1]:
         if len(text) != 26 or text[10] != "T" or text[19] != ".":
             raise ValueError(f"time {text!r}: expected naive UTC ISO 8601 to the microsecond")
     if engine.dialect.name == "sqlite":
         return [text.replace("T", " ", 1) for text in iso]
-    return [datetime.fromisoformat(text).replace(tzinfo=UTC) for text in iso]
+    return [f"{text}+00:00" for text in iso]
 
 
 def write_raw_bulk(*, engine: Engine, columns: Mapping[str, Sequence[Any]]) -> int:

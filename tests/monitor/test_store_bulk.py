@@ -3,6 +3,7 @@ back exactly as the monitor's own writers leave it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,8 @@ from monitor.store.results import Agg, floor_hour, floor_minute, to_row, upsert_
 from probes.target import Target
 from tests.monitor.conftest import T0, fresh_engine, make_result
 
+_TARGETS = itertools.count()
+
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -36,7 +39,9 @@ def test_the_column_list_is_the_models() -> None:
 
 
 def test_raw_rows_and_rollups_read_back_as_write_results_leaves_them(engine: Engine) -> None:
-    results = [make_result("gpt", T0 + timedelta(seconds=37 * i), ("up", "down", "degraded")[i % 3]) for i in range(90)]
+    states = ("up", "down", "degraded")
+    results = [make_result("gpt", T0 + timedelta(seconds=37 * i, microseconds=7919 * i), states[i % 3])
+               for i in range(90)]
     with Session(engine) as session:
         write_results(session=session, results=[(r, False) for r in results], region="")
         session.commit()
@@ -61,13 +66,14 @@ def test_raw_rows_and_rollups_read_back_as_write_results_leaves_them(engine: Eng
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(at=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)))
-def test_a_stored_time_reads_back_as_the_same_instant(at: datetime) -> None:
-    # SQLite stores the text as given: it must be the column's own form, or it reads back wrong.
-    with fresh_engine("sqlite") as eng:
-        write_raw_bulk(engine=eng, columns={"target": ["t"], "status": ["up"], "error_kind": ["ok"],
-                                            "at": stored_times(eng, [_iso(at)])})
-        with Session(eng) as session:
-            assert session.exec(sa.select(ProbeRow.at)).scalar_one() == at
+def test_a_stored_time_reads_back_as_the_same_instant(engine: Engine, at: datetime) -> None:
+    # SQLite stores the text as given: it must be the column's own form, or it reads back wrong;
+    # PostgreSQL parses it (its UTC offset included).
+    target = f"t{next(_TARGETS)}"  # one engine for every example: a target of its own each
+    write_raw_bulk(engine=engine, columns={"target": [target], "status": ["up"], "error_kind": ["ok"],
+                                           "at": stored_times(engine, [_iso(at)])})
+    with Session(engine) as session:
+        assert session.exec(sa.select(ProbeRow.at).where(ProbeRow.target == target)).scalar_one() == at
 
 
 @pytest.mark.parametrize("text", ["2025-03-05 10:00:00.000000", "2025-03-05T10:00:00", "2025-03-05T10:00:00+00:00"])
