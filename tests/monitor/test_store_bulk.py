@@ -16,7 +16,8 @@ from sqlmodel import Session
 from monitor.alerts.events import AlertEvent
 from monitor.alerts.outbox import Delivery, record_deliveries
 from monitor.store.bulk import RAW_COLUMNS, stored_times, write_raw_bulk, write_rollups_bulk
-from monitor.store.models import AlertOutbox, ProbeRow, RollupHour, RollupMinute, TargetRow
+from monitor.store.incidents import record_status, record_status_bulk
+from monitor.store.models import AlertOutbox, ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
 from monitor.store.results import Agg, floor_hour, floor_minute, to_row, upsert_targets, write_results
 from probes.target import Target
 from tests.monitor.conftest import T0, fresh_engine, make_result
@@ -130,3 +131,18 @@ def test_recorded_deliveries_are_outbox_rows_as_a_dispatcher_left_them(engine: E
     assert (rows["c"].state, rows["c"].next_attempt_at, rows["c"].created_at) == ("pending", T0, T0)
     with Session(engine) as session, pytest.raises(ValueError, match="outbox state"):
         record_deliveries(session=session, deliveries=[(event("d", "team"), T0, Delivery("delivered"))])
+
+
+def test_status_snapshots_in_bulk_read_back_as_record_status_leaves_them(engine: Engine) -> None:
+    snaps = [{"provider": "openai", "fetched_at": T0 + timedelta(hours=i), "indicator": ("none", "minor")[i % 2],
+              **({"description": "Partially Degraded Service", "incidents": [{"id": "x", "name": "errors"}]}
+                 if i % 2 else {})} for i in range(4)]
+    with Session(engine) as session:
+        for snap in snaps:
+            record_status(session=session, **snap)
+        assert record_status_bulk(session=session, snapshots=[{**s, "provider": "anthropic"} for s in snaps]) == 4
+        with pytest.raises(ValueError, match=r"unknown fields \['url'\]"):
+            record_status_bulk(session=session, snapshots=[{**snaps[0], "url": "https://status.openai.com"}])
+        session.commit()
+    rows = _stored(engine, StatusSnapshot.__table__, ["provider", "fetched_at"])
+    assert [{**r, "provider": "openai"} for r in rows[:4]] == rows[4:]

@@ -232,3 +232,15 @@ def test_the_package_exports_every_subjects_public_name() -> None:
     assert public <= set(queries.__all__)
     assert len(queries.__all__) == len(set(queries.__all__))
     assert all(hasattr(queries, name) for name in queries.__all__)
+
+
+def test_target_with_history_names_one_with_raw_rows_or_hour_rollups_from_since(session: Session) -> None:
+    from monitor.store.queries import target_with_history
+
+    write_results(session=session, results=[(make_result("openai", T0 + timedelta(minutes=30)), False)], region="eu")
+    session.commit()
+    assert target_with_history(session=session, targets=["openai", "other"], since=T0) == "openai"
+    # Past the raw row, the hour rollup of the hour `since` falls in still counts; the next hour's does not.
+    assert target_with_history(session=session, targets=["openai"], since=T0 + timedelta(minutes=45)) == "openai"
+    assert target_with_history(session=session, targets=["openai"], since=T0 + timedelta(hours=1)) is None
+    assert target_with_history(session=session, targets=["other"], since=T0) is None

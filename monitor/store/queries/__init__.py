@@ -27,6 +27,7 @@ from monitor.store.queries.providers import (
     latency_series,
     latest_status,
     target_summary,
+    target_with_history,
 )
 from monitor.store.queries.risk import BudgetCounts, DrillObservation, budget_counts, drill_observations
 
@@ -59,6 +60,7 @@ __all__ = [
     "record_status",
     "set_vendor_post",
     "target_summary",
+    "target_with_history",
     "totals_by_target",
     "vantage_points",
 ]

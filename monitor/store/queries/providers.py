@@ -4,6 +4,7 @@ vendor status and the configured targets. Which table answers: `monitor.store.qu
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,9 +13,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.store import histogram
-from monitor.store.models import IncidentRow, ProbeRow, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.models import IncidentRow, ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
 from monitor.store.queries._sources import SOURCES, bin_plan, choose_source, fetch, filters, window
-from monitor.store.results import Agg, _aware
+from monitor.store.results import Agg, _aware, floor_hour
 
 _LATEST_COLUMNS = ("at", "status", "error_kind", "http_status", "ttft_ms", "total_ms", "message", "confirm")
 
@@ -242,3 +243,15 @@ def known_targets(*, session: Session) -> list[dict[str, Any]]:
     rows = session.exec(sa.select(TargetRow).order_by(TargetRow.name)).scalars()
     return [{"name": r.name, "provider": r.provider, "model": r.model, "dialect": r.dialect, "base_url": r.base_url,
              "local": bool(r.local), "updated_at": r.updated_at} for r in rows]
+
+
+def target_with_history(*, session: Session, targets: Sequence[str], since: datetime) -> str | None:
+    """One of ``targets`` with raw results at or after ``since``, or hour rollups from the hour ``since``
+    falls in; None when none has (where emulated history, `chaos.history`, may be written)."""
+    since = _aware(since, "since")
+    p, h = ProbeRow.__table__.c, RollupHour.__table__.c
+    names = list(targets)
+    found = (session.exec(sa.select(p.target).where(p.target.in_(names), p.at >= since).limit(1)).first()
+             or session.exec(sa.select(h.target).where(h.target.in_(names), h.bucket >= floor_hour(since))
+                             .limit(1)).first())
+    return found[0] if found else None
