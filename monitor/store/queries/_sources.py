@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.store.models import ProbeRow, RollupHour, RollupMinute
-from monitor.store.results import floor_hour, floor_minute
+from monitor.store.results import _aware, floor_hour, floor_minute
 
 RAW_MAX = timedelta(hours=2)
 MINUTE_MAX = timedelta(days=2)
@@ -83,6 +83,19 @@ def choose_source(session: Session, since: datetime, until: datetime, source: st
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     return source
+
+
+def span(session: Session, since: datetime, until: datetime, source: str | None) -> tuple[str, Any, datetime,
+                                                                                      datetime, list[Any]]:
+    """For one aggregate over every target: ``(source, columns, lo, hi, where)``: the table answering
+    ``[since, until)`` (``source``, or the one `pick_source` chooses), its columns, the span it covers
+    (rollups: whole buckets) and the condition selecting that span."""
+    since, until = _aware(since, "since"), _aware(until, "until")
+    source = choose_source(session, since, until, source)
+    table, col, _, _ = SOURCES[source]
+    lo, hi = window(source, since, until)
+    c = table.c
+    return source, c, lo, hi, [c[col] >= lo, c[col] < hi]
 
 
 def aware_utc(at: datetime) -> datetime:

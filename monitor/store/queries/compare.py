@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.store import histogram
-from monitor.store.queries._sources import SOURCES, choose_source, fetch, window
+from monitor.store.queries._sources import SOURCES, choose_source, fetch, span, window
 from monitor.store.results import Agg, _aware
 
 
@@ -29,12 +29,7 @@ def totals_by_target(
     One aggregate statement (sums only, no histograms): cheap over any window and any number of targets.
     ``since``/``until`` in the result are the span actually covered (rollups: whole buckets).
     """
-    since, until = _aware(since, "since"), _aware(until, "until")
-    source = choose_source(session, since, until, source)
-    table, col, _, _ = SOURCES[source]
-    lo, hi = window(source, since, until)
-    c = table.c
-    where = [c[col] >= lo, c[col] < hi]
+    source, c, lo, hi, where = span(session, since, until, source)
     if source == "raw":
         where.append(c.confirm.is_(False))
         states = ("up", "degraded", "down")
@@ -123,12 +118,7 @@ def canary_counts(
     passed) and ``checked`` adds the ``wrong_answer`` ones, so answers cut short are left out
     (``exact`` is False).
     """
-    since, until = _aware(since, "since"), _aware(until, "until")
-    source = choose_source(session, since, until, source)
-    table, col, _, _ = SOURCES[source]
-    lo, hi = window(source, since, until)
-    c = table.c
-    where = [c[col] >= lo, c[col] < hi]
+    source, c, _, _, where = span(session, since, until, source)
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     if source == "raw":
         q = (sa.select(c.target, sa.func.count(c.canary_pass), sa.func.sum(sa.case((c.canary_pass.is_(True), 1),
