@@ -3,13 +3,12 @@ and refresh choices, a cached way to call the page queries, and empty states.
 
 Caching lives here, not in `dashboard.queries`: each page query is cached per (database, config file
 version, window, refresh tick, arguments) for one refresh interval, so a page redrawn for a widget does
-not ask the database again, and auto-refresh brings new data every interval.
+not ask the database again, and auto-refresh brings new data every interval. How each page query is
+called is written out once, in `PAGE_QUERIES`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dashboard import settings
+from dashboard import queries, settings
 from dashboard.queries.features import RiskView, risk_view
 from dashboard.windows import DEFAULT_WINDOW, WINDOWS, Window
 from monitor.config import AiriskConfig, ConfigError, load_config
@@ -92,13 +91,46 @@ def context() -> Context:
                    path, key, config, error)
 
 
-def load(fn: Callable[..., T], ctx: Context, *, slow: bool = False, **kwargs: Any) -> T:
-    """``fn(session=..., [config=...], [now=...], [window=...], **kwargs)``, cached for this window and tick
-    (``slow``: for `SLOW_REFRESH_S`, whatever the window, for answers that change slowly and cost much).
+@dataclass(frozen=True, slots=True)
+class Given:
+    """What a page query may take from this run, besides the page's own arguments."""
 
-    ``fn`` is a page query of `dashboard.queries`; it is given only the context arguments it declares.
+    session: Session
+    now: datetime  # `datetime.now` of this module, read when the query runs (tests stop that clock)
+    window: Window | None  # the sidebar's; None for a slow query (cached whatever the window)
+    config: AiriskConfig | None
+
+
+PAGE_QUERIES: dict[str, Callable[..., Any]] = {
+    # name in `dashboard.queries`: how it is called, from `Given` and the page's own keyword arguments.
+    "alert_table": lambda g: queries.alert_table(session=g.session, now=g.now, window=g.window),
+    "comparison": lambda g: queries.comparison(session=g.session, now=g.now, window=g.window),
+    "detection_vs_vendor": lambda g: queries.detection_vs_vendor(session=g.session, now=g.now, window=g.window),
+    "drill_detail": lambda g, run_id: queries.drill_detail(session=g.session, run_id=run_id),
+    "drill_list": lambda g: queries.drill_list(session=g.session),
+    "overview": lambda g: queries.overview(session=g.session, now=g.now, config=g.config),
+    "own_view": lambda g: queries.own_view(session=g.session, config=g.config, now=g.now),
+    "provider_view": lambda g, target: queries.provider_view(session=g.session, now=g.now, window=g.window,
+                                                             target=target),
+    "target_names": lambda g: queries.target_names(session=g.session),
+    "vendor_status": lambda g: queries.vendor_status(session=g.session),
+    "what_if": lambda g, feature, change, backend: queries.what_if(session=g.session, config=g.config, now=g.now,
+                                                                   feature=feature, change=change, backend=backend),
+}
+"""The page queries the views load (`load`), each as the plain call it makes."""
+
+
+def load(fn: Callable[..., T], ctx: Context, *, slow: bool = False, **kwargs: Any) -> T:
+    """``fn``'s answer, called as `PAGE_QUERIES` says, cached for this window and tick (``slow``: for
+    `SLOW_REFRESH_S`, whatever the window, for answers that change slowly and cost much).
+
+    ``fn`` is a page query of `dashboard.queries` listed in `PAGE_QUERIES`; ``kwargs`` are the page's own
+    arguments (hashable: they are part of the cache key).
     """
-    args = (fn.__module__, fn.__qualname__, ctx.url, ctx.config_key)
+    name = fn.__name__
+    if getattr(queries, name, None) is not fn or name not in PAGE_QUERIES:
+        raise KeyError(f"{fn.__module__}.{fn.__qualname__} is not a page query of dashboard.ui.PAGE_QUERIES")
+    args = (name, ctx.url, ctx.config_key)
     if slow:
         return _cached_slow(*args, "", int(time.time() // SLOW_REFRESH_S), tuple(sorted(kwargs.items())))
     return _cached(*args, ctx.window.label, ctx.tick, tuple(sorted(kwargs.items())))
@@ -122,31 +154,24 @@ def _risk(url: str, config_key: tuple[str, int] | None) -> RiskView | None:
         return risk_view(session=session, config=config, now=datetime.now(UTC))
 
 
-def _call(module: str, name: str, url: str, config_key: tuple[str, int] | None, window: str,
+def _call(name: str, url: str, config_key: tuple[str, int] | None, window: str,
           kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    fn = getattr(importlib.import_module(module), name)
-    wanted = inspect.signature(fn).parameters
-    given: dict[str, Any] = dict(kwargs)
-    if "config" in wanted:
-        given["config"] = _config(*config_key)[0] if config_key else None
-    if "now" in wanted:
-        given["now"] = datetime.now(UTC)
-    if "window" in wanted:
-        given["window"] = WINDOWS[window]
+    config = _config(*config_key)[0] if config_key else None
     with Session(engine(url)) as session:
-        return fn(session=session, **given)
+        given = Given(session=session, now=datetime.now(UTC), window=WINDOWS.get(window), config=config)
+        return PAGE_QUERIES[name](given, **dict(kwargs))
 
 
 @st.cache_data(ttl=REFRESH_S, max_entries=500, show_spinner=False)
-def _cached(module: str, name: str, url: str, config_key: tuple[str, int] | None, window: str, tick: int,
+def _cached(name: str, url: str, config_key: tuple[str, int] | None, window: str, tick: int,
             kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    return _call(module, name, url, config_key, window, kwargs)
+    return _call(name, url, config_key, window, kwargs)
 
 
 @st.cache_data(ttl=SLOW_REFRESH_S, max_entries=100, show_spinner="Scoring the features over 30 days...")
-def _cached_slow(module: str, name: str, url: str, config_key: tuple[str, int] | None, window: str, tick: int,
+def _cached_slow(name: str, url: str, config_key: tuple[str, int] | None, window: str, tick: int,
                  kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    return _call(module, name, url, config_key, window, kwargs)
+    return _call(name, url, config_key, window, kwargs)
 
 
 def sidebar() -> None:

@@ -50,7 +50,7 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("examples/", ("drills",)),
     ("monitor/alerts/channels/apprise_channel.py", ("apprise",)),
     ("monitor/localmodel.py", ("local",)),
-    ("monitor/store/queries.py", ("dashboard",)),  # numpy, inside latency_by_target (the dashboard's)
+    ("monitor/store/queries/compare.py", ("dashboard",)),  # numpy, inside latency_by_target (the dashboard's)
     ("airisk/runtime.py", ("fast",)),  # uvloop when installed, asyncio otherwise
     ("", ()),
 )

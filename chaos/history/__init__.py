@@ -27,7 +27,9 @@ probe), so the detector runs with ``confirm_after: []``.
 
 Layout: `profiles` (how each provider behaves, `HistoryTarget`), `outages` (when it fails), `series`
 (one target's results as numpy columns), `store` (raw rows and rollups, fast), `incidents`
-(incidents, vendor status, alerts), `clock` (times as int64 microseconds). Needs numpy.
+(incidents, vendor status, alerts), `clock` (times as int64 microseconds). Needs numpy. Every write
+goes through the store's own functions (`monitor.store.bulk` for results and rollups, `upsert_targets`,
+`monitor.store.incidents`, `monitor.alerts.outbox.record_deliveries`): the store owns the schema.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -46,11 +47,15 @@ from chaos.history.incidents import default_alerts, snapshot_rows, write_inciden
 from chaos.history.outages import Outage, draw_outages
 from chaos.history.profiles import HistoryTarget
 from chaos.history.series import draw_series
-from chaos.history.store import dialect_insert, rollup_rows, write_raw, write_rows
+from chaos.history.store import rollup_rows, write_raw
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionConfig
-from monitor.store.models import ProbeRow, RollupHour, RollupMinute, StatusSnapshot, TargetRow
+from monitor.store.bulk import write_rollups_bulk
+from monitor.store.incidents import record_status_bulk
+from monitor.store.queries import target_with_history
+from monitor.store.results import upsert_targets
 from probes.catalog import CATALOG
+from probes.target import Target
 
 __all__ = ["HistoryStats", "HistoryTarget", "default_alerts", "generate_history"]
 
@@ -108,13 +113,10 @@ def generate_history(
     start = stop - int(days * DAY)
     interval = int(interval_s * S)
     names = [t.name for t in targets]
-    with engine.connect() as conn:
-        p, h = ProbeRow.__table__.c, RollupHour.__table__.c
-        clash = conn.execute(sa.select(p.target).where(p.target.in_(names), p.at >= to_dt(start)).limit(1)).first() or \
-            conn.execute(sa.select(h.target).where(h.target.in_(names), h.bucket >= to_dt(start - start % HOUR))
-                         .limit(1)).first()
+    with Session(engine) as session:
+        clash = target_with_history(session=session, targets=names, since=to_dt(start))
     if clash:
-        raise ValueError(f"target {clash[0]!r} already has history after {to_dt(start).isoformat()}")
+        raise ValueError(f"target {clash!r} already has history after {to_dt(start).isoformat()}")
 
     groups: dict[str, list[HistoryTarget]] = {}
     for t in targets:  # a local server fails on its own; a vendor's targets fail together
@@ -129,16 +131,15 @@ def generate_history(
             o.provider = o.provider.split("/")[0]
     series = [draw_series(t, start, stop, interval, outages, seed) for t in targets]
 
-    with engine.begin() as conn:
-        rows = []
+    with Session(engine) as session:
+        configured = []
         for t in targets:
             entry = CATALOG.get(t.provider)
-            rows.append({"name": t.name, "provider": t.provider, "model": t.model,
-                         "dialect": entry.dialect if entry else "openai", "base_url": entry.base_url if entry else "",
-                         "local": t.local, "updated_at": end_dt})
-        if rows:
-            insert = dialect_insert(engine, TargetRow.__table__)
-            conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]), rows)
+            configured.append(Target(name=t.name, provider=t.provider, model=t.model, local=t.local,
+                                     dialect=entry.dialect if entry else "openai",
+                                     base_url=entry.base_url if entry else ""))
+        upsert_targets(session=session, targets=configured, now=end_dt, keep_existing=True)
+        session.commit()
     raw_since = start if raw_days is None else max(start, stop - int(raw_days * DAY))
     raw = write_raw(engine, targets, series, raw_since, stop)
     # Prune keeps a rollup bucket while bucket >= now - retention: the first whole bucket after the cut.
@@ -146,8 +147,8 @@ def generate_history(
     minute_since = start if minute_since <= start else minute_since + (-minute_since % MINUTE)
     minute = [r for t, s in zip(targets, series, strict=True) for r in rollup_rows(t.name, s, minute_since, MINUTE)]
     hour = [r for t, s in zip(targets, series, strict=True) for r in rollup_rows(t.name, s, start, HOUR)]
-    write_rows(engine, RollupMinute.__table__, minute)
-    write_rows(engine, RollupHour.__table__, hour)
+    write_rollups_bulk(engine=engine, table="minute", rows=minute)
+    write_rollups_bulk(engine=engine, table="hour", rows=hour)
 
     n_incidents = n_alerts = 0
     snaps: list[dict[str, Any]] = []
@@ -158,8 +159,7 @@ def generate_history(
         with Session(engine) as session:
             n_incidents, n_alerts = write_incidents(session, targets, series, outages, detection or DetectionConfig(
                 confirm_after=[], degraded_ttft_ms=4000), alerts or default_alerts(), interval, stop, seed)
-            if snaps:
-                session.execute(sa.insert(StatusSnapshot.__table__), snaps)
+            record_status_bulk(session=session, snapshots=snaps)
             session.commit()
     return HistoryStats(raw, len(minute), len(hour), n_incidents, time.perf_counter() - t0, status_rows=len(snaps),
                         alert_rows=n_alerts, outages=len(outages))

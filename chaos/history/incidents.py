@@ -1,20 +1,20 @@
 """Incidents, vendor status pages and alerts, derived from the results by the monitor's own code.
 
 The real `monitor.detect.Detector` is fed the results around each outage (quiet stretches cannot page),
-incidents open and close as `monitor.service` opens and closes them, the alert outbox is filled by
-`monitor.alerts.rules.events_for` and `reminders`, and our lead over each vendor's first post is
+incidents open and close through `monitor.store.incidents` as `monitor.service` opens and closes them,
+the alert outbox is filled by `monitor.alerts.rules.events_for` and `reminders` (and written by
+`monitor.alerts.outbox.record_deliveries`), and our lead over each vendor's first post is
 `monitor.statuspoll.lead_time`'s.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from chaos.history.clock import HOUR, MINUTE, to_dt
@@ -22,12 +22,15 @@ from chaos.history.outages import IMPACT, TITLES, Outage
 from chaos.history.profiles import HistoryTarget
 from chaos.history.series import KINDS, Series
 from monitor.alerts import events as alert_events
+from monitor.alerts.outbox import Delivery, record_deliveries
 from monitor.alerts.rules import events_for, reminders
 from monitor.config.alerts import AlertsConfig, ChannelConfig, RuleConfig
 from monitor.config.detection import DetectionConfig
 from monitor.detect import Detector
 from monitor.statuspoll import VendorIncident, lead_time
-from monitor.store.models import AlertOutbox, IncidentRow
+from monitor.store.incidents import close_incident, open_incident, set_vendor_post
+from monitor.store.models import IncidentRow
+from monitor.store.queries import incidents as read_incidents
 from probes.result import ProbeResult, Status
 
 
@@ -70,36 +73,23 @@ def default_alerts() -> AlertsConfig:
                RuleConfig(rule="recovered", channels=["oncall", "team"])])
 
 
-@dataclass(slots=True)
-class _Open:
-    """An incident as `reminders` sees it at some moment while it was open."""
-
-    id: int | None
-    target: str
-    provider: str
-    region: str
-    state: str
-    opened_at: datetime
-    closed_at: datetime | None = None
-    cause: dict[str, Any] = field(default_factory=dict)
-
-
 def outbox_rows(rng: np.random.Generator, events: list[alert_events.AlertEvent], alerts: AlertsConfig,
-                end: datetime, reminder: bool) -> list[dict[str, Any]]:
-    """Outbox rows for ``events`` as a dispatcher left them: mostly sent, some on a retry, some mail dead."""
+                end: datetime, reminder: bool) -> list[tuple[alert_events.AlertEvent, datetime, Delivery]]:
+    """Outbox rows for ``events`` as a dispatcher left them (`monitor.alerts.outbox.record_deliveries`
+    takes them): mostly sent, some on a retry, some mail dead."""
     rows = []
     for e in events:
         created = e.at if reminder else min(e.at + timedelta(seconds=alerts.group_window), end)
-        row = {**e.to_row(), "created_at": created, "next_attempt_at": created, "state": "sent", "attempts": 1,
-               "sent_at": created + timedelta(seconds=float(rng.uniform(0.2, 2))), "last_error": ""}
+        state, attempts, last_error = "sent", 1, ""
+        sent_at: datetime | None = created + timedelta(seconds=float(rng.uniform(0.2, 2)))
         draw = rng.random()
         if e.channel == "mail" and draw < 0.2:  # a mail relay that refused our login: not retryable
-            row.update(state="dead", sent_at=None, last_error="SMTP 535 5.7.8 authentication failed")
+            state, sent_at, last_error = "dead", None, "SMTP 535 5.7.8 authentication failed"
         elif draw < 0.1:  # delivered on a retry, after the first backoff
-            row.update(attempts=2, sent_at=created + timedelta(seconds=alerts.retry.first_delay + 1))
-        if row["sent_at"] is not None and row["sent_at"] > end:
-            row.update(state="pending", sent_at=None)
-        rows.append(row)
+            attempts, sent_at = 2, created + timedelta(seconds=alerts.retry.first_delay + 1)
+        if sent_at is not None and sent_at > end:
+            state, sent_at = "pending", None
+        rows.append((e, created, Delivery(state, attempts, sent_at, last_error)))
     return rows
 
 
@@ -114,20 +104,18 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
     for t, s in zip(targets, series, strict=True):
         current: tuple[IncidentRow, list[Any]] | None = None
         for tr in detect(t, s, by_provider.get(t.provider, []), detection, interval, end):
-            if tr.to is Status.UP:  # close_incident
+            if tr.to is Status.UP:
                 if current is not None:
-                    current[0].closed_at = tr.at
+                    close_incident(session=session, incident_id=current[0].id, at=tr.at)
                     current[1].append(tr)
                     current = None
                 continue
-            if current is None:  # open_incident: a new one ...
-                current = (IncidentRow(target=t.name, provider=t.provider, region="", state=str(tr.to),
-                                       opened_at=tr.since, cause=dict(tr.cause)), [])
+            # A new incident, or the open one worsened and its cause merged: as `monitor.service` does.
+            row = open_incident(session=session, target=t.name, provider=t.provider, region="", state=str(tr.to),
+                                cause=dict(tr.cause), at=tr.since)
+            if current is None:
+                current = (row, [])
                 made.append(current)
-            else:  # ... or the open one, worsened and its cause merged
-                row = current[0]
-                row.state = "down" if Status.DOWN in (tr.to, Status(row.state)) else row.state
-                row.cause = {**row.cause, **tr.cause}
             current[1].append(tr)
     seen = {o.provider: [] for o in outages}
     for o in outages:
@@ -140,9 +128,7 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
         visible = [v for o, v in seen.get(row.provider, []) if o.resolved is not None and to_dt(o.resolved) > detected]
         found = lead_time(row.opened_at, visible, window=timedelta(hours=2))
         if found is not None:
-            row.vendor_first_post_at, row.lead_time_s = found
-    session.add_all([row for row, _ in made])
-    session.flush()
+            set_vendor_post(session=session, incident_id=row.id, first_post_at=found[0])
     providers = {t.name: t.provider for t in targets}
     transitions = [
         alert_events.Transition(target=row.target, provider=providers[row.target], from_state=str(tr.from_),
@@ -153,16 +139,17 @@ def write_incidents(session: Session, targets: list[HistoryTarget], series: list
     rng = np.random.default_rng([seed, 7])
     rows = outbox_rows(rng, events_for(transitions, config=alerts, now=end_dt), alerts, end_dt, reminder=False)
     every = alerts.reminder_every
+    # What `reminders` sees of an incident while it was open: the incident as the monitor reads it, not yet closed.
+    as_read = {i.id: i for i in read_incidents(session=session, scope="regional")} if every else {}
     for row, _ in made:
         until = row.closed_at or end_dt
         k = 1
         while every and row.opened_at + timedelta(seconds=k * every) < until:
             now = row.opened_at + timedelta(seconds=k * every)
-            live = _Open(row.id, row.target, row.provider, row.region, row.state, row.opened_at, None, row.cause)
+            live = replace(as_read[row.id], closed_at=None, duration_s=None)
             rows += outbox_rows(rng, reminders([live], config=alerts, now=now), alerts, end_dt, reminder=True)
             k += 1
-    if rows:
-        session.execute(sa.insert(AlertOutbox.__table__), rows)
+    record_deliveries(session=session, deliveries=rows)
     return len(made), len(rows)
 
 

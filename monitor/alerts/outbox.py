@@ -17,6 +17,7 @@ dispatchers (a resolve never overtakes its trigger).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -51,6 +52,35 @@ def enqueue(*, session: Session, events: Iterable[AlertEvent], now: datetime | N
     stmt = insert(_T).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
     # RETURNING lists only the rows inserted; rowcount is not reliable for a multi-row insert (-1 on psycopg).
     return len(session.execute(stmt.returning(_T.c.id)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How far one alert's delivery got: what a dispatcher would have left in its outbox row."""
+
+    state: str  # pending | sent | dead
+    attempts: int = 0
+    sent_at: datetime | None = None
+    last_error: str = ""
+
+
+def record_deliveries(*, session: Session, deliveries: Iterable[tuple[AlertEvent, datetime, Delivery]]) -> int:
+    """Inserts outbox rows for alerts raised at some time whose delivery already went as told:
+    ``(event, created_at, delivery)``; returns how many. Emulated history's (`chaos.history`), which
+    has no dispatcher run: a ``pending`` row is due at its ``created_at``.
+
+    One executemany, no ON CONFLICT: unlike `enqueue`, a (channel, event_key) already in the outbox
+    is an error (``IntegrityError``), not skipped.
+    """
+    rows = []
+    for event, created_at, d in deliveries:
+        if d.state not in ("pending", "sent", "dead"):
+            raise ValueError(f"outbox state must be pending, sent or dead, got {d.state!r}")
+        rows.append({**event.to_row(), "created_at": created_at, "next_attempt_at": created_at, "state": d.state,
+                     "attempts": d.attempts, "sent_at": d.sent_at, "last_error": d.last_error[:_ERROR_LIMIT]})
+    if rows:
+        session.execute(sa.insert(_T), rows)
+    return len(rows)
 
 
 def claim_due(*, session: Session, now: datetime, limit: int, lease: float) -> list[AlertOutbox]:

@@ -1,7 +1,8 @@
 """The store: SQLite or PostgreSQL history of probe results, rollups, incidents and vendor status.
 
 `make_engine` + `migrate` open it, `ResultWriter` is the monitor's buffered write path,
-`monitor.store.results` writes, `monitor.store.queries` reads (plain dataclasses and dicts).
+`monitor.store.results` writes, `monitor.store.queries` reads (plain dataclasses and dicts), and
+`monitor.store.bulk` writes history made all at once (`chaos.history`) with the same schema.
 Every data-access function is keyword-only, takes aware UTC datetimes and never commits.
 """
 

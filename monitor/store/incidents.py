@@ -7,7 +7,7 @@ row's ``id`` is set on return.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -253,3 +253,20 @@ def record_status(
     session.add(row)
     session.flush()
     return row
+
+
+def record_status_bulk(*, session: Session, snapshots: Iterable[Mapping[str, Any]]) -> int:
+    """Stores many status-page snapshots at once, each given as `record_status`'s keyword arguments
+    (``provider``, ``fetched_at``, ``indicator``, optional ``description`` and ``incidents``); returns
+    how many. One executemany: emulated history's (`chaos.history`) hundreds of hourly polls."""
+    rows = []
+    for snap in snapshots:
+        unknown = sorted(snap.keys() - {"provider", "fetched_at", "indicator", "description", "incidents"})
+        if unknown:
+            raise ValueError(f"status snapshot: unknown fields {unknown}")
+        rows.append({"provider": snap["provider"], "fetched_at": _aware(snap["fetched_at"], "fetched_at"),
+                     "indicator": snap["indicator"], "description": snap.get("description") or "",
+                     "incidents": list(snap.get("incidents") or [])})
+    if rows:
+        session.execute(sa.insert(StatusSnapshot.__table__), rows)
+    return len(rows)

@@ -67,8 +67,14 @@ def _insert(session: Session, table: sa.Table) -> Any:
     raise NotImplementedError(f"airisk stores to SQLite or PostgreSQL, not {name}")
 
 
-def upsert_targets(*, session: Session, targets: Iterable[Target], now: datetime | None = None) -> int:
-    """Records each target as configured now; returns how many. Keys and headers are never stored."""
+def upsert_targets(
+    *, session: Session, targets: Iterable[Target], now: datetime | None = None, keep_existing: bool = False
+) -> int:
+    """Records each target as configured now; returns how many. Keys and headers are never stored.
+
+    With ``keep_existing``, a target already stored is left as it is (emulated history must not
+    overwrite what a running monitor recorded of its configuration).
+    """
     now = _aware(now or utcnow())
     rows = {
         t.name: {
@@ -81,10 +87,13 @@ def upsert_targets(*, session: Session, targets: Iterable[Target], now: datetime
         return 0
     table = TargetRow.__table__
     stmt = _insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["name"],
-        set_={c: stmt.excluded[c] for c in ("provider", "model", "dialect", "base_url", "local", "updated_at")},
-    )
+    if keep_existing:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
+    else:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={c: stmt.excluded[c] for c in ("provider", "model", "dialect", "base_url", "local", "updated_at")},
+        )
     session.exec(stmt, params=list(rows.values()))
     return len(rows)
 

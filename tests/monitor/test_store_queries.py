@@ -212,3 +212,35 @@ def test_a_window_reaching_past_the_pruned_raw_rows_is_read_from_rollups(session
     assert (s.source, s.count) == ("minute", 60)
     (s,) = target_summary(session=session, since=T0 + timedelta(minutes=45), until=T0 + timedelta(minutes=105))
     assert (s.source, s.count) == ("raw", 60)
+
+
+def test_the_package_exports_every_subjects_public_name() -> None:
+    # monitor.store.queries is one module per subject; callers import from the package, so a
+    # name a subject module adds and the package forgets would be reachable only by its path.
+    import importlib
+    import pkgutil
+
+    from monitor.store import queries
+
+    subjects = [m.name for m in pkgutil.iter_modules(queries.__path__) if not m.name.startswith("_")]
+    assert set(subjects) == {"alerts", "compare", "drills", "overview", "providers", "risk"}
+    public = set()
+    for name in subjects:
+        module = importlib.import_module(f"monitor.store.queries.{name}")
+        public |= {k for k, v in vars(module).items()
+                   if not k.startswith("_") and getattr(v, "__module__", None) == module.__name__}
+    assert public <= set(queries.__all__)
+    assert len(queries.__all__) == len(set(queries.__all__))
+    assert all(hasattr(queries, name) for name in queries.__all__)
+
+
+def test_target_with_history_names_one_with_raw_rows_or_hour_rollups_from_since(session: Session) -> None:
+    from monitor.store.queries import target_with_history
+
+    write_results(session=session, results=[(make_result("openai", T0 + timedelta(minutes=30)), False)], region="eu")
+    session.commit()
+    assert target_with_history(session=session, targets=["openai", "other"], since=T0) == "openai"
+    # Past the raw row, the hour rollup of the hour `since` falls in still counts; the next hour's does not.
+    assert target_with_history(session=session, targets=["openai"], since=T0 + timedelta(minutes=45)) == "openai"
+    assert target_with_history(session=session, targets=["openai"], since=T0 + timedelta(hours=1)) is None
+    assert target_with_history(session=session, targets=["other"], since=T0) is None
