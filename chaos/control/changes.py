@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from chaos.faults import Fault, FaultSet
+from chaos.requestlog import RequestLog
 from chaos.statuspage import INDICATORS, STAGES
 from probes.catalog import CATALOG
 
@@ -20,7 +21,7 @@ class Emulator(Protocol):
     package does not import the emulator (which mounts it) even for type checking."""
 
     faults: FaultSet
-    log: Any  # a RequestLog once the control API is mounted
+    log: RequestLog
     guard: Any  # a chaos.controlguard.ControlGuard
     default_profile: Any
     profiles: dict[str, Any]
@@ -29,6 +30,7 @@ class Emulator(Protocol):
     timeline: Any
 
     def reset(self) -> None: ...
+
 
 MAX_INCIDENTS = 200  # per emulated status page; the oldest resolved ones go first
 MAX_UPDATES = 200  # per incident

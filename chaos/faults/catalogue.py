@@ -103,7 +103,7 @@ def response_effect(fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Resp
 def stream_effect(fault: FaultLike, speaker: Speaker, ask: Ask) -> StreamEffect | None:
     """What a stream fault does to this answer; None where the speaker's protocol has no such
     thing (it lists the fault in ``unsupported``: Ollama has no content filter)."""
-    if fault.type in getattr(speaker, "unsupported", ()):
+    if fault.type in speaker.unsupported:
         return None
     return FAULT_TYPES[fault.type].stream(fault, speaker, ask)
 

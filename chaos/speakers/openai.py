@@ -138,13 +138,13 @@ class OpenAISpeaker(Speaking):
         return {"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
                 "system_fingerprint": "fp_emulator", "choices": [choice], "usage": self._usage(ask, output_tokens)}
 
-    def models(self, entries: list[Listed], next_page: str | None = None, *, variant: str | None = None,
-               azure: bool = False) -> dict[str, Any]:
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """``GET /v1/models``: ``{"object": "list", "data": [{id, object, created, owned_by}]}``, one page, no
         retirement field (OpenAI dates shutdowns on its Deprecations page): `RETIRES_FIELD`. Azure's "Models -
-        List" (``variant="azure"``; ``azure=True`` is the older spelling) carries its own: ``lifecycle_status``
+        List" (``variant="azure"``) carries its own: ``lifecycle_status``
         and ``deprecation.inference`` (Unix seconds)."""
-        azure = azure or variant == "azure"
+        azure = variant == "azure"
         data = []
         for e in entries:
             item: dict[str, Any] = {"id": e.name, "object": "model", "created": 1700000000, "owned_by": "emulator"}
