@@ -19,7 +19,6 @@ aiohttp because a fault needs the raw transport: a connection reset is a real RS
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import re
 import socket
@@ -34,6 +33,7 @@ from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
 from chaos.control.aiohttpmount import add_routes
 from chaos.controlguard import LOOPBACK, ControlGuard
+from chaos.emulator_profile import Profile, profile_dict
 from chaos.faults import Fault, FaultSet, RequestInfo, known_fault_types
 from chaos.faults.catalogue import response_effect, stream_effect
 from chaos.faults.wire import Break, Drop, Hold, Synthesize, Unterminated
@@ -48,43 +48,6 @@ _NONCE = re.compile(r"\[probe (\w+)\]")
 FILLER = "is my answer, as far as this emulator can tell you today, tomorrow and the day after".split()
 TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
 _TOKEN = re.compile(r"\s*\S+")  # a composed answer streams a word (with the space before it) a token
-
-
-@dataclass(slots=True)
-class Profile:
-    """How a healthy route behaves. Times in ms; sigma is the lognormal spread (0: fixed)."""
-
-    ttft_ms: float = 150.0
-    ttft_sigma: float = 0.0
-    token_gap_ms: float = 15.0
-    tokens: int = 12  # answer length in tokens, capped by the request's max_tokens
-
-    def sample_ttft(self, rng: random.Random) -> float:
-        base = self.ttft_ms / 1000
-        return base * math.exp(rng.gauss(0, self.ttft_sigma)) if self.ttft_sigma else base
-
-    @classmethod
-    def check(cls, key: Any, value: Any) -> None:
-        """Refuse a field this profile has not, or a value outside its range (finite numbers only:
-        an infinite TTFT would hold every request, a huge sigma overflows per request)."""
-        if key not in cls.__dataclass_fields__:
-            raise ValueError(f"profile.{str(key)[:60]}: unknown field (known: {', '.join(cls.__dataclass_fields__)})")
-        top = _PROFILE_MAX[key]
-        if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
-                or not 0 <= value <= top):
-            raise ValueError(f"profile.{key}: must be a number from 0 to {top:g}, got {str(value)[:60]}")
-        if key == "tokens" and value != int(value):
-            raise ValueError(f"profile.tokens: must be a whole number, got {value!r}")
-
-    def update(self, data: dict[str, Any]) -> None:
-        """Apply ``data`` whole, or (`ValueError`, naming the field) none of it."""
-        for key, value in data.items():
-            self.check(key, value)
-        for key, value in data.items():
-            setattr(self, key, type(getattr(self, key))(value))
-
-
-_PROFILE_MAX = {"ttft_ms": 3_600_000, "ttft_sigma": 5.0, "token_gap_ms": 60_000, "tokens": 100_000}
 
 
 @dataclass(slots=True)
@@ -374,10 +337,6 @@ def _abort(request: web.Request, *, reset: bool = False) -> None:
     transport.abort()
 
 
-def profile_dict(profile: Profile) -> dict[str, Any]:
-    return asdict(profile)
-
-
 async def serve(emu: Emulator, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                 guard: ControlGuard | None = None) -> web.AppRunner:
     """Start serving in the running loop; the caller keeps the runner and calls ``cleanup()``.
@@ -400,4 +359,4 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("emulator is not listening")
 
 
-__all__ = ["DEFAULT_PORT", "Emulator", "Profile", "bound_port", "known_fault_types", "serve"]
+__all__ = ["DEFAULT_PORT", "Emulator", "Profile", "bound_port", "known_fault_types", "profile_dict", "serve"]

@@ -22,8 +22,9 @@ import asyncio
 from typing import Any
 
 from chaos.control.api import ControlAPI, Reply, Request
-from chaos.control.changes import Emulator, apply_listing, apply_profile, apply_status, profile_dict
+from chaos.control.changes import Emulator, apply_listing, apply_profile, apply_status
 from chaos.control.timeline import run_timeline, validate_script
+from chaos.emulator_profile import profile_dict
 from probes.catalog import CATALOG
 
 
