@@ -239,7 +239,7 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     if isinstance(effect, Synthesize) and not effect.wrong:
         words, finish = list(effect.words), effect.finish
         if effect.voice is not None:
-            answer = effect.voice(speaker)
+            answer = effect.voice
     else:
         words, finish = _answer(ask, profile, wrong=isinstance(effect, Synthesize), body=await request.read())
     brk = effect if isinstance(effect, Break) else None
