@@ -57,6 +57,13 @@ def test_one_module_a_fault_type_registered_under_its_own_name():
         assert [cls.name for cls in registered] == [name], name
 
 
+def test_each_fault_types_choices_name_its_own_parameters_and_allow_their_defaults():
+    for name, ftype in FAULT_TYPES.items():
+        for param, allowed in ftype.choices.items():
+            assert param in ftype.params and ftype.params[param] in allowed, (name, param)
+        Fault.from_dict({"type": name})  # the defaults pass every check
+
+
 def test_the_catalogue_lists_every_type_in_category_order():
     assert [t["type"] for t in known_fault_types()] == list(FAULT_TYPES)
     assert [t.category for t in FAULT_TYPES.values()] == sorted((t.category for t in FAULT_TYPES.values()),
