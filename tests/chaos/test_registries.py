@@ -106,7 +106,7 @@ def test_each_protocol_is_in_every_registry_the_map_lists():
     assert set(asks.READERS) == dialects
     assert {p.dialect for p in CATALOG.values()} <= dialects
     for name in ("DIALECTS", "errors", "SPEAKERS", "READERS", "ask_of", "routes", "paging", "sdk_suffix",
-                 "unsupported", "routes_for", "sdk_base", "CATALOG"):
+                 "unsupported", "refusal_voice", "routes_for", "sdk_base", "CATALOG"):
         assert f"`{name}`" in README, name
 
 
@@ -124,6 +124,8 @@ def test_each_speaker_declares_its_place_in_the_servers():
         assert isinstance(speaker.sdk_suffix, str), name
         assert isinstance(speaker.unsupported, frozenset) and speaker.unsupported <= set(FAULT_TYPES), name
         assert sdk_base(name, "https://example.test" + speaker.sdk_suffix) == "https://example.test", name
+        voice = speaker.refusal_voice(Ask(model="m", prompt="p"))
+        assert voice is None or voice.name == name, name
 
 
 def test_each_provider_is_served_by_the_emulator_at_its_speakers_routes():
