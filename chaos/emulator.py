@@ -19,13 +19,11 @@ aiohttp because a fault needs the raw transport: a connection reset is a real RS
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import re
 import socket
 import struct
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,11 +31,14 @@ from aiohttp import web
 
 from chaos.answers import respond, system_prompt
 from chaos.asks import BadRequest, read_ask
+from chaos.control.aiohttpmount import add_routes
 from chaos.controlguard import LOOPBACK, ControlGuard
+from chaos.emulator_profile import Profile, profile_dict
 from chaos.faults import Fault, FaultSet, RequestInfo, known_fault_types
 from chaos.faults.catalogue import response_effect, stream_effect
 from chaos.faults.wire import Break, Drop, Hold, Synthesize, Unterminated
-from chaos.speakers import SPEAKERS, Ask, Listed, Speaker
+from chaos.requestlog import RequestLog
+from chaos.speakers import SPEAKERS, Ask, Listed, Speaker, routes_for
 from chaos.statuspage import StatusPage
 from probes.canary import solve
 from probes.catalog import CATALOG, Provider
@@ -47,43 +48,6 @@ _NONCE = re.compile(r"\[probe (\w+)\]")
 FILLER = "is my answer, as far as this emulator can tell you today, tomorrow and the day after".split()
 TEXT = "Hello from the airisk emulator, a stand-in for a real model that streams its words".split()
 _TOKEN = re.compile(r"\s*\S+")  # a composed answer streams a word (with the space before it) a token
-
-
-@dataclass(slots=True)
-class Profile:
-    """How a healthy route behaves. Times in ms; sigma is the lognormal spread (0: fixed)."""
-
-    ttft_ms: float = 150.0
-    ttft_sigma: float = 0.0
-    token_gap_ms: float = 15.0
-    tokens: int = 12  # answer length in tokens, capped by the request's max_tokens
-
-    def sample_ttft(self, rng: random.Random) -> float:
-        base = self.ttft_ms / 1000
-        return base * math.exp(rng.gauss(0, self.ttft_sigma)) if self.ttft_sigma else base
-
-    @classmethod
-    def check(cls, key: Any, value: Any) -> None:
-        """Refuse a field this profile has not, or a value outside its range (finite numbers only:
-        an infinite TTFT would hold every request, a huge sigma overflows per request)."""
-        if key not in cls.__dataclass_fields__:
-            raise ValueError(f"profile.{str(key)[:60]}: unknown field (known: {', '.join(cls.__dataclass_fields__)})")
-        top = _PROFILE_MAX[key]
-        if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
-                or not 0 <= value <= top):
-            raise ValueError(f"profile.{key}: must be a number from 0 to {top:g}, got {str(value)[:60]}")
-        if key == "tokens" and value != int(value):
-            raise ValueError(f"profile.tokens: must be a whole number, got {value!r}")
-
-    def update(self, data: dict[str, Any]) -> None:
-        """Apply ``data`` whole, or (`ValueError`, naming the field) none of it."""
-        for key, value in data.items():
-            self.check(key, value)
-        for key, value in data.items():
-            setattr(self, key, type(getattr(self, key))(value))
-
-
-_PROFILE_MAX = {"ttft_ms": 3_600_000, "ttft_sigma": 5.0, "token_gap_ms": 60_000, "tokens": 100_000}
 
 
 @dataclass(slots=True)
@@ -147,7 +111,7 @@ class Emulator:
         self.guard = LOOPBACK  # who may use the control API; `serve` sets it for the address it binds
         self.profiles: dict[str, Profile] = {}
         self.pages = {name: StatusPage(name) for name in CATALOG}
-        self.log: deque[dict[str, Any]] = deque(maxlen=2000)
+        self.log = RequestLog(size=2000)  # read through the control API's log (entries get an id)
         self.listings = Listings()
         self.timeline: asyncio.Task | None = None
 
@@ -167,15 +131,13 @@ class Emulator:
             self.timeline = None
 
     def app(self) -> web.Application:
-        from chaos import control
-
-        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[control.guard_middleware(self)])
+        app = web.Application(client_max_size=8 * 1024 * 1024)
         for provider in CATALOG.values():
             _add_provider_routes(app, self, provider)
         app.router.add_get("/status/{provider}/api/v2/summary.json", self._summary)
         app.router.add_get("/status/{provider}/api/v2/status.json", self._summary)
         app.router.add_get("/status/{provider}/api/v2/incidents.json", self._incidents)
-        control.add_routes(app, self)
+        add_routes(app, self)  # /_airisk/: the control API, guarded in `chaos.control.api`
         return app
 
     async def _summary(self, request: web.Request) -> web.Response:
@@ -192,7 +154,7 @@ class Emulator:
 
 
 def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider) -> None:
-    prefix = provider.emulator_prefix
+    """The paths the provider's speaker declares (`chaos.speakers.serving`), under its prefix."""
     speaker = SPEAKERS[provider.dialect]
     route = provider.name
 
@@ -202,57 +164,21 @@ def _add_provider_routes(app: web.Application, emu: Emulator, provider: Provider
         except ConnectionResetError:  # the client hung up mid-answer (aiohttp's own error subclasses it)
             return web.Response(status=499)
 
-    async def listing(request: web.Request) -> web.Response:
-        entries = emu.listings.models(route, provider.model)
-        page, next_page = _page(provider.dialect, request.query, entries)
-        if provider.options.get("azure"):
-            return web.json_response(speaker.models(page, azure=True))  # type: ignore[call-arg]
-        return web.json_response(speaker.models(page, next_page))
+    def listing(variant: str | None):
+        async def handler(request: web.Request) -> web.Response:
+            page, next_page = speaker.paging.page(request.query, emu.listings.models(route, provider.model))
+            return web.json_response(speaker.models(page, next_page, variant=variant))
 
-    if provider.dialect == "openai" and provider.options.get("azure"):
-        app.router.add_post(prefix + "/openai/deployments/{deployment}/chat/completions", gen)
-        app.router.add_get(prefix + "/openai/models", listing)
-    elif provider.dialect == "openai":
-        app.router.add_post(prefix + "/chat/completions", gen)
-        app.router.add_post(prefix + "/completions", gen)
-        app.router.add_get(prefix + "/models", listing)
-    elif provider.dialect == "anthropic":
-        app.router.add_post(prefix + "/messages", gen)
-        app.router.add_get(prefix + "/models", listing)
-    elif provider.dialect == "gemini":
-        app.router.add_post(prefix + "/models/{model}:{action}", gen)
-        app.router.add_get(prefix + "/models", listing)
-    elif provider.dialect == "cohere":
-        app.router.add_post(prefix + "/chat", gen)
-        app.router.add_get(prefix.replace("/v2", "/v1") + "/models", listing)
-    elif provider.dialect == "ollama":
-        app.router.add_post(prefix + "/api/chat", gen)
-        app.router.add_post(prefix + "/api/generate", gen)
-        app.router.add_get(prefix + "/api/tags", listing)
+        return handler
 
-
-def _page(dialect: str, query, entries: list[Listed]) -> tuple[list[Listed], str | None]:
-    """One page of ``entries`` as the provider pages its listing (Anthropic ``limit``/``after_id``, default 20;
-    Gemini ``pageSize``/``pageToken``, default 50; Cohere ``page_size``/``page_token``, default 20), and the
-    token for the next page. OpenAI and Ollama list everything at once."""
-    names = {"anthropic": ("limit", "after_id", 20), "gemini": ("pageSize", "pageToken", 50),
-             "cohere": ("page_size", "page_token", 20)}
-    if dialect not in names:
-        return entries, None
-    size_key, token_key, default = names[dialect]
-    raw = query.get(size_key, "")
-    size = min(int(raw), 1000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) else default
-    token = query.get(token_key)
-    start = 0
-    if token and dialect == "anthropic":  # after_id: the last id of the previous page
-        start = next((i + 1 for i, e in enumerate(entries) if e.name == token), len(entries))
-    elif token and token.isascii() and token.isdigit() and len(token) < 7:
-        start = int(token)
-    page = entries[start:start + size]
-    more = start + size < len(entries)
-    if not more:
-        return page, None
-    return page, (page[-1].name if dialect == "anthropic" else str(start + size))
+    for served in routes_for(speaker.routes, provider.options):
+        path = served.at(provider.emulator_prefix)
+        if served.kind == "generate":
+            app.router.add_route(served.method, path, gen)
+        elif served.method == "GET":  # add_get: HEAD is answered too
+            app.router.add_get(path, listing(served.variant))
+        else:
+            app.router.add_route(served.method, path, listing(served.variant))
 
 
 # -- answering --------------------------------------------------------------------------
@@ -313,7 +239,7 @@ async def _generate(emu: Emulator, request: web.Request, route: str, speaker: Sp
     if isinstance(effect, Synthesize) and not effect.wrong:
         words, finish = list(effect.words), effect.finish
         if effect.voice is not None:
-            answer = effect.voice(speaker)
+            answer = effect.voice
     else:
         words, finish = _answer(ask, profile, wrong=isinstance(effect, Synthesize), body=await request.read())
     brk = effect if isinstance(effect, Break) else None
@@ -411,10 +337,6 @@ def _abort(request: web.Request, *, reset: bool = False) -> None:
     transport.abort()
 
 
-def profile_dict(profile: Profile) -> dict[str, Any]:
-    return asdict(profile)
-
-
 async def serve(emu: Emulator, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                 guard: ControlGuard | None = None) -> web.AppRunner:
     """Start serving in the running loop; the caller keeps the runner and calls ``cleanup()``.
@@ -437,4 +359,4 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("emulator is not listening")
 
 
-__all__ = ["DEFAULT_PORT", "Emulator", "Profile", "bound_port", "known_fault_types", "serve"]
+__all__ = ["DEFAULT_PORT", "Emulator", "Profile", "bound_port", "known_fault_types", "profile_dict", "serve"]

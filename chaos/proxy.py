@@ -48,6 +48,7 @@ from chaos.asks import sniff_ask
 from chaos.faults import Fault, FaultSet, Plan, RequestInfo
 from chaos.faults.catalogue import edits_stream, response_effect
 from chaos.faults.wire import Drop, Hold
+from chaos.proxycontrol import handle as control_handle
 from chaos.proxyhttp import (
     MAX_BODY,
     TRANSPORT_KEY,
@@ -122,9 +123,7 @@ class FaultProxy:
         if kind == "http":
             path: str = scope["path"]
             if path.startswith("/_airisk/"):
-                from chaos.proxycontrol import handle
-
-                await handle(self, scope, receive, send)
+                await control_handle(self, scope, receive, send)
                 return
             try:
                 name, raw_path, path, query = split_target(scope)

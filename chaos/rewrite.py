@@ -239,7 +239,7 @@ def render(speaker: Speaker, effect: Synthesize, ask: Ask) -> Synthesized:
     """``effect``'s words and finish as the provider sends an answer: one body, or (streamed) the
     first token with the stream's opening, each later token, then the close and terminator."""
     if effect.voice is not None:
-        speaker = effect.voice(speaker)
+        speaker = effect.voice
     words, finish = effect.words, effect.finish
     if not ask.stream:
         body = speaker.complete(ask, "".join(words), finish, len(words))

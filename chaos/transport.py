@@ -285,7 +285,8 @@ def _from_os(cls: type, request: Any, cause: OSError) -> Exception:
 
 # -- the response body ------------------------------------------------------------------------------
 
-_READ, _SLEEP, _SEND = "read", "sleep", "send"
+# The steps a body's script yields (`_Body._script`) and a request's course (`ChaosTransport._course`).
+_READ, _SLEEP, _SEND, _FORWARD, _CLOSE, _DONE = "read", "sleep", "send", "forward", "close", "done"
 
 
 class _Body:
@@ -346,7 +347,7 @@ class _Body:
         script, reply = self._script(), None
         reads = iter(self._source) if self._source is not None else None
         try:
-            while (step := _next(script, reply)) is not None:
+            while (step := _resume(script, reply))[0] is not _DONE:
                 op, arg = step
                 reply = None
                 if op is _SEND:
@@ -369,7 +370,7 @@ class _Body:
         script, reply = self._script(), None
         reads = self._source.__aiter__() if self._source is not None else None
         try:
-            while (step := _next(script, reply)) is not None:
+            while (step := _resume(script, reply))[0] is not _DONE:
                 op, arg = step
                 reply = None
                 if op is _SEND:
@@ -432,11 +433,13 @@ def _ends_stream(dialect: str, data: bytes) -> bool:
     return False
 
 
-def _next(script: Generator, reply: bytes | None) -> tuple[str, Any] | None:
+def _resume(steps: Generator, reply: Any, error: BaseException | None = None) -> tuple[str, Any]:
+    """The next step of a body's `_Body._script` or a request's `ChaosTransport._course`, given the last
+    step's result or exception; ``(_DONE, what it returned)`` at its end."""
     try:
-        return script.send(reply)
-    except StopIteration:
-        return None
+        return steps.throw(error) if error is not None else steps.send(reply)
+    except StopIteration as done:
+        return _DONE, done.value
 
 
 # -- the transport -------------------------------------------------------------------------------------
@@ -466,59 +469,62 @@ class ChaosTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 self._defaults[key] = make()
             return self._defaults[key]
 
-    def handle_request(self, request: Any) -> Any:
-        kit = _kit_of(request)
-        request.read()
+    def _course(self, request: Any, kit: _Kit, asynchronous: bool) -> Generator[tuple[str, Any], Any, Any]:
+        """One request's course, written once for sync and async clients: it yields the steps that
+        wait on I/O (sleep, forward to the next hop, close a response), which `handle_request` carries
+        out blocking and `handle_async_request` awaiting; a step's exception is thrown back in at it.
+        Returns the response."""
         call = _Call(self, request, kit)
         response = call.start()
         if isinstance(response, _Stop):
             try:
                 if response.wait:
-                    time.sleep(response.wait)
+                    yield _SLEEP, response.wait
             finally:
                 exc = call.stop(response)
             raise exc
         if response is None:
             try:
-                response = call.forwarded(self._next_hop(kit, False).handle_request(request))
+                response = call.forwarded((yield _FORWARD, self._next_hop(kit, asynchronous)))
             except BaseException as exc:
                 call.failed(exc)
                 call.close()
                 raise
         if call.delay:
             try:
-                time.sleep(call.delay)
+                yield _SLEEP, call.delay
             except BaseException:
-                response.close()
+                yield _CLOSE, response
                 raise
         return call.responded(response)
+
+    def handle_request(self, request: Any) -> Any:
+        kit = _kit_of(request)
+        request.read()
+        course, reply, error = self._course(request, kit, False), None, None
+        while (step := _resume(course, reply, error))[0] is not _DONE:
+            op, arg = step
+            reply = error = None
+            try:
+                reply = (time.sleep(arg) if op is _SLEEP else arg.close() if op is _CLOSE
+                         else arg.handle_request(request))
+            except BaseException as exc:
+                error = exc
+        return step[1]
 
     async def handle_async_request(self, request: Any) -> Any:
         kit = _kit_of(request)
         await request.aread()
-        call = _Call(self, request, kit)
-        response = call.start()
-        if isinstance(response, _Stop):
+        course, reply, error = self._course(request, kit, True), None, None
+        while (step := _resume(course, reply, error))[0] is not _DONE:
+            op, arg = step
+            reply = error = None
             try:
-                if response.wait:
-                    await anyio.sleep(response.wait)
-            finally:
-                exc = call.stop(response)
-            raise exc
-        if response is None:
-            try:
-                response = call.forwarded(await self._next_hop(kit, True).handle_async_request(request))
+                reply = await (anyio.sleep(arg) if op is _SLEEP else arg.aclose() if op is _CLOSE
+                               else arg.handle_async_request(request))
             except BaseException as exc:
-                call.failed(exc)
-                call.close()
-                raise
-        if call.delay:
-            try:
-                await anyio.sleep(call.delay)
-            except BaseException:
-                await response.aclose()
-                raise
-        return call.responded(response)
+                error = exc
+        return step[1]
 
     def close(self) -> None:
         for transport in [self.wrapped, *(t for (_, is_async), t in self._defaults.items() if not is_async)]:

@@ -37,7 +37,7 @@ from chaos.control.timeline import (
     validate_timeline,
 )
 
-_MOUNT = ("add_routes", "guard_middleware")
+_MOUNT = ("add_routes",)
 
 
 def __getattr__(name: str) -> Any:
@@ -50,5 +50,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["MAX_INCIDENTS", "MAX_STEPS", "MAX_UPDATES", "MIN_REPEAT_PERIOD_S", "PREFIX", "ControlAPI", "Reply",
            "Request", "Script", "add_routes", "apply_add", "apply_listing", "apply_profile", "apply_status",
-           "check_listing", "check_profile", "check_status", "guard_middleware", "profile_fields", "run_timeline",
+           "check_listing", "check_profile", "check_status", "profile_fields", "run_timeline",
            "validate_script", "validate_timeline"]

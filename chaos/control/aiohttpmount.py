@@ -30,14 +30,3 @@ def add_routes(app: web.Application, emu: Emulator) -> None:
         return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
 
     app.router.add_route("*", PREFIX + "{tail:.*}", control)
-
-
-def guard_middleware(emu: Emulator):
-    """Nothing to add: the guard runs in `ControlAPI.handle` for every control path. Kept because
-    `chaos.emulator` builds its application with it."""
-
-    @web.middleware
-    async def passthrough(request: web.Request, handler):
-        return await handler(request)
-
-    return passthrough

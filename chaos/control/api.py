@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.controlguard import MAX_BODY, ControlGuard
-from chaos.faults import Fault, FaultError, FaultSet
+from chaos.faults import Fault, FaultError, FaultSet, known_fault_types
 from chaos.requestlog import RequestLog
 
 PREFIX = "/_airisk/"
@@ -198,10 +198,6 @@ class ControlAPI:
 
 
 def _fault_types(request: Request, path: dict[str, str]) -> list[dict[str, Any]]:
-    # Lazily: chaos.emulator imports aiohttp, which the proxy does not otherwise need. The function
-    # moves into chaos.faults (issue 16, WP1); this import follows it there.
-    from chaos.emulator import known_fault_types
-
     return known_fault_types()
 
 

@@ -6,11 +6,12 @@ changes nothing. ValueError names the field.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from datetime import date
 from typing import Any, Protocol
 
+from chaos.emulator_profile import Profile
 from chaos.faults import Fault, FaultSet
+from chaos.requestlog import RequestLog
 from chaos.statuspage import INDICATORS, STAGES
 from probes.catalog import CATALOG
 
@@ -20,7 +21,7 @@ class Emulator(Protocol):
     package does not import the emulator (which mounts it) even for type checking."""
 
     faults: FaultSet
-    log: Any  # a RequestLog once the control API is mounted
+    log: RequestLog
     guard: Any  # a chaos.controlguard.ControlGuard
     default_profile: Any
     profiles: dict[str, Any]
@@ -29,6 +30,7 @@ class Emulator(Protocol):
     timeline: Any
 
     def reset(self) -> None: ...
+
 
 MAX_INCIDENTS = 200  # per emulated status page; the oldest resolved ones go first
 MAX_UPDATES = 200  # per incident
@@ -95,8 +97,6 @@ def apply_profile(emu: Emulator, route: str, data: Any):
 
 def check_profile(route: Any, data: Any) -> dict[str, Any]:
     """The profile change ``data`` for ``route``, checked whole before any of it applies."""
-    from chaos.emulator import Profile
-
     if route != "*" and route not in CATALOG:
         raise ValueError(f"profile.route: unknown route {str(route)[:60]!r}")
     if not isinstance(data, dict):
@@ -109,10 +109,6 @@ def check_profile(route: Any, data: Any) -> dict[str, Any]:
 def profile_fields(profile) -> dict[str, Any]:
     return {k: getattr(profile, k) for k in profile.__dataclass_fields__}
 
-
-
-def profile_dict(profile) -> dict[str, Any]:
-    return asdict(profile)
 
 
 def apply_status(emu: Emulator, provider: str, data: Any) -> dict[str, Any]:

@@ -22,17 +22,14 @@ import asyncio
 from typing import Any
 
 from chaos.control.api import ControlAPI, Reply, Request
-from chaos.control.changes import Emulator, apply_listing, apply_profile, apply_status, profile_dict
+from chaos.control.changes import Emulator, apply_listing, apply_profile, apply_status
 from chaos.control.timeline import run_timeline, validate_script
-from chaos.requestlog import RequestLog
+from chaos.emulator_profile import profile_dict
 from probes.catalog import CATALOG
 
 
 def emulator_api(emu: Emulator) -> ControlAPI:
-    """The control API of ``emu``. Its request log becomes a `RequestLog` (entries get an ``id``,
-    read with ``after``) if it is still the plain deque the emulator starts with."""
-    if not isinstance(emu.log, RequestLog):
-        emu.log = RequestLog(size=emu.log.maxlen or 2000, entries=emu.log)
+    """The control API of ``emu``."""
 
     def profiles(request: Request, path: dict[str, str]) -> dict[str, Any]:
         data = {"*": profile_dict(emu.default_profile)}

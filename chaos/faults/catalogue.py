@@ -10,6 +10,7 @@ ask it for its effect. Adding a fault type is adding one module there (and its t
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from chaos.faults.wire import Response, StreamEffect, Timing
@@ -45,11 +46,13 @@ class FaultType:
     # A numeric parameter's (kind, low, high), where `chaos.faults.fault`'s shared rule for that name
     # (status, seconds, after_chunks, ...) does not fit; a parameter with no rule is a string.
     rules: ClassVar[dict[str, tuple[type, float, float]]] = {}
+    choices: ClassVar[dict[str, Collection[str]]] = {}  # a string parameter's allowed values
     expect: ClassVar[ErrorKind | None] = None  # what a probe should classify it as
     edits: ClassVar[bool] = False  # a stream fault applied to the stream's events (else: replaces the content)
 
     def check(self, params: dict[str, Any]) -> str | None:
-        """A problem with these (type-checked) parameters, as ``field: message``; None when fine."""
+        """A problem with these (type-checked, ``choices`` checked) parameters, as ``field: message``;
+        None when fine."""
         return None
 
     def fires(self, fault: FaultLike, now: float) -> bool:
@@ -103,7 +106,7 @@ def response_effect(fault: FaultLike, speaker: Speaker, ask: Ask | None) -> Resp
 def stream_effect(fault: FaultLike, speaker: Speaker, ask: Ask) -> StreamEffect | None:
     """What a stream fault does to this answer; None where the speaker's protocol has no such
     thing (it lists the fault in ``unsupported``: Ollama has no content filter)."""
-    if fault.type in getattr(speaker, "unsupported", ()):
+    if fault.type in speaker.unsupported:
         return None
     return FAULT_TYPES[fault.type].stream(fault, speaker, ask)
 

@@ -119,6 +119,9 @@ class Fault:
                 known = ", ".join(ftype.params) or "none"
                 raise FaultError(f"fault.params.{_clip(key)}: {name} takes no such parameter (takes: {known})")
             params[key] = _param(key, value, ftype.rules)
+        for key, allowed in ftype.choices.items():
+            if params[key] not in allowed:
+                raise FaultError(f"fault.params.{key}: one of {sorted(allowed)}, got {show(params[key])}")
         if (problem := ftype.check(params)) is not None:
             raise FaultError(f"fault.params.{problem}")
         probability = data.get("probability", 1.0)
@@ -148,12 +151,12 @@ class Fault:
         lease = MAX_LEASE_S if for_s is None else lease_s(for_s, "fault.for_s")
         return cls(
             type=name, params=params, probability=float(probability), scope=Scope(**scope_data),
-            expires_at=(time.time() if now is None else now) + lease, id=fault_id or "",
+            expires_at=_expiry(now, lease), id=fault_id or "",
         )
 
     def renew(self, for_s: Any, *, now: float | None = None) -> None:
         """Extend the lease to ``for_s`` seconds from now (at most `MAX_LEASE_S`); `FaultError` if bad."""
-        self.expires_at = (time.time() if now is None else now) + lease_s(for_s, "for_s")
+        self.expires_at = _expiry(now, lease_s(for_s, "for_s"))
 
     def to_dict(self) -> dict[str, Any]:
         scope = {k: getattr(self.scope, k) for k in _SCOPE_KEYS if getattr(self.scope, k) is not None}
@@ -172,6 +175,13 @@ def lease_s(value: Any, where: str) -> float:
         raise FaultError(f"{where}: must be a positive number of seconds, at most {MAX_LEASE_S:.0f}, "
                          f"got {show(value)}")
     return float(value)
+
+
+def _expiry(now: float | None, lease: float) -> float:
+    """When a lease from ``now`` ends: at least the next instant the clock can tell from ``now`` (a
+    lease of 1e-200 s added to the time is the time itself: a fault lapsed as it is made)."""
+    start = time.time() if now is None else now
+    return max(start + lease, math.nextafter(start, math.inf))
 
 
 def _number(value: Any) -> bool:

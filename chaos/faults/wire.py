@@ -28,9 +28,10 @@ The effects, and who carries each out:
   that long and drop. Applied to a generated stream (emulator) or a real one (`chaos.rewrite`).
 - `Unterminated`: the whole stream, but not its end-of-stream marker.
 - `Synthesize`: replace the answer's content with ``words`` and ``finish`` in the provider's format
-  (``voice`` wraps the dialect's speaker where the answer needs a field the plain renderer lacks,
-  OpenAI's ``message.refusal``). With ``wrong``, an injection point that composes answers itself
-  (the emulator's storefront features) composes a wrong one of its own instead of ``words``.
+  (``voice``: the speaker that renders it in place of the dialect's own, where the answer needs a
+  field the plain renderer leaves empty, OpenAI's ``message.refusal``: `Speaker.refusal_voice`).
+  With ``wrong``, an injection point that composes answers itself (the emulator's storefront
+  features) composes a wrong one of its own instead of ``words``.
 - `DelayHead`: hold the answer back once, before its first byte; `Pace`: space the answer's
   chunks ``gap_s`` apart. These add up across faults, so `FaultSet.plan` folds them into the
   `Plan` (``first_token_delay_s``, ``token_gap_s``), which each adapter reads.
@@ -81,7 +82,7 @@ class Synthesize:
     words: list[str] = field(default_factory=list)
     finish: str = "stop"
     wrong: bool = False
-    voice: Any = None  # a callable speaker -> speaker, rendering this answer's own fields
+    voice: Any = None  # a speaker rendering this answer in place of the dialect's own
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,11 @@ class Speaker(Protocol):
         differs (Azure OpenAI's "Models - List")."""
         ...
 
+    def refusal_voice(self, ask: Ask) -> Speaker | None:
+        """The speaker that renders ``ask``'s answer in the provider's own refusal field (the ``refusal``
+        fault's answer), or None where the protocol has no such field: the decline is then plain text."""
+        ...
+
 
 class Speaking:
     """The parts of a speaker that are the same skeleton for every protocol: the defaults of the declared
@@ -134,6 +139,9 @@ class Speaking:
         shape = self.server_error(status) if status >= 500 else self.errors["bad_request"]
         stated = replace(shape, status=status, message=message)
         return status, {**JSON, **self.error_headers(kind, stated, ask, 5)}, self.error_body(kind, stated, ask, 5)
+
+    def refusal_voice(self, ask: Ask) -> Speaker | None:
+        return None
 
     def server_error(self, status: int) -> Stated:
         """A 5xx (or any status) that is not a named kind; the message must not claim overload."""

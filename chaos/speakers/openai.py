@@ -138,13 +138,19 @@ class OpenAISpeaker(Speaking):
         return {"id": f"chatcmpl-{ask.id}", "object": obj, "created": ask.created, "model": ask.model,
                 "system_fingerprint": "fp_emulator", "choices": [choice], "usage": self._usage(ask, output_tokens)}
 
-    def models(self, entries: list[Listed], next_page: str | None = None, *, variant: str | None = None,
-               azure: bool = False) -> dict[str, Any]:
+    def refusal_voice(self, ask: Ask) -> OpenAISpeaker | None:
+        """Chat Completions has a refusal field (platform.openai.com/docs/guides/structured-outputs/refusals;
+        the API reference's ``choices[].message.refusal`` and ``choices[].delta.refusal``); the legacy
+        completions API has none."""
+        return None if ask.completions else _REFUSING
+
+    def models(self, entries: list[Listed], next_page: str | None = None, *,
+               variant: str | None = None) -> dict[str, Any]:
         """``GET /v1/models``: ``{"object": "list", "data": [{id, object, created, owned_by}]}``, one page, no
         retirement field (OpenAI dates shutdowns on its Deprecations page): `RETIRES_FIELD`. Azure's "Models -
-        List" (``variant="azure"``; ``azure=True`` is the older spelling) carries its own: ``lifecycle_status``
+        List" (``variant="azure"``) carries its own: ``lifecycle_status``
         and ``deprecation.inference`` (Unix seconds)."""
-        azure = azure or variant == "azure"
+        azure = variant == "azure"
         data = []
         for e in entries:
             item: dict[str, Any] = {"id": e.name, "object": "model", "created": 1700000000, "owned_by": "emulator"}
@@ -158,6 +164,21 @@ class OpenAISpeaker(Speaking):
                 item.update(retiring(e))
             data.append(item)
         return {"object": "list", "data": data}
+
+
+class _Refusing(OpenAISpeaker):
+    """The answer's text in the refusal field, ``content`` null: how a chat completion declines."""
+
+    def token(self, ask: Ask, text: str, index: int) -> bytes:
+        return self._chunk(ask, [{"index": 0, "delta": {"refusal": text}, "logprobs": None, "finish_reason": None}])
+
+    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
+        body = super().complete(ask, text, finish, output_tokens)
+        body["choices"][0]["message"].update(content=None, refusal=text)
+        return body
+
+
+_REFUSING = _Refusing()
 
 
 def _epoch(day: str) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chaos.faults.catalogue import FaultLike, FaultType, register
-from chaos.faults.fault import show
 from chaos.faults.wire import Synthesize, words_of
 from probes.result import ErrorKind
 
@@ -32,12 +31,8 @@ class InvalidJson(FaultType):
     category = "stream"
     doc = "a structured-output answer that does not parse (form=unparseable) or breaks its schema (form=schema)"
     params: ClassVar[dict[str, Any]] = {"form": "unparseable"}
+    choices: ClassVar[dict[str, Any]] = {"form": FORMS}
     expect = ErrorKind.WRONG_ANSWER
-
-    def check(self, params: dict[str, Any]) -> str | None:
-        if params["form"] not in FORMS:
-            return f"form: one of {sorted(FORMS)}, got {show(params['form'])}"
-        return None
 
     def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         return Synthesize(words_of(FORMS[fault.params["form"]], ask.max_tokens), "stop")

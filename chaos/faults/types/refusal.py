@@ -4,8 +4,9 @@ provider's own refusal field where it has one.
 - OpenAI (and Azure): the decline goes in ``message.refusal`` (streamed: ``delta.refusal``), with
   ``content`` null and finish "stop": the Chat Completions refusal field of Structured Outputs
   (platform.openai.com/docs/guides/structured-outputs/refusals; the API reference's
-  ``choices[].message.refusal`` and ``choices[].delta.refusal``). The legacy completions API has
-  no such field: there the decline is the text.
+  ``choices[].message.refusal`` and ``choices[].delta.refusal``), rendered by the speaker's
+  ``refusal_voice`` (`chaos.speakers.openai`). The legacy completions API has no such field:
+  there the decline is the text.
 - Anthropic: ``stop_reason: "refusal"`` (docs.anthropic.com, "Streaming refusals": returned when
   the model declines during generation; the text before it stays in ``content``). The speaker's
   "filter" finish is that stop reason.
@@ -24,8 +25,7 @@ usual phrasing, not a quotation of any one answer.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chaos.faults.catalogue import FaultLike, FaultType, register
 from chaos.faults.wire import Synthesize, words_of
@@ -53,33 +53,5 @@ class Refusal(FaultType):
 
     def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         words = words_of(PHRASES.get(speaker.name, PHRASES["openai"]), ask.max_tokens)
-        voice = OpenAIRefusal if speaker.name == "openai" and not ask.completions else None
-        return Synthesize(words, _FINISH.get(speaker.name, "stop"), voice=voice)
+        return Synthesize(words, _FINISH.get(speaker.name, "stop"), voice=speaker.refusal_voice(ask))
 
-
-class OpenAIRefusal:
-    """The OpenAI speaker with the answer's text moved into the refusal field.
-
-    A small wrapper over what the speaker already renders (its token events and its body), so
-    the speaker itself needs no refusal hook (one for `chaos.speakers.openai` to absorb)."""
-
-    def __init__(self, speaker: Speaker) -> None:
-        self._speaker = speaker
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._speaker, name)
-
-    def token(self, ask: Ask, text: str, index: int) -> bytes:
-        event = _sse_json(self._speaker.token(ask, text, index))
-        event["choices"][0]["delta"] = {"refusal": text}
-        return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
-
-    def complete(self, ask: Ask, text: str, finish: str, output_tokens: int) -> dict[str, Any]:
-        body = self._speaker.complete(ask, text, finish, output_tokens)
-        body["choices"][0]["message"].update(content=None, refusal=text)
-        return body
-
-
-def _sse_json(frame: bytes) -> dict[str, Any]:
-    """The JSON of one ``data:`` event as the OpenAI speaker writes it."""
-    return json.loads(frame.removeprefix(b"data: ").strip())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chaos.faults.catalogue import FaultLike, FaultType, register
-from chaos.faults.fault import show
 from chaos.faults.wire import Break
 from probes.result import ErrorKind
 
@@ -21,13 +20,9 @@ class StreamError(FaultType):
     category = "stream"
     doc = "an error event inside a 200 stream after N chunks"
     params: ClassVar[dict[str, Any]] = {"after_chunks": 1, "error": "overloaded"}
+    choices: ClassVar[dict[str, Any]] = {"error": ERRORS}
     expect = ErrorKind.OVERLOADED
     edits = True
-
-    def check(self, params: dict[str, Any]) -> str | None:
-        if params["error"] not in ERRORS:
-            return f"error: one of {sorted(ERRORS)}, got {show(params['error'])}"
-        return None
 
     def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Break:
         return Break(fault.params["after_chunks"], speaker.stream_error(ask, fault.params["error"]))

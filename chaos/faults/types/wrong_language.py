@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chaos.faults.catalogue import FaultLike, FaultType, register
-from chaos.faults.fault import show
 from chaos.faults.wire import Synthesize, words_of
 from probes.canary import solve
 
@@ -38,11 +37,7 @@ class WrongLanguage(FaultType):
     category = "stream"
     doc = "a fluent answer in another language (language=de|fr|es|ja); a canary's fact stays right"
     params: ClassVar[dict[str, Any]] = {"language": "de"}
-
-    def check(self, params: dict[str, Any]) -> str | None:
-        if params["language"] not in LANGUAGES:
-            return f"language: one of {sorted(LANGUAGES)}, got {show(params['language'])}"
-        return None
+    choices: ClassVar[dict[str, Any]] = {"language": LANGUAGES}
 
     def stream(self, fault: FaultLike, speaker: Speaker, ask: Ask) -> Synthesize:
         after, whole = LANGUAGES[fault.params["language"]]
