@@ -196,7 +196,7 @@ class _Cycle:
             raise RuntimeError("response header: a name that is not a token or a control character in a value")
         conn = self.conn
         if self.head_only or status in (204, 304) or status < 200:
-            pass  # no body, whatever the headers say
+            self.head_only = True  # no body, whatever the headers say (RFC 9110 6.4.1)
         elif length is not None:
             self.left = int(length)
         elif self.scope["http_version"] == "1.1":
