@@ -45,9 +45,10 @@ from urllib.parse import unquote
 
 import httptools
 
+from chaos.proxyhttp import TRANSPORT_KEY
+
 log = logging.getLogger(__name__)
 
-TRANSPORT_KEY = "airisk.transport"  # (the same string as chaos.proxyhttp.TRANSPORT_KEY)
 KEEP_ALIVE_S = 30.0  # an idle connection (between requests, or a head begun and stalled) closes after this
 MAX_HEAD = 64 << 10
 """The largest request head (request line and headers) read: four times Node's default
@@ -301,7 +302,10 @@ class _Connection(asyncio.Protocol):
             return
         except httptools.HttpParserUpgrade:
             # Upgrade (WebSocket, h2c) is not passed on: the answer is plain HTTP, then the connection ends.
-            self._refuse_pipelined(self.cycle) if self.cycle is not None else self._bad(None)
+            if self.cycle is not None:
+                self._refuse_pipelined(self.cycle)
+            else:
+                self._bad(None)
             return
         except httptools.HttpParserError:
             self._bad(None)
