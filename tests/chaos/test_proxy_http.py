@@ -436,3 +436,30 @@ async def test_stop_waits_the_grace_then_ends_a_held_connection():
     with contextlib.suppress(ConnectionResetError):
         assert await asyncio.wait_for(reader.read(), 5) == b""  # ended with no answer
     writer.close()
+
+
+async def test_a_204_carries_no_body_and_the_connection_serves_on():
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        status = 204 if scope["path"] == "/empty" else 200
+        await send({"type": "http.response.start", "status": status, "headers": [(b"x-path", scope["path"].encode())]})
+        await send({"type": "http.response.body", "body": b"not for a 204", "more_body": False})
+
+    server = ProxyServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+    try:
+        writer.write(b"GET /empty HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 204 ") and b"transfer-encoding" not in head
+        writer.write(b"GET /next HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # nothing of the 204's body came first
+        assert head.startswith(b"HTTP/1.1 200 ") and b"x-path: /next" in head
+    finally:
+        writer.close()
+        await writer.wait_closed()
+        await server.stop(0.5)
