@@ -1,57 +1,25 @@
-"""Run the fault proxy under uvicorn, on loopback unless told otherwise.
+"""Run the fault proxy on its own HTTP/1.1 server (`chaos.proxyserver`), on loopback unless told otherwise.
 
-`AiriskHttpProtocol` is uvicorn's own httptools protocol with one addition: the
-connection's transport in ``scope["extensions"]["airisk.transport"]``, because a fault
-proxy must be able to reset (RST) or drop a connection, and ASGI has no message for that.
+The server hands each request's connection to the proxy in ``scope["extensions"]["airisk.transport"]``,
+because a fault proxy must be able to reset (RST) or drop a connection, and ASGI has no message for that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass
-
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from dataclasses import dataclass, field
 
 from chaos import proxycontrol
 from chaos.controlguard import ControlGuard
-from chaos.proxy import _TRANSPORT_KEY, FaultProxy
+from chaos.proxy import FaultProxy
+from chaos.proxyserver import ProxyServer
 
 GRACE_S = 3.0
 """How long a stop waits for requests in flight before dropping their connections: a ``hang``
 fault holds its request for minutes, and a stop must not wait for it."""
-_BACKSTOP_S = 2.0  # after the grace and the drop, uvicorn cancels what still runs
-
-
-class AiriskHttpProtocol(HttpToolsProtocol):
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.scope["extensions"] = {_TRANSPORT_KEY: self.transport}  # type: ignore[typeddict-unknown-key]
-
-
-class _Server(uvicorn.Server):
-    def capture_signals(self):  # the caller owns signals (uvicorn would take SIGINT/SIGTERM)
-        return contextlib.nullcontext()
-
-    async def shutdown(self, sockets=None) -> None:
-        """uvicorn's shutdown, with the connections still held after the grace dropped (FIN): a
-        client held by a ``hang`` fault sees its connection end, as when a server goes away. (Left
-        to uvicorn's own timeout, each request's task is cancelled and the client gets a 500.)"""
-        grace = max(0.0, (self.config.timeout_graceful_shutdown or 0) - _BACKSTOP_S)
-        dropping = asyncio.get_running_loop().call_later(grace, self._drop_connections)
-        try:
-            await super().shutdown(sockets)
-        finally:
-            dropping.cancel()
-
-    def _drop_connections(self) -> None:
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.abort()  # the request's receive() now says http.disconnect: its task ends
+_BACKSTOP_S = 2.0  # after the grace and the drop, what still runs is cancelled
 
 
 class UnsafeBind(ValueError):
@@ -76,25 +44,26 @@ def check_bind(host: str, *, allow_external: bool) -> None:
 @dataclass
 class RunningProxy:
     proxy: FaultProxy
-    server: uvicorn.Server
+    server: ProxyServer
     task: asyncio.Task
     port: int
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
-        self.server.should_exit = True
+        """Stop listening, wait at most the grace for requests in flight, then drop (FIN) the
+        connections still held (a client held by a ``hang`` fault sees its connection end, as when
+        a server goes away), and close the proxy (lifespan shutdown)."""
+        self.stopping.set()
         await self.task
 
 
-def config(proxy: FaultProxy, host: str, port: int, *, grace: float = GRACE_S) -> uvicorn.Config:
-    return uvicorn.Config(proxy, host=host, port=port, http=AiriskHttpProtocol, lifespan="on", access_log=False,
-                          log_level="warning", backlog=2048, timeout_keep_alive=30,
-                          server_header=False, date_header=False,  # the upstream's own pass through
-                          proxy_headers=False,  # X-Forwarded-* rewriting: nothing to do for a fault proxy
-                          timeout_graceful_shutdown=grace + _BACKSTOP_S)
+async def _serve(server: ProxyServer, stopping: asyncio.Event, grace: float) -> None:
+    await stopping.wait()
+    await server.stop(grace, _BACKSTOP_S)
 
 
 async def serve_proxy(proxy: FaultProxy, *, host: str = "127.0.0.1", port: int = 8480,
@@ -105,12 +74,8 @@ async def serve_proxy(proxy: FaultProxy, *, host: str = "127.0.0.1", port: int =
     says (default: `ControlGuard.for_server`, which refuses ``allow_external`` with no token)."""
     check_bind(host, allow_external=allow_external)
     proxycontrol.set_guard(proxy, guard or ControlGuard.for_server(host, allow_external=allow_external))
-    server = _Server(config(proxy, host, port, grace=grace))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises what stopped it (e.g. the port is taken)
-            raise RuntimeError("the fault proxy stopped while starting")
-        await asyncio.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return RunningProxy(proxy, server, task, bound)
+    server = ProxyServer(proxy, host=host, port=port)
+    await server.start()  # raises what stops it (e.g. the port is taken)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(_serve(server, stopping, grace))
+    return RunningProxy(proxy, server, task, server.bound_port, stopping)
