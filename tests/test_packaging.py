@@ -46,6 +46,7 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dashboard/", ("dashboard",)),
     ("chaos/drill/loadgen.py", ("drills",)),
     ("chaos/history/", ("chaos", "dashboard")),  # the demo's backfill: `airisk up`, which needs both
+    ("chaos/run.py", ("chaos", "fast")),  # the emulator and proxy processes: uvloop too, when installed
     ("chaos/", ("chaos",)),
     ("examples/", ("drills",)),
     ("monitor/alerts/channels/apprise_channel.py", ("apprise",)),
@@ -208,7 +209,6 @@ def test_the_declaration_check_sees_an_undeclared_import(tmp_path: Path) -> None
 PRIVATE_USE = {
     "httpx": "probes/client.py replaces AsyncHTTPTransport._pool",
     "httpcore": "probes/pool.py stands in for AsyncConnectionPool; probes/client.py reads its _ssl_context",
-    "uvicorn": "chaos/proxyserve.py subclasses HttpToolsProtocol and Server, reads server_state",
 }
 
 
@@ -230,7 +230,7 @@ def _private_imports() -> dict[str, str]:
 
 def test_what_is_used_privately_is_capped_below_the_next_minor() -> None:
     private = {**{canonicalize_name(k): v for k, v in PRIVATE_USE.items()}, **_private_imports()}
-    assert "uvicorn" in private  # the import scan sees httptools_impl
+    assert {"httpx", "httpcore"} <= set(private)
     every = _own(None) + [r for e in PYPROJECT["project"]["optional-dependencies"] for r in _own(e)]
     for dist, why in sorted(private.items()):
         req, = (r for r in every if canonicalize_name(r.name) == dist)
@@ -435,7 +435,7 @@ def lacking(core_env: dict[str, str]):
     (["up", "--config", "missing.yaml"], "streamlit",
      "airisk up needs the dashboard extra: pip install 'airisk[dashboard]'"),
     (["emulate", "--port", "0"], "aiohttp", "airisk emulate needs the chaos extra: pip install 'airisk[chaos]'"),
-    (["proxy", "--port", "0"], "uvicorn", "airisk proxy needs the chaos extra: pip install 'airisk[chaos]'"),
+    (["proxy", "--port", "0"], "httptools", "airisk proxy needs the chaos extra: pip install 'airisk[chaos]'"),
     (["drill", "run", "empty.yaml"], "locust", "airisk drill run needs the drills extra: pip install 'airisk[drills]'"),
 ], ids=["dashboard", "up", "emulate", "proxy", "drill"])
 def test_a_command_names_the_extra_it_lacks(lacking, tmp_path: Path, args: list[str], module: str,

@@ -7,7 +7,7 @@
         assert status < 500
         assert servers.still_serving()
 
-The emulator (aiohttp) and the fault proxy in front of it (raw ASGI on uvicorn) run on their
+The emulator (aiohttp) and the fault proxy in front of it (its own HTTP/1.1 server, chaos/proxyserver.py) run on their
 own event loop in a background thread, so a caller is a plain function: the hypothesis tests
 in ``test_control_fuzz.py`` and ``bench/fuzz.py`` (10,000 inputs per entry point) share this.
 """
