@@ -7,6 +7,8 @@ the shipped rules and dashboard are then held to the sample names and labels fou
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 from datetime import UTC, datetime
 
@@ -24,6 +26,19 @@ SCRAPE_LABELS = frozenset({"job", "instance"})
 def _probe(kind: ErrorKind) -> ProbeResult:
     return ProbeResult(target="claude", provider="anthropic", model="m", at=datetime.now(UTC), status=kind.status,
                        error_kind=kind, ttft_ms=250.0, total_ms=900.0, cost_usd=0.0002)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool's path. It is Debian's `prometheus` package (.ci/run installs it): without it these tests
+    skip on a developer's machine, saying how to get it, and fail under CI=true, as a check CI skipped
+    would prove nothing."""
+    found = shutil.which("promtool")
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("promtool is not on PATH under CI=true: .ci/run must install Debian's prometheus package")
+    pytest.skip("promtool is not installed (apt-get install prometheus); CI=true runs this test")
 
 
 @pytest.fixture(scope="session")

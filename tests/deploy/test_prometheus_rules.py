@@ -1,19 +1,13 @@
 """deploy/prometheus/airisk-rules.yml: valid for Prometheus, correct under `promtool test rules`, and
-reading only metrics `/metrics` exposes.
-
-promtool is Debian's `prometheus` package (.ci/run installs it). Without it the promtool tests skip
-on a developer's machine, saying how to get it; under CI=true they fail, as a check CI skipped
-would prove nothing.
+reading only metrics `/metrics` exposes. The promtool tests skip without promtool, but not under
+CI=true (the `promtool` fixture in conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.deploy.conftest import SCRAPE_LABELS
@@ -26,15 +20,6 @@ RULE_TESTS = Path(__file__).resolve().parent / "airisk-rules.test.yml"
 PROMETHEUS_SERIES = frozenset({"up"})
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("promtool is not on PATH under CI=true: .ci/run must install Debian's prometheus package")
-    pytest.skip("promtool is not installed (apt-get install prometheus); CI=true runs this test")
-
-
 def _rules() -> list[dict]:
     return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
@@ -43,23 +28,23 @@ def _alerts() -> dict[str, dict]:
     return {rule["alert"]: rule for rule in _rules() if "alert" in rule}
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([_promtool(), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+def _run(promtool: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
-def test_promtool_accepts_the_rules():
-    run = _run("check", "rules", str(RULES))
+def test_promtool_accepts_the_rules(promtool):
+    run = _run(promtool, "check", "rules", str(RULES))
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in run.stdout
 
 
-def test_promtool_unit_tests_pass():
-    run = _run("test", "rules", str(RULE_TESTS))
+def test_promtool_unit_tests_pass(promtool):
+    run = _run(promtool, "test", "rules", str(RULE_TESTS))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout
 
 
-def test_promtool_unit_tests_fail_when_a_budget_moves(tmp_path):
+def test_promtool_unit_tests_fail_when_a_budget_moves(promtool, tmp_path):
     """The unit tests can fail: with the TTFT budget moved from 3 s to 5 s, the series that must fire
     no longer do, and promtool says so."""
     moved = tmp_path / "airisk-rules.yml"
@@ -69,7 +54,7 @@ def test_promtool_unit_tests_fail_when_a_budget_moves(tmp_path):
     tests = yaml.safe_load(RULE_TESTS.read_text())
     tests["rule_files"] = [str(moved)]
     (tmp_path / "t.yml").write_text(yaml.safe_dump(tests))
-    run = _run("test", "rules", str(tmp_path / "t.yml"))
+    run = _run(promtool, "test", "rules", str(tmp_path / "t.yml"))
     assert run.returncode != 0
     assert "AiriskTtftP95OverBudget" in run.stdout + run.stderr
 
