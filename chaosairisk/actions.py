@@ -8,6 +8,7 @@ Typed arguments without ``from __future__ import annotations``: `chaos discover`
 from typing import Any
 
 from chaos.control.client import ControlClient, ControlError
+from chaos.faults import Fault, FaultError
 from chaosairisk.errors import AiriskActivityFailed
 
 __all__ = ["add_fault", "remove_faults", "reset"]
@@ -31,6 +32,10 @@ def add_fault(url: str, fault_type: str, route: str = "", feature: str = "", mod
     fault: dict[str, Any] = {"type": fault_type, "probability": probability, "for_s": lease_s,
                              "params": dict(params or {})}
     fault.update({k: v for k, v in (("route", route), ("feature", feature), ("model", model)) if v})
+    try:  # checked here too: a value JSON cannot carry (NaN) never reaches the wire
+        Fault.from_dict(fault)
+    except FaultError as exc:
+        raise AiriskActivityFailed(f"airisk add_fault {fault_type} at {url}: {exc}") from None
     with _control(url, timeout_s) as control:
         try:
             return control.add(fault)

@@ -22,23 +22,36 @@ from chaosairisk.errors import AiriskActivityFailed
 __all__ = ["drill_verdict", "feature_status", "probe_target"]
 
 
-def probe_target(base_url: str, provider: str, model: str = "", key_env: str = "",
+def probe_target(provider: str, base_url: str = "", proxy_url: str = "", model: str = "", key_env: str = "",
                  timeout_s: float = 20.0) -> dict:
-    """Probe ``provider`` at ``base_url`` once (its SDK base URL: ``http://127.0.0.1:8480/openai`` behind
-    the proxy) and return the probe's result: ``status`` (up / degraded / down), ``error_kind``,
-    ``http_status``, ``ttft_ms``, ``total_ms``, ``message``... ``key_env`` names the environment variable
-    holding the API key (empty: send none); the key itself never appears in the result."""
+    """Probe ``provider`` once and return the probe's result: ``status`` (up / degraded / down),
+    ``error_kind``, ``http_status``, ``ttft_ms``, ``total_ms``, ``message``...
+
+    Where: ``proxy_url``, the fault proxy's root (``http://127.0.0.1:8480``), to probe the provider
+    through it; or ``base_url`` as a target in airisk.yaml takes it (the catalog's form:
+    ``https://api.anthropic.com/v1``); neither: the provider's real API. ``key_env`` names the environment
+    variable holding the API key (empty: send none); the key itself never appears in the result."""
+    from chaos.routes import sdk_base
     from probes import Deadlines, Target, make_client
     from probes.catalog import CATALOG
     from probes.runner import probe
 
-    if provider not in CATALOG:
+    known = CATALOG.get(provider)
+    if known is None:
         raise AiriskActivityFailed(f"provider: unknown {provider!r} (known: {', '.join(sorted(CATALOG))})")
-    if not base_url.startswith(("http://", "https://")):
-        raise AiriskActivityFailed(f"base_url: must start with http:// or https://, got {base_url!r}")
-    overrides: dict[str, Any] = {"base_url": base_url.rstrip("/"), "key_env": key_env or None,
+    if base_url and proxy_url:
+        raise AiriskActivityFailed("base_url, proxy_url: give one of them, not both")
+    for name, value in (("base_url", base_url), ("proxy_url", proxy_url)):
+        if value and not value.startswith(("http://", "https://")):
+            raise AiriskActivityFailed(f"{name}: must start with http:// or https://, got {value!r}")
+    if proxy_url:  # the proxy serves /<route>/ and adds the upstream's base; the SDK's own suffix follows
+        prefix = known.emulator_prefix
+        base_url = f"{proxy_url.rstrip('/')}/{provider}{prefix[len(sdk_base(known.dialect, prefix)):]}"
+    overrides: dict[str, Any] = {"key_env": key_env or None,
                                  "deadlines": Deadlines(connect=min(5.0, timeout_s), first_token=timeout_s,
                                                         total=timeout_s, stall=timeout_s)}
+    if base_url:
+        overrides["base_url"] = base_url.rstrip("/")
     if model:
         overrides["model"] = model
     target = Target.from_provider(provider, **overrides)
