@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -299,13 +298,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.fixturenames.append("airisk_faults")
 
 
-def wait_until(done: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``done()`` until true (a server's log entry is written when its response ends)."""
-    give_up = time.monotonic() + within
-    while not done():
-        if time.monotonic() > give_up:
-            raise AssertionError(f"not within {within}s")
-        time.sleep(0.02)
-
-
-__all__ = ["MARKER", "AiriskPluginError", "Faults", "RequestLog", "Server", "wait_until"]
+__all__ = ["MARKER", "AiriskPluginError", "Faults", "RequestLog", "Server"]

@@ -81,6 +81,21 @@ def test_none_left(airisk_proxy):
     result.assert_outcomes(passed=3)
 
 
+def test_an_async_test_uses_the_transport_and_the_session_servers(pytester):
+    result = run(pytester, '''
+@pytest.mark.asyncio
+@pytest.mark.airisk_fault("anthropic", "rate_limited", retry_after=7)
+async def test_async(airisk_emulator, airisk_faults):
+    async with httpx.AsyncClient(transport=airisk_faults.transport) as client:
+        answer = await client.post(airisk_emulator.base_url("anthropic") + "/v1/messages",
+                                   json={"model": "claude-haiku-4-5", "max_tokens": 5,
+                                         "messages": [{"role": "user", "content": "hi"}]})
+    assert (answer.status_code, answer.headers["retry-after"]) == (429, "7")
+    airisk_faults.log.assert_retries("anthropic", 0)
+''')
+    result.assert_outcomes(passed=1)
+
+
 def test_the_log_helpers_count_retries_and_check_retry_after(pytester):
     result = run(pytester, '''
 import time
@@ -141,11 +156,11 @@ def test_nothing_started():
 
 def test_the_storefront_example_fails_on_the_missing_fallback_as_documented(pytester):
     example = ROOT / "examples" / "storefront" / "tests" / "test_outages.py"
-    pytester.makepyfile(test_outages=example.read_text())
+    pytester.makepyfile(test_storefront_outages=example.read_text())  # not the name the example has in this run
     result = pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: openai: HTTP 503*",
-                                 "FAILED test_outages.py::test_description_survives_an_openai_outage*"])
+                                 "FAILED test_storefront_outages.py::test_description_survives_an_openai_outage*"])
 
 
 class _NoRequest:
