@@ -83,12 +83,13 @@ class _LoopThread:
 class Server:
     """A running emulator or proxy: its root ``url``, where a provider is (``base_url``), its ``control``."""
 
-    def __init__(self, url: str, routes: dict[str, Any]) -> None:
+    def __init__(self, url: str, routes: dict[str, str], emulator: Any = None) -> None:
         from chaos.control.client import ControlClient
 
         self.url = url
-        self.routes = routes  # name -> (prefix, dialect)
+        self.routes = routes  # provider -> the path of its SDK base URL here
         self.control = ControlClient(url)
+        self.emulator = emulator  # the `chaos.emulator.Emulator` itself, on the emulator
 
     def base_url(self, provider: str) -> str:
         """The base URL the provider's official SDK takes (``base_url=``) for ``provider`` here: as
@@ -128,8 +129,7 @@ def airisk_emulator(_airisk_loop: _LoopThread) -> Iterator[Server]:
 
     emu = Emulator(seed=7, profile=Profile(ttft_ms=20, token_gap_ms=2, tokens=8))
     runner = _airisk_loop.run(lambda: serve(emu, port=0))
-    server = Server(f"http://127.0.0.1:{bound_port(runner)}", _emulator_bases())
-    server.emulator = emu  # type: ignore[attr-defined]
+    server = Server(f"http://127.0.0.1:{bound_port(runner)}", _emulator_bases(), emu)
     yield server
     server.control.close()
     _airisk_loop.run(runner.cleanup)
