@@ -1,0 +1,478 @@
+"""Find a product's AI calls in its Python source, and propose one feature per call site.
+
+A function that calls a model, directly or through the product's own helpers, is followed up to the
+functions nothing else in the product calls for AI: those name the features (or the web route they serve).
+Inside one, a call in a ``try`` whose ``except`` makes a second AI call, or lets the function carry on,
+gives a chain: the second call is the fallback, carrying on without one is a degraded mode."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from airisk.init.families import (
+    LANGCHAIN_METHODS,
+    MODULE_CALLS,
+    ROUTER_METHODS,
+    SDK_METHODS,
+    Family,
+    ai_path,
+    bare_model,
+    provider_of_model,
+    provider_of_url,
+)
+from airisk.init.findings import CallSite, Feature, Link, Scan, Setting
+from airisk.init.index import Function, Module, build_module, dotted
+from airisk.init.resolve import UNKNOWN, Client, Ctx, Node, Resolver, Str
+
+MAX_FILE_BYTES = 2_000_000
+MAX_CALL_DEPTH = 6
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", "site-packages"}
+HTTP_METHODS = {"post": 0, "get": 0, "put": 0, "stream": 1, "request": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a call sits relative to the try statements of the function being followed."""
+
+    body: tuple[int, ...] = ()  # ids of the try statements whose body holds it
+    handler: tuple[int, ...] = ()  # ... whose except branch holds it
+    after: tuple[int, ...] = ()  # ... that came before it in the same block and let the function carry on
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    site: CallSite
+    mark: Mark
+    backups: tuple[CallSite, ...] = ()  # fallbacks the library itself runs (LiteLLM, LangChain)
+
+
+def python_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
+    return found
+
+
+def parse_file(path: Path, rel: str) -> tuple[ast.Module | None, str | None]:
+    """The module's syntax tree, or None and one line saying why it cannot be read."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None, f"{rel}: skipped: larger than {MAX_FILE_BYTES // 1_000_000} MB"
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{rel}: cannot read: {exc.strerror or exc}"
+    try:
+        return ast.parse(data, filename=rel), None
+    except SyntaxError as exc:
+        return None, f"{rel}: cannot parse: line {exc.lineno}: {exc.msg}"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return None, f"{rel}: cannot parse: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def scan(root: Path) -> Scan:
+    """Every AI call site under ``root`` and the features proposed from them; never raises on bad source."""
+    result = Scan(str(root))
+    modules: list[Module] = []
+    base = root if root.is_dir() else root.parent
+    for path in python_files(root):
+        rel = path.relative_to(base).as_posix()
+        tree, problem = parse_file(path, rel)
+        result.files += 1
+        if tree is None:
+            result.unreadable.append(problem or rel)
+            continue
+        try:
+            modules.append(build_module(rel, tree))
+        except RecursionError:
+            result.unreadable.append(f"{rel}: cannot scan: nested too deeply")
+    _Scanner(modules, result).run()
+    return result
+
+
+class _Scanner:
+    def __init__(self, modules: list[Module], result: Scan) -> None:
+        self.modules = modules
+        self.result = result
+        self.resolver = Resolver(modules)
+        self.by_name: dict[str, list[Function]] = {}
+        for module in modules:
+            for function in module.functions:
+                self.by_name.setdefault(function.node.name, []).append(function)
+        self.called: set[int] = set()  # ids of functions some AI-calling function calls
+
+    def run(self) -> None:
+        per_function: list[tuple[Function, list[Hit]]] = []
+        for module in self.modules:
+            for function in module.functions:
+                try:
+                    hits = self.follow(function, Ctx(module, function), 0, set(), root=True)
+                except RecursionError:
+                    self.result.unreadable.append(f"{module.path}: cannot scan {function.qualname}: too deep")
+                    continue
+                if hits:
+                    per_function.append((function, hits))
+                    for hit in hits:
+                        self._record(hit)
+            try:
+                top = self.walk(module.tree.body, Ctx(module), 0, set(), Mark(), root=True)
+            except RecursionError:
+                top = []
+            for hit in top:
+                self._record(hit)
+            if top:
+                per_function.append((None, top))  # type: ignore[arg-type]
+        for function, hits in per_function:
+            if function is not None and id(function) in self.called:
+                continue
+            if function is not None and any(isinstance(d, ast.Name | ast.Attribute) and _attr_name(d) in
+                                            ("property", "cached_property") for d in function.node.decorator_list):
+                continue
+            self._features(function, hits)
+
+    def _record(self, hit: Hit) -> None:
+        for site in (hit.site, *hit.backups):
+            if site not in self.result.sites:
+                self.result.sites.append(site)
+                if site.note:
+                    self.result.undecided.append(f"{site.where} ({site.function}): {site.note}")
+
+    # -- following calls ------------------------------------------------------------------------------
+
+    def follow(self, function: Function, ctx: Ctx, depth: int, seen: set[int], root: bool = False) -> list[Hit]:
+        if depth > MAX_CALL_DEPTH or id(function) in seen:
+            return []
+        return self.walk(function.node.body, ctx, depth, seen | {id(function)}, Mark(), root=root,
+                         function=function)
+
+    def walk(self, stmts: list[ast.stmt], ctx: Ctx, depth: int, seen: set[int], mark: Mark, root: bool = False,
+             function: Function | None = None) -> list[Hit]:
+        hits: list[Hit] = []
+        carried_on: tuple[int, ...] = ()
+        for stmt in stmts:
+            here = replace(mark, after=mark.after + carried_on)
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            if isinstance(stmt, ast.Try | ast.TryStar):
+                tid = id(stmt)
+                hits += self.walk(stmt.body, ctx, depth, seen, replace(here, body=(*here.body, tid)), root, function)
+                for handler in stmt.handlers:
+                    hits += self.walk(handler.body, ctx, depth, seen, replace(here, handler=(*here.handler, tid)),
+                                      root, function)
+                hits += self.walk(stmt.orelse + stmt.finalbody, ctx, depth, seen, here, root, function)
+                if any(not _ends(h.body) for h in stmt.handlers):
+                    carried_on += (tid,)
+                continue
+            blocks = [getattr(stmt, name) for name in ("body", "orelse") if isinstance(getattr(stmt, name, None), list)]
+            heads = [n for n in ast.iter_child_nodes(stmt) if not isinstance(n, ast.stmt | ast.excepthandler)
+                     and not isinstance(n, list)]
+            for head in heads:
+                hits += self.calls(head, ctx, depth, seen, here, root)
+            for block in blocks:
+                hits += self.walk(block, ctx, depth, seen, here, root, function)
+            if isinstance(stmt, ast.Match):
+                for case in stmt.cases:
+                    hits += self.walk(case.body, ctx, depth, seen, here, root, function)
+        return hits
+
+    def calls(self, expr: ast.AST, ctx: Ctx, depth: int, seen: set[int], mark: Mark, root: bool) -> list[Hit]:
+        hits: list[Hit] = []
+        nodes = [n for n in ast.walk(expr) if isinstance(n, ast.Call)]
+        nodes.sort(key=lambda n: (n.lineno, n.col_offset))
+        for call in nodes:
+            found = self.site(call, ctx)
+            if found is not None:
+                hit = Hit(found[0], mark, found[1])
+                hits.append(hit)
+                continue
+            for callee, callee_ctx in self.callees(call, ctx):
+                inner = self.follow(callee, callee_ctx, depth + 1, seen)
+                if inner:
+                    if root:
+                        self.called.add(id(callee))
+                    hits += [Hit(h.site, mark, h.backups) for h in inner]
+        return hits
+
+    def callees(self, call: ast.Call, ctx: Ctx) -> list[tuple[Function, Ctx]]:
+        """The product's own functions this call may run, each with its parameters bound to the arguments."""
+        if isinstance(call.func, ast.Name):
+            name, method = call.func.id, False
+            candidates = [f for f in self.by_name.get(name, []) if f.cls is None]
+            local = [f for f in candidates if f.module is ctx.module]
+            candidates = local or (candidates if len(candidates) == 1 else [])
+        elif isinstance(call.func, ast.Attribute):
+            name, method = call.func.attr, True
+            candidates = [f for f in self.by_name.get(name, []) if f.cls is not None]
+            if isinstance(call.func.value, ast.Name) and call.func.value.id in ("self", "cls") and ctx.function:
+                mine = [f for f in candidates if f.cls == ctx.function.cls and f.module is ctx.function.module]
+                candidates = mine or candidates
+            if len(candidates) > 1:
+                return []
+        else:
+            return []
+        out = []
+        for function in candidates:
+            params = [p.arg for p in [*function.node.args.posonlyargs, *function.node.args.args]]
+            if method and params and params[0] in ("self", "cls"):
+                params = params[1:]
+            bound = [(p, a, ctx) for p, a in zip(params, call.args, strict=False) if not isinstance(a, ast.Starred)]
+            bound += [(k.arg, k.value, ctx) for k in call.keywords if k.arg]
+            out.append((function, Ctx(function.module, function, tuple(bound))))
+        return out
+
+    # -- recognising a call site ----------------------------------------------------------------------
+
+    def site(self, call: ast.Call, ctx: Ctx) -> tuple[CallSite, tuple[CallSite, ...]] | None:
+        name = dotted(call.func, ctx.module.imports)
+        if name in MODULE_CALLS:
+            return self._library_call(call, ctx, MODULE_CALLS[name], None)
+        if not isinstance(call.func, ast.Attribute):
+            return None
+        method = call.func.attr
+        if method in SDK_METHODS | LANGCHAIN_METHODS | ROUTER_METHODS:
+            root = call.func.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            client = self.resolver.resolve(root if method in SDK_METHODS else call.func.value, ctx)
+            if not isinstance(client, Client) and method in SDK_METHODS:
+                client = self.resolver.resolve(call.func.value, ctx)
+            if isinstance(client, Client):
+                kind = client.family.kind
+                if (kind == "sdk" and method in SDK_METHODS) or (kind == "langchain" and method in LANGCHAIN_METHODS) \
+                        or (kind == "litellm" and method in ROUTER_METHODS):
+                    return self._library_call(call, ctx, client.family, client)
+        if method in HTTP_METHODS:
+            return self._http_call(call, ctx, method)
+        return None
+
+    def _where(self, call: ast.Call, ctx: Ctx) -> tuple[str, str | None]:
+        function = ctx.function
+        if function is None:
+            return "<module>", None
+        return function.qualname, function.module.routes.get(function.node.name)
+
+    def _setting(self, value: object, how: str) -> Setting:
+        if isinstance(value, Str) and (value.text is not None or value.env):
+            text = value.text if value.text is None or UNKNOWN not in value.text else None
+            return Setting(text, value.env, how)
+        return Setting()
+
+    def _kw(self, call: ast.Call, ctx: Ctx, names: tuple[str, ...], client: Client | None):
+        for k in call.keywords:
+            if k.arg in names:
+                return self.resolver.resolve(k.value, ctx), f"{k.arg}="
+        if client is not None and (found := client.kwarg(*names)) is not None:
+            return self.resolver.resolve(found[0], found[1]), f"constructor {names[0]}="
+        return None, ""
+
+    def _library_call(self, call: ast.Call, ctx: Ctx, family: Family, client: Client | None):
+        function, route = self._where(call, ctx)
+        path = ctx.module.path
+        model_value, how = self._kw(call, ctx, ("model", "model_name"), client)
+        if model_value is None and call.args and family.name == "litellm" and client is None:
+            model_value, how = self.resolver.resolve(call.args[0], ctx), "first argument"
+        model = self._setting(model_value, how)
+        base_value, base_how = self._kw(call, ctx, family.base_kwargs, client)
+        key_value, key_how = self._kw(call, ctx, family.key_kwargs, client)
+        base = self._setting(base_value, base_how) if base_value is not None else \
+            Setting(None, family.base_env, "SDK default") if family.base_env else Setting()
+        key = self._setting(key_value, key_how) if key_value is not None else \
+            Setting(None, family.key_env, "SDK default") if family.key_env else Setting()
+        backups: list[CallSite] = []
+        litellm_params: dict[str, Setting] = {}
+        if family.kind == "litellm" and client is not None and model.literal:  # a Router: look the name up
+            entry = self._router_entry(client, model.literal)
+            if entry is not None:
+                litellm_params = entry
+                model = litellm_params.get("model", model)
+                base = litellm_params.get("api_base", base)
+                key = litellm_params.get("api_key", key)
+        provider = family.provider
+        if provider is None and model.literal:
+            provider = provider_of_model(model.literal)
+            mp = self._kw(call, ctx, ("model_provider",), client)[0] if family.kind == "langchain" else None
+            if isinstance(mp, Str) and mp.text:
+                provider = provider_of_model(f"{mp.text}:x") or provider
+        if base.literal and (by_url := provider_of_url(base.literal)) is not None and family.kind != "sdk":
+            provider = by_url
+        note = ""
+        if provider is None:
+            note = f"{family.name}: the provider could not be decided (model {model.literal or 'not a literal'})"
+        elif not model.literal:
+            note = f"{family.name}: the model is not a literal; the target uses the catalog default"
+        site = CallSite(path, call.lineno, family.kind, family.name, provider, function,
+                        replace(model, literal=bare_model(model.literal) if model.literal else None),
+                        base, key, route)
+        if family.kind == "litellm":
+            for name in self._litellm_fallbacks(call, ctx, client, model_value):
+                entry = self._router_entry(client, name) if client is not None else None
+                m = (entry or {}).get("model", Setting(name, None, "fallbacks="))
+                backups.append(replace(site, provider=provider_of_model(m.literal or ""),
+                                       model=replace(m, literal=bare_model(m.literal) if m.literal else None),
+                                       base=(entry or {}).get("api_base", Setting()),
+                                       key=(entry or {}).get("api_key", Setting()), note=""))
+        if client is not None:
+            for backup in client.fallbacks:
+                sub = self._library_call(call, ctx, backup.family, backup)
+                if sub is not None:
+                    backups.append(replace(sub[0], note=""))
+        site = replace(site, note=note)
+        return site, tuple(backups)
+
+    def _router_entry(self, client: Client, name: str) -> dict[str, Setting] | None:
+        found = client.kwarg("model_list")
+        if found is None:
+            return None
+        items = self.resolver.resolve(*found)
+        if not isinstance(items, Node) or isinstance(items.node, ast.Dict):
+            return None
+        for elt in items.node.elts:
+            entry = self.resolver.resolve(elt, items.ctx)
+            fields = self._dict(entry)
+            label = fields.get("model_name")
+            if not isinstance(label, Str) or label.text != name:
+                continue
+            params = self._dict(fields.get("litellm_params"))
+            return {k: self._setting(v, f"model_list {k}") for k, v in params.items()
+                    if k in ("model", "api_base", "api_key")}
+        return None
+
+    def _dict(self, value: object) -> dict[str, object]:
+        if not isinstance(value, Node) or not isinstance(value.node, ast.Dict):
+            return {}
+        out: dict[str, object] = {}
+        for k, v in zip(value.node.keys, value.node.values, strict=True):
+            if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                out[k.value] = self.resolver.resolve(v, value.ctx)
+        return out
+
+    def _litellm_fallbacks(self, call: ast.Call, ctx: Ctx, client: Client | None, model_value: object) -> list[str]:
+        value, _ = self._kw(call, ctx, ("fallbacks",), client)
+        if not isinstance(value, Node) or isinstance(value.node, ast.Dict):
+            return []
+        names: list[str] = []
+        for elt in value.node.elts:
+            item = self.resolver.resolve(elt, value.ctx)
+            if isinstance(item, Str) and item.text:
+                names.append(item.text)
+            for key, targets in self._dict(item).items():  # Router: [{"gpt": ["claude"]}]
+                if isinstance(model_value, Str) and key == model_value.text and isinstance(targets, Node):
+                    for t in targets.node.elts if not isinstance(targets.node, ast.Dict) else []:
+                        resolved = self.resolver.resolve(t, targets.ctx)
+                        if isinstance(resolved, Str) and resolved.text:
+                            names.append(resolved.text)
+        return names
+
+    def _http_call(self, call: ast.Call, ctx: Ctx, method: str):
+        position = HTTP_METHODS[method]
+        url_expr = next((k.value for k in call.keywords if k.arg == "url"), None)
+        if url_expr is None and len(call.args) > position:
+            url_expr = call.args[position]
+        url = self.resolver.resolve(url_expr, ctx)
+        if not isinstance(url, Str) or url.text is None:
+            return None
+        is_ai, implied = ai_path(url.text)
+        by_host = provider_of_url(url.text) if not url.text.startswith(UNKNOWN) else None
+        if not is_ai and by_host is None:
+            return None
+        if by_host is None and not is_ai:
+            return None
+        provider = by_host or implied
+        function, route = self._where(call, ctx)
+        library = (dotted(call.func, ctx.module.imports) or "").split(".")[0]
+        library = library if library in ("httpx", "requests", "aiohttp") else "http"
+        model = Setting()
+        body = next((k.value for k in call.keywords if k.arg in ("json", "data")), None)
+        fields = self._dict(self.resolver.resolve(body, ctx)) if body is not None else {}
+        if "model" in fields:
+            model = self._setting(fields["model"], "request body")
+        base_text = url.text.split(UNKNOWN)[0] if not url.text.startswith(UNKNOWN) else None
+        base = Setting(_base_of(url.text), url.env, "URL") if (url.env or base_text) else Setting()
+        note = "" if provider else f"{library}: a call to {_redact(url.text)}: the provider could not be decided"
+        if provider and not model.literal:
+            note = f"{library}: the model is not a literal; the target uses the catalog default"
+        return CallSite(ctx.module.path, call.lineno, "http", library, provider, function, model, base, Setting(),
+                        route, note=note), ()
+
+    # -- proposing features -----------------------------------------------------------------------------
+
+    def _features(self, function: Function | None, hits: list[Hit]) -> None:
+        primaries: list[Hit] = []
+        fallback_of: dict[int, list[Link]] = {}
+        for hit in hits:
+            parent = next((p for p in primaries if _falls_back(p.mark, hit.mark)), None)
+            if parent is not None:
+                fallback_of[id(parent)].append(Link(hit.site, why=f"when the call at {parent.site.where} fails"))
+                continue
+            primaries.append(hit)
+            fallback_of[id(hit)] = [Link(b, why="the library's fallbacks") for b in hit.backups]
+        for hit in primaries:
+            chain = [Link(hit.site), *fallback_of[id(hit)]]
+            qualname = function.qualname if function is not None else "<module>"
+            if len(chain) == 1 and self._carries_on(hit, hits, function):
+                chain.append(Link(degraded="fallback", why=f"an except branch lets {qualname}() go on without AI: "
+                                                           "check what it serves"))
+            route = function.module.routes.get(function.node.name) if function is not None else None
+            self.result.features.append(Feature(_feature_name(qualname, route), qualname, hit.site.path,
+                                                hit.site.line, route, chain))
+
+    def _carries_on(self, hit: Hit, hits: list[Hit], function: Function | None) -> bool:
+        if function is None or not hit.mark.body:
+            return False
+        for node in ast.walk(function.node):
+            if (isinstance(node, ast.Try | ast.TryStar) and id(node) in hit.mark.body
+                    and any(not _ends_in_raise(h.body) for h in node.handlers)):
+                return True
+        return False
+
+
+def _attr_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def _ends(body: list[ast.stmt]) -> bool:
+    """Whether a block always leaves the function (raise or return) at its end."""
+    return bool(body) and isinstance(body[-1], ast.Raise | ast.Return)
+
+
+def _ends_in_raise(body: list[ast.stmt]) -> bool:
+    return bool(body) and isinstance(body[-1], ast.Raise)
+
+
+def _falls_back(primary: Mark, later: Mark) -> bool:
+    """Whether a call marked ``later`` runs when the call marked ``primary`` failed."""
+    return any(t in later.handler or t in later.after for t in primary.body)
+
+
+def _base_of(url: str) -> str | None:
+    if url.startswith(UNKNOWN):
+        return None
+    head = url.split(UNKNOWN)[0]
+    is_ai, _ = ai_path(url)
+    if UNKNOWN in url:
+        return head.rstrip("/") or None
+    for path in ("/chat/completions", "/completions", "/responses", "/embeddings", "/v1/messages", "/messages"):
+        if is_ai and url.endswith(path):
+            return url[: -len(path)]
+    return url
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"([?&](key|api_key|token)=)[^&]*", r"\1...", url)
+
+
+def _feature_name(qualname: str, route: str | None) -> str:
+    if route:
+        segments = [s for s in route.strip("/").split("/") if s and not s.startswith(("{", "<", ":"))]
+        if segments:
+            return re.sub(r"[^a-z0-9_-]+", "-", segments[-1].lower()).strip("-") or "feature"
+    name = qualname.split(".")[-1].lstrip("_") or "feature"
+    for prefix in ("handle_", "api_", "do_"):
+        name = name.removeprefix(prefix)
+    return name.lower() or "feature"
