@@ -154,6 +154,12 @@ class Resolver:
             found = self._annotated(value, ctx) or self.resolve(value, Ctx(ctx.module), d)
             if found is not None:
                 return found
+        if (imported := ctx.module.imports.get(name)) is not None and "." in imported:
+            # ``from app.clients import CLAUDE``: the global of that name in the product's own module
+            source, _, attr = imported.rpartition(".")
+            for module in self.modules:
+                if _module_name(module.path).endswith(source) and attr in module.names:
+                    return self._name(attr, Ctx(module), d)
         return None
 
     def _annotated(self, annotation: ast.expr | None, ctx: Ctx) -> Client | None:
@@ -214,6 +220,12 @@ class Resolver:
                 if (found := self.resolve(expr, Ctx(module, caller), d)) is not None:
                     return found
         return None
+
+
+def _module_name(path: str) -> str:
+    """``app/clients.py`` -> ``app.clients`` (``app/__init__.py`` -> ``app``)."""
+    name = path.removesuffix(".py").replace("/", ".")
+    return name.removesuffix(".__init__")
 
 
 def enclosing(module: Module, node: ast.AST) -> Function | None:

@@ -116,13 +116,18 @@ class _Scanner:
                 except RecursionError:
                     self.result.unreadable.append(f"{module.path}: cannot scan {function.qualname}: too deep")
                     continue
+                except Exception as exc:  # a scanner bug on odd source must cost one function, not the run
+                    self.result.unreadable.append(f"{module.path}: cannot scan {function.qualname}: "
+                                                  f"{type(exc).__name__}")
+                    continue
                 if hits:
                     per_function.append((function, hits))
                     for hit in hits:
                         self._record(hit)
             try:
                 top = self.walk(module.tree.body, Ctx(module), 0, set(), Mark(), root=True)
-            except RecursionError:
+            except Exception as exc:  # RecursionError included: as above, one line and on to the next
+                self.result.unreadable.append(f"{module.path}: cannot scan the module body: {type(exc).__name__}")
                 top = []
             for hit in top:
                 self._record(hit)
@@ -236,12 +241,17 @@ class _Scanner:
             return None
         method = call.func.attr
         if method in SDK_METHODS | LANGCHAIN_METHODS | ROUTER_METHODS:
-            root = call.func.value
-            while isinstance(root, ast.Attribute):
-                root = root.value
-            client = self.resolver.resolve(root if method in SDK_METHODS else call.func.value, ctx)
-            if not isinstance(client, Client) and method in SDK_METHODS:
-                client = self.resolver.resolve(call.func.value, ctx)
+            # ``self.client.chat.completions.create``: the client is the shortest prefix that resolves to one
+            prefixes = [call.func.value]
+            while isinstance(prefixes[-1], ast.Attribute):
+                prefixes.append(prefixes[-1].value)
+            client = None
+            for prefix in reversed(prefixes):
+                if isinstance(prefix, ast.Name) and prefix.id in ("self", "cls"):
+                    continue
+                client = self.resolver.resolve(prefix, ctx)
+                if isinstance(client, Client):
+                    break
             if isinstance(client, Client):
                 kind = client.family.kind
                 if (kind == "sdk" and method in SDK_METHODS) or (kind == "langchain" and method in LANGCHAIN_METHODS) \
@@ -315,7 +325,7 @@ class _Scanner:
                 m = (entry or {}).get("model", Setting(name, None, "fallbacks="))
                 backups.append(replace(site, provider=provider_of_model(m.literal or ""),
                                        model=replace(m, literal=bare_model(m.literal) if m.literal else None),
-                                       base=(entry or {}).get("api_base", Setting()),
+                                       base_url=(entry or {}).get("api_base", Setting()),
                                        key=(entry or {}).get("api_key", Setting()), note=""))
         if client is not None:
             for backup in client.fallbacks:
@@ -392,12 +402,20 @@ class _Scanner:
         fields = self._dict(self.resolver.resolve(body, ctx)) if body is not None else {}
         if "model" in fields:
             model = self._setting(fields["model"], "request body")
+        elif (in_path := re.search(r"/models/([A-Za-z0-9._-]+):", url.text)) is not None:
+            model = Setting(in_path.group(1), None, "URL")
+        key = Setting()
+        headers = next((k.value for k in call.keywords if k.arg == "headers"), None)
+        for name, value in self._dict(self.resolver.resolve(headers, ctx)).items() if headers is not None else ():
+            if name.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key") and \
+                    isinstance(value, Str) and value.env:
+                key = Setting(None, value.env, f"header {name}")
         base_text = url.text.split(UNKNOWN)[0] if not url.text.startswith(UNKNOWN) else None
         base = Setting(_base_of(url.text), url.env, "URL") if (url.env or base_text) else Setting()
         note = "" if provider else f"{library}: a call to {_redact(url.text)}: the provider could not be decided"
         if provider and not model.literal:
             note = f"{library}: the model is not a literal; the target uses the catalog default"
-        return CallSite(ctx.module.path, call.lineno, "http", library, provider, function, model, base, Setting(),
+        return CallSite(ctx.module.path, call.lineno, "http", library, provider, function, model, base, key,
                         route, note=note), ()
 
     # -- proposing features -----------------------------------------------------------------------------
@@ -457,6 +475,8 @@ def _base_of(url: str) -> str | None:
     is_ai, _ = ai_path(url)
     if UNKNOWN in url:
         return head.rstrip("/") or None
+    if "/models/" in url:  # Gemini: {base}/v1beta/models/{model}:generateContent
+        return url.split("/models/")[0]
     for path in ("/chat/completions", "/completions", "/responses", "/embeddings", "/v1/messages", "/messages"):
         if is_ai and url.endswith(path):
             return url[: -len(path)]
