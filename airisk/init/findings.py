@@ -3,7 +3,17 @@ could not decide. Plain data, so the scanner, the YAML writer and the tests shar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: no ``user:password@``, no query string (either may carry a key)."""
+    url = _USERINFO.sub(r"\1...@", url)
+    head, sep, _ = url.partition("?")
+    return head + ("?..." if sep else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,14 @@ from airisk.init.families import (
     provider_of_model,
     provider_of_url,
 )
-from airisk.init.findings import CallSite, Feature, Link, Scan, Setting
+from airisk.init.findings import CallSite, Feature, Link, Scan, Setting, redact_url
 from airisk.init.index import Function, Module, build_module, dotted
 from airisk.init.resolve import UNKNOWN, Client, Ctx, Node, Resolver, Str
 
 MAX_FILE_BYTES = 2_000_000
 MAX_CALL_DEPTH = 6
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", "site-packages"}
+HARD_CODED = "(a literal in the code, not shown)"
 HTTP_METHODS = {"post": 0, "get": 0, "put": 0, "stream": 1, "request": 1}
 
 
@@ -267,9 +268,12 @@ class _Scanner:
             return "<module>", None
         return function.qualname, function.module.routes.get(function.node.name)
 
-    def _setting(self, value: object, how: str) -> Setting:
+    def _setting(self, value: object, how: str, secret: bool = False) -> Setting:
+        """A `Setting` from a resolved value; a secret's literal is never kept (so never printed or written)."""
         if isinstance(value, Str) and (value.text is not None or value.env):
             text = value.text if value.text is None or UNKNOWN not in value.text else None
+            if secret and text is not None:
+                return Setting(None, value.env, f"{how} {HARD_CODED}")
             return Setting(text, value.env, how)
         return Setting()
 
@@ -292,7 +296,7 @@ class _Scanner:
         key_value, key_how = self._kw(call, ctx, family.key_kwargs, client)
         base = self._setting(base_value, base_how) if base_value is not None else \
             Setting(None, family.base_env, "SDK default") if family.base_env else Setting()
-        key = self._setting(key_value, key_how) if key_value is not None else \
+        key = self._setting(key_value, key_how, secret=True) if key_value is not None else \
             Setting(None, family.key_env, "SDK default") if family.key_env else Setting()
         backups: list[CallSite] = []
         litellm_params: dict[str, Setting] = {}
@@ -332,6 +336,9 @@ class _Scanner:
                 sub = self._library_call(call, ctx, backup.family, backup)
                 if sub is not None:
                     backups.append(replace(sub[0], note=""))
+        if HARD_CODED in site.key.how:
+            note = "; ".join(filter(None, [note, "the API key is written in the code: move it to an environment "
+                                                 "variable (it is not shown here)"]))
         site = replace(site, note=note)
         return site, tuple(backups)
 
@@ -349,7 +356,7 @@ class _Scanner:
             if not isinstance(label, Str) or label.text != name:
                 continue
             params = self._dict(fields.get("litellm_params"))
-            return {k: self._setting(v, f"model_list {k}") for k, v in params.items()
+            return {k: self._setting(v, f"model_list {k}", secret=k == "api_key") for k, v in params.items()
                     if k in ("model", "api_base", "api_key")}
         return None
 
@@ -407,14 +414,16 @@ class _Scanner:
         key = Setting()
         headers = next((k.value for k in call.keywords if k.arg == "headers"), None)
         for name, value in self._dict(self.resolver.resolve(headers, ctx)).items() if headers is not None else ():
-            if name.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key") and \
-                    isinstance(value, Str) and value.env:
-                key = Setting(None, value.env, f"header {name}")
+            if name.lower() in ("authorization", "x-api-key", "api-key", "x-goog-api-key") and isinstance(value, Str):
+                key = self._setting(value, f"header {name}", secret=True)
         base_text = url.text.split(UNKNOWN)[0] if not url.text.startswith(UNKNOWN) else None
         base = Setting(_base_of(url.text), url.env, "URL") if (url.env or base_text) else Setting()
         note = "" if provider else f"{library}: a call to {_redact(url.text)}: the provider could not be decided"
         if provider and not model.literal:
             note = f"{library}: the model is not a literal; the target uses the catalog default"
+        if HARD_CODED in key.how:
+            note = "; ".join(filter(None, [note, "the API key is written in the code: move it to an environment "
+                                                 "variable (it is not shown here)"]))
         return CallSite(ctx.module.path, call.lineno, "http", library, provider, function, model, base, key,
                         route, note=note), ()
 
@@ -432,7 +441,7 @@ class _Scanner:
             fallback_of[id(hit)] = [Link(b, why="the library's fallbacks") for b in hit.backups]
         for hit in primaries:
             chain = [Link(hit.site), *fallback_of[id(hit)]]
-            qualname = function.qualname if function is not None else "<module>"
+            qualname = function.qualname if function is not None else Path(hit.site.path).stem
             if len(chain) == 1 and self._carries_on(hit, hits, function):
                 chain.append(Link(degraded="fallback", why=f"an except branch lets {qualname}() go on without AI: "
                                                            "check what it serves"))
@@ -471,6 +480,7 @@ def _falls_back(primary: Mark, later: Mark) -> bool:
 def _base_of(url: str) -> str | None:
     if url.startswith(UNKNOWN):
         return None
+    url = url.split("?")[0]
     head = url.split(UNKNOWN)[0]
     is_ai, _ = ai_path(url)
     if UNKNOWN in url:
@@ -484,7 +494,7 @@ def _base_of(url: str) -> str | None:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"([?&](key|api_key|token)=)[^&]*", r"\1...", url)
+    return redact_url(url)
 
 
 def _feature_name(qualname: str, route: str | None) -> str:

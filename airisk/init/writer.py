@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from airisk.init.families import proxy_base
-from airisk.init.findings import CallSite, Scan
+from airisk.init.findings import CallSite, Scan, redact_url
 from probes.catalog import CATALOG
 
 
@@ -95,7 +95,8 @@ def propose(result: Scan, proxy: str) -> Proposal:
         if site.base_url.env:
             env.setdefault(site.base_url.env, value)
         else:
-            line = f"{site.where} ({site.function}): base URL {site.base_url.literal or 'not configurable'} " \
+            literal = redact_url(site.base_url.literal) if site.base_url.literal else "not configurable"
+            line = f"{site.where} ({site.function}): base URL {literal} " \
                    f"-> {value} (no environment variable reads it: change it in code or pass base_url)"
             if line not in by_hand:
                 by_hand.append(line)
@@ -173,7 +174,7 @@ def render_report(result: Scan, proposal: Proposal) -> list[str]:
              f"{len(result.sites)} AI call site{'s' if len(result.sites) != 1 else ''}."]
     for site in result.sites:
         model = site.model.literal or (f"${site.model.env}" if site.model.env else "?")
-        base = f"${site.base_url.env}" if site.base_url.env else site.base_url.literal or "?"
+        base = f"${site.base_url.env}" if site.base_url.env else redact_url(site.base_url.literal or "?")
         key = f"${site.key.env}" if site.key.env else "?"
         route = f" [{site.route}]" if site.route else ""
         lines.append(f"  {site.where}  {site.function}{route}: {site.family} -> {site.provider or '?'} "

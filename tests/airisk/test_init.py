@@ -168,3 +168,27 @@ def test_sdk_suffixes_match_the_proxy(dialect: str) -> None:
     from chaos.speakers import SPEAKERS
 
     assert SDK_SUFFIX[dialect] == SPEAKERS[dialect].sdk_suffix
+
+
+def test_secrets_in_code_never_reach_the_output(tmp_path: Path) -> None:
+    (tmp_path / "leaky.py").write_text(
+        "import httpx\nfrom openai import OpenAI\n"
+        "client = OpenAI(api_key='sk-live-SECRET1', base_url='https://bob:SECRET2@api.openai.com/v1')\n"
+        "def ask():\n    return client.chat.completions.create(model='gpt-4o')\n"
+        "def tr():\n    return httpx.post('https://api.mistral.ai/v1/chat/completions?key=SECRET3',\n"
+        "                      headers={'authorization': 'Bearer SECRET4'}, json={'model': 'mistral-small-latest'})\n")
+    run = _cli("init", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    everything = run.stdout + run.stderr + (tmp_path / "airisk.yaml").read_text()
+    assert "SECRET" not in everything
+    assert "Not decided: leaky.py:5 (ask): the API key is written in the code" in run.stdout
+    assert "Not decided: leaky.py:7 (tr): the API key is written in the code" in run.stdout
+    assert "base URL https://api.mistral.ai/v1 -> http://127.0.0.1:8480/mistral " in run.stdout
+    assert _cli("validate", str(tmp_path / "airisk.yaml")).returncode == 0
+
+
+def test_public_names_sorted() -> None:
+    import airisk.init
+
+    assert airisk.init.__all__ == sorted(airisk.init.__all__)
+    assert all(hasattr(airisk.init, name) for name in airisk.init.__all__)
