@@ -14,6 +14,7 @@ from airisk.init.families import CONSTRUCTORS, Family
 from airisk.init.index import Function, Module, dotted, local_values
 
 MAX_DEPTH = 12
+STEPS = 20_000  # resolutions per function scanned: a bound on time, whatever the code (the rest is "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +65,16 @@ UNKNOWN = "{?}"
 @dataclass(slots=True)
 class Resolver:
     modules: list[Module]
-    by_class: dict[str, list[Function]] = field(default_factory=dict)
+    steps: int = 0
+    _calls: dict[str, list[tuple[Module, ast.Call]]] | None = None  # callee name -> calls, built on first use
+    _locals: dict[tuple[int, str], list[ast.expr]] = field(default_factory=dict)
+
+    def spent(self) -> bool:
+        return self.steps > STEPS
 
     def resolve(self, expr: ast.expr | None, ctx: Ctx, depth: int = 0) -> Value:
-        if expr is None or depth > MAX_DEPTH:
+        self.steps += 1
+        if expr is None or depth > MAX_DEPTH or self.steps > STEPS:
             return None
         d = depth + 1
         if isinstance(expr, ast.Constant):
@@ -144,7 +151,10 @@ class Resolver:
         if (bound := ctx.arg(name)) is not None:
             return self.resolve(bound[0], bound[1], d)
         if ctx.function is not None:
-            for value in reversed(local_values(ctx.function, name)):
+            key = (id(ctx.function.node), name)
+            if key not in self._locals:
+                self._locals[key] = local_values(ctx.function, name)
+            for value in reversed(self._locals[key]):
                 if (found := self.resolve(value, ctx, d)) is not None:
                     return found
             for param in ctx.function.params:
@@ -204,21 +214,22 @@ class Resolver:
         if method.node.name != "__init__" or method.cls is None:
             return None
         names = [p.arg for p in method.params][1:]
-        for module in self.modules:
-            for node in ast.walk(module.tree):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)):
-                    continue
-                callee = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
-                if callee != method.cls:
-                    continue
-                expr = next((k.value for k in node.keywords if k.arg == param), None)
-                if expr is None and param in names and names.index(param) < len(node.args):
-                    expr = node.args[names.index(param)]
-                if expr is None:
-                    continue
-                caller = enclosing(module, node)
-                if (found := self.resolve(expr, Ctx(module, caller), d)) is not None:
-                    return found
+        if self._calls is None:
+            self._calls = {}
+            for module in self.modules:
+                for node in ast.walk(module.tree):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute):
+                        callee = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                        self._calls.setdefault(callee, []).append((module, node))
+        for module, node in self._calls.get(method.cls, []):
+            expr = next((k.value for k in node.keywords if k.arg == param), None)
+            if expr is None and param in names and names.index(param) < len(node.args):
+                expr = node.args[names.index(param)]
+            if expr is None:
+                continue
+            caller = enclosing(module, node)
+            if (found := self.resolve(expr, Ctx(module, caller), d)) is not None:
+                return found
         return None
 
 

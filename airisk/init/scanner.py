@@ -107,11 +107,13 @@ class _Scanner:
             for function in module.functions:
                 self.by_name.setdefault(function.node.name, []).append(function)
         self.called: set[int] = set()  # ids of functions some AI-calling function calls
+        self.memo: dict[int, list[Hit]] = {}  # a function followed with no arguments bound: its hits
 
     def run(self) -> None:
         per_function: list[tuple[Function, list[Hit]]] = []
         for module in self.modules:
             for function in module.functions:
+                self.resolver.steps = 0
                 try:
                     hits = self.follow(function, Ctx(module, function), 0, set(), root=True)
                 except RecursionError:
@@ -125,6 +127,7 @@ class _Scanner:
                     per_function.append((function, hits))
                     for hit in hits:
                         self._record(hit)
+            self.resolver.steps = 0
             try:
                 top = self.walk(module.tree.body, Ctx(module), 0, set(), Mark(), root=True)
             except Exception as exc:  # RecursionError included: as above, one line and on to the next
@@ -152,10 +155,15 @@ class _Scanner:
     # -- following calls ------------------------------------------------------------------------------
 
     def follow(self, function: Function, ctx: Ctx, depth: int, seen: set[int], root: bool = False) -> list[Hit]:
-        if depth > MAX_CALL_DEPTH or id(function) in seen:
+        if depth > MAX_CALL_DEPTH or id(function) in seen or self.resolver.spent():
             return []
-        return self.walk(function.node.body, ctx, depth, seen | {id(function)}, Mark(), root=root,
+        if not ctx.args and id(function) in self.memo:
+            return self.memo[id(function)]
+        hits = self.walk(function.node.body, ctx, depth, seen | {id(function)}, Mark(), root=root,
                          function=function)
+        if not ctx.args and not self.resolver.spent():
+            self.memo[id(function)] = hits
+        return hits
 
     def walk(self, stmts: list[ast.stmt], ctx: Ctx, depth: int, seen: set[int], mark: Mark, root: bool = False,
              function: Function | None = None) -> list[Hit]:
@@ -192,6 +200,7 @@ class _Scanner:
         nodes = [n for n in ast.walk(expr) if isinstance(n, ast.Call)]
         nodes.sort(key=lambda n: (n.lineno, n.col_offset))
         for call in nodes:
+            self.resolver.steps += 10
             found = self.site(call, ctx)
             if found is not None:
                 hit = Hit(found[0], mark, found[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -88,3 +89,18 @@ def test_long_file_with_many_calls(tmp_path: Path) -> None:
     result = scan(tmp_path)
     assert len(result.sites) == 2000
     assert len({f.name for f in propose(result, "http://127.0.0.1:8480").features}) == 2000
+
+
+def test_call_graph_blowup_is_bounded(tmp_path: Path) -> None:
+    # each function calls the two before it with arguments: 2**200 paths if followed naively
+    lines = ["import openai\nc = openai.OpenAI()\n", "def f0(m):\n    return c.chat.completions.create(model=m)\n",
+             "def f1(m):\n    return f0(m)\n"]
+    lines += [f"def f{i}(m):\n    return f{i - 1}(m) or f{i - 2}(m)\n" for i in range(2, 200)]
+    lines += ["def main():\n    return f199('gpt-4o-mini')\n"]
+    (tmp_path / "graph.py").write_text("".join(lines))
+    started = time.monotonic()
+    result = scan(tmp_path)
+    assert time.monotonic() - started < 60
+    # calls are followed 6 deep: the one call site is found, from the functions close enough to it
+    assert {s.where for s in result.sites} == {"graph.py:4"}
+    assert result.features and all(f.chain[0].site.where == "graph.py:4" for f in result.features)
