@@ -322,8 +322,8 @@ class _Scanner:
             mp = self._kw(call, ctx, ("model_provider",), client)[0] if family.kind == "langchain" else None
             if isinstance(mp, Str) and mp.text:
                 provider = provider_of_model(f"{mp.text}:x") or provider
-        if base.literal and (by_url := provider_of_url(base.literal)) is not None and family.kind != "sdk":
-            provider = by_url
+        if base.literal and (by_url := provider_of_url(base.literal)) is not None:
+            provider = by_url  # the OpenAI SDK pointed at Groq, a local vLLM, ...
         note = ""
         if provider is None:
             note = f"{family.name}: the provider could not be decided (model {model.literal or 'not a literal'})"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from airisk.init.families import proxy_base
+from airisk.init.families import provider_of_url, proxy_base
 from airisk.init.findings import CallSite, Scan, redact_url
 from probes.catalog import CATALOG
 
@@ -18,6 +19,7 @@ class TargetProposal:
     provider: str
     model: str | None
     key_env: str | None
+    base_url: str | None = None
     sites: list[CallSite] = field(default_factory=list)
 
 
@@ -37,8 +39,16 @@ class Proposal:
     undecided: list[str]
 
 
-def _target_key(site: CallSite) -> tuple[str, str | None]:
-    return site.provider or "", site.model.literal
+def _own_base(site: CallSite) -> str | None:
+    """The site's base URL when it is not its provider's (a gateway, an Azure resource): the target needs it."""
+    literal = site.base_url.literal
+    if not literal or not literal.startswith(("http://", "https://")) or provider_of_url(literal) == site.provider:
+        return None
+    return redact_url(literal)
+
+
+def _target_key(site: CallSite) -> tuple[str, str | None, str | None]:
+    return site.provider or "", site.model.literal, _own_base(site)
 
 
 def propose(result: Scan, proxy: str) -> Proposal:
@@ -50,7 +60,7 @@ def propose(result: Scan, proxy: str) -> Proposal:
     for site in sites:
         key = _target_key(site)
         if key not in keyed:
-            keyed[key] = TargetProposal("", site.provider or "", site.model.literal, None)
+            keyed[key] = TargetProposal("", site.provider or "", site.model.literal, None, key[2])
         target = keyed[key]
         if site not in target.sites:
             target.sites.append(site)
@@ -65,6 +75,8 @@ def propose(result: Scan, proxy: str) -> Proposal:
         name = target.provider
         if per_provider[target.provider] > 1 and target.model:
             name = f"{target.provider}-{re.sub(r'[^a-z0-9.]+', '-', target.model.lower()).strip('-')}"
+        elif per_provider[target.provider] > 1 and target.base_url:
+            name = f"{target.provider}-{re.sub(r'[^a-z0-9.]+', '-', urlsplit(target.base_url).hostname or '')}"
         target.name = _unique(name, used)
     features: list[FeatureProposal] = []
     undecided = list(result.undecided)
@@ -92,6 +104,11 @@ def propose(result: Scan, proxy: str) -> Proposal:
     by_hand: list[str] = []
     for site in sites:
         value = proxy_base(site.provider or "", site.base_url.literal, proxy)
+        if (own := _own_base(site)) is not None:
+            hint = f"{site.where}: the base URL {own} is not {site.provider}'s: start the proxy with " \
+                   f"`airisk proxy --route {site.provider}={own}` so the route reaches it"
+            if hint not in undecided:
+                undecided.append(hint)
         if site.base_url.env:
             env.setdefault(site.base_url.env, value)
         else:
@@ -144,6 +161,8 @@ def render_yaml(result: Scan, proposal: Proposal, proxy: str) -> str:
         else:
             out.append(f"    # model: not a literal in the code; the catalog default "
                        f"{CATALOG[target.provider].model} is probed")
+        if target.base_url:
+            out.append(f"    base_url: {_q(target.base_url)}  # not the provider's own: a gateway or a resource")
         if target.key_env:
             out.append(f"    key_env: {_q(target.key_env)}")
     out += ["", "# One feature per AI call site: the primary backend first, then the fallbacks the code tries."]

@@ -72,6 +72,10 @@ def test_sdk_clients_passed_around() -> None:
         ("classify", "anthropic", "claude-sonnet-4-5", "ANTHROPIC_BASE_URL"),
         # a module global imported from another module
         ("tagline", "anthropic", "claude-haiku-4-5", "ANTHROPIC_BASE_URL"),
+        # the OpenAI SDK pointed at Groq by its base URL
+        ("quick", "groq", "llama-3.1-8b-instant", None),
+        # ... and at a gateway, read from the environment with a default
+        ("routed", "openai", "gpt-4o", "GATEWAY_URL"),
     }
     keys = {s.function: s.key.env for s in scan(PROJECTS / "sdk_passed").sites}
     assert keys["tagline"] == "ACME_CLAUDE_KEY"
@@ -81,7 +85,13 @@ def test_sdk_clients_passed_around() -> None:
 def test_sdk_project_config(tmp_path: Path) -> None:
     run, config = _init(tmp_path, PROJECTS / "sdk_passed")
     assert _chains(config) == {"summarize": ["openai:gpt-4.1-mini"], "classify": ["anthropic:claude-sonnet-4-5"],
-                               "tagline": ["anthropic:claude-haiku-4-5"]}
+                               "tagline": ["anthropic:claude-haiku-4-5"], "quick": ["groq:llama-3.1-8b-instant"],
+                               "routed": ["openai:gpt-4o"]}
+    gateway = next(t for t in config["targets"] if t.get("model") == "gpt-4o")
+    assert gateway["base_url"] == "https://llm-gateway.acme.internal/v1"
+    assert "`airisk proxy --route openai=https://llm-gateway.acme.internal/v1`" in run.stdout
+    assert "Change in code: acme/fast.py:10 (quick): base URL https://api.groq.com/openai/v1 -> " \
+           "http://127.0.0.1:8480/groq" in run.stdout
     tagline_target = next(t for t in config["targets"] if t.get("model") == "claude-haiku-4-5")
     assert tagline_target["key_env"] == "ACME_CLAUDE_KEY"
     assert "ACME_OPENAI_BASE_URL=http://127.0.0.1:8480/openai" in run.stdout
