@@ -1,6 +1,7 @@
 """`airisk init`: read a product's Python source with `ast`, find its AI calls, and propose an airisk.yaml.
 
-``scanner`` finds call sites and features (with ``index`` and ``resolve`` to follow values and calls,
+``scanner`` follows calls to features, ``sites`` recognises one call site (with ``index`` and ``resolve`` to
+follow values and calls,
 ``families`` for what each SDK looks like), ``findings`` holds what was found, ``writer`` turns it into
 the config and the report, ``command`` is the click command."""
 
