@@ -35,5 +35,9 @@ def init(path: Path, output: Path | None, force: bool, proxy: str) -> None:
     if not proposal.targets:
         click.echo(f"airisk: no AI call with a known provider under {path}; nothing written", err=True)
         sys.exit(1)
-    output.write_text(render_yaml(result, proposal, proxy))
+    try:
+        output.write_text(render_yaml(result, proposal, proxy))
+    except OSError as exc:
+        click.echo(f"airisk: {output}: cannot write: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     click.echo(f"Wrote {output}; check it with `airisk validate {output}`.")

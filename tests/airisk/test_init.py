@@ -202,3 +202,11 @@ def test_public_names_sorted() -> None:
 
     assert airisk.init.__all__ == sorted(airisk.init.__all__)
     assert all(hasattr(airisk.init, name) for name in airisk.init.__all__)
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "try_fallback", tmp_path / "p")
+    run = _cli("init", str(tmp_path / "p"), "--output", str(tmp_path / "missing" / "airisk.yaml"))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [f"airisk: {tmp_path / 'missing' / 'airisk.yaml'}: cannot write: "
+                                               "No such file or directory"]

@@ -30,15 +30,12 @@ FRAGMENTS = [
 ]
 
 
-def _write(files: dict[str, bytes]) -> Path:
-    root = Path(tempfile.mkdtemp(prefix="airisk-init-"))
-    for name, data in files.items():
-        (root / name).write_bytes(data)
-    return root
-
-
-def _check(root: Path, files: dict[str, bytes]) -> None:
-    result = scan(root)  # must not raise
+def _check(files: dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory(prefix="airisk-init-") as tmp:
+        root = Path(tmp)
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+        result = scan(root)  # must not raise
     assert result.files == len(files)
     for line in result.unreadable:
         assert "\n" not in line
@@ -59,14 +56,14 @@ def _check(root: Path, files: dict[str, bytes]) -> None:
                        st.lists(st.sampled_from(FRAGMENTS), max_size=12).map(lambda xs: "".join(xs).encode()),
                        min_size=1))
 def test_python_like_source_never_crashes(files: dict[str, bytes]) -> None:
-    _check(_write(files), files)
+    _check(files)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.dictionaries(st.sampled_from(["x.py", "y.py"]), st.binary(max_size=400) | st.text(max_size=400).map(
     lambda t: t.encode("utf-8", "surrogatepass")), min_size=1))
 def test_arbitrary_bytes_never_crash(files: dict[str, bytes]) -> None:
-    _check(_write(files), files)
+    _check(files)
 
 
 def test_unparsable_files_one_line_each(tmp_path: Path) -> None:
