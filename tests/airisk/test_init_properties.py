@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airisk.init import propose, render_report, render_yaml, scan
+from monitor.config import load_config
 
 FRAGMENTS = [
     "import os\n", "import openai\n", "from anthropic import Anthropic\n", "import litellm\n", "import httpx\n",
@@ -49,6 +50,10 @@ def _check(files: dict[str, bytes]) -> None:
     text = render_yaml(result, proposal, "http://127.0.0.1:8480")
     assert all("\n" not in line for line in render_report(result, proposal))
     assert isinstance(yaml.safe_load(text), dict)
+    if proposal.targets:  # what `airisk validate` loads: whatever the source, the written config is valid
+        with tempfile.TemporaryDirectory(prefix="airisk-init-") as tmp:
+            (Path(tmp) / "airisk.yaml").write_text(text)
+            load_config(Path(tmp) / "airisk.yaml")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
