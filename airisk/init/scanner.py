@@ -20,7 +20,12 @@ from airisk.init.sites import SiteReader
 
 MAX_FILE_BYTES = 2_000_000
 MAX_CALL_DEPTH = 6
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", "site-packages"}
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", "site-packages",
+             "tests", "test"}  # the product's tests call its routes and fakes, not its providers
+
+
+def _is_test_file(name: str) -> bool:
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +45,13 @@ class Hit:
 
 
 def python_files(root: Path) -> list[Path]:
+    """The product's Python files under ``root``: not its tests, virtualenvs, builds or hidden folders."""
     if root.is_file():
         return [root]
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py") and not _is_test_file(f))
     return found
 
 

@@ -192,11 +192,11 @@ class SiteReader:
         url = self.resolver.resolve(url_expr, ctx)
         if not isinstance(url, Str) or url.text is None:
             return None
-        is_ai, implied = ai_path(url.text)
+        # A path alone counts only behind a base the code configures ({base}/chat/completions), or on an
+        # absolute URL: a literal "/api/chat" is the product's own route (a test client), not a provider's.
+        is_ai, implied = ai_path(url.text) if url.text.startswith((UNKNOWN, "http://", "https://")) else (False, None)
         by_host = provider_of_url(url.text) if not url.text.startswith(UNKNOWN) else None
         if not is_ai and by_host is None:
-            return None
-        if by_host is None and not is_ai:
             return None
         provider = by_host or implied
         function, route = self._where(call, ctx)

@@ -21,3 +21,8 @@ def rewrite(text: str) -> str:
 
 def weather(city: str) -> dict:
     return httpx.get(f"https://example.com/weather/{city}").json()
+
+
+def ping(client: httpx.Client) -> int:
+    # the product's own route (an app with an /api/chat endpoint): no provider
+    return client.post("/api/chat", json={"message": "hi"}).status_code
