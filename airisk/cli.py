@@ -338,9 +338,10 @@ def _register() -> None:
     from airisk.drillcli import deps, drill
     from airisk.evalcli import eval_group
     from airisk.faultcli import fault, proxy
+    from airisk.init.command import init
     from airisk.scorecli import score
 
-    for command in (proxy, fault, drill, deps, score, eval_group):
+    for command in (proxy, fault, drill, deps, score, eval_group, init):
         main.add_command(command)
 
 
