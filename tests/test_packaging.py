@@ -326,8 +326,9 @@ def _clean(proc: subprocess.CompletedProcess) -> None:
     assert "FORBIDDEN" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("args", [[], ["monitor"], ["probe"], ["validate"], ["score"], ["deps"], ["fault", "list"]],
-                         ids=["main", "monitor", "probe", "validate", "score", "deps", "fault"])
+@pytest.mark.parametrize("args", [[], ["monitor"], ["probe"], ["validate"], ["score"], ["deps"], ["fault", "list"],
+                                  ["init"]],
+                         ids=["main", "monitor", "probe", "validate", "score", "deps", "fault", "init"])
 def test_core_commands_help_without_extras(core_env: dict[str, str], args: list[str]) -> None:
     proc = _airisk(core_env, *args, "--help")
     _clean(proc)
