@@ -263,7 +263,7 @@ class Replay:
 
 
 def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline], *, heartbeat_every: float,
-           cross_region: float | None = None, corroborate: float | None = None, hedge_tells: bool = True) -> Replay:
+           cross_region: float | None = None, corroborate: float | None = None) -> Replay:
     """Feeds every region's probes of every target to its own Detector in virtual time, and each
     transition (and heartbeat) to every pipeline.
 
@@ -273,8 +273,8 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
     regions' monitors probe that target that much later (the time for the word to cross the shared
     database), a probe that, failing, nudges its siblings there as a scheduled one does; the second
     word catches a region whose first probe went before the outage reached it. A probe hedged for
-    want of a first token (not a confirmation) tells them too, unless ``hedge_tells`` is false: a hang
-    fails only at its first-token deadline.
+    want of a first token (not a confirmation) tells them too: a hang fails only at its first-token
+    deadline.
 
     ``corroborate`` (seconds; None: off) is the monitor's corroboration (``detection.corroborate_after``,
     `monitor.service`'s look at the other regions' sightings while a target here is failing): once
@@ -359,7 +359,7 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
                 tell_regions(r, t, now)
         tr = decision.transition
         if tr is None:
-            need = detection.corroborate_after
+            need = detection.corroboration_run
             if need is not None and lane.detector.failing() >= need and corroborating(r, t, now):
                 push(now + (corroborate or 0.0), "corroborate?", r, t)
             return
@@ -403,7 +403,7 @@ def replay(world: Timeline, detection: DetectionConfig, pipelines: list[Pipeline
             if epoch != lane.epoch:
                 continue
             hedges = lane.detector.hedges(at=_dt(begun), confirm=confirming)
-            if hedges > 0 and not confirming and hedge_tells:  # `MonitorService._hedges`: a hang's first news
+            if hedges > 0 and not confirming:  # `MonitorService._hedges`: a hang's first news
                 tell_regions(r, t, now)
             wanted = hedges - (lane.inflight - 1)
             for k in range(max(0, min(wanted, HEDGE_ROOM - hedging[r]))):

@@ -179,8 +179,7 @@ class Detector:
         region adds is that it sees the failure too, which a short run of its own shows. The
         threshold keeps random failures out: at 2% a probe, 4 in a row (the default) start once in
         ~6 million probes, so a regional outage elsewhere is not made global by chance."""
-        need = self.config.corroborate_after
-        need = None if need is None else min(need, self.config.failure_threshold)
+        need = self.config.corroboration_run
         down = self._run(lambda e: e.status is Status.DOWN)
         if need is None or self._state is Status.DOWN or len(down) < need:
             return None

@@ -241,6 +241,7 @@ class MonitorService:
         self._suspects_read: datetime | None = None
         self._suspects_seen: set[tuple[str, str, datetime]] = set()
         self._suspect_warning = _Repeating()
+        self._corroborate_warning = _Repeating()
         self._tasks: set[asyncio.Task] = set()  # suspicions written off the scheduler's path
 
     async def _in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -309,9 +310,9 @@ class MonitorService:
             await scheduler.stop()
             await self._apply_held(force=True)
             await self.writer.close()
-            for task in loops:
+            for task in (*loops, *self._tasks):  # the hedges' suspicions too: none writes after `run`
                 task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
             if own_client:
                 await client.aclose()
 
@@ -443,22 +444,23 @@ class MonitorService:
             try:
                 await self._corroborate(datetime.now(UTC))
             except SQLAlchemyError as exc:
-                if self._suspect_warning.failed():
+                if self._corroborate_warning.failed():
                     log.warning("other regions' sightings not read, database unavailable: %s",
                                 exc.__class__.__name__)
             except Exception as exc:  # a bug: the loop goes on, detection does too (on its own runs)
-                if self._suspect_warning.failed():
+                if self._corroborate_warning.failed():
                     log.error("corroboration failed, trying again: %s", _one_line(exc), exc_info=exc)
+            else:
+                self._corroborate_warning.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), CORROBORATE_EVERY)
 
     async def _corroborate(self, now: datetime) -> list[str]:
         """Takes DOWN the targets failing here (``corroborate_after`` in a row, not in maintenance)
         that another alive region calls DOWN (module docstring); returns their names."""
-        need = self.detection.corroborate_after
+        need = self.detection.corroboration_run
         if need is None or not self._others_alive:
             return []
-        need = min(need, self.detection.failure_threshold)
         failing = [name for name, d in self.detectors.items()
                    if d.failing() >= need and not self.detection.maintenance_for(name, now)]
         if not failing:
@@ -484,6 +486,9 @@ class MonitorService:
                     log.warning("metrics not updated for %s: %s", name, _one_line(exc))
         if done:
             await self._apply_held()
+            if self._confirming_across_regions():  # a DOWN here is news for the third region, as in _handle
+                for name in done:
+                    await self._suspect(name, now)
         return done
 
     def _down_elsewhere(self, targets: list[str], now: datetime) -> dict[str, list[str]]:

@@ -192,6 +192,13 @@ class DetectionConfig(Section):
         return self
 
     @property
+    def corroboration_run(self) -> int | None:
+        """The failures in a row that corroborate another region's DOWN: ``corroborate_after``,
+        capped at ``failure_threshold`` (None: off)."""
+        need = self.corroborate_after
+        return None if need is None else min(need, self.failure_threshold)
+
+    @property
     def recover_rate(self) -> float:
         """The error rate a target DEGRADED by its error rate must fall to (or below) to be UP again."""
         return self.degraded_error_rate / 2 if self.recover_error_rate is None else self.recover_error_rate
