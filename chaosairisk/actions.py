@@ -7,7 +7,7 @@ Typed arguments without ``from __future__ import annotations``: `chaos discover`
 
 from typing import Any
 
-from chaos.control.client import ControlClient, ControlError
+from chaos.control.client import ControlClient, ControlError, Refused
 from chaos.faults import Fault, FaultError
 from chaosairisk.errors import AiriskActivityFailed
 
@@ -51,11 +51,12 @@ def remove_faults(url: str, fault_id: str = "", timeout_s: float = 5.0) -> dict:
         try:
             if not fault_id:
                 return {"removed": control.clear()}
-            known = {f.get("id") for f in control.faults()}
-            if fault_id not in known:
-                return {"removed": 0}
-            control.remove(fault_id)
+            control.remove(fault_id)  # one call: a list, then a remove, could race the lease
             return {"removed": 1}
+        except Refused as exc:
+            if exc.status == 404:
+                return {"removed": 0}
+            raise AiriskActivityFailed(f"airisk remove_faults at {url}: {exc}") from None
         except ControlError as exc:
             raise AiriskActivityFailed(f"airisk remove_faults at {url}: {exc}") from None
 

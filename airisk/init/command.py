@@ -36,7 +36,7 @@ def init(path: Path, output: Path | None, force: bool, proxy: str) -> None:
         click.echo(f"airisk: no AI call with a known provider under {path}; nothing written", err=True)
         sys.exit(1)
     try:
-        output.write_text(render_yaml(result, proposal, proxy))
+        output.write_text(render_yaml(result, proposal, proxy), encoding="utf-8")
     except OSError as exc:
         click.echo(f"airisk: {output}: cannot write: {exc.strerror or exc}", err=True)
         sys.exit(2)

@@ -130,7 +130,7 @@ class ControlAPI:
         if refusal is not None:
             return _error(refusal.status, refusal.message, refusal.headers)
         too_large = _error(413, f"body: larger than {MAX_BODY} bytes")
-        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        if length is not None and length.isascii() and length.strip().isdigit() and int(length) > MAX_BODY:
             return too_large  # refused before a byte of it is read
         try:
             body = await read_body(MAX_BODY)

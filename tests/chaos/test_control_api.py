@@ -161,7 +161,8 @@ def test_any_request_gets_a_json_answer_and_never_a_server_error(method, path, q
 
 
 header_values = st.none() | st.text(max_size=40) | st.sampled_from(
-    ["127.0.0.1:8480", "localhost", "[::1]:1", "evil.example", "application/json", "text/plain", "null", "0", "12"])
+    ["127.0.0.1:8480", "localhost", "[::1]:1", "evil.example", "application/json", "text/plain", "null", "0", "12",
+     "\u00b2", "\u0663\u0663"])  # digits that are not ASCII: int() takes some, HTTP does not
 
 
 @settings(max_examples=300, deadline=None)
@@ -261,3 +262,15 @@ def test_the_emulators_log_still_reads_as_the_deque_it_was(servers):
     assert log[0]["id"] + 1 == log[-1]["id"]
     log.clear()
     assert len(log) == 0 and list(log) == []
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0663\u0663", " 12 "])
+def test_a_content_length_of_other_digits_is_no_crash(length):
+    """``str.isdigit`` takes digits ``int()`` refuses ('²') or reads (Arabic-Indic): neither is HTTP's."""
+    headers = {"host": "127.0.0.1:8480", "content-type": "application/json", "content-length": length}
+
+    async def read_body(limit: int) -> bytes:
+        return b"{}"
+
+    reply = asyncio.run(_api().handle("GET", "/_airisk/health", {}, headers, read_body))
+    assert reply is not None and reply.status == 200

@@ -137,11 +137,6 @@ def test_the_description_experiment_deviates_for_want_of_a_fallback(stack, tmp_p
 
 
 def test_chaos_discover_finds_the_activities(tmp_path):
-    import airisk
-
-    if not hasattr(airisk, "discover"):
-        pytest.skip("airisk/__init__.py does not re-export chaosairisk's discover yet: `chaos discover airisk` "
-                    "imports the distribution's first top-level package, airisk")
     done = chaos("discover", "--no-system-info", "--no-install", "--discovery-path", str(tmp_path / "d.json"),
                  "airisk", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
