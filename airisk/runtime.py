@@ -54,13 +54,9 @@ def emulator_targets(url: str) -> list[Target]:
     ]
 
 
-# The signal handling the emulator and the proxy stop by, shared by the monitor and `airisk up`.
-_until_signalled = until_signalled
-
-
 async def until_signalled_or(alive) -> None:
     """Wait for SIGINT/SIGTERM, or until ``alive()`` turns false (a child process died)."""
-    stopper = asyncio.create_task(_until_signalled())
+    stopper = asyncio.create_task(until_signalled())
     while not stopper.done() and alive():
         await asyncio.wait([stopper], timeout=0.5)
     stopper.cancel()
@@ -72,7 +68,7 @@ async def monitor_forever(*, config, engine, region: str, metrics_port: int, met
     service = MonitorService(config=config, engine=engine, region=region)
     server = service.metrics.serve(port=metrics_port, host=metrics_host) if metrics_port else None
     stop = asyncio.Event()
-    signals = asyncio.create_task(_until_signalled())
+    signals = asyncio.create_task(until_signalled())
     signals.add_done_callback(lambda _: stop.set())
     try:
         await service.run(stop)

@@ -237,7 +237,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
     """Run until SIGINT or SIGTERM, then stop everything it started. Raises `UpError` (after stopping
     everything) when something it needs does not start, or ends: the monitor, the dashboard, the local
     model, the demo's emulator, proxy or storefront; each is looked at every `WATCH_EVERY_S`."""
-    from airisk.runtime import _until_signalled
+    from chaos.run import until_signalled
     from monitor.config import load_config
     from monitor.service import MonitorService
     from monitor.store import make_engine
@@ -276,7 +276,7 @@ async def run_up(*, config_path: Path | None, ports: Ports, host: str) -> None:
         needed.redact = _redactor(engine)
         dash_env["AIRISK_CONFIG"] = str(config_path)  # absolute: the dashboard runs from elsewhere
         stack.start("dashboard", dashboard_command(host, ports.dashboard), env=dash_env, keep=_DASHBOARD_KEEP)
-        signalled = asyncio.create_task(_until_signalled())
+        signalled = asyncio.create_task(until_signalled())
         service = MonitorService(config=config, engine=engine, region="demo" if demo else "")
         needed.tasks["monitor"] = asyncio.create_task(service.run(stop))
         health = f"http://127.0.0.1:{ports.dashboard}/_stcore/health"
