@@ -43,6 +43,28 @@ def hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return _HOP | named if named else _HOP
 
 
+def response_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(the upstream's response headers to pass on, its ``Content-Type`` or b""), in one pass:
+    hop-by-hop ones are not passed on, but ``Content-Length`` is (the caller drops it when it
+    changes the body)."""
+    out: list[tuple[bytes, bytes]] = []
+    content_type = None
+    named = False
+    for key, value in raw:
+        lk = key.lower()
+        if lk == b"content-type" and content_type is None:
+            content_type = value
+        if lk in _HOP and lk != b"content-length":
+            named = named or lk == b"connection"
+            continue
+        out.append((key, value))
+    if named:  # a Connection header may name more (rare beyond "keep-alive" or "close")
+        hop = hop_by_hop(raw)
+        if hop is not _HOP:
+            out = [(k, v) for k, v in out if (lk := k.lower()) not in hop or lk == b"content-length"]
+    return out, content_type or b""
+
+
 def split_target(scope: dict[str, Any]) -> tuple[str, str, str, str]:
     """(route name, path after it as received, the same path decoded, query as received).
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import re
 import ssl
 import time
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httptools
@@ -37,6 +39,28 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 class UpstreamError(OSError):
     pass
+
+
+class Origin(NamedTuple):
+    """Where a base URL's requests go: the pool's key (scheme, host, port), the ``host`` header
+    as sent, and the base's path (prefixed to each request's target)."""
+
+    key: tuple[str, str, int]
+    host_header: bytes
+    path: str
+
+
+@functools.lru_cache(maxsize=1024)
+def origin(base: str) -> Origin | None:
+    """``base`` split once (a route's upstream is the same on every request; `urlsplit` is not
+    free on the hot path), or None when it holds a query or fragment (its requests' URLs are then
+    split whole, as `UpstreamPool.request` does). Raises `ValueError` for a bad port, not cached."""
+    parts = urlsplit(base)
+    if parts.query or parts.fragment or "?" in base or "#" in base:
+        return None
+    scheme = parts.scheme
+    port = parts.port or (443 if scheme == "https" else 80)
+    return Origin((scheme, parts.hostname or "", port), parts.netloc.rpartition("@")[2].encode(), parts.path)
 
 
 def build_head(method: str, target: str, host: bytes, headers: list[tuple[bytes, bytes]], length: int | None) -> bytes:
@@ -186,6 +210,17 @@ class Response:
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
+    async def read(self) -> bytes | None:
+        """The next body piece as received, or None at the end (what `chunks` yields, without an
+        async generator on the hot path); the caller closes the response."""
+        return await self._conn.read()
+
+    @property
+    def drained(self) -> bool:
+        """The whole body has arrived and been read: the last piece read was the last."""
+        conn = self._conn
+        return conn.done and not conn.body
+
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
         try:
@@ -261,9 +296,16 @@ class UpstreamPool:
         scheme = parts.scheme
         port = parts.port or (443 if scheme == "https" else 80)
         host = parts.hostname or ""
-        key = (scheme, host, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = parts.netloc.rpartition("@")[2].encode()
+        return await self.send(method, Origin((scheme, host, port), host_header, ""), target, headers, body)
+
+    async def send(self, method: str, to: Origin, target: str, headers: list[tuple[bytes, bytes]],
+                   body: bytes) -> Response:
+        """`request` with the URL already split (`origin`): ``target`` is the request target as
+        sent (path and query, the origin's path included)."""
+        key = to.key
+        host_header = to.host_header
         length = len(body) if body or method in ("POST", "PUT", "PATCH") else None
         payload = build_head(method, target, host_header, headers, length) + body
         conn = self._take(key) or await self._connect(key)
