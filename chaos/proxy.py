@@ -100,10 +100,12 @@ class FaultProxy:
         self.head_timeout_s = head_timeout_s
         self.max_body = MAX_BODY if max_body is None else max_body
         self._pool: UpstreamPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the serving loop (see `Watch`)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._pool is None:
             # No read timeout on the body: the product's client decides how long it waits, as it
             # would for the provider. Bytes pass through as the upstream sent them (no decompression).
@@ -218,7 +220,7 @@ class FaultProxy:
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         # One watch from the request to the last byte: if the product hangs up while the upstream
         # is silent (before its head, or mid-body), the upstream connection is closed at once.
-        async with Watch(receive) as watch:
+        async with Watch(receive, self._loop) as watch:
             if plan.first_token_delay_s:
                 # Before asking the upstream, not before relaying its answer: the whole answer shifts
                 # once, later tokens keep their pace (held back, they would arrive as one burst).

@@ -208,8 +208,9 @@ class Watch:
 
     __slots__ = ("_deadline", "_loop", "_owner", "_receive", "_task", "_timer", "finished", "gone", "timed_out")
 
-    def __init__(self, receive: Callable) -> None:
+    def __init__(self, receive: Callable, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._receive = receive
+        self._loop = loop  # the running loop, when the caller knows it (asking costs a getpid() on 3.11)
         self.gone = False
         self.timed_out = False
         self.finished = False  # set before the last send: the disconnect that follows is the normal end
@@ -217,10 +218,12 @@ class Watch:
         self._deadline: float | None = None
 
     async def __aenter__(self) -> Watch:
-        owner = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        owner = asyncio.current_task(loop)
         assert owner is not None
         self._owner = owner
-        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(WATCH_AFTER_S, self._tick)
         return self
 

@@ -96,6 +96,9 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
         self.pool, self.key = pool, key
+        # Kept: on Python 3.11 each asyncio.get_running_loop() is a getpid() system call (a fork
+        # check), and this is the hot path.
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -192,7 +195,7 @@ class _Conn(asyncio.Protocol):
                 return None
             if self.error is not None:
                 raise self.error
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             await self.waiter
             self.waiter = None
 
@@ -310,7 +313,7 @@ class UpstreamPool:
         payload = build_head(method, target, host_header, headers, length) + body
         conn = self._take(key) or await self._connect(key)
         conn.no_body = method == "HEAD"
-        conn.head = asyncio.get_running_loop().create_future()
+        conn.head = conn.loop.create_future()
         conn.transport.write(payload)  # type: ignore[union-attr]
         try:
             await conn.head
