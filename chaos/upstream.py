@@ -203,20 +203,18 @@ class _Conn(asyncio.Protocol):
 class Response:
     """A response whose head has arrived; iterate `chunks()` for the body, then it is released."""
 
-    __slots__ = ("_conn", "_pool", "headers", "status")
+    __slots__ = ("_conn", "_pool", "headers", "read", "status")
 
     def __init__(self, conn: _Conn, pool: UpstreamPool) -> None:
         self._conn, self._pool = conn, pool
         self.status = conn.status
         self.headers = conn.headers
+        # The next body piece as received, or None at the end (what `chunks` yields, without an
+        # async generator or a second coroutine on the hot path); the caller closes the response.
+        self.read = conn.read
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
-
-    async def read(self) -> bytes | None:
-        """The next body piece as received, or None at the end (what `chunks` yields, without an
-        async generator on the hot path); the caller closes the response."""
-        return await self._conn.read()
 
     @property
     def drained(self) -> bool:
