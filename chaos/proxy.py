@@ -57,10 +57,10 @@ from chaos.proxyhttp import (
     Watch,
     drop,
     hold,
-    hop_by_hop,
     proxy_error,
     read_body,
     request_headers,
+    response_headers,
     send_json,
     split_target,
 )
@@ -68,7 +68,7 @@ from chaos.requestlog import LOG_SIZE, RequestLog
 from chaos.rewrite import StreamEditor, is_stream, needs_editing, synthesize
 from chaos.routes import Route
 from chaos.speakers import SPEAKERS, Ask
-from chaos.upstream import Response, UpstreamPool
+from chaos.upstream import Response, UpstreamPool, origin
 
 if TYPE_CHECKING:
     from chaos.proxycapture import Capture, Tap
@@ -100,10 +100,12 @@ class FaultProxy:
         self.head_timeout_s = head_timeout_s
         self.max_body = MAX_BODY if max_body is None else max_body
         self._pool: UpstreamPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the serving loop (see `Watch`)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._pool is None:
             # No read timeout on the body: the product's client decides how long it waits, as it
             # would for the provider. Bytes pass through as the upstream sent them (no decompression).
@@ -198,17 +200,18 @@ class FaultProxy:
                 if self.capture is not None and feature is not None and ask is not None and not plan.faults:
                     tap = self.capture.open(feature, route=route.name, dialect=route.dialect, path=path,
                                             model=entry["model"], body=body)
-                url = route.upstream + raw_path + ("?" + query if query else "")
-                await self._forward(route, url, scope, headers, body, plan, ask, receive, send, entry, started, tap)
+                await self._forward(route, raw_path, query, scope, headers, body, plan, ask, receive, send, entry,
+                                    started, tap)
         finally:
             entry["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
             self.log.done(entry)
             if tap is not None:
                 self.capture.done(tap)  # type: ignore[union-attr]
 
-    async def _forward(self, route: Route, url: str, scope: dict[str, Any], headers: list[tuple[bytes, bytes]],
-                       body: bytes, plan: Plan, ask: Ask | None, receive: Callable, send: Callable,
-                       entry: dict[str, Any], started: float, tap: Tap | None = None) -> None:
+    async def _forward(self, route: Route, raw_path: str, query: str, scope: dict[str, Any],
+                       headers: list[tuple[bytes, bytes]], body: bytes, plan: Plan, ask: Ask | None,
+                       receive: Callable, send: Callable, entry: dict[str, Any], started: float,
+                       tap: Tap | None = None) -> None:
         if self._pool is None:
             await self.start()
         assert self._pool is not None
@@ -217,14 +220,20 @@ class FaultProxy:
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", b"identity")]
         # One watch from the request to the last byte: if the product hangs up while the upstream
         # is silent (before its head, or mid-body), the upstream connection is closed at once.
-        async with Watch(receive) as watch:
+        async with Watch(receive, self._loop) as watch:
             if plan.first_token_delay_s:
                 # Before asking the upstream, not before relaying its answer: the whole answer shifts
                 # once, later tokens keep their pace (held back, they would arrive as one burst).
                 await asyncio.sleep(plan.first_token_delay_s)
             watch.expect_head(self.head_timeout_s)
             try:
-                response = await self._pool.request(scope["method"], url, headers, body)
+                to = origin(route.upstream)
+                if to is None or "?" in raw_path or "#" in raw_path or "#" in query:
+                    url = route.upstream + raw_path + ("?" + query if query else "")
+                    response = await self._pool.request(scope["method"], url, headers, body)
+                else:  # the route's upstream split once, not on every request
+                    target = (to.path + raw_path or "/") + ("?" + query if query else "")
+                    response = await self._pool.send(scope["method"], to, target, headers, body)
             except (OSError, ValueError) as exc:
                 entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
                 message = f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500]
@@ -234,11 +243,10 @@ class FaultProxy:
             try:
                 status = response.status
                 entry["status"] = status
-                streaming = is_stream(response.header(b"content-type") or b"")
-                edit = editing and streaming and status == 200
-                hop = hop_by_hop(response.headers)
-                out_headers = [(k, v) for k, v in response.headers
-                               if (lk := k.lower()) not in hop or (lk == b"content-length" and not edit)]
+                out_headers, content_type = response_headers(response.headers)
+                edit = editing and status == 200 and is_stream(content_type)
+                if edit:  # the editor changes the body's length
+                    out_headers = [(k, v) for k, v in out_headers if k.lower() != b"content-length"]
                 await send({"type": "http.response.start", "status": status, "headers": out_headers})
                 entry["ttfb_ms"] = round((time.perf_counter() - started) * 1000, 3)
                 if edit:
@@ -247,7 +255,11 @@ class FaultProxy:
                         await drop(scope, reset=False)
                         return
                 elif tap is None:
-                    async for data in response.chunks():
+                    while (data := await response.read()) is not None:
+                        if response.drained:  # the last piece: the end goes with it (one send, not two)
+                            watch.finished = True
+                            await send({"type": "http.response.body", "body": data, "more_body": False})
+                            return
                         await send({"type": "http.response.body", "body": data, "more_body": True})
                 else:  # the bytes are read after the answer has gone, off the event loop (chaos.proxycapture)
                     tap.status, tap.content_type = status, response.header(b"content-type") or b""

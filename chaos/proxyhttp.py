@@ -43,6 +43,28 @@ def hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return _HOP | named if named else _HOP
 
 
+def response_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(the upstream's response headers to pass on, its ``Content-Type`` or b""), in one pass:
+    hop-by-hop ones are not passed on, but ``Content-Length`` is (the caller drops it when it
+    changes the body)."""
+    out: list[tuple[bytes, bytes]] = []
+    content_type = None
+    named = False
+    for key, value in raw:
+        lk = key.lower()
+        if lk == b"content-type" and content_type is None:
+            content_type = value
+        if lk in _HOP and lk != b"content-length":
+            named = named or lk == b"connection"
+            continue
+        out.append((key, value))
+    if named:  # a Connection header may name more (rare beyond "keep-alive" or "close")
+        hop = hop_by_hop(raw)
+        if hop is not _HOP:
+            out = [(k, v) for k, v in out if (lk := k.lower()) not in hop or lk == b"content-length"]
+    return out, content_type or b""
+
+
 def split_target(scope: dict[str, Any]) -> tuple[str, str, str, str]:
     """(route name, path after it as received, the same path decoded, query as received).
 
@@ -186,8 +208,9 @@ class Watch:
 
     __slots__ = ("_deadline", "_loop", "_owner", "_receive", "_task", "_timer", "finished", "gone", "timed_out")
 
-    def __init__(self, receive: Callable) -> None:
+    def __init__(self, receive: Callable, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._receive = receive
+        self._loop = loop  # the running loop, when the caller knows it (asking costs a getpid() on 3.11)
         self.gone = False
         self.timed_out = False
         self.finished = False  # set before the last send: the disconnect that follows is the normal end
@@ -195,10 +218,12 @@ class Watch:
         self._deadline: float | None = None
 
     async def __aenter__(self) -> Watch:
-        owner = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        owner = asyncio.current_task(loop)
         assert owner is not None
         self._owner = owner
-        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(WATCH_AFTER_S, self._tick)
         return self
 

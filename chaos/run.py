@@ -12,7 +12,8 @@ command line, its composition root.
 
 The options mean what the ``airisk`` commands' do (``--store`` and ``--capture`` need the
 monitor's database and stay with ``airisk proxy``). A bad one: ``airisk: <what>``, exit 2. This
-entry point runs on asyncio's own loop; ``airisk`` picks uvloop where installed.
+entry point runs on uvloop where installed, as ``airisk`` does (`run`), so a drill's proxy costs
+what ``airisk proxy``'s does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 EMULATOR_PORT = 8470
@@ -216,9 +217,21 @@ def _proxy_call(args: argparse.Namespace) -> Any:
                          max_body=args.max_body)
 
 
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """On uvloop when installed (the ``fast`` extra), else asyncio's own loop: the choice
+    ``airisk/runtime.py`` makes. Measured for the proxy (bench/proxy_overhead.py): less CPU a
+    request on uvloop's loop and transports."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is an optional extra
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    asyncio.run(_emulator_call(args) if args.side == "emulate" else _proxy_call(args))
+    run(_emulator_call(args) if args.side == "emulate" else _proxy_call(args))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import re
 import ssl
 import time
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httptools
@@ -37,6 +39,28 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 class UpstreamError(OSError):
     pass
+
+
+class Origin(NamedTuple):
+    """Where a base URL's requests go: the pool's key (scheme, host, port), the ``host`` header
+    as sent, and the base's path (prefixed to each request's target)."""
+
+    key: tuple[str, str, int]
+    host_header: bytes
+    path: str
+
+
+@functools.lru_cache(maxsize=1024)
+def origin(base: str) -> Origin | None:
+    """``base`` split once (a route's upstream is the same on every request; `urlsplit` is not
+    free on the hot path), or None when it holds a query or fragment (its requests' URLs are then
+    split whole, as `UpstreamPool.request` does). Raises `ValueError` for a bad port, not cached."""
+    parts = urlsplit(base)
+    if parts.query or parts.fragment or "?" in base or "#" in base:
+        return None
+    scheme = parts.scheme
+    port = parts.port or (443 if scheme == "https" else 80)
+    return Origin((scheme, parts.hostname or "", port), parts.netloc.rpartition("@")[2].encode(), parts.path)
 
 
 def build_head(method: str, target: str, host: bytes, headers: list[tuple[bytes, bytes]], length: int | None) -> bytes:
@@ -72,6 +96,9 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
         self.pool, self.key = pool, key
+        # Kept: on Python 3.11 each asyncio.get_running_loop() is a getpid() system call (a fork
+        # check), and this is the hot path.
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -168,7 +195,7 @@ class _Conn(asyncio.Protocol):
                 return None
             if self.error is not None:
                 raise self.error
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             await self.waiter
             self.waiter = None
 
@@ -176,15 +203,24 @@ class _Conn(asyncio.Protocol):
 class Response:
     """A response whose head has arrived; iterate `chunks()` for the body, then it is released."""
 
-    __slots__ = ("_conn", "_pool", "headers", "status")
+    __slots__ = ("_conn", "_pool", "headers", "read", "status")
 
     def __init__(self, conn: _Conn, pool: UpstreamPool) -> None:
         self._conn, self._pool = conn, pool
         self.status = conn.status
         self.headers = conn.headers
+        # The next body piece as received, or None at the end (what `chunks` yields, without an
+        # async generator or a second coroutine on the hot path); the caller closes the response.
+        self.read = conn.read
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
+
+    @property
+    def drained(self) -> bool:
+        """The whole body has arrived and been read: the last piece read was the last."""
+        conn = self._conn
+        return conn.done and not conn.body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
@@ -261,14 +297,21 @@ class UpstreamPool:
         scheme = parts.scheme
         port = parts.port or (443 if scheme == "https" else 80)
         host = parts.hostname or ""
-        key = (scheme, host, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = parts.netloc.rpartition("@")[2].encode()
+        return await self.send(method, Origin((scheme, host, port), host_header, ""), target, headers, body)
+
+    async def send(self, method: str, to: Origin, target: str, headers: list[tuple[bytes, bytes]],
+                   body: bytes) -> Response:
+        """`request` with the URL already split (`origin`): ``target`` is the request target as
+        sent (path and query, the origin's path included)."""
+        key = to.key
+        host_header = to.host_header
         length = len(body) if body or method in ("POST", "PUT", "PATCH") else None
         payload = build_head(method, target, host_header, headers, length) + body
         conn = self._take(key) or await self._connect(key)
         conn.no_body = method == "HEAD"
-        conn.head = asyncio.get_running_loop().create_future()
+        conn.head = conn.loop.create_future()
         conn.transport.write(payload)  # type: ignore[union-attr]
         try:
             await conn.head
