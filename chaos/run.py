@@ -204,9 +204,17 @@ def _emulator_call(args: argparse.Namespace) -> Any:
                            token_gap_ms=args.token_gap_ms, timeline=timeline, allow_external=args.allow_external)
 
 
+# The ranges `airisk proxy` gives its options (airisk/faultcli.py), checked here for `python -m chaos.run`.
+_PROXY_RANGES = (("log_size", "--log-size", 1, None), ("grace", "--grace", 0, 3600),
+                 ("head_timeout", "--head-timeout", 1, 86_400), ("max_body", "--max-body", 1024, 1 << 30))
+
+
 def _proxy_call(args: argparse.Namespace) -> Any:
-    if args.log_size < 1:
-        _refuse("--log-size: must be at least 1")
+    for name, flag, low, high in _PROXY_RANGES:
+        value = getattr(args, name)
+        if value is not None and not (low <= value and (high is None or value <= high)):
+            _refuse(f"{flag}: must be {f'from {low} to {high}' if high is not None else f'at least {low}'}, "
+                    f"got {value}")
     try:
         routes = proxy_routes(args.host, allow_external=args.allow_external, emulator=args.emulator,
                               route_specs=args.routes)

@@ -274,3 +274,17 @@ def test_a_content_length_of_other_digits_is_no_crash(length):
 
     reply = asyncio.run(_api().handle("GET", "/_airisk/health", {}, headers, read_body))
     assert reply is not None and reply.status == 200
+
+
+@pytest.mark.parametrize(("option", "said"), [
+    (["--max-body", "10"], "--max-body: must be from 1024 to 1073741824, got 10"),
+    (["--head-timeout", "0"], "--head-timeout: must be from 1 to 86400, got 0.0"),
+    (["--grace", "5000"], "--grace: must be from 0 to 3600, got 5000.0"),
+    (["--log-size", "0"], "--log-size: must be at least 1, got 0"),
+])
+def test_python_m_chaos_run_refuses_what_airisk_proxy_refuses(option, said, capsys):
+    """The same ranges as `airisk proxy`'s options (airisk/faultcli.py), in one line, before anything starts."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["proxy", "--port", "0", *option])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(said)
