@@ -233,6 +233,14 @@ def set_vendor_post(*, session: Session, incident_id: int, first_post_at: dateti
     return row
 
 
+def _status_values(*, provider: str, fetched_at: datetime, indicator: str, description: str = "",
+                   incidents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A status snapshot's column values, as `record_status` and `record_status_bulk` store them (an
+    unknown or missing field is a TypeError naming it)."""
+    return {"provider": provider, "fetched_at": _aware(fetched_at, "fetched_at"), "indicator": indicator,
+            "description": description or "", "incidents": list(incidents or [])}
+
+
 def record_status(
     *,
     session: Session,
@@ -243,13 +251,8 @@ def record_status(
     incidents: list[dict[str, Any]] | None = None,
 ) -> StatusSnapshot:
     """Stores what ``provider``'s status page said at ``fetched_at``."""
-    row = StatusSnapshot(
-        provider=provider,
-        fetched_at=_aware(fetched_at, "fetched_at"),
-        indicator=indicator,
-        description=description or "",
-        incidents=list(incidents or []),
-    )
+    row = StatusSnapshot(**_status_values(provider=provider, fetched_at=fetched_at, indicator=indicator,
+                                          description=description, incidents=incidents))
     session.add(row)
     session.flush()
     return row
@@ -264,9 +267,10 @@ def record_status_bulk(*, session: Session, snapshots: Iterable[Mapping[str, Any
         unknown = sorted(snap.keys() - {"provider", "fetched_at", "indicator", "description", "incidents"})
         if unknown:
             raise ValueError(f"status snapshot: unknown fields {unknown}")
-        rows.append({"provider": snap["provider"], "fetched_at": _aware(snap["fetched_at"], "fetched_at"),
-                     "indicator": snap["indicator"], "description": snap.get("description") or "",
-                     "incidents": list(snap.get("incidents") or [])})
+        try:
+            rows.append(_status_values(**snap))
+        except TypeError as exc:  # a required field missing: bad input, said as such
+            raise ValueError(f"status snapshot: {exc}") from None
     if rows:
         session.execute(sa.insert(StatusSnapshot.__table__), rows)
     return len(rows)
