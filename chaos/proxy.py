@@ -83,6 +83,11 @@ a non-streamed answer sends its head only when the whole answer is written, whic
 for a long or reasoning answer, and the official SDKs themselves wait 10 minutes by default; the
 proxy must not time out before the product would. It exists so that a black-holed upstream
 cannot hold a task and a socket for ever when the product's client has no timeout."""
+_NO_FAULTS = Plan()
+"""The plan of every request while no fault is in force; read, never changed (only `FaultSet.plan` fills a
+plan, and it makes a new one each time)."""
+
+
 class FaultProxy:
     """The ASGI application. One event loop owns it (the fault set and the log are not locked).
 
@@ -186,9 +191,12 @@ class FaultProxy:
             if ask is not None:
                 entry["model"] = ask.model or None
                 entry["stream"] = ask.stream
-            plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
-                                                model=entry["model"], feature=feature))
-            entry["faults"] = plan.names
+            if self.faults.empty:  # no fault in force: no request to describe, no dice to roll
+                plan = _NO_FAULTS
+            else:
+                plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
+                                                    model=entry["model"], feature=feature))
+                entry["faults"] = plan.names
             if plan.respond is not None:
                 if plan.first_token_delay_s:  # a slow error is still slow
                     await asyncio.sleep(plan.first_token_delay_s)

@@ -76,11 +76,15 @@ def build_head(method: str, target: str, host: bytes, headers: list[tuple[bytes,
     if not _TARGET.fullmatch(host):
         raise ValueError(f"host {host[:100]!r}: not a valid host")
     fields = []
+    colon = False
     for name, value in headers:
         fields += [name, b": ", value, b"\r\n"]
+        colon = colon or b":" in name
     block = b"".join(fields)
-    # As many lines as headers (a CR/LF inside a value would make a well-formed line of its own)
-    if block.count(b"\n") != len(headers) or not _FIELDS.fullmatch(block):  # then say which one
+    # As many lines as headers (a CR/LF inside a value would make a well-formed line of its own),
+    # and no colon in a name: the block alone cannot tell where a name ends (name "a: " and value
+    # "b" read as name "a", value ": b"), so a name is looked at once more for that, not by a regex.
+    if colon or block.count(b"\n") != len(headers) or not _FIELDS.fullmatch(block):  # then say which one
         for name, value in headers:
             if not _TOKEN.fullmatch(name):
                 raise ValueError(f"header name {name[:100]!r}: not an HTTP token")

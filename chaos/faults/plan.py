@@ -33,6 +33,12 @@ class FaultSet:
         self._faults: dict[str, Fault] = {}
         self._rng = rng or random.Random()
 
+    @property
+    def empty(self) -> bool:
+        """No fault in force (not even a lapsed one not yet pruned): `plan` would return an empty
+        `Plan` for any request, so a hot path may skip describing the request (`RequestInfo`)."""
+        return not self._faults
+
     def add(self, fault: Fault) -> Fault:
         self._faults[fault.id] = fault
         return fault

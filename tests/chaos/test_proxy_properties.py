@@ -10,10 +10,11 @@ from urllib.parse import urlsplit
 
 import httptools
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chaos.faults import Fault, FaultSet, RequestInfo
+from chaos.faults.fault import Scope
 from chaos.proxyhttp import hop_by_hop, request_headers, response_headers, split_target
 from chaos.rewrite import Out, Splitter, StreamEditor
 from chaos.speakers import SPEAKERS, Ask
@@ -177,6 +178,7 @@ _VALUE = st.one_of(st.sampled_from([b"x-hop, X-A", b"close", b"a\r\nx-injected: 
 
 @settings(max_examples=200)
 @given(headers=st.lists(st.tuples(_NAME, _VALUE), max_size=8))
+@example(headers=[(b"*: ", b"x-hop, X-A")])  # a colon in a name: the joined block read as name "*"
 def test_any_headers_are_sent_as_they_mean_or_refused(headers):
     scope_headers = [(k.lower(), v) for k, v in headers]  # ASGI servers give names in lower case
     sent, _, _ = request_headers(scope_headers)
@@ -237,3 +239,32 @@ def test_the_upstream_split_once_sends_what_splitting_each_url_sent(base, raw, q
     assert to.host_header == parts.netloc.rpartition("@")[2].encode()
     assert (to.path + rest or "/") + ("?" + q if q else "") == (parts.path or "/") + (
         f"?{parts.query}" if parts.query else "")
+
+
+_SCOPE = st.sampled_from([Scope(), Scope(route="openai"), Scope(model="gpt-4o-mini"), Scope(feature="chat")])
+
+
+@settings(max_examples=100)
+@given(ops=st.lists(st.tuples(st.sampled_from(["add", "add-lapsed", "remove", "clear"]), _SCOPE), max_size=6),
+       req=st.builds(RequestInfo, route=st.sampled_from(["openai", "anthropic"]),
+                     model=st.sampled_from([None, "gpt-4o-mini"]), feature=st.sampled_from([None, "chat"])))
+def test_an_empty_fault_set_plans_nothing_so_the_proxy_may_skip_planning(ops, req):
+    """`FaultSet.empty` is what the proxy reads to skip `plan` (and `RequestInfo`) on every request:
+    while it says empty, no request can get a fault; a lapsed fault not yet pruned is not empty."""
+    faults, added = FaultSet(), []
+    for op, scope in ops:
+        if op.startswith("add"):
+            fault = Fault(type="server_error", scope=scope)
+            if op == "add-lapsed":
+                fault.expires_at = 1.0
+            added.append(faults.add(fault).id)
+        elif op == "remove" and added:
+            faults.remove(added.pop())
+        elif op == "clear":
+            faults.clear()
+            added.clear()
+    was_empty = faults.empty
+    plan = faults.plan(req)
+    if was_empty:
+        assert plan.faults == [] and plan.respond is None and plan.stream is None
+    assert was_empty == (not added)
