@@ -453,7 +453,7 @@ class _Pipelined(Exception):
 
 
 class _HeadTooLarge(Exception):
-    pass
+    """Raised from the parser's callback when a request head passes the size cap (answered 431)."""
 
 
 class ProxyServer:

@@ -74,7 +74,7 @@ class Break:
 
 @dataclass(frozen=True, slots=True)
 class Unterminated:
-    pass
+    """The whole stream, but not its end-of-stream marker (no fields: the marker is the speaker's)."""
 
 
 @dataclass(frozen=True, slots=True)
