@@ -9,7 +9,8 @@ both have mean the same on both:
     GET    /_airisk/fault-types            the fault catalogue with parameters and defaults
     GET    /_airisk/faults                 faults in force (lapsed leases are dropped)
     POST   /_airisk/faults                 add one -> 201 with its id
-    POST   /_airisk/faults/{id}/renew      extend its lease: {"for_s"}
+    POST   /_airisk/faults/{id}/renew      extend its lease: {"for_s"}; 404 when gone, with
+                                           "lapsed_at" when its lease ran out (not removed)
     DELETE /_airisk/faults/{id}            remove one
     DELETE /_airisk/faults                 remove all
     POST   /_airisk/reset                  remove every fault, and whatever else the side resets:
@@ -69,7 +70,12 @@ class Reply:
 
 
 class NotFound(LookupError):
-    """An id the request names does not exist: a 404 with this message."""
+    """An id the request names does not exist: a 404 with this message (and ``fields``, more of
+    the answer's JSON)."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 # A verb: the request and the values of the path's ``{...}`` segments in, a reply (or a JSON body for
@@ -154,7 +160,7 @@ class ControlAPI:
             try:
                 result = verb(request, bound)
             except NotFound as exc:
-                return _error(404, str(exc.args[0]))
+                return Reply(404, {"error": str(exc.args[0]), **exc.fields})
             except ValueError as exc:  # FaultError among them
                 return _error(400, str(exc))
             return result if isinstance(result, Reply) else Reply(200, result)
@@ -177,7 +183,10 @@ class ControlAPI:
         fault_id = path["id"]
         fault = next((f for f in self.faults.active() if f.id == fault_id), None)
         if fault is None:
-            raise NotFound(f"fault {fault_id!r}: no such fault (its lease may have ended)")
+            lapsed = self.faults.lapsed_at(fault_id)
+            if lapsed is not None:  # said apart from "never there / removed": a drill puts it back
+                raise NotFound(f"fault {fault_id!r}: its lease ended at {lapsed:.3f}; add it again", lapsed_at=lapsed)
+            raise NotFound(f"fault {fault_id!r}: no such fault (removed, or its lease ended long ago)")
         data = request.json() if request.body else None  # no body: "for_s: must be ..." names what is missing
         fault.renew(data.get("for_s") if isinstance(data, dict) else None)
         return fault.to_dict()

@@ -42,11 +42,12 @@ class NotJSON(ControlError):
 
 
 class Refused(ControlError):
-    """The control API answered an error: ``message`` is its ``error`` field."""
+    """The control API answered an error: ``message`` is its ``error`` field, ``body`` the whole
+    answer (some errors say more, such as a lapsed fault's ``lapsed_at``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.body = status, message, body
 
 
 class ControlClient:
@@ -69,7 +70,8 @@ class ControlClient:
         except ValueError:
             raise NotJSON(response.status_code) from None
         if response.status_code >= 400:
-            raise Refused(response.status_code, str(data.get("error", data)) if isinstance(data, dict) else str(data))
+            raise Refused(response.status_code, str(data.get("error", data)) if isinstance(data, dict) else str(data),
+                          data)
         return data
 
     # -- the verbs both sides have --------------------------------------------------------------

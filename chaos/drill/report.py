@@ -256,7 +256,9 @@ class Tally:
                 return run if t < run.end and until <= run.end else None
         return None
 
-    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
+    def add_records(self, records: Iterable[dict[str, Any]], *, in_phase: bool = True) -> None:
+        """Count each record in the timeline and, with ``in_phase``, in its phase's figures (a
+        request that met a lapsed fault is in the timeline only: `chaos.drill.leases`)."""
         for r in records:
             name = r["f"]
             if name not in self._during:
@@ -271,7 +273,7 @@ class Tally:
                 bucket[1] += bool(r["ok"])
                 bucket[2] += bool(r["deg"])
                 bucket[3].add(r["ms"])
-            run = self._phase_of(t, t + r["ms"] / 1000)
+            run = self._phase_of(t, t + r["ms"] / 1000) if in_phase else None
             if run is not None:
                 self._phase[(name, run.name)].record(r)
                 if run.faulted:

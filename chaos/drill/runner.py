@@ -7,7 +7,8 @@
    ``workers``), writing one record per product request.
 4. Phase by phase: add the phase's faults to the proxy with a short lease and renew it every
    second (killed with -9, the runner leaves no fault behind longer than the lease), watch the
-   records live (the guards), remove the faults when the phase ends.
+   records live (the guards), remove the faults when the phase ends. A lease that ran out under
+   a stall is put back, and what met the gap is left out of the figures (`chaos.drill.leases`).
 5. A guard breach (success rate under the floor for N seconds, or the maximum duration)
    removes the drill's faults at once and stops the load.
 6. Merge the records, read the proxy's log for the drill; once the load has stopped, check the
@@ -38,8 +39,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from chaos.control.client import ControlClient, ControlError, NotJSON, Refused, control_headers
+from chaos.control.client import ControlClient, control_headers
 from chaos.drill.judging import judge_sample
+from chaos.drill.leases import Held, LeaseError, Leases
 from chaos.drill.loadconfig import load_config
 from chaos.drill.report import DrillResult, PhaseRun, Tally
 from chaos.drill.spec import ConfigError, DrillSpec, EvalSet
@@ -238,39 +240,17 @@ class Guard:
 
 
 class Proxy:
-    """The fault proxy's control API, as the drill uses it (through `ControlClient`)."""
+    """The fault proxy's control API, as the drill uses it (through `ControlClient`); its faults
+    go through `leases` (`chaos.drill.leases.Leases`)."""
 
     def __init__(self, url: str, run_id: str, lease: float) -> None:
         self.url = url.rstrip("/")
-        self.run_id = run_id
-        self.lease = lease
         self.client = ControlClient(self.url, timeout=5)
-        self.active: list[str] = []
+        self.leases = Leases(self.client, run_id, lease)
 
     def log_position(self) -> int:
         last = self.client.log(limit=1)
         return last[-1]["id"] if last else 0
-
-    def add(self, phase: int, faults: list[dict[str, Any]]) -> None:
-        for i, fault in enumerate(faults):
-            body = {**fault, "id": f"{self.run_id}-p{phase}-{i}", "for_s": self.lease}
-            try:
-                self.client.add(body)
-            except (Refused, NotJSON) as exc:
-                raise DrillError(f"the proxy refused phase {phase} fault {i}: {exc}") from None
-            self.active.append(body["id"])
-
-    def renew(self) -> None:
-        """Renew every fault of the phase; one already gone (removed, lapsed) is left so."""
-        for fault_id in self.active:
-            with contextlib.suppress(Refused, NotJSON):
-                self.client.renew(fault_id, self.lease)
-
-    def remove_all(self) -> None:
-        for fault_id in self.active:
-            with contextlib.suppress(ControlError):
-                self.client.remove(fault_id)
-        self.active.clear()
 
     def log_after(self, position: int) -> list[dict[str, Any]]:
         return self.client.log(after=position)
@@ -291,7 +271,7 @@ class ProxyLog:
     were read are counted in ``lost``; the entries handed back for the store are every one up to
     ``keep``, then a uniform sample of ``keep``; `notes` says so."""
 
-    def __init__(self, proxy: Proxy, position: int, *, since: float, tally: Tally, keep: int = ENTRIES_KEPT,
+    def __init__(self, proxy: Proxy, position: int, *, since: float, tally: Tally | Held, keep: int = ENTRIES_KEPT,
                  seed: int | None = None) -> None:
         self.proxy, self.cursor, self.since, self.tally, self.keep = proxy, position, since, tally, keep
         self._taken: set[int] = set()  # ids above the cursor already fed (an older one is still open)
@@ -385,13 +365,14 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         guard = Guard(spec.guards.min_success_rate, spec.guards.for_)
         started = time.time()
         tally = Tally(spec, started_at=started)
-        log = ProxyLog(proxy, position, since=started - 1, tally=tally)
-        feed = _Feed(records, tally, guard, options.on_records)
+        held = Held(proxy.leases, tally)
+        log = ProxyLog(proxy, position, since=started - 1, tally=held)
+        feed = _Feed(records, held, guard, options.on_records)
         aborted = None
         try:
-            aborted = _run_phases(spec, proxy, feed, log, tally, started, load, options)
+            aborted = _run_phases(spec, proxy.leases, feed, log, tally, started, load, options)
         finally:
-            proxy.remove_all()
+            proxy.leases.remove_all()
         for proc in load:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -401,6 +382,8 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
         ended = time.time()
         feed.read(ended)
         log.poll(final=True)
+        held.release()
+        tally.notes += held.notes()
         if records.unreadable:
             tally.notes.append(f"{records.unreadable:,} unreadable lines in the load generator's records skipped")
         tally.notes += log.notes()
@@ -410,10 +393,10 @@ def run_drill(spec: DrillSpec, options: Options | None = None) -> tuple[DrillRes
 
 @dataclass
 class _Feed:
-    """New records to the tally, the guard and a bench's hook."""
+    """New records to the tally (through `Held`), the guard and a bench's hook."""
 
     records: Records
-    tally: Tally
+    tally: Held
     guard: Guard
     hook: Callable[[list[dict[str, Any]]], None] | None
 
@@ -474,12 +457,15 @@ def _start_load(spec: DrillSpec, stack: Stack, workers: int | None, eval_sets: d
     return procs
 
 
-def _run_phases(spec: DrillSpec, proxy: Proxy, feed: _Feed, log: ProxyLog, tally: Tally, started: float,
+def _run_phases(spec: DrillSpec, leases: Leases, feed: _Feed, log: ProxyLog, tally: Tally, started: float,
                 load: list[Child], options: Options) -> str | None:
     for index, phase in enumerate(spec.phases):
         faults = [step.fault_dict() for step in phase.faults]
         run = PhaseRun(phase.name, 0.0, 0.0, faults)
-        proxy.add(index, faults)
+        try:
+            leases.add(index, phase.name, faults)
+        except LeaseError as exc:
+            raise DrillError(str(exc)) from None
         run.start = time.time()  # once the proxy has them: a request before this met no fault
         tally.begin(run)
         end = run.start + phase.duration
@@ -487,10 +473,11 @@ def _run_phases(spec: DrillSpec, proxy: Proxy, feed: _Feed, log: ProxyLog, tally
         try:
             while (now := time.time()) < end:
                 if time.monotonic() - renewed >= RENEW_EVERY:
-                    proxy.renew()
+                    leases.renew()  # a lapsed fault is put back, its gap known (`Held` leaves it out)
+                    feed.tally.release()
                     log.poll()
                     renewed = time.monotonic()
-                reason = feed.read(now)
+                reason = feed.read(now) or leases.gone
                 if reason is None and now - started > spec.guards.max_duration:
                     reason = f"the drill ran longer than max_duration ({spec.guards.max_duration:g}s)"
                 if reason is None and all(p.poll() is not None for p in load):
@@ -501,11 +488,12 @@ def _run_phases(spec: DrillSpec, proxy: Proxy, feed: _Feed, log: ProxyLog, tally
                                   "counts": tally.counts(phase.name), "records": feed.records.count})
                 if reason is not None:
                     run.end = time.time()
-                    proxy.remove_all()  # at once: the guard exists to stop the damage
+                    leases.remove_all()  # at once: the guard exists to stop the damage
                     return reason
                 time.sleep(TICK)
         finally:
             run.end = run.end or time.time()  # before the removal: a request after this may meet none
             tally.end(run)
-            proxy.remove_all()
+            leases.remove_all()
+            feed.tally.release()
     return None

@@ -244,8 +244,10 @@ class DrillSpec(Section):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     allow_hosts: list[Text] = Field(default_factory=list)
     """Hosts besides loopback the drill may send traffic to (the product, the proxy)."""
-    lease: Annotated[float, Ge(1)] = 5.0
-    """Seconds each fault lives unless renewed: a killed runner leaves no fault behind for longer."""
+    lease: Annotated[float, Ge(2)] = 5.0
+    """Seconds each fault lives unless renewed: a killed runner leaves no fault behind for longer.
+    At least 2: the runner renews every second, and a lease no longer than that would lapse between
+    renewals (`chaos.drill.leases`)."""
     _eval_sets: dict[str, EvalSet] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

@@ -26,11 +26,15 @@ class Plan:
         return [f.type for f in self.faults]
 
 
+LAPSES_KEPT = 1000  # ids of faults whose lease ran out, newest first, for `FaultSet.lapsed_at`
+
+
 class FaultSet:
     """The faults in force at one injection point. Not thread-safe; one event loop owns it."""
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._faults: dict[str, Fault] = {}
+        self._lapsed: dict[str, float] = {}  # id -> when its lease ran out (the newest LAPSES_KEPT)
         self._rng = rng or random.Random()
 
     @property
@@ -41,20 +45,32 @@ class FaultSet:
 
     def add(self, fault: Fault) -> Fault:
         self._faults[fault.id] = fault
+        self._lapsed.pop(fault.id, None)
         return fault
 
     def remove(self, fault_id: str) -> bool:
+        self._lapsed.pop(fault_id, None)
         return self._faults.pop(fault_id, None) is not None
 
     def clear(self) -> int:
         count = len(self._faults)
         self._faults.clear()
+        self._lapsed.clear()
         return count
+
+    def lapsed_at(self, fault_id: str, now: float | None = None) -> float | None:
+        """When the lease of fault ``fault_id`` ran out, if that is how it left (not removed, and
+        among the last `LAPSES_KEPT` to lapse); else None."""
+        self.active(now)
+        return self._lapsed.get(fault_id)
 
     def active(self, now: float | None = None) -> list[Fault]:
         now = time.time() if now is None else now
-        for fid in [f.id for f in self._faults.values() if f.lapsed(now)]:
-            del self._faults[fid]
+        for fault in [f for f in self._faults.values() if f.lapsed(now)]:
+            del self._faults[fault.id]
+            self._lapsed[fault.id] = fault.expires_at  # type: ignore[assignment]  # lapsed: it has one
+            if len(self._lapsed) > LAPSES_KEPT:
+                del self._lapsed[next(iter(self._lapsed))]
         return list(self._faults.values())
 
     def plan(self, req: RequestInfo, now: float | None = None) -> Plan:

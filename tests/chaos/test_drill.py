@@ -215,10 +215,10 @@ def _use(url: str) -> None:
     proxy = Proxy(url, "drill-1", 5)
     try:
         proxy.log_position()
-        proxy.add(0, [{"type": "overloaded", "route": "openai"}])
-        proxy.renew()
+        proxy.leases.add(0, "down", [{"type": "overloaded", "route": "openai"}])
+        proxy.leases.renew()
         proxy.log_after(0)
-        proxy.remove_all()
+        proxy.leases.remove_all()
     finally:
         proxy.close()
 

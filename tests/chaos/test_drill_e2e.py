@@ -141,6 +141,36 @@ def test_a_fallback_answering_200_with_garbage_is_broken_and_a_good_one_resilien
         assert verified == [("chat", "local")]
 
 
+def test_a_stalled_runner_puts_its_lapsed_faults_back_and_leaves_the_gap_out(tmp_path):
+    """The runner stalls longer than the lease in the middle of an outage: Anthropic answers again
+    for a moment (the proxy's own log shows it). The drill puts the faults back, says so, and the
+    answers of that moment do not count: during the faults chat was still served by the local model."""
+    from chaos.drill.runner import Options, run_drill
+    from chaos.drill.spec import load_drill
+
+    path, _ = shipped("garbage-fallback.yaml", tmp_path, phases=(2, 7, 2), lease=2)
+    stalls: list[float] = []
+
+    def stall(progress) -> None:
+        if progress["index"] == 1 and not stalls and progress["elapsed"] > 3.5:
+            stalls.append(time.time())
+            time.sleep(3.5)  # no renewal for longer than the lease
+
+    result, entries = run_drill(load_drill(path), Options(live=stall, base_dir=path.parent))
+    assert stalls, "the fault phase never ran long enough to stall in"
+    down = result.phases[1]
+    anthropic = [e for e in entries if e["route"] == "anthropic" and e.get("status") == 200
+                 and down.start <= e["at"] < down.end]
+    assert anthropic, "the lease did not run out: nothing was tested"
+    [chat] = result.features
+    assert chat.answered_by == ["local"] and chat.during_faults.requests > 10, chat.during_faults
+    lapses = sorted(n for n in result.notes if " lapsed for " in n)
+    assert len(lapses) == 2, result.notes
+    assert lapses[0].startswith("local-garbage: fault overloaded on route anthropic lapsed for ")
+    assert lapses[1].startswith("local-garbage: fault wrong_answer on route local lapsed for ")
+    assert "requests and" in lapses[0] and "left out of the phase's figures" in lapses[0]
+
+
 @pytest.fixture
 def running_proxy():
     """An emulator and a fault proxy in their own processes, outliving any drill runner."""

@@ -1,0 +1,209 @@
+"""A phase's faults kept in force at the proxy, and the time up to which they certainly were.
+
+A drill leases each fault (`DrillSpec.lease`, 5 s) and renews it every second, so a runner killed
+with -9 leaves none behind. A lease can still run out under a live runner: the runner, the proxy
+or the whole machine stalls longer than the lease (a starved process, a paused VM). Requests in
+that window met no fault, and a drill that counted them would credit a feature with surviving an
+outage that was not there: its primary answering "during" its own outage.
+
+So `Leases` keeps, for each fault, the ``expires_at`` the proxy answered to its last add or
+renew: the fault is certainly in force until then. A renewal refused because the lease ran out
+(the proxy's 404 says ``lapsed_at``) puts the fault back at once and records the window it was
+away as a `Lapse`. `until` is the earliest expiry in force, the time up to which the phase's
+faults are known to have held: `Held` holds back the records and log entries that reach past it,
+and leaves out of the phase's figures those that met a lapse. A fault gone from the proxy another way was removed by
+someone (``airisk fault clear``, a restarted proxy): that is not undone but said (`gone`), and
+the runner stops the drill, whose figures no longer describe it.
+
+Times are wall-clock seconds (`time.time`), like the proxy's log and the load generator's records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.control.client import ControlClient, ControlError, NotJSON, Refused
+from chaos.drill.report import Tally
+
+
+class LeaseError(RuntimeError):
+    """The proxy refused a phase's fault (its message names the phase and the fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lapse:
+    """A window in which a fault was not in force: from its lease's end to its return."""
+
+    phase: str
+    fault: str  # the fault's id
+    type: str
+    route: str | None
+    start: float
+    end: float
+
+    def covers(self, start: float, end: float) -> bool:
+        """Whether [start, end] (a request's span) meets the window."""
+        return start < self.end and end > self.start
+
+    def describe(self) -> str:
+        where = f" on route {self.route}" if self.route else ""
+        at = time.strftime("%H:%M:%S", time.localtime(self.start))
+        return (f"fault {self.type}{where} lapsed for {self.end - self.start:.1f} s from {at} (its lease ran out "
+                "before the runner renewed it: the runner, the proxy or the machine stalled)")
+
+
+class Leases:
+    """The faults this drill has in force at the proxy (see the module docstring)."""
+
+    def __init__(self, client: ControlClient, run_id: str, lease: float, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client, self.run_id, self.lease, self.clock = client, run_id, lease, clock
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self._phases: dict[str, str] = {}  # fault id -> its phase's name
+        self._until: dict[str, float] = {}  # the proxy's expires_at, from its last answer
+        self.lapses: list[Lapse] = []
+        self.gone: str | None = None  # why a fault is no longer there, when someone removed it
+
+    @property
+    def active(self) -> list[str]:
+        return list(self._bodies)
+
+    @property
+    def until(self) -> float:
+        """Up to when every fault of the phase is certainly in force (infinity when there is none)."""
+        return min(self._until.values(), default=math.inf)
+
+    def add(self, phase: int, name: str, faults: list[dict[str, Any]]) -> None:
+        """Put phase number ``phase`` (called ``name``)'s faults in force."""
+        for i, fault in enumerate(faults):
+            body = {**fault, "id": f"{self.run_id}-p{phase}-{i}", "for_s": self.lease}
+            try:
+                self._put(body)
+            except (Refused, NotJSON) as exc:
+                raise LeaseError(f"the proxy refused phase {phase} fault {i}: {exc}") from None
+            self._phases[body["id"]] = name
+
+    def renew(self) -> list[Lapse]:
+        """Renew every fault; put back each whose lease ran out (its `Lapse`, also kept in `lapses`).
+        A fault removed by someone else is left so, and said in `gone`."""
+        new = []
+        for fault_id in list(self._bodies):
+            sent = self.clock()
+            try:
+                answer = self.client.renew(fault_id, self.lease)
+            except Refused as exc:
+                if exc.status != 404:
+                    raise
+                lapsed_at = exc.body.get("lapsed_at") if isinstance(exc.body, dict) else None
+                if not isinstance(lapsed_at, int | float):
+                    self._forget(fault_id)
+                    self.gone = (f"fault {fault_id!r} was removed from the proxy (by `airisk fault clear`, or "
+                                 "the proxy restarted): the drill no longer injects it")
+                    continue
+                self._put(self._bodies[fault_id])
+                new.append(self._lapse(fault_id, min(float(lapsed_at), self._until[fault_id]), self.clock()))
+            else:
+                self._seen(fault_id, sent, answer)
+        self.lapses += new
+        return new
+
+    def remove_all(self) -> list[Lapse]:
+        """Remove every fault; one whose lease had run out before is a `Lapse` to the removal."""
+        new = []
+        for fault_id in list(self._bodies):
+            now = self.clock()
+            if now > self._until[fault_id]:
+                new.append(self._lapse(fault_id, self._until[fault_id], now))
+            with contextlib.suppress(ControlError):
+                self.client.remove(fault_id)
+            self._forget(fault_id)
+        self.lapses += new
+        return new
+
+    def _put(self, body: dict[str, Any]) -> None:
+        sent = self.clock()
+        answer = self.client.add(body)
+        self._bodies[body["id"]] = body
+        self._seen(body["id"], sent, answer)
+
+    def _seen(self, fault_id: str, sent: float, answer: Any) -> None:
+        expires = answer.get("expires_at") if isinstance(answer, dict) else None
+        # A proxy that does not say (an older one) is taken at the lease from when we asked.
+        self._until[fault_id] = float(expires) if isinstance(expires, int | float) else sent + self.lease
+
+    def _forget(self, fault_id: str) -> None:
+        for table in (self._bodies, self._until, self._phases):
+            table.pop(fault_id, None)
+
+    def _lapse(self, fault_id: str, start: float, end: float) -> Lapse:
+        body = self._bodies[fault_id]
+        scope = body.get("scope") if isinstance(body.get("scope"), dict) else {}
+        route = body.get("route") or scope.get("route")
+        return Lapse(self._phases.get(fault_id, "?"), fault_id, str(body.get("type")), route, start, end)
+
+
+class Held:
+    """The tally's door while faults are leased: a record (a product request) or a proxy log entry
+    that reaches past `Leases.until` waits until what it met is known; one that met a `Lapse` is
+    left out of its phase's figures (a record still counts in the per-second timeline: the product
+    did see it). Everything else goes on to the tally as it comes."""
+
+    def __init__(self, leases: Leases, tally: Tally) -> None:
+        self.leases, self.tally = leases, tally
+        self._records: list[dict[str, Any]] = []
+        self._entries: list[dict[str, Any]] = []
+        self.left_out: dict[Lapse, list[int]] = {}  # per lapse: records, entries
+
+    def add_records(self, records: list[dict[str, Any]]) -> None:
+        self._records += records
+        self.release()
+
+    def add_entries(self, entries: list[dict[str, Any]]) -> None:
+        self._entries += entries
+        self.release()
+
+    def release(self) -> None:
+        until, lapses = self.leases.until, self.leases.lapses
+        wait, clean, met = [], [], []
+        for r in self._records:
+            start = r["t"]
+            end = start + r["ms"] / 1000
+            if end > until:
+                wait.append(r)
+            elif self._met(lapses, start, end, 0):
+                met.append(r)
+            else:
+                clean.append(r)
+        self._records = wait
+        self.tally.add_records(clean)
+        self.tally.add_records(met, in_phase=False)
+        wait, clean = [], []
+        for e in self._entries:
+            at = e.get("at", 0)
+            if at > until:
+                wait.append(e)
+            elif not self._met(lapses, at, at, 1):
+                clean.append(e)
+        self._entries = wait
+        self.tally.add_entries(clean)
+
+    def _met(self, lapses: list[Lapse], start: float, end: float, kind: int) -> Lapse | None:
+        for lapse in lapses:
+            if lapse.covers(start, end):
+                self.left_out.setdefault(lapse, [0, 0])[kind] += 1
+                return lapse
+        return None
+
+    def notes(self) -> list[str]:
+        """One line a lapse: when, how long, and what was left out of the figures for it."""
+        out = []
+        for lapse in self.leases.lapses:
+            records, entries = self.left_out.get(lapse, (0, 0))
+            out.append(f"{lapse.phase}: {lapse.describe()}; the {records:,} requests and {entries:,} proxy log entries "
+                       "that met the window are left out of the phase's figures")
+        return out
