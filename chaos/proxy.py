@@ -166,7 +166,7 @@ class FaultProxy:
         entry = self.log.open({
             "at": time.time(), "route": route.name, "method": scope["method"], "path": path,
             "upstream": route.upstream + raw_path, "model": None, "feature": feature,
-            "stream": None, "status": None, "faults": [],
+            "stream": None, "status": None, "faults": (),
         })
         tap: Tap | None = None
         try:
@@ -196,7 +196,7 @@ class FaultProxy:
             else:
                 plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
                                                     model=entry["model"], feature=feature))
-                entry["faults"] = plan.names
+                entry["faults"] = tuple(plan.names)
             if plan.respond is not None:
                 if plan.first_token_delay_s:  # a slow error is still slow
                     await asyncio.sleep(plan.first_token_delay_s)

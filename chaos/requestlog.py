@@ -8,6 +8,11 @@ An entry is a dict: ``id`` (growing), ``at`` (wall clock), ``route``, ``method``
 answer) and ``error``. The emulator's entries have its own fields (`chaos.emulator`: ``nonce``,
 ``arrived_mono_ns``, ``first_token_mono_ns``, ... which the benches read) and the same ``id``.
 
+The proxy keeps an entry's ``faults`` as a tuple (empty for most): an entry then holds no
+container, so CPython leaves it out of garbage collection, and a full ring of 10,000 entries adds
+nothing to a collection's pause (measured: bench/proxy_overhead.py, docs/BENCHMARKS.md). Every
+read (`since`, iteration, indexing) gives ``faults`` as a list, as it always was.
+
 It also reads as the ``deque`` the emulator kept before (``append``, iteration, ``log[-1]``), so
 code that appended to or read that deque works unchanged.
 """
@@ -50,7 +55,7 @@ class RequestLog:
 
     def since(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         entries = [e for e in self._entries if e["id"] > after] if after else list(self._entries)
-        return entries[-limit:] if limit else entries
+        return [_read(e) for e in (entries[-limit:] if limit else entries)]
 
     def clear(self) -> int:
         count = len(self._entries)
@@ -61,7 +66,13 @@ class RequestLog:
         return len(self._entries)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._entries)
+        return map(_read, self._entries)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self._entries[index]
+        return _read(self._entries[index])
+
+
+def _read(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as readers see it: ``faults`` a list (a copy when kept as a tuple)."""
+    faults = entry.get("faults")
+    return {**entry, "faults": list(faults)} if type(faults) is tuple else entry

@@ -319,3 +319,25 @@ def test_routes_use_each_sdks_own_base_url():
     for bad in ("nourl", "x=ftp://a", "x:klingon=http://a", "_x=http://a"):
         with pytest.raises(ValueError, match="--route"):
             parse_route(bad)
+
+
+# -- the request log and the garbage collector -------------------------------------------------
+
+async def test_a_kept_entry_is_out_of_the_garbage_collectors_reach_and_reads_as_before(proxied):
+    """A pass-through request's entry holds no container (its faults an empty tuple), so a full
+    ring adds nothing to a collection's pause; readers still see ``faults`` as a list."""
+    import gc
+
+    proxy, url = proxied
+    async with httpx.AsyncClient() as c:
+        assert (await c.post(f"{url}/openai/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
+                ).status_code in (200, 400)
+        proxy.faults.add(Fault.from_dict({"type": "overloaded", "id": "f1"}))
+        assert (await c.post(f"{url}/openai/chat/completions", json={"model": "m", "messages": []})).status_code == 503
+    plain, faulted = proxy.log._entries[-2], proxy.log._entries[-1]
+    assert not gc.is_tracked(plain) and plain["faults"] == ()
+    assert faulted["faults"] == ("overloaded",)
+    gc.collect()  # a collection finds the faulted entry's tuple holds only a string: both leave its reach
+    assert not gc.is_tracked(faulted)
+    assert [e["faults"] for e in proxy.log.since()][-2:] == [[], ["overloaded"]]
+    assert [e["faults"] for e in proxy.log][-2:] == [[], ["overloaded"]] and proxy.log[-1]["faults"] == ["overloaded"]
