@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from chaos.run import until_signalled
+from chaos.run import settle_heap, until_signalled
 from probes import Target, make_client, probe
 from probes.catalog import CATALOG
 from probes.result import ProbeResult
@@ -67,6 +67,7 @@ async def monitor_forever(*, config, engine, region: str, metrics_port: int, met
 
     service = MonitorService(config=config, engine=engine, region=region)
     server = service.metrics.serve(port=metrics_port, host=metrics_host) if metrics_port else None
+    settle_heap()  # no 50 ms full collection of startup's objects in the middle of a probe's timing
     stop = asyncio.Event()
     signals = asyncio.create_task(until_signalled())
     signals.add_done_callback(lambda _: stop.set())
