@@ -191,11 +191,15 @@ class FaultProxy:
             if ask is not None:
                 entry["model"] = ask.model or None
                 entry["stream"] = ask.stream
+            # The entry's time is when its faults are decided, not when its head came: a body that
+            # comes later (or a pause of this process) would leave a request stamped before a fault
+            # came or went but decided after it, and a drill counts the entry by its time.
+            entry["at"] = now = time.time()
             if self.faults.empty:  # no fault in force: no request to describe, no dice to roll
                 plan = _NO_FAULTS
             else:
                 plan = self.faults.plan(RequestInfo(route=route.name, method=scope["method"], path=path,
-                                                    model=entry["model"], feature=feature))
+                                                    model=entry["model"], feature=feature), now)
                 entry["faults"] = tuple(plan.names)
             if plan.respond is not None:
                 if plan.first_token_delay_s:  # a slow error is still slow

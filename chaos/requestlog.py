@@ -1,7 +1,8 @@
 """The request log of a fault injection point (the proxy, the transport, the emulator): what
 each request met, for drills and dependency discovery, read through the control API's ``log``.
 
-An entry is a dict: ``id`` (growing), ``at`` (wall clock), ``route``, ``method``, ``path``,
+An entry is a dict: ``id`` (growing), ``at`` (wall clock; the proxy's: when the request was
+read whole and its faults decided), ``route``, ``method``, ``path``,
 ``upstream`` (URL), ``model``, ``feature`` (the ``X-AIRisk-Feature`` header), ``stream``,
 ``status`` (None when no response was sent), ``faults`` (the fault types applied),
 ``ttfb_ms``, ``total_ms``, and where it applies ``broken`` (the stream fault that ended the

@@ -184,13 +184,10 @@ class Held:
         self.tally.add_records(met, in_phase=False)
         wait, clean = [], []
         for e in self._entries:
-            # Its whole span, not only its start: the proxy planned it a moment after ``at`` (a
-            # process preempted there, as on a loaded machine, planned it well after).
-            at = e.get("at", 0)
-            end = at + (e.get("total_ms") or 0) / 1000
-            if end > until:
+            at = e.get("at", 0)  # when the proxy decided the request's faults (`chaos.proxy`)
+            if at > until:
                 wait.append(e)
-            elif not self._met(lapses, at, end, 1):
+            elif not self._met(lapses, at, at, 1):
                 clean.append(e)
         self._entries = wait
         self.tally.add_entries(clean)

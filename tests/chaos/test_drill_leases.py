@@ -182,8 +182,9 @@ def _held_online(records: list[dict], entries: list[dict], gap: tuple[float, flo
 
 @settings(max_examples=60, deadline=None)
 @given(records=st.lists(RECORD, min_size=20, max_size=150), entries=st.lists(ENTRY, max_size=30),
-       gap=st.tuples(st.floats(10, 18), st.floats(0.1, 1.9)), late=st.floats(0, 0.5))
+       gap=st.tuples(st.floats(10, 18), st.floats(0.1, 1.4)), late=st.floats(0, 0.5))
 def test_records_and_entries_that_met_a_lapse_are_left_out_and_the_rest_counted(records, entries, gap, late):
+    # (the renewal that finds the gap comes before the phase's end, at 20: one at its end is `remove_all`'s)
     start, length = gap
     gap = (start, start + length)
     online, held = _held_online(records, entries, gap, renew_at=gap[1] + late)
@@ -200,26 +201,3 @@ def test_records_and_entries_that_met_a_lapse_are_left_out_and_the_rest_counted(
     assert left_records == len(met) and left_entries == sum(gap[0] < e["at"] < gap[1] for e in entries)
     [note] = held.notes()
     assert note.startswith("down: fault overloaded lapsed for ") and f"the {len(met):,} requests" in note
-
-
-def test_an_entry_that_began_before_a_lapse_and_ran_into_it_is_left_out():
-    """The proxy plans a request a moment after stamping its ``at`` (later still on a loaded
-    machine): an entry is judged by its whole span, not its first instant."""
-    leases = _Leases()
-    tally = Tally(spec(), started_at=0.0)
-    held = Held(leases, tally)  # type: ignore[arg-type]
-    run = PhaseRun("down", 10.0, 0.0, [{"type": "overloaded"}])
-    tally.begin(run)
-    leases.until = 12.0
-    entry = {"at": 11.99, "total_ms": 30.0, "feature": "chat", "route": "openai", "status": 200}
-    before = {"at": 11.5, "total_ms": 30.0, "feature": "chat", "route": "openai", "status": 200}
-    held.add_entries([entry, before])
-    assert held._entries == [entry]  # reaches past what is known: waits
-    leases.lapses.append(Lapse("down", "f", "overloaded", "openai", 12.0, 13.0))
-    leases.until = 18.0
-    held.release()
-    run.end = 20.0
-    tally.end(run)
-    [chat] = [f for f in tally.result(ended_at=30.0).features if f.feature == "chat"]
-    assert chat.during_faults.routes == {"openai": 1}  # `before`, not `entry`
-    assert list(held.left_out.values()) == [[0, 1]]

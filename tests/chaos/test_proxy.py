@@ -341,3 +341,27 @@ async def test_a_kept_entry_is_out_of_the_garbage_collectors_reach_and_reads_as_
     assert not gc.is_tracked(faulted)
     assert [e["faults"] for e in proxy.log.since()][-2:] == [[], ["overloaded"]]
     assert [e["faults"] for e in proxy.log][-2:] == [[], ["overloaded"]] and proxy.log[-1]["faults"] == ["overloaded"]
+
+
+async def test_an_entrys_time_is_when_its_faults_were_decided_not_when_its_head_came(proxied):
+    """A body that comes late: the entry's ``at`` is after it came (a drill counts a request by it,
+    against when faults came and went), and a fault added in between is the one it meets."""
+    proxy, url = proxied
+    body = b'{"model": "m", "messages": []}'
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /openai/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        await writer.drain()
+        await until(lambda: len(proxy.log) == 1)  # the head is read: the request is in the log
+        proxy.faults.add(Fault.from_dict({"type": "overloaded", "id": "f1"}))
+        added = time.time()
+        writer.write(body)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 503")
+    entry = proxy.log.since()[-1]
+    assert entry["at"] >= added and entry["faults"] == ["overloaded"]
