@@ -5,8 +5,13 @@ loopback. Every request goes to it either directly or through one proxy with no 
 
 - direct: the baseline every figure is compared to;
 - airisk: `airisk proxy --emulator URL` (`/openai/chat/completions` forwards to the emulator);
+- raw asyncio+httptools (floor): bench/raw_proxy.py, the bare design airisk's goals come from
+  (shared/PERF_NOTES.md: a raw `asyncio.Protocol` on uvloop, `httptools` parsers, bytes
+  forwarded as they arrive, a LIFO pool of idle upstream connections), path unchanged
+  (`/openai/v1/chat/completions`, as direct): what that design costs on this machine, in the
+  same run, so each goal line also shows whether the bare design meets it here;
 - naive: bench/naive_proxy.py, Starlette + one shared httpx.AsyncClient streaming `aiter_raw()`
-  back under uvicorn, the straightforward way to write a pass-through (a floor, not a rival);
+  back under uvicorn, the straightforward way to write a pass-through (a baseline, not a rival);
 - agentbreak (PyPI, an LLM fault proxy), `llm.mode: proxy` with `upstream_url` set to the
   emulator's `/openai` (it appends `/v1/chat/completions`) and an empty scenario list;
 - toxy (npm, a Node HTTP fault proxy), bench/toxy_proxy.js: `.forward(emulator)` for every
@@ -43,7 +48,8 @@ not the absolute times (direct is measured again at the end of part 1 to show th
 Goals (from issue 16, the proxy as fast as the wire): pass-through at least 0.85x direct's
 req/s; added first byte p50 <= 0.3 ms and p99 <= 1 ms over direct; at most 80 µs of proxy CPU
 per request; the latency fault applied once per request, not once per chunk. A proxy that
-cannot carry this traffic gets the reason in its row instead of a number.
+cannot carry this traffic gets the reason in its row instead of a number. Under each goal's line
+for airisk, the floor row's figure for the same goal: whether the bare design meets it here.
 
 airisk's row runs this checkout's code (``python -c 'from airisk.cli import main'`` from the
 repository's root, with the running interpreter), not whatever an installed ``airisk`` script
@@ -627,6 +633,20 @@ def goal(text: str, value: str, met: bool | None) -> None:
     print(f"   {text:<76}{value:<24}{verdict}")
 
 
+def goal_figures(row: Row, direct: Row) -> dict[str, tuple[str, bool | None]]:
+    """A row's figure and verdict for each measured goal of issue 16 ("-" and None where it has none)."""
+    out: dict[str, tuple[str, bool | None]] = {}
+    first = added(row, direct, "first") if not row.problem else []
+    p50, p99 = (_p(first, 50), _p(first, 99)) if first else (None, None)
+    out["added first byte p50 <= 0.3 ms over direct"] = ("-", None) if p50 is None else (f"{p50:+.2f} ms", p50 <= 0.3)
+    out["added first byte p99 <= 1 ms over direct"] = ("-", None) if p99 is None else (f"{p99:+.2f} ms", p99 <= 1.0)
+    ratio = row.wrk["rps"] / direct.wrk["rps"] if row.wrk and direct.wrk else None
+    cpu = row.wrk.get("cpu_us") if row.wrk else None
+    out["pass-through req/s >= 0.85x direct"] = ("-", None) if ratio is None else (f"{ratio:.3f}x", ratio >= 0.85)
+    out["proxy CPU <= 80 µs per request"] = ("-", None) if cpu is None else (f"{cpu:.0f} µs", cpu <= 80)
+    return out
+
+
 def main(quick: bool, rounds: int, seconds: float) -> None:
     agentbreak, agentbreak_version = ensure_agentbreak()
     toxy_modules, toxy_version = ensure_toxy()
@@ -650,6 +670,13 @@ def main(quick: bool, rounds: int, seconds: float) -> None:
             row.problem = "`airisk proxy` does not exist yet in this checkout"
         rows.append(row)
         airisk_row = row
+
+        port = free_port()
+        row = Row("raw asyncio+httptools (floor)", url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
+        launch(stack, row, [sys.executable, str(ROOT / "bench" / "raw_proxy.py"), "--port", str(port),
+                            "--upstream", emu])
+        rows.append(row)
+        floor_row = row
 
         port = free_port()
         row = Row("naive Starlette+httpx", url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
@@ -723,30 +750,18 @@ def main(quick: bool, rounds: int, seconds: float) -> None:
                 join_log(emu, [clean, slow])
                 fault = print_fault(clean, slow)
 
-    print("\ngoals (issue 16)")
-    a_streams = added(airisk_row, direct, "first") if not airisk_row.problem else []
-    if a_streams:
-        p50, p99 = _p(a_streams, 50), _p(a_streams, 99)
-        goal("added first byte p50 <= 0.3 ms over direct", f"{p50:+.2f} ms", p50 <= 0.3)
-        goal("added first byte p99 <= 1 ms over direct", f"{p99:+.2f} ms", p99 <= 1.0)
-    else:
-        goal("added first byte p50 <= 0.3 ms over direct", "-", None)
-        goal("added first byte p99 <= 1 ms over direct", "-", None)
-    if airisk_row.wrk and direct.wrk:
-        ratio = airisk_row.wrk["rps"] / direct.wrk["rps"]
-        goal("pass-through req/s >= 0.85x direct", f"{ratio:.3f}x", ratio >= 0.85)
-        cpu = airisk_row.wrk.get("cpu_us")
-        goal("proxy CPU <= 80 µs per request", f"{cpu:.0f} µs" if cpu is not None else "-",
-             None if cpu is None else cpu <= 80)
-    else:
-        goal("pass-through req/s >= 0.85x direct", "-", None)
-        goal("proxy CPU <= 80 µs per request", "-", None)
+    print("\ngoals (issue 16); under each, the floor's figure for it (bench/raw_proxy.py, the bare design, same run)")
+    mine, bare = goal_figures(airisk_row, direct), goal_figures(floor_row, direct)
+    for text in mine:
+        goal(text, *mine[text])
+        goal("   floor:", *bare[text])
     text = f"{FAULT_MS:g} ms fault once per request (total +{FAULT_MS:g}±10, after 1st byte ±5, gap ±2)"
     if fault:
         ok = abs(fault["total"] - FAULT_MS) <= 10 and abs(fault["after_first"]) <= 5 and abs(fault["gap"]) <= 2
         goal(text, f"{fault['total']:+.1f} / {fault['after_first']:+.1f} / {fault['gap']:+.1f} ms", ok)
     else:
         goal(text, "-", None)
+    print("      floor: - (the bare design has no faults)")
     if again is not None and direct.wrk and again.wrk:
         print(f"\n(drift: direct at the end ran at {again.wrk['rps'] / direct.wrk['rps']:.2f}x direct at the start)")
 
