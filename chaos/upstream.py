@@ -18,7 +18,7 @@ import functools
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -295,18 +295,20 @@ class UpstreamPool:
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    async def request(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
-        """Send the request; return when the response head has arrived."""
+    async def request(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                      sent: Callable[[], None] | None = None) -> Response:
+        """Send the request; return when the response head has arrived. ``sent``: called once the
+        request has been handed to the connection, before waiting for the head."""
         parts = urlsplit(url)
         scheme = parts.scheme
         port = parts.port or (443 if scheme == "https" else 80)
         host = parts.hostname or ""
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = parts.netloc.rpartition("@")[2].encode()
-        return await self.send(method, Origin((scheme, host, port), host_header, ""), target, headers, body)
+        return await self.send(method, Origin((scheme, host, port), host_header, ""), target, headers, body, sent)
 
     async def send(self, method: str, to: Origin, target: str, headers: list[tuple[bytes, bytes]],
-                   body: bytes) -> Response:
+                   body: bytes, sent: Callable[[], None] | None = None) -> Response:
         """`request` with the URL already split (`origin`): ``target`` is the request target as
         sent (path and query, the origin's path included)."""
         key = to.key
@@ -318,6 +320,8 @@ class UpstreamPool:
         conn.head = conn.loop.create_future()
         conn.transport.write(payload)  # type: ignore[union-attr]
         try:
+            if sent is not None:
+                sent()
             await conn.head
         except BaseException:
             if conn.transport is not None:

@@ -365,3 +365,25 @@ async def test_an_entrys_time_is_when_its_faults_were_decided_not_when_its_head_
     assert head.startswith(b"HTTP/1.1 503")
     entry = proxy.log.since()[-1]
     assert entry["at"] >= added and entry["faults"] == ["overloaded"]
+
+
+async def test_with_no_fault_the_request_is_read_after_it_went_upstream_and_logged_as_before(emulator):
+    """No fault in force: the body's model and stream are read once the request has gone upstream
+    (off the path to the first byte), and still reach the log, also when the upstream is unreachable."""
+    routes = catalog_routes(emulator.url)
+    routes["gone"] = Route("gone", "http://127.0.0.1:9", "anthropic")  # port 9: nothing listens
+    proxy = FaultProxy(routes)
+    running = await serve_proxy(proxy, port=0)
+    try:
+        async with httpx.AsyncClient() as c:
+            ask = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            ok = await c.post(f"{running.url}/openai/chat/completions", json=ask)
+            gone = await c.post(f"{running.url}/gone/v1/messages", json={"model": "claude-x", "max_tokens": 5,
+                                                                         "messages": ask["messages"]})
+    finally:
+        await running.stop()
+    assert ok.status_code == 200 and "data: " in ok.text
+    assert gone.status_code == 502 and gone.json()["error"]["type"] == "api_error"
+    first, second = proxy.log.since()
+    assert (first["model"], first["stream"], first["status"]) == ("gpt-4o-mini", True, 200)
+    assert (second["model"], second["status"]) == ("claude-x", 502)
