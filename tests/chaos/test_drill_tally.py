@@ -108,7 +108,10 @@ def _reference(records: list[dict], entries: list[dict]) -> tuple[dict, dict, li
 
 
 @settings(max_examples=60, deadline=None)
-@given(records=st.lists(RECORD, min_size=20, max_size=150), entries=st.lists(ENTRY, max_size=30))
+# Starts unique: two requests never start at the same instant, and with a tie "in start order" (the
+# recovery's) has no one answer (hypothesis found 4 requests at exactly 20.0 s, counted in two orders).
+@given(records=st.lists(RECORD, min_size=20, max_size=150, unique_by=lambda r: r["t"]),
+       entries=st.lists(ENTRY, max_size=30))
 def test_counting_as_records_arrive_gives_what_the_whole_list_gives(records, entries):
     online = _online(records, entries)
     whole = analyse(spec(), records, _phases(), entries, started_at=0.0, ended_at=30.0)
