@@ -240,7 +240,8 @@ class FaultProxy:
             def read_late() -> None:
                 nonlocal ask, late
                 if late is not None:
-                    ask, late = self._read_ask(route, late[0], query, late[1], entry), None
+                    (late_path, late_body), late = late, None  # once, whatever the read does
+                    ask = self._read_ask(route, late_path, query, late_body, entry)
         else:
             read_late = None
         if self._pool is None:

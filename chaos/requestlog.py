@@ -5,7 +5,8 @@ An entry is a dict: ``id`` (growing), ``at`` (wall clock; the proxy's: when the 
 read whole and its faults decided), ``route``, ``method``, ``path``,
 ``upstream`` (URL), ``model``, ``feature`` (the ``X-AIRisk-Feature`` header), ``stream``,
 ``status`` (None when no response was sent), ``faults`` (the fault types applied),
-``ttfb_ms``, ``total_ms``, and where it applies ``broken`` (the stream fault that ended the
+``ttfb_ms``, ``total_ms`` (from when the request's head came, a moment before the proxy's
+``at``), and where it applies ``broken`` (the stream fault that ended the
 answer) and ``error``. The emulator's entries have its own fields (`chaos.emulator`: ``nonce``,
 ``arrived_mono_ns``, ``first_token_mono_ns``, ... which the benches read) and the same ``id``.
 

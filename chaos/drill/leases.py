@@ -6,8 +6,8 @@ or the whole machine stalls longer than the lease (a starved process, a paused V
 that window met no fault, and a drill that counted them would credit a feature with surviving an
 outage that was not there: its primary answering "during" its own outage.
 
-So `Leases` keeps, for each fault, the ``expires_at`` the proxy answered to its last add or
-renew: the fault is certainly in force until then. A renewal refused because the lease ran out
+So `Leases` keeps, for each fault, when its last add or renewal that the proxy answered was
+sent, plus the lease: the fault is certainly in force until then. A renewal refused because the lease ran out
 (the proxy's 404 says ``lapsed_at``) puts the fault back at once and records the window it was
 away as a `Lapse`. `until` is the earliest expiry in force, the time up to which the phase's
 faults are known to have held: `Held` holds back the records and log entries that reach past it,
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.control.client import ControlClient, ControlError, NotJSON, Refused
+from chaos.control.client import ControlClient, ControlError, Refused
 from chaos.drill.report import Tally
 
 
@@ -47,27 +47,38 @@ class Lapse:
     end: float
 
     def covers(self, start: float, end: float) -> bool:
-        """Whether [start, end] (a request's span) meets the window."""
-        return start < self.end and end > self.start
+        """Whether [start, end] (a request's span, or an instant) meets the window, whose start is
+        already lapsed (the proxy's rule: lapsed at ``now >= expires_at``)."""
+        return start < self.end and end >= self.start
 
     def describe(self) -> str:
         where = f" on route {self.route}" if self.route else ""
         at = time.strftime("%H:%M:%S", time.localtime(self.start))
+        again = "; put back, its cycle starts again" if self.type == "flapping" else ""
         return (f"fault {self.type}{where} lapsed for {self.end - self.start:.1f} s from {at} (its lease ran out "
-                "before the runner renewed it: the runner, the proxy or the machine stalled)")
+                f"before the runner renewed it: the runner, the proxy or the machine stalled{again})")
 
 
 class Leases:
-    """The faults this drill has in force at the proxy (see the module docstring)."""
+    """The faults this drill has in force at the proxy (see the module docstring).
+
+    A renewal that fails another way (the proxy too slow to answer, a 5xx) costs nothing at once:
+    `until` stays at the last expiry known, `Held` holds back what reaches past it, and the next
+    renewal that is answered finds the gap (its 404 says when the lease ran out). Only when no
+    renewal has been answered for a whole lease past `until` does the drill stop (`gone`)."""
 
     def __init__(self, client: ControlClient, run_id: str, lease: float, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.client, self.run_id, self.lease, self.clock = client, run_id, lease, clock
         self._bodies: dict[str, dict[str, Any]] = {}
         self._phases: dict[str, str] = {}  # fault id -> its phase's name
-        self._until: dict[str, float] = {}  # the proxy's expires_at, from its last answer
+        # Our clock: sent + lease of the last add or renewal answered, a bound below the proxy's own
+        # expires_at (it counts the lease from when it got the request), whatever its clock says.
+        self._until: dict[str, float] = {}
+        self._missing: dict[str, float] = {}  # lapsed, not put back yet (the proxy refused): since when
         self.lapses: list[Lapse] = []
-        self.gone: str | None = None  # why a fault is no longer there, when someone removed it
+        self.trouble: str | None = None  # the last renewal's failure, while renewals fail
+        self.gone: str | None = None  # why the drill can no longer keep its faults (it stops)
 
     @property
     def active(self) -> list[str]:
@@ -84,41 +95,60 @@ class Leases:
             body = {**fault, "id": f"{self.run_id}-p{phase}-{i}", "for_s": self.lease}
             try:
                 self._put(body)
-            except (Refused, NotJSON) as exc:
+            except ControlError as exc:
                 raise LeaseError(f"the proxy refused phase {phase} fault {i}: {exc}") from None
             self._phases[body["id"]] = name
 
     def renew(self) -> list[Lapse]:
         """Renew every fault; put back each whose lease ran out (its `Lapse`, also kept in `lapses`).
         A fault removed by someone else is left so, and said in `gone`."""
-        new = []
-        for fault_id in list(self._bodies):
-            sent = self.clock()
-            try:
-                answer = self.client.renew(fault_id, self.lease)
-            except Refused as exc:
-                if exc.status != 404:
-                    raise
-                lapsed_at = exc.body.get("lapsed_at") if isinstance(exc.body, dict) else None
-                if not isinstance(lapsed_at, int | float):
-                    self._forget(fault_id)
-                    self.gone = (f"fault {fault_id!r} was removed from the proxy (by `airisk fault clear`, or "
-                                 "the proxy restarted): the drill no longer injects it")
-                    continue
-                self._put(self._bodies[fault_id])
-                new.append(self._lapse(fault_id, min(float(lapsed_at), self._until[fault_id]), self.clock()))
-            else:
-                self._seen(fault_id, sent, answer)
-        self.lapses += new
+        new: list[Lapse] = []
+        failed = None
+        try:
+            for fault_id in list(self._bodies):
+                try:
+                    self._renew_one(fault_id, new)
+                except ControlError as exc:
+                    failed = f"fault {fault_id!r}: {exc}"
+        finally:
+            self.lapses += new
+        self.trouble = failed
+        if failed is not None and self.clock() > self.until + self.lease:
+            self.gone = (f"the proxy has not kept the drill's faults for over {self.lease:g} s past their lease "
+                         f"({failed}): the drill can no longer say what the product met")
         return new
+
+    def _renew_one(self, fault_id: str, new: list[Lapse]) -> None:
+        if fault_id in self._missing:  # lapsed, and the last try to put it back failed
+            self._put(self._bodies[fault_id])
+            new.append(self._lapse(fault_id, self._missing.pop(fault_id), self.clock()))
+            return
+        sent = self.clock()
+        try:
+            self.client.renew(fault_id, self.lease)
+        except Refused as exc:
+            if exc.status != 404:
+                raise
+            lapsed_at = exc.body.get("lapsed_at") if isinstance(exc.body, dict) else None
+            if not isinstance(lapsed_at, int | float):
+                self._forget(fault_id)
+                self.gone = (f"fault {fault_id!r} was removed from the proxy (by `airisk fault clear`, or "
+                             "the proxy restarted): the drill no longer injects it")
+                return
+            self._missing[fault_id] = min(float(lapsed_at), self._until[fault_id])
+            self._put(self._bodies[fault_id])
+            new.append(self._lapse(fault_id, self._missing.pop(fault_id), self.clock()))
+        else:
+            self._until[fault_id] = sent + self.lease
 
     def remove_all(self) -> list[Lapse]:
         """Remove every fault; one whose lease had run out before is a `Lapse` to the removal."""
         new = []
         for fault_id in list(self._bodies):
             now = self.clock()
-            if now > self._until[fault_id]:
-                new.append(self._lapse(fault_id, self._until[fault_id], now))
+            since = self._missing.get(fault_id, self._until[fault_id])
+            if now > since:
+                new.append(self._lapse(fault_id, since, now))
             with contextlib.suppress(ControlError):
                 self.client.remove(fault_id)
             self._forget(fault_id)
@@ -127,17 +157,12 @@ class Leases:
 
     def _put(self, body: dict[str, Any]) -> None:
         sent = self.clock()
-        answer = self.client.add(body)
+        self.client.add(body)
         self._bodies[body["id"]] = body
-        self._seen(body["id"], sent, answer)
-
-    def _seen(self, fault_id: str, sent: float, answer: Any) -> None:
-        expires = answer.get("expires_at") if isinstance(answer, dict) else None
-        # A proxy that does not say (an older one) is taken at the lease from when we asked.
-        self._until[fault_id] = float(expires) if isinstance(expires, int | float) else sent + self.lease
+        self._until[body["id"]] = sent + self.lease
 
     def _forget(self, fault_id: str) -> None:
-        for table in (self._bodies, self._until, self._phases):
+        for table in (self._bodies, self._until, self._phases, self._missing):
             table.pop(fault_id, None)
 
     def _lapse(self, fault_id: str, start: float, end: float) -> Lapse:
@@ -158,38 +183,48 @@ class Held:
         self._records: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
         self.left_out: dict[Lapse, list[int]] = {}  # per lapse: records, entries
+        self._state: tuple[float, int] = (math.inf, 0)  # (until, lapses) when all that waits was last looked at
 
     def add_records(self, records: list[dict[str, Any]]) -> None:
-        self._records += records
-        self.release()
+        self._release(records, [])
 
     def add_entries(self, entries: list[dict[str, Any]]) -> None:
-        self._entries += entries
-        self.release()
+        self._release([], entries)
 
     def release(self) -> None:
+        """Let go what is now known (call after `Leases` renewed or removed faults)."""
+        self._release([], [])
+
+    def _release(self, records: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None:
         until, lapses = self.leases.until, self.leases.lapses
+        state = (until, len(lapses))
+        if state != self._state:  # what was held may be known now: look at all of it again
+            self._state = state
+            records, entries = self._records + records, self._entries + entries
+            self._records, self._entries = [], []
+        elif not (records or entries):
+            return
         wait, clean, met = [], [], []
-        for r in self._records:
+        for r in records:
             start = r["t"]
             end = start + r["ms"] / 1000
-            if end > until:
+            if end >= until:  # (a lapse starts at `until`, lapsed at that very instant)
                 wait.append(r)
             elif self._met(lapses, start, end, 0):
                 met.append(r)
             else:
                 clean.append(r)
-        self._records = wait
+        self._records += wait
         self.tally.add_records(clean)
         self.tally.add_records(met, in_phase=False)
         wait, clean = [], []
-        for e in self._entries:
+        for e in entries:
             at = e.get("at", 0)  # when the proxy decided the request's faults (`chaos.proxy`)
-            if at > until:
+            if at >= until:
                 wait.append(e)
             elif not self._met(lapses, at, at, 1):
                 clean.append(e)
-        self._entries = wait
+        self._entries += wait
         self.tally.add_entries(clean)
 
     def _met(self, lapses: list[Lapse], start: float, end: float, kind: int) -> Lapse | None:

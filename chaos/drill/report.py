@@ -219,7 +219,8 @@ class Tally:
     end (one under way when a phase's faults came or went met both states, so it speaks for
     neither). A record only arrives once its request has ended, so one that arrives while a
     phase runs and started after its start lies inside it. A proxy log entry belongs to the
-    phase it started in. Memory is bounded (see the module docstring)."""
+    phase its ``at`` lies in: when the proxy decided its faults. Memory is bounded (see the module
+    docstring)."""
 
     def __init__(self, spec: DrillSpec, *, started_at: float, ended_at: float | None = None,
                  seed: int | None = None) -> None:

@@ -26,7 +26,7 @@ class Plan:
         return [f.type for f in self.faults]
 
 
-LAPSES_KEPT = 1000  # ids of faults whose lease ran out, newest first, for `FaultSet.lapsed_at`
+LAPSES_KEPT = 1000  # ids of faults whose lease ran out (the newest kept), for `FaultSet.lapsed_at`
 
 
 class FaultSet:

@@ -195,6 +195,32 @@ def test_guard_breach_aborts_and_removes_the_faults(tmp_path, running_proxy):
 LEASE = 5  # the runner renews every 1 s: a runner starved for up to ~4 s still keeps its fault
 
 
+def test_faults_cleared_by_someone_else_stop_the_drill_and_are_not_put_back(tmp_path, running_proxy):
+    """An operator stopping the damage by hand (`airisk fault clear`) mid-drill: the drill does not
+    undo it, and ends, saying why (its figures would no longer describe the outage it names)."""
+    path, _ = shipped("openai-outage.yaml", tmp_path, proxy=running_proxy, phases=(1, 60, 1))
+    cleared: list[float] = []
+
+    def clear_once_in_force() -> None:
+        for _ in range(600):
+            if httpx.get(f"{running_proxy}/_airisk/faults").json():
+                time.sleep(1)
+                httpx.delete(f"{running_proxy}/_airisk/faults")
+                cleared.append(time.monotonic())
+                return
+            time.sleep(0.05)
+
+    operator = threading.Thread(target=clear_once_in_force, daemon=True)
+    operator.start()
+    out = drill(str(path), "--json", str(tmp_path / "r.json"), "--no-store", home=tmp_path)
+    ended = time.monotonic()
+    operator.join(5)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert cleared and ended - cleared[0] < 15  # not the 60 s the phase was given
+    assert "was removed from the proxy" in result["aborted"] and out.exit_code == 1, out.output
+    assert httpx.get(f"{running_proxy}/_airisk/faults").json() == []  # not put back
+
+
 def test_killed_runner_leaves_no_fault_beyond_its_lease(tmp_path, running_proxy):
     path, _ = shipped("openai-outage.yaml", tmp_path, proxy=running_proxy, phases=(1, 120, 1), lease=LEASE)
     runner = subprocess.Popen([sys.executable, "-m", "airisk.cli", "drill", "run", str(path), "--quiet", "--no-store"],

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.control.client import ControlClient, Refused
+from chaos.control.client import ControlClient, Refused, Unreachable
 from chaos.drill.leases import Held, Lapse, Leases
 from chaos.drill.report import PhaseRun, Tally
 from chaos.faults import Fault, FaultSet
@@ -134,6 +134,76 @@ def test_a_fault_removed_by_someone_else_is_not_put_back_but_said(proxy_url):
         assert client.faults() == [] and leases.active == []
 
 
+class _Flaky:
+    """A control API for `Leases` whose answers the test sets: ``down`` makes every call fail as an
+    unreachable proxy does; ``lapsed`` names faults whose next renewal finds their lease ended."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.refuse_add = False
+        self.lapsed: dict[str, float] = {}
+        self.faults: set[str] = set()
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unreachable("connection refused")
+
+    def add(self, body):
+        self._check()
+        if self.refuse_add:
+            raise Refused(503, "busy")
+        self.faults.add(body["id"])
+        return {"id": body["id"]}
+
+    def renew(self, fault_id, for_s):
+        self._check()
+        if fault_id in self.lapsed:
+            self.faults.discard(fault_id)
+            raise Refused(404, "lease ended", {"error": "lease ended", "lapsed_at": self.lapsed.pop(fault_id)})
+        return {"id": fault_id}
+
+    def remove(self, fault_id):
+        self._check()
+        self.faults.discard(fault_id)
+        return {"removed": fault_id}
+
+
+def test_renewals_that_fail_cost_nothing_until_a_whole_lease_past_what_is_known():
+    clock = [100.0]
+    api = _Flaky()
+    leases = Leases(api, "run", 5, clock=lambda: clock[0])  # type: ignore[arg-type]
+    leases.add(1, "down", [{"type": "overloaded"}])
+    assert leases.until == 105.0
+    api.down = True
+    clock[0] = 101.0
+    assert leases.renew() == [] and leases.trouble is not None and "connection refused" in leases.trouble
+    assert leases.gone is None and leases.until == 105.0  # what is known stays known; nothing raised
+    clock[0] = 109.0
+    leases.renew()
+    assert leases.gone is None  # within a lease past it: the next answered renewal finds any gap
+    clock[0] = 110.5
+    leases.renew()
+    assert leases.gone is not None and "has not kept the drill's faults" in leases.gone
+
+
+def test_a_lapsed_fault_the_proxy_would_not_take_back_is_tried_again_and_its_gap_runs_till_then():
+    clock = [100.0]
+    api = _Flaky()
+    leases = Leases(api, "run", 5, clock=lambda: clock[0])  # type: ignore[arg-type]
+    leases.add(1, "down", [{"type": "overloaded"}, {"type": "hang"}])
+    clock[0] = 107.0
+    api.lapsed = {"run-p1-0": 105.0, "run-p1-1": 105.2}
+    api.refuse_add = True
+    assert leases.renew() == [] and leases.trouble is not None and leases.lapses == []
+    assert leases.until == 105.0  # not in force since: what reaches past it waits
+    clock[0] = 108.0
+    api.refuse_add = False
+    back = leases.renew()
+    assert [(x.fault, x.start, x.end) for x in back] == [("run-p1-0", 105.0, 108.0), ("run-p1-1", 105.0, 108.0)]
+    assert leases.lapses == back and leases.trouble is None and api.faults == {"run-p1-0", "run-p1-1"}
+    assert leases.until == 113.0
+
+
 # -- Held: what met a gap is left out, the rest is counted as before -------------------------------
 
 
@@ -188,9 +258,9 @@ def test_records_and_entries_that_met_a_lapse_are_left_out_and_the_rest_counted(
     start, length = gap
     gap = (start, start + length)
     online, held = _held_online(records, entries, gap, renew_at=gap[1] + late)
-    met = [r for r in records if r["t"] < gap[1] and r["t"] + r["ms"] / 1000 > gap[0]]
+    met = [r for r in records if r["t"] < gap[1] and r["t"] + r["ms"] / 1000 >= gap[0]]
     expected, _, _ = _reference([r for r in records if r not in met],
-                                [e for e in entries if not gap[0] < e["at"] < gap[1]])
+                                [e for e in entries if not gap[0] <= e["at"] < gap[1]])
     _, _, timeline = _reference(records, entries)  # the timeline is what the product saw: all of it
     by = {f.feature: f for f in online.features}
     for f in FEATURES:
@@ -198,6 +268,6 @@ def test_records_and_entries_that_met_a_lapse_are_left_out_and_the_rest_counted(
         assert by[f].during_faults == expected["during"][f], f
     assert online.timeline == timeline
     [(left_records, left_entries)] = held.left_out.values() or [(0, 0)]
-    assert left_records == len(met) and left_entries == sum(gap[0] < e["at"] < gap[1] for e in entries)
+    assert left_records == len(met) and left_entries == sum(gap[0] <= e["at"] < gap[1] for e in entries)
     [note] = held.notes()
     assert note.startswith("down: fault overloaded lapsed for ") and f"the {len(met):,} requests" in note
