@@ -80,9 +80,10 @@ async def client():
 
 
 def need(available: bool, reason: str) -> None:
-    """Skip with ``reason`` where a component is missing, but fail under CI=true, where it must run."""
+    """Skip with ``reason`` where a component is missing, but fail under CI=true, where it must run.
+    Also at a module's top (the whole module then skips, or fails to collect under CI)."""
     if available:
         return
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)

@@ -7,7 +7,6 @@ import asyncio
 import importlib.util
 import json
 import math
-import os
 import socket
 import threading
 import time
@@ -17,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-if importlib.util.find_spec("chaoslib") is None:  # as tests.conftest.need: a skip locally, a failure under CI
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI=true and the chaostoolkit extra is not installed")
-    pytest.skip("the chaostoolkit extra is not installed: pip install 'airisk[chaostoolkit]'", allow_module_level=True)
+from tests.conftest import need
 
-from chaos.emulator import Emulator, Profile, bound_port, serve
-from chaosairisk import AiriskActivityFailed
-from chaosairisk.actions import add_fault, remove_faults, reset
-from chaosairisk.probes import drill_verdict, feature_status, probe_target
+need(importlib.util.find_spec("chaoslib") is not None,
+     "the chaostoolkit extra is not installed: pip install 'airisk[chaostoolkit]'")
+
+from chaos.emulator import Emulator, Profile, bound_port, serve  # noqa: E402 (after the check: the extra may be missing)
+from chaosairisk import AiriskActivityFailed  # noqa: E402 (after the check: the extra may be missing)
+from chaosairisk.actions import add_fault, remove_faults, reset  # noqa: E402 (after the check: the extra may be missing)
+from chaosairisk.probes import drill_verdict, feature_status, probe_target  # noqa: E402 (after the check: the extra may be missing)
 
 
 @pytest.fixture(scope="module")

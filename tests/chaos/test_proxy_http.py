@@ -392,14 +392,19 @@ async def test_lifespan_starts_and_closes_the_proxy():
     assert proxy._pool is None
 
 
+async def _lifespan(receive, send) -> None:
+    """A test application's lifespan: started, then stopped when asked."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
 async def test_an_application_error_is_a_500_and_the_server_serves_on():
     calls = []
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await _lifespan(receive, send)
             return
         calls.append(scope["path"])
         if scope["path"] == "/boom":
@@ -441,9 +446,7 @@ async def test_stop_waits_the_grace_then_ends_a_held_connection():
 async def test_a_204_carries_no_body_and_the_connection_serves_on():
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await _lifespan(receive, send)
             return
         status = 204 if scope["path"] == "/empty" else 200
         await send({"type": "http.response.start", "status": status, "headers": [(b"x-path", scope["path"].encode())]})
