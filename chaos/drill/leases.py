@@ -7,13 +7,13 @@ that window met no fault, and a drill that counted them would credit a feature w
 outage that was not there: its primary answering "during" its own outage.
 
 So `Leases` keeps, for each fault, when its last add or renewal that the proxy answered was
-sent, plus the lease: the fault is certainly in force until then. A renewal refused because the lease ran out
-(the proxy's 404 says ``lapsed_at``) puts the fault back at once and records the window it was
-away as a `Lapse`. `until` is the earliest expiry in force, the time up to which the phase's
-faults are known to have held: `Held` holds back the records and log entries that reach past it,
-and leaves out of the phase's figures those that met a lapse. A fault gone from the proxy another way was removed by
-someone (``airisk fault clear``, a restarted proxy): that is not undone but said (`gone`), and
-the runner stops the drill, whose figures no longer describe it.
+sent, plus the lease: the fault is certainly in force until then (`until`, the earliest of them).
+A renewal refused because the lease ran out (the proxy's 404 says ``lapsed_at``, which tells a
+lapse from a removal) puts the fault back at once and records the window from `until` to its
+return as a `Lapse`. `Held` holds back the records and log entries that reach past `until`, and
+leaves out of the phase's figures those that met a lapse. A fault gone from the proxy another
+way was removed by someone (``airisk fault clear``, a restarted proxy): that is not undone but
+said (`gone`), and the runner stops the drill, whose figures no longer describe it.
 
 Times are wall-clock seconds (`time.time`), like the proxy's log and the load generator's records.
 """
@@ -130,12 +130,14 @@ class Leases:
             if exc.status != 404:
                 raise
             lapsed_at = exc.body.get("lapsed_at") if isinstance(exc.body, dict) else None
-            if not isinstance(lapsed_at, int | float):
+            if type(lapsed_at) not in (int, float):  # no time said (a bool is no time): removed, not lapsed
                 self._forget(fault_id)
                 self.gone = (f"fault {fault_id!r} was removed from the proxy (by `airisk fault clear`, or "
                              "the proxy restarted): the drill no longer injects it")
                 return
-            self._missing[fault_id] = min(float(lapsed_at), self._until[fault_id])
+            # It lapsed at `until` or later (the proxy counts the lease from when it got the renewal):
+            # the gap is taken from `until`, whatever the proxy's clock says.
+            self._missing[fault_id] = self._until[fault_id]
             self._put(self._bodies[fault_id])
             new.append(self._lapse(fault_id, self._missing.pop(fault_id), self.clock()))
         else:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chaos.control.client import ControlClient, Refused, Unreachable
@@ -202,6 +202,40 @@ def test_a_lapsed_fault_the_proxy_would_not_take_back_is_tried_again_and_its_gap
     assert [(x.fault, x.start, x.end) for x in back] == [("run-p1-0", 105.0, 108.0), ("run-p1-1", 105.0, 108.0)]
     assert leases.lapses == back and leases.trouble is None and api.faults == {"run-p1-0", "run-p1-1"}
     assert leases.until == 113.0
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@example(body={"lapsed_at": float("nan")}, status=404).via("not a time")
+@example(body={"lapsed_at": float("-inf")}, status=404).via("not a time")
+@example(body={"lapsed_at": True}, status=404).via("a bool is an int")
+@given(body=JSON | st.dictionaries(st.just("lapsed_at"), JSON), status=st.sampled_from([400, 404, 409, 500, 503]))
+def test_whatever_a_proxy_answers_to_a_renewal_the_drill_goes_on_or_says_why(body, status):
+    """A renewal's error answer is the proxy's (any JSON): a lapse (put back, its gap from what the
+    runner knew), a removal (said in `gone`), or a failure noted in `trouble`; nothing raises."""
+    clock = [100.0]
+
+    class Answers(_Flaky):
+        def renew(self, fault_id, for_s):
+            raise Refused(status, "no", body)
+
+    api = Answers()
+    leases = Leases(api, "run", 5, clock=lambda: clock[0])  # type: ignore[arg-type]
+    leases.add(1, "down", [{"type": "overloaded"}])
+    clock[0] = 101.0
+    lapses = leases.renew()
+    lapsed_at = body.get("lapsed_at") if isinstance(body, dict) else None
+    if status != 404:
+        assert lapses == [] and leases.trouble is not None and leases.gone is None
+    elif type(lapsed_at) in (int, float):
+        [lapse] = lapses
+        assert lapse.start == 105.0 and lapse.end == 101.0 and api.faults == {"run-p1-0"}
+    else:
+        assert lapses == [] and leases.gone is not None and leases.active == []
 
 
 # -- Held: what met a gap is left out, the rest is counted as before -------------------------------
