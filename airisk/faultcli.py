@@ -56,9 +56,12 @@ def _fail(message: str) -> None:
                    "(repeatable).")
 @click.option("--redact-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="A file of redaction patterns: one regular expression a line, # for comments.")
+@click.option("--relay/--no-relay", default=True, show_default=True,
+              help="Relay a request that meets no fault by callbacks, with no task; --no-relay serves every request "
+                   "on the ASGI course instead (slower: for comparison and debugging).")
 def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: str | None,
           route_specs: tuple[str, ...], log_size: int, head_timeout: float, max_body: int, store: bool,
-          captures: tuple[str, ...], redact: tuple[str, ...], redact_file: Path | None) -> None:
+          captures: tuple[str, ...], redact: tuple[str, ...], redact_file: Path | None, relay: bool) -> None:
     """The fault proxy: http://HOST:PORT/<route>/... forwards to the route's upstream, breaking it on demand."""
     if (message := extras.missing_message("airisk proxy", "chaos")) is not None:
         _fail(message)
@@ -78,7 +81,8 @@ def proxy(host: str, port: int, allow_external: bool, grace: float, emulator: st
     capture = _capture(captures, redact, redact_file, engine)
     runtime.run(runtime.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
                                       allow_external=allow_external, grace=grace, head_timeout_s=head_timeout,
-                                      max_body=max_body, **({"capture": capture} if capture is not None else {})))
+                                      max_body=max_body, fast=relay,
+                                      **({"capture": capture} if capture is not None else {})))
 
 
 def _capture(specs: tuple[str, ...], redact: tuple[str, ...], redact_file: Path | None, engine):

@@ -95,7 +95,7 @@ async def emulate_forever(*, host: str, port: int, seed: int | None, ttft_ms: fl
 
 async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=None,
                         allow_external: bool = False, grace: float | None = None, head_timeout_s: float | None = None,
-                        max_body: int | None = None, capture=None) -> None:
+                        max_body: int | None = None, capture=None, fast: bool = True) -> None:
     """``airisk proxy``: `chaos.run.proxy_forever`, which serves until SIGINT/SIGTERM, then waits at most
     ``grace`` seconds for requests in flight; a second signal exits at once. ``capture``
     (`chaos.proxycapture`, from ``--capture``): the proxy starts and stops its writer."""
@@ -103,4 +103,4 @@ async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=N
 
     await chaos_run.proxy_forever(host=host, port=port, routes=routes, log_size=log_size, engine=engine,
                                   allow_external=allow_external, grace=grace, head_timeout_s=head_timeout_s,
-                                  max_body=max_body, capture=capture)
+                                  max_body=max_body, capture=capture, fast=fast)

@@ -5,6 +5,8 @@ loopback. Every request goes to it either directly or through one proxy with no 
 
 - direct: the baseline every figure is compared to;
 - airisk: `airisk proxy --emulator URL` (`/openai/chat/completions` forwards to the emulator);
+- airisk, --no-relay: the same with every request on the ASGI course, none relayed by callbacks
+  (`chaos.proxyfast`): the proxy as it was before the relay, measured in the same run;
 - raw asyncio+httptools (floor): bench/raw_proxy.py, the bare design airisk's goals come from
   (shared/PERF_NOTES.md: a raw `asyncio.Protocol` on uvloop, `httptools` parsers, bytes
   forwarded as they arrive, a LIFO pool of idle upstream connections), path unchanged
@@ -671,6 +673,15 @@ def main(quick: bool, rounds: int, seconds: float) -> None:
         rows.append(row)
         airisk_row = row
 
+        port = free_port()  # the same proxy before chaos.proxyfast: every request on the ASGI course
+        row = Row("airisk, --no-relay", url=f"http://127.0.0.1:{port}/openai/chat/completions")
+        if has_proxy:
+            launch(stack, row, [*airisk, "proxy", "--no-relay", "--port", str(port), "--emulator", emu], cwd=ROOT)
+        else:
+            row.problem = "`airisk proxy` does not exist yet in this checkout"
+        rows.append(row)
+        asgi_row = row
+
         port = free_port()
         row = Row("raw asyncio+httptools (floor)", url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
         launch(stack, row, [sys.executable, str(ROOT / "bench" / "raw_proxy.py"), "--port", str(port),
@@ -750,10 +761,13 @@ def main(quick: bool, rounds: int, seconds: float) -> None:
                 join_log(emu, [clean, slow])
                 fault = print_fault(clean, slow)
 
-    print("\ngoals (issue 16); under each, the floor's figure for it (bench/raw_proxy.py, the bare design, same run)")
+    print("\ngoals (issue 16); under each, airisk --no-relay's figure (every request on the ASGI course) and the "
+          "floor's\n(bench/raw_proxy.py, the bare design), same run")
     mine, bare = goal_figures(airisk_row, direct), goal_figures(floor_row, direct)
+    before = goal_figures(asgi_row, direct)
     for text in mine:
         goal(text, *mine[text])
+        goal("   --no-relay:", *before[text])
         goal("   floor:", *bare[text])
     text = f"{FAULT_MS:g} ms fault once per request (total +{FAULT_MS:g}±10, after 1st byte ±5, gap ±2)"
     if fault:

@@ -196,7 +196,7 @@ class FaultProxy:
             # the upstream works on it, off the path to the first byte (a JSON parse; ~60 µs on a
             # cold process, measured: docs/BENCHMARKS.md).
             late = self.faults.empty and self.capture is None
-            ask = None if late else self._read_ask(route, path, query, body, entry)
+            ask = None if late else self.read_ask(route, path, query, body, entry)
             if self.faults.empty:  # no fault in force: no request to describe, no dice to roll
                 plan = _NO_FAULTS
             else:
@@ -222,7 +222,12 @@ class FaultProxy:
             if tap is not None:
                 self.capture.done(tap)  # type: ignore[union-attr]
 
-    def _read_ask(self, route: Route, path: str, query: str, body: bytes, entry: dict[str, Any]) -> Ask | None:
+    @property
+    def pool(self) -> UpstreamPool | None:
+        """The upstream connections (None before lifespan startup and after shutdown)."""
+        return self._pool
+
+    def read_ask(self, route: Route, path: str, query: str, body: bytes, entry: dict[str, Any]) -> Ask | None:
         """The request as its dialect reads it, its model and stream noted in the log entry."""
         ask = sniff_ask(route.dialect, path, body, dict(parse_qsl(query)) if query else None)
         if ask is not None:
@@ -241,7 +246,7 @@ class FaultProxy:
                 nonlocal ask, late
                 if late is not None:
                     (late_path, late_body), late = late, None  # once, whatever the read does
-                    ask = self._read_ask(route, late_path, query, late_body, entry)
+                    ask = self.read_ask(route, late_path, query, late_body, entry)
         else:
             read_late = None
         if self._pool is None:

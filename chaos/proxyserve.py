@@ -7,6 +7,7 @@ because a fault proxy must be able to reset (RST) or drop a connection, and ASGI
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from chaos import proxycontrol
 from chaos.controlguard import ControlGuard
 from chaos.proxy import FaultProxy
+from chaos.proxyfast import pass_through
 from chaos.proxyserver import ProxyServer
 
 GRACE_S = 3.0
@@ -68,13 +70,15 @@ async def _serve(server: ProxyServer, stopping: asyncio.Event, grace: float) -> 
 
 async def serve_proxy(proxy: FaultProxy, *, host: str = "127.0.0.1", port: int = 8480,
                       allow_external: bool = False, guard: ControlGuard | None = None,
-                      grace: float = GRACE_S) -> RunningProxy:
+                      grace: float = GRACE_S, fast: bool = True) -> RunningProxy:
     """Start serving in the running loop; ``stop()`` ends it, waiting at most ``grace`` seconds for
     requests in flight. Port 0 picks a free port. The control API takes requests as ``guard``
-    says (default: `ControlGuard.for_server`, which refuses ``allow_external`` with no token)."""
+    says (default: `ControlGuard.for_server`, which refuses ``allow_external`` with no token).
+    ``fast=False``: every request takes the ASGI course, none the pass-through without a task
+    (`chaos.proxyfast`; the tests run both, the bench compares them)."""
     check_bind(host, allow_external=allow_external)
     proxycontrol.set_guard(proxy, guard or ControlGuard.for_server(host, allow_external=allow_external))
-    server = ProxyServer(proxy, host=host, port=port)
+    server = ProxyServer(proxy, host=host, port=port, fast=functools.partial(pass_through, proxy) if fast else None)
     await server.start()  # raises what stops it (e.g. the port is taken)
     stopping = asyncio.Event()
     task = asyncio.create_task(_serve(server, stopping, grace))

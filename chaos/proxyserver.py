@@ -39,8 +39,9 @@ import contextlib
 import http
 import logging
 import re
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
@@ -74,10 +75,29 @@ def _status_line(status: int) -> bytes:
     return line
 
 
-def _plain(status: int, text: bytes) -> bytes:
+def plain_answer(status: int, text: bytes) -> bytes:
     """A whole answer of the server's own, that closes the connection."""
     return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
         _status_line(status), len(text), text)
+
+
+class Relay(Protocol):
+    """What a `fast` handler leaves on a request it took (``cycle.relay``): told what the client's
+    connection does while the answer is relayed."""
+
+    def lost(self) -> None:
+        """The client's connection is gone before the answer's end."""
+
+    def pause(self) -> None:
+        """The client's connection has more unsent than its transport's high-water mark: stop
+        feeding it."""
+
+    def resume(self) -> None:
+        """... and drained below the low-water mark again."""
+
+    def crash(self, exc: BaseException) -> None:
+        """The handler raised after taking the request: log it, answer 500 if nothing was sent,
+        close, let go of what the request holds."""
 
 
 class _Cycle:
@@ -85,8 +105,8 @@ class _Cycle:
     a late ``receive`` of an answered request (a watch task ending) says disconnect and never
     reads the next request's body."""
 
-    __slots__ = ("body", "buffered", "chunked", "complete", "conn", "disconnected", "done", "expect", "head",
-                 "head_only", "keep_alive", "left", "read", "scope", "started", "task", "waiter")
+    __slots__ = ("began", "body", "buffered", "chunked", "complete", "conn", "disconnected", "done", "expect", "head",
+                 "head_only", "keep_alive", "left", "read", "relay", "scope", "started", "task", "waiter")
 
     def __init__(self, conn: _Connection, scope: dict[str, Any], keep_alive: bool, expect: int,
                  head_only: bool) -> None:
@@ -107,6 +127,8 @@ class _Cycle:
         self.done = False  # the answer is complete
         self.waiter: asyncio.Future | None = None
         self.task: asyncio.Task | None = None
+        self.relay: Relay | None = None  # set by a `fast` handler that took the request (no task then)
+        self.began = 0.0  # time.perf_counter() when the head was parsed (set when the server has `fast`)
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -147,15 +169,22 @@ class _Cycle:
         if not self.started:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected http.response.start, got {kind!r}")
-            self.started = True
-            if self.expect == _CONTINUE_WANTED:
-                self.expect = _CONTINUE_REFUSED
-            self._start(message["status"], message.get("headers", ()))
+            self.start(message["status"], message.get("headers", ()))
             return
         if self.done or kind != "http.response.body":
             raise RuntimeError(f"unexpected ASGI message {kind!r} after the response")
-        body: bytes = message.get("body", b"")
-        more = message.get("more_body", False)
+        self.write(message.get("body", b""), message.get("more_body", False))
+
+    # -- the answer, without ASGI (what `send` does, and what a `fast` handler calls) --
+    def start(self, status: int, headers: Any) -> None:
+        """The answer's status and headers: kept, and written with the first body piece."""
+        self.started = True
+        if self.expect == _CONTINUE_WANTED:
+            self.expect = _CONTINUE_REFUSED
+        self._start(status, headers)
+
+    def write(self, body: bytes, more: bool) -> None:
+        """A body piece (framed as `start` chose), and with ``more`` false the answer's end."""
         head, self.head = self.head, None
         if self.head_only:
             out = head or b""
@@ -173,7 +202,7 @@ class _Cycle:
                     raise RuntimeError("response content longer than its Content-Length")
             out = head + body if head is not None else body
         if out:
-            conn.transport.write(out)
+            self.conn.transport.write(out)
         if not more:
             if self.left > 0:
                 raise RuntimeError("response content shorter than its Content-Length")
@@ -233,13 +262,14 @@ _CONTINUE_NONE, _CONTINUE_WANTED, _CONTINUE_SENT, _CONTINUE_REFUSED = range(4)
 class _Connection(asyncio.Protocol):
     """One client connection: parses requests, runs one at a time."""
 
-    __slots__ = ("addresses", "app", "closing", "cycle", "expect", "extensions", "head_bytes", "headers",
+    __slots__ = ("addresses", "app", "closing", "cycle", "expect", "extensions", "fast", "head_bytes", "headers",
                  "idle_since", "in_head", "loop", "parser", "paused", "refusing", "server", "transport",
                  "url", "write_paused")
 
     def __init__(self, server: ProxyServer) -> None:
         self.server = server
         self.app = server.app
+        self.fast = server.fast
         self.loop = server.loop
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpRequestParser(self)
@@ -270,15 +300,23 @@ class _Connection(asyncio.Protocol):
         if cycle is not None:
             cycle.disconnected = True
             cycle.wake()
+            if cycle.relay is not None and not cycle.done:
+                cycle.relay.lost()
         waiter, self.write_paused = self.write_paused, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        if self.write_paused is None:
+        if self.write_paused is None:  # (kept for the connection's next request too, whichever its course)
             self.write_paused = self.loop.create_future()
+        cycle = self.cycle
+        if cycle is not None and cycle.relay is not None and not cycle.done:
+            cycle.relay.pause()  # (a relay waits on no future: it stops reading its source)
 
     def resume_writing(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.relay is not None and not cycle.done:
+            cycle.relay.resume()
         waiter, self.write_paused = self.write_paused, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -295,12 +333,14 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
+            self._launch()
             if isinstance(exc.__context__, _Pipelined) and self.cycle is not None:
                 self._refuse_pipelined(self.cycle)
             else:
                 self._bad(exc.__context__)
             return
         except httptools.HttpParserUpgrade:
+            self._launch()
             # Upgrade (WebSocket, h2c) is not passed on: the answer is plain HTTP, then the connection ends.
             if self.cycle is not None:
                 self._refuse_pipelined(self.cycle)
@@ -308,8 +348,10 @@ class _Connection(asyncio.Protocol):
                 self._bad(None)
             return
         except httptools.HttpParserError:
+            self._launch()
             self._bad(None)
             return
+        self._launch()
         if self.in_head and self.head_bytes > MAX_HEAD:
             self._bad(_HeadTooLarge())
 
@@ -360,8 +402,10 @@ class _Connection(asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         self.cycle = cycle
-        cycle.task = self.loop.create_task(self._run(cycle))
-        self.server.tasks.add(cycle.task)
+        if self.fast is None or self.expect:
+            self._start_task(cycle)
+        else:  # the task waits for the end of this read: a request whole in it may be taken by `fast`
+            cycle.began = time.perf_counter()
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
@@ -380,6 +424,8 @@ class _Connection(asyncio.Protocol):
         if cycle is None:
             return
         cycle.complete = True
+        if cycle.task is None and cycle.relay is None and not cycle.done:
+            self._offer(cycle)
         if cycle.done:  # answered before its body ended: the connection is free again
             if cycle.keep_alive and not self.transport.is_closing():
                 self.idle()
@@ -387,6 +433,30 @@ class _Connection(asyncio.Protocol):
             cycle.wake()
 
     # -- the request's course --
+    def _start_task(self, cycle: _Cycle) -> None:
+        cycle.task = task = self.loop.create_task(self._run(cycle))
+        self.server.tasks.add(task)
+
+    def _offer(self, cycle: _Cycle) -> None:
+        """A request arrived whole: to `fast` first, to a task if it declines."""
+        try:
+            taken = self.fast(cycle)  # type: ignore[misc]
+        except Exception as exc:  # (a bug: the request is not lost with it, nor the server's parse)
+            if cycle.relay is not None:  # taken, then failed: the relay ends it (500, upstream let go, logged)
+                cycle.relay.crash(exc)
+                return
+            log.error("Exception in the server's fast handler", exc_info=exc)
+            taken = False
+        if not taken:
+            self._start_task(cycle)
+
+    def _launch(self) -> None:
+        """After a read: a request not taken by `fast` (its body not whole in the read, or a bad
+        read) runs as an ASGI task, as every request does without `fast`."""
+        cycle = self.cycle
+        if cycle is not None and cycle.task is None and cycle.relay is None and not cycle.done:
+            self._start_task(cycle)
+
     async def _run(self, cycle: _Cycle) -> None:
         transport = self.transport
         try:
@@ -396,7 +466,7 @@ class _Connection(asyncio.Protocol):
                 log.error("Exception in ASGI application", exc_info=exc)
             if not (cycle.disconnected or transport.is_closing()):
                 if not cycle.started:
-                    transport.write(_plain(500, b"Internal Server Error"))
+                    transport.write(plain_answer(500, b"Internal Server Error"))
                 transport.close()  # (after a head, the answer is cut short: the client sees it so)
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -404,7 +474,7 @@ class _Connection(asyncio.Protocol):
             if not (cycle.done or cycle.disconnected or transport.is_closing()):
                 if not cycle.started:
                     log.error("ASGI application returned without starting a response")
-                    transport.write(_plain(500, b"Internal Server Error"))
+                    transport.write(plain_answer(500, b"Internal Server Error"))
                 transport.close()
         finally:
             cycle.done = True
@@ -436,7 +506,7 @@ class _Connection(asyncio.Protocol):
             if cycle.started and cycle.head is None:
                 self.transport.abort()  # part of an answer has gone: a 400 now would be mixed into it
                 return
-        self.transport.write(_plain(status, text))
+        self.transport.write(plain_answer(status, text))
         self.transport.close()
         self.closing = self.refusing = True  # nothing more is read
 
@@ -457,11 +527,17 @@ class _HeadTooLarge(Exception):
 
 
 class ProxyServer:
-    """Serves ``app`` (an ASGI 3 application with lifespan) on one listening socket."""
+    """Serves ``app`` (an ASGI 3 application with lifespan) on one listening socket.
+
+    ``fast``: called with a request that arrived whole in one read (head and body, no ``Expect:
+    100-continue``), before any task for it exists; it returns True when it took the request
+    (it answers through the cycle's `start` and `write`, and sets ``cycle.relay``), False to let
+    ``app`` serve it as every other request. See `chaos.proxyfast`."""
 
     def __init__(self, app: Callable, *, host: str, port: int, backlog: int = 2048,
-                 keep_alive_s: float = KEEP_ALIVE_S) -> None:
+                 keep_alive_s: float = KEEP_ALIVE_S, fast: Callable[[_Cycle], bool] | None = None) -> None:
         self.app = app
+        self.fast = fast
         self.host, self.port, self.backlog = host, port, backlog
         self.keep_alive_s = keep_alive_s
         self.connections: set[_Connection] = set()

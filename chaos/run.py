@@ -119,9 +119,11 @@ def proxy_routes(host: str, *, allow_external: bool, emulator: str | None, route
 
 async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=None,
                         allow_external: bool = False, grace: float | None = None, head_timeout_s: float | None = None,
-                        max_body: int | None = None, capture=None) -> None:
+                        max_body: int | None = None, capture=None, fast: bool = True) -> None:
     """Serve the fault proxy until SIGINT/SIGTERM, then wait at most ``grace`` seconds for requests
     in flight (a ``hang`` fault's request is cancelled then); a second signal exits at once.
+    ``fast``: relay a request that meets no fault by callbacks (`chaos.proxyfast`); off, every request
+    takes the ASGI course.
     ``engine``: also keep the request log in the monitor's database. ``capture``
     (`chaos.proxycapture`, from ``--capture``): the proxy starts and stops its writer."""
     from chaos.proxy import FaultProxy
@@ -139,7 +141,7 @@ async def proxy_forever(*, host: str, port: int, routes, log_size: int, engine=N
     limits = {"head_timeout_s": head_timeout_s} if head_timeout_s is not None else {}
     proxy = FaultProxy(routes, log_size=log_size, sink=store.sink if store else None, max_body=max_body,
                        capture=capture, **limits)
-    running = await serve_proxy(proxy, host=host, port=port, allow_external=allow_external, grace=grace)
+    running = await serve_proxy(proxy, host=host, port=port, allow_external=allow_external, grace=grace, fast=fast)
     settle_heap()
     print(f"airisk fault proxy on http://{host}:{running.port}/<route>/... ({len(routes)} routes; "
           f"control API: /_airisk/, `airisk fault --help`; Ctrl-C stops)", flush=True)

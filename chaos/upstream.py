@@ -19,7 +19,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import httptools
@@ -122,6 +122,7 @@ class _Conn(asyncio.Protocol):
         self.error: BaseException | None = None
         self.waiter: asyncio.Future | None = None
         self.paused = False
+        self.sink: Sink | None = None  # given: the response goes to it as parsed, not to `read`
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -130,8 +131,17 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"upstream sent a malformed response: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.sink is not None and not self.done:
+                self.sink.flush(self)  # what was read whole before the bad bytes goes on first
+            why = "switched protocols (101) unasked" if isinstance(exc, httptools.HttpParserUpgrade) \
+                else f"sent a malformed response: {exc}"
+            self._fail(UpstreamError(f"upstream {why}"))
+            if not self.done:
+                return  # (bytes after a whole response, e.g. a 204 with a body: the response stands)
+        sink = self.sink
+        if sink is not None:
+            sink.flush(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -139,6 +149,10 @@ class _Conn(asyncio.Protocol):
             self._fail(UpstreamError(f"upstream closed the connection{f': {exc}' if exc else ''}"))
 
     # -- httptools callbacks --
+    def on_message_begin(self) -> None:
+        if self.done:  # a second response to one request: never read as this one's, never reused
+            raise UpstreamError("upstream sent more than one response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
@@ -157,8 +171,13 @@ class _Conn(asyncio.Protocol):
             self.done = True
         if self.head is not None and not self.head.done():
             self.head.set_result(None)
+        elif self.sink is not None:
+            self.sink.head(self)
 
     def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.body(body)
+            return
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -179,6 +198,8 @@ class _Conn(asyncio.Protocol):
         self.error = exc
         if self.head is not None and not self.head.done():
             self.head.set_exception(exc)
+        elif self.sink is not None and not self.done:
+            self.sink.fail(exc)
         self._wake()
 
     def _wake(self) -> None:
@@ -202,6 +223,21 @@ class _Conn(asyncio.Protocol):
             self.waiter = self.loop.create_future()
             await self.waiter
             self.waiter = None
+
+
+class Sink(Protocol):
+    """Takes a response as the connection parses it, with no task and no buffering (`_Conn.sink`):
+    `head` once the head is parsed, `body` with each piece, `flush` after each read from the
+    socket (the pieces of one read go on as one), `fail` if the response cannot be read whole.
+    ``conn.done`` says the response is complete."""
+
+    def head(self, conn: _Conn) -> None: ...
+
+    def body(self, data: bytes) -> None: ...
+
+    def flush(self, conn: _Conn) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
 
 
 class Response:
@@ -239,12 +275,8 @@ class Response:
     def close(self) -> None:
         """Give the connection back when the body was read whole, else drop it."""
         conn, self._conn = self._conn, None  # type: ignore[assignment]
-        if conn is None:
-            return
-        if conn.done and conn.keep_alive and conn.error is None and not conn.closed and not conn.no_body:
-            self._pool._release(conn)
-        elif conn.transport is not None:
-            conn.transport.close()
+        if conn is not None:
+            self._pool.release(conn)
 
 
 class UpstreamPool:
@@ -262,7 +294,7 @@ class UpstreamPool:
             self._ssl = ssl.create_default_context(cafile=certifi.where())
         return self._ssl
 
-    async def _connect(self, key: tuple[str, str, int]) -> _Conn:
+    async def connect(self, key: tuple[str, str, int]) -> _Conn:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         try:
@@ -275,7 +307,8 @@ class UpstreamPool:
             raise UpstreamError(f"connect to {host}:{port} timed out after {self.connect_timeout:g}s") from None
         return conn
 
-    def _take(self, key: tuple[str, str, int]) -> _Conn | None:
+    def take(self, key: tuple[str, str, int]) -> _Conn | None:
+        """An idle connection to ``key``, or None (then `connect`)."""
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
@@ -286,11 +319,20 @@ class UpstreamPool:
                 conn.transport.close()
         return None
 
+    def release(self, conn: _Conn) -> None:
+        """Give back a connection whose response was read whole (by a `Sink`), else close it."""
+        if conn.done and conn.keep_alive and conn.error is None and not conn.closed and not conn.no_body:
+            self._release(conn)
+        elif conn.transport is not None:
+            conn.transport.close()
+
     def _release(self, conn: _Conn) -> None:
         idle = self._idle[conn.key]
         if len(idle) >= MAX_IDLE:
             conn.transport.close()  # type: ignore[union-attr]
             return
+        if conn.paused:  # (its reads stopped for a reader that left: the next request must be read)
+            conn.transport.resume_reading()  # type: ignore[union-attr]
         conn._reset()
         conn.idle_since = time.monotonic()
         idle.append(conn)
@@ -315,7 +357,7 @@ class UpstreamPool:
         host_header = to.host_header
         length = len(body) if body or method in ("POST", "PUT", "PATCH") else None
         payload = build_head(method, target, host_header, headers, length) + body
-        conn = self._take(key) or await self._connect(key)
+        conn = self.take(key) or await self.connect(key)
         conn.no_body = method == "HEAD"
         conn.head = conn.loop.create_future()
         conn.transport.write(payload)  # type: ignore[union-attr]

@@ -81,11 +81,11 @@ async def echo() -> AsyncIterator[tuple[Echo, str]]:
 
 
 @pytest.fixture
-async def proxied(emulator, echo) -> AsyncIterator[tuple[FaultProxy, str]]:
+async def proxied(emulator, echo, course) -> AsyncIterator[tuple[FaultProxy, str]]:
     routes = catalog_routes(emulator.url)
     routes["echo"] = Route("echo", echo[1] + "/v1", "openai")
     proxy = FaultProxy(routes, log_size=50)
-    running = await serve_proxy(proxy, port=0)
+    running = await serve_proxy(proxy, port=0, fast=course)
     try:
         yield proxy, running.url
     finally:
@@ -153,10 +153,10 @@ async def test_client_hanging_up_stops_the_upstream_read(proxied, echo):
     assert proxy.log.since()[-1]["error"] == "client disconnected"
 
 
-async def test_unknown_route_and_unreachable_upstream(emulator):
+async def test_unknown_route_and_unreachable_upstream(emulator, course):
     routes = {"gone": Route("gone", "http://127.0.0.1:9", "openai")}  # port 9 (discard): nothing listens
     proxy = FaultProxy(routes)
-    running = await serve_proxy(proxy, port=0)
+    running = await serve_proxy(proxy, port=0, fast=course)
     try:
         async with httpx.AsyncClient() as c:
             unknown = await c.post(f"{running.url}/nope/v1/chat/completions", json=CHAT)
@@ -367,13 +367,13 @@ async def test_an_entrys_time_is_when_its_faults_were_decided_not_when_its_head_
     assert entry["at"] >= added and entry["faults"] == ["overloaded"]
 
 
-async def test_with_no_fault_the_request_is_read_after_it_went_upstream_and_logged_as_before(emulator):
+async def test_with_no_fault_the_request_is_read_after_it_went_upstream_and_logged_as_before(emulator, course):
     """No fault in force: the body's model and stream are read once the request has gone upstream
     (off the path to the first byte), and still reach the log, also when the upstream is unreachable."""
     routes = catalog_routes(emulator.url)
     routes["gone"] = Route("gone", "http://127.0.0.1:9", "anthropic")  # port 9: nothing listens
     proxy = FaultProxy(routes)
-    running = await serve_proxy(proxy, port=0)
+    running = await serve_proxy(proxy, port=0, fast=course)
     try:
         async with httpx.AsyncClient() as c:
             ask = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

@@ -73,7 +73,7 @@ class Scripted:
 
 
 @pytest.fixture
-async def make_proxy() -> AsyncIterator:
+async def make_proxy(course) -> AsyncIterator:
     """``await make_proxy(answer, dialect=..., **FaultProxy options)`` -> (proxy, its URL, the upstream)."""
     running, upstreams = [], []
 
@@ -82,7 +82,7 @@ async def make_proxy() -> AsyncIterator:
         base = await upstream.start()
         upstreams.append(upstream)
         proxy = FaultProxy({"up": Route("up", base + "/v1", dialect)}, **options)
-        served = await serve_proxy(proxy, port=0)
+        served = await serve_proxy(proxy, port=0, fast=course)
         running.append(served)
         return proxy, served.url, upstream
 
@@ -147,9 +147,9 @@ async def test_no_head_within_the_timeout_is_a_504_in_the_routes_own_format(make
     assert proxy.log.since()[-1]["status"] == 504
 
 
-async def test_an_unreachable_upstream_is_a_502_in_the_routes_own_format():
+async def test_an_unreachable_upstream_is_a_502_in_the_routes_own_format(course):
     proxy = FaultProxy({"gone": Route("gone", "http://127.0.0.1:9", "anthropic")})  # port 9: nothing listens
-    running = await serve_proxy(proxy, port=0)
+    running = await serve_proxy(proxy, port=0, fast=course)
     try:
         async with httpx.AsyncClient() as c:
             r = await c.post(f"{running.url}/gone/v1/messages", json={"model": "m"})

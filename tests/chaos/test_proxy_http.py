@@ -66,8 +66,9 @@ class Upstream:
 class Served:
     """The proxy in front of `Upstream`, on a loop in a background thread."""
 
-    def __init__(self, **options) -> None:
+    def __init__(self, fast: bool = True, **options) -> None:
         self.upstream = Upstream()
+        self.fast = fast
         self.options = options
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -85,7 +86,7 @@ class Served:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.proxy = FaultProxy({"up": Route("up", f"http://127.0.0.1:{port}/v1", "openai")}, **self.options)
-        self.running = await serve_proxy(self.proxy, port=0, grace=0.5)
+        self.running = await serve_proxy(self.proxy, port=0, grace=0.5, fast=self.fast)
         self.port = self.running.port
 
     def call(self, coro, timeout: float = 30):
@@ -109,9 +110,10 @@ class Served:
         return sock
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    with Served() as s:
+@pytest.fixture(scope="module", params=[True, False], ids=["relay", "asgi"])
+def served(request) -> Iterator[Served]:
+    """On both courses of a request meeting no fault (see tests/chaos/conftest.py's ``course``)."""
+    with Served(request.param) as s:
         yield s
 
 
@@ -253,8 +255,8 @@ def test_expect_100_continue_gets_100_then_the_answer(served):
     assert answer.status == 200 and json.loads(answer.body)["body"] == '{"expect": 1}'
 
 
-def test_a_body_refused_before_100_continue_ends_the_connection():
-    with Served(max_body=100) as s, s.connect() as sock:
+def test_a_body_refused_before_100_continue_ends_the_connection(course):
+    with Served(course, max_body=100) as s, s.connect() as sock:
         reader = Reader(sock)
         sock.sendall(b"POST /up/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5000\r\nexpect: 100-continue\r\n\r\n")
         answer = reader.response()
@@ -263,8 +265,8 @@ def test_a_body_refused_before_100_continue_ends_the_connection():
         assert reader.closed()
 
 
-def test_a_body_over_the_cap_is_read_and_let_go_and_the_connection_serves_on():
-    with Served(max_body=1000) as s, s.connect() as sock:
+def test_a_body_over_the_cap_is_read_and_let_go_and_the_connection_serves_on(course):
+    with Served(course, max_body=1000) as s, s.connect() as sock:
         reader = Reader(sock)
         sock.sendall(b"POST /up/echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
         sock.sendall(b"%x\r\n%s\r\n" % (3000, b"y" * 3000))  # no length said: refused on arrival

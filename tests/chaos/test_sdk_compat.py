@@ -103,7 +103,7 @@ class Point:
         return [(self._path_of(entry), entry.get("status")) for entry in self.log]
 
 
-@pytest.fixture(params=["emulator", "proxy"])
+@pytest.fixture(params=["emulator", "proxy", "proxy-asgi"])
 async def point(request, emulator) -> AsyncIterator[Point]:
     if request.param == "emulator":
         yield Point(emulator.emu.faults, {"openai": emulator.url + "/openai/v1",
@@ -112,7 +112,7 @@ async def point(request, emulator) -> AsyncIterator[Point]:
                     lambda: emulator.emu.log, lambda entry: entry["path"])
         return
     proxy = FaultProxy(catalog_routes(emulator.url))
-    running = await serve_proxy(proxy, port=0)
+    running = await serve_proxy(proxy, port=0, fast=request.param == "proxy")  # (both of its courses)
     try:
         yield Point(proxy.faults, {name: f"{running.url}/{name}" for name in ("openai", "azure-openai", "anthropic")},
                     lambda: proxy.log.since(), lambda entry: entry["upstream"].removeprefix(emulator.url))

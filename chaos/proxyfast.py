@@ -1,0 +1,299 @@
+"""The fault proxy's pass-through without a task: a request that meets no fault, relayed by callbacks.
+
+With no fault in force and no capture, the proxy's work on a request is to pass it on and pass the
+answer back, and log it. `chaos.proxy.FaultProxy` does that as an ASGI application, on a task of its
+own per request; measured here (bench/proxy_overhead.py, docs/BENCHMARKS.md) the task, its ASGI
+messages and the watch on the client were most of what the proxy cost beyond the bare design of
+PERF_NOTES.md. `pass_through` is the server's ``fast`` hook (`chaos.proxyserver.ProxyServer`): it
+takes a request that arrived whole, writes it upstream from the parser's callback, and a `Relay`
+then moves the answer from the upstream connection's parser (`chaos.upstream.Sink`) to the client's
+connection as it is read, one client write per upstream read: no task, no future, no ASGI message.
+
+It does what `FaultProxy._proxy` and `_forward` do for such a request: the same bytes upstream,
+the same status, headers and body to the client, the same log entry (tests/chaos/test_proxy_fast.py
+compares them). Headers as sent (less hop-by-hop and ``X-AIRisk-*``), the path as received, the
+answer as it arrives: what one upstream read holds goes on as one write (one chunk of a chunked
+answer, where the ASGI course writes a chunk per piece the parser hands over); 502 in the route's
+error format when the upstream cannot be reached or fails before its head, the client's
+connection dropped when it fails after (what was read whole before goes on first); 504 after
+``head_timeout_s`` with no head; a client that hangs up closes the upstream connection (or
+stops its connect) at once; a client that reads slowly stops the upstream's reads, also for the
+connection's next request.
+
+It declines (the ASGI course serves the request, as before) whatever it does not cover: a fault in
+force or capture on, the control API, HEAD, HTTP/1.0, a path or headers the ASGI course answers
+with an error of its own (a control character, an unknown route, a body over ``max_body``), and a
+route whose upstream URL has a query.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from chaos.proxyhttp import proxy_error, request_headers, response_headers, split_target
+from chaos.proxyserver import plain_answer
+from chaos.upstream import UpstreamError, build_head, origin
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from chaos.proxy import FaultProxy
+    from chaos.proxyserver import _Cycle
+    from chaos.routes import Route
+    from chaos.speakers import Ask
+    from chaos.upstream import _Conn
+
+log = logging.getLogger(__name__)
+_BODIED = ("POST", "PUT", "PATCH")
+
+
+def pass_through(proxy: FaultProxy, cycle: _Cycle) -> bool:
+    """Take the request in ``cycle`` (arrived whole) and relay it, or return False to leave it to
+    the ASGI course. Nothing is changed when it returns False."""
+    pool = proxy.pool
+    if pool is None or not proxy.faults.empty or proxy.capture is not None:
+        return False
+    scope = cycle.scope
+    method = scope["method"]
+    if method == "HEAD" or scope["http_version"] != "1.1" or scope["path"].startswith("/_airisk/"):
+        return False
+    try:
+        name, raw_path, path, query = split_target(scope)
+        route = proxy.routes.get(name)
+        to = origin(route.upstream) if route is not None else None
+    except ValueError:
+        return False
+    if to is None or "?" in raw_path or "#" in raw_path or "#" in query or cycle.buffered > proxy.max_body:
+        return False
+    headers, feature, length = request_headers(scope["headers"])
+    if length is not None and length > proxy.max_body:
+        return False
+    pieces = cycle.body
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    target = (to.path + raw_path or "/") + ("?" + query if query else "")
+    try:
+        head = build_head(method, target, to.host_header, headers,
+                          len(body) if body or method in _BODIED else None)
+    except ValueError:
+        return False  # (the ASGI course answers it: 502, naming the part)
+    at = time.time()  # (when its faults were decided: none)
+    conn = pool.take(to.key)
+    if conn is not None:  # the request goes now; what follows is bookkeeping, off the path to the first byte
+        conn.no_body = False
+        conn.transport.write(head + body)  # type: ignore[union-attr]
+    relay = Relay(proxy, cycle, route, {  # type: ignore[arg-type]
+        "at": at, "route": route.name, "method": method, "path": path,  # type: ignore[union-attr]
+        "upstream": route.upstream + raw_path, "model": None, "feature": feature,  # type: ignore[union-attr]
+        "stream": None, "status": None, "faults": (),
+    })
+    cycle.relay = relay  # (from here an exception is the relay's to end, `crash`: the request has gone)
+    if conn is not None:
+        relay.attach(conn)  # (before this callback returns: no answer can have come yet)
+    entry = proxy.log.open(relay.entry)
+    cycle.body, cycle.buffered, cycle.read = [], 0, True
+    cycle.conn.resume()  # the body is read: a client that hangs up from now on is seen at once
+    if conn is None:
+        relay.connecting = task = cycle.conn.loop.create_task(pool.connect(to.key))
+        cycle.conn.server.tasks.add(task)  # (a stopping server waits for it, then cancels it)
+        task.add_done_callback(lambda t: relay.connected(t, head + body))
+    # Read for the log (its model and stream) once the request has gone upstream (see `FaultProxy._proxy`).
+    relay.ask = proxy.read_ask(route, path, query, body, entry)  # type: ignore[arg-type]
+    return True
+
+
+class Relay:
+    """One request's answer moved from its upstream connection to its client (`chaos.upstream.Sink`
+    on one side, `chaos.proxyserver.Relay` on the other)."""
+
+    __slots__ = ("ask", "conn", "connecting", "cycle", "ended", "entry", "paused", "pending", "proxy", "route",
+                 "timer")
+
+    def __init__(self, proxy: FaultProxy, cycle: _Cycle, route: Route, entry: dict[str, Any]) -> None:
+        self.proxy, self.cycle, self.route, self.entry = proxy, cycle, route, entry
+        self.ask: Ask | None = None
+        self.conn: _Conn | None = None
+        self.connecting: asyncio.Task | None = None
+        self.pending: list[bytes] = []
+        self.ended = False  # the entry is done: nothing more is relayed
+        self.paused = False  # the upstream's reads are stopped for a client reading slowly
+        loop = cycle.conn.loop
+        self.timer: asyncio.TimerHandle | None = loop.call_at(loop.time() + proxy.head_timeout_s, self._timeout)
+
+    # -- the request goes upstream --
+    def attach(self, conn: _Conn) -> None:
+        """``conn`` carries this request: its answer comes here (not faster than the client reads:
+        a connection whose client is still draining an earlier answer starts paused)."""
+        self.conn = conn
+        conn.sink = self
+        if self.paused or self.cycle.conn.write_paused is not None:
+            self.paused = True
+            conn.transport.pause_reading()  # type: ignore[union-attr]
+
+    def connected(self, task: asyncio.Task, payload: bytes) -> None:
+        self.connecting = None
+        self.cycle.conn.server.tasks.discard(task)
+        if task.cancelled():
+            exc: BaseException | None = UpstreamError("connect cancelled: the proxy is stopping")
+        else:
+            exc = task.exception()
+        if exc is not None:
+            if not self.ended:
+                self._unreachable(exc)
+            return
+        conn = task.result()
+        if self.ended:  # the client left meanwhile
+            if conn.transport is not None:
+                conn.transport.close()
+            return
+        self.attach(conn)
+        conn.no_body = False
+        conn.transport.write(payload)  # type: ignore[union-attr]
+
+    # -- the answer comes back (chaos.upstream.Sink) --
+    def head(self, conn: _Conn) -> None:
+        if self.ended or self.cycle.started:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        entry = self.entry
+        entry["status"] = conn.status
+        out, _ = response_headers(conn.headers)
+        try:
+            self.cycle.start(conn.status, out)
+        except Exception as exc:  # (a header the server will not write)
+            self.crash(exc)
+            return
+        entry["ttfb_ms"] = round((time.perf_counter() - self.cycle.began) * 1000, 3)
+
+    def body(self, data: bytes) -> None:
+        self.pending.append(data)
+
+    def flush(self, conn: _Conn) -> None:
+        if self.ended:
+            return
+        pending = self.pending
+        if not pending and not conn.done:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        try:
+            self.cycle.write(data, not conn.done)
+        except Exception as exc:
+            self.crash(exc)
+            return
+        if conn.done:
+            self.conn = None
+            self._end()
+            if self.paused:  # (the client's buffer filled with this last write: the connection reads again)
+                self.paused = False
+                conn.transport.resume_reading()  # type: ignore[union-attr]
+            pool = self.proxy.pool
+            if pool is not None:
+                pool.release(conn)  # (its sink goes with the reset)
+            elif conn.transport is not None:
+                conn.transport.close()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.ended:
+            return
+        if not self.cycle.started:
+            self._unreachable(exc)
+            return
+        self.entry["error"] = f"upstream: {exc!s}"[:300]  # mid-answer: so does the product's answer end
+        self.cycle.conn.transport.abort()
+        self._end()
+        self._drop_upstream()
+
+    # -- the client's side (chaos.proxyserver.Relay) --
+    def lost(self) -> None:
+        if self.ended:
+            return
+        self.entry["error"] = "client disconnected"
+        self._end()
+        self._drop_upstream()
+
+    def pause(self) -> None:
+        if self.paused:
+            return
+        self.paused = True  # (kept for `attach` when the connection is still being made)
+        conn = self.conn
+        if conn is not None and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        conn = self.conn
+        if conn is not None and conn.transport is not None:
+            conn.transport.resume_reading()
+
+    # -- ends --
+    def _timeout(self) -> None:
+        self.timer = None
+        if self.ended or self.cycle.started:
+            return
+        seconds = self.proxy.head_timeout_s
+        entry = self.entry
+        entry["status"], entry["error"] = 504, f"upstream sent no response head in {seconds:g}s"
+        self._drop_upstream()
+        self._answer(504, f"airisk fault proxy: {self.route.upstream} sent no response within {seconds:g}s",
+                     b"timeout")
+
+    def _unreachable(self, exc: BaseException) -> None:
+        entry = self.entry
+        entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
+        self._drop_upstream()
+        self._answer(502, f"airisk fault proxy: cannot reach {self.route.upstream} ({exc!s})"[:500], b"upstream")
+
+    def _answer(self, status: int, message: str, reason: bytes) -> None:
+        """An error of the proxy's own, in the route's format (as `FaultProxy._send_error`)."""
+        status, headers, body = proxy_error(self.route.dialect, status, message, self.ask, reason)
+        cycle = self.cycle
+        if not cycle.disconnected:
+            try:
+                cycle.start(status, headers)
+                cycle.write(body, False)
+            except Exception as exc:
+                self.crash(exc)
+                return
+        self._end()
+
+    def crash(self, exc: BaseException) -> None:
+        """What the ASGI course does with an exception: log it, 500 if nothing was sent, close."""
+        log.error("Exception in the fault proxy's pass-through", exc_info=exc)
+        transport = self.cycle.conn.transport
+        if not (self.cycle.disconnected or transport.is_closing()):
+            if not self.cycle.started:
+                transport.write(plain_answer(500, b"Internal Server Error"))
+            transport.close()
+        self._end()
+        self._drop_upstream()
+
+    def _drop_upstream(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.connecting is not None:  # (`connected` then sees a cancelled task and an ended relay)
+            self.connecting.cancel()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.sink = None
+            if conn.transport is not None:
+                conn.transport.close()
+
+    def _end(self) -> None:
+        """The entry is complete (whatever became of the answer): logged, once."""
+        if self.ended:
+            return
+        self.ended = True
+        self.cycle.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        entry = self.entry
+        entry["total_ms"] = round((time.perf_counter() - self.cycle.began) * 1000, 3)
+        self.proxy.log.done(entry)
