@@ -32,9 +32,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from chaos.proxyhttp import proxy_error, request_headers, response_headers, split_target
+from chaos.proxyhttp import HOP_BY_HOP, hop_by_hop, proxy_error, request_headers, response_headers, split_target
 from chaos.proxyserver import plain_answer
-from chaos.upstream import UpstreamError, build_head, origin
+from chaos.upstream import _TARGET, UpstreamError, build_head, origin
 
 if TYPE_CHECKING:
     import asyncio
@@ -67,17 +67,20 @@ def pass_through(proxy: FaultProxy, cycle: _Cycle) -> bool:
         return False
     if to is None or "?" in raw_path or "#" in raw_path or "#" in query or cycle.buffered > proxy.max_body:
         return False
-    headers, feature, length = request_headers(scope["headers"])
-    if length is not None and length > proxy.max_body:
-        return False
     pieces = cycle.body
     body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     target = (to.path + raw_path or "/") + ("?" + query if query else "")
-    try:
-        head = build_head(method, target, to.host_header, headers,
-                          len(body) if body or method in _BODIED else None)
-    except ValueError:
-        return False  # (the ASGI course answers it: 502, naming the part)
+    sized = len(body) if body or method in _BODIED else None
+    made = request_head(method, target, to.host_header, scope["headers"], sized)
+    if made is None:  # what only the general builder says (a bad target or host: 502), or a rare Connection
+        headers, feature, length = request_headers(scope["headers"])
+        try:
+            made = build_head(method, target, to.host_header, headers, sized), feature, length
+        except ValueError:
+            return False  # (the ASGI course answers it: 502, naming the part)
+    head, feature, length = made
+    if length is not None and length > proxy.max_body:
+        return False
     at = time.time()  # (when its faults were decided: none)
     conn = pool.take(to.key)
     if conn is not None:  # the request goes now; what follows is bookkeeping, off the path to the first byte
@@ -101,6 +104,54 @@ def pass_through(proxy: FaultProxy, cycle: _Cycle) -> bool:
     # Read for the log (its model and stream) once the request has gone upstream (see `FaultProxy._proxy`).
     relay.ask = proxy.read_ask(route, path, query, body, entry)  # type: ignore[arg-type]
     return True
+
+
+def request_head(method: str, target: str, host: bytes, raw: list[tuple[bytes, bytes]],
+                 length: int | None) -> tuple[bytes, str | None, int | None] | None:
+    """(the request head for the upstream, the ``X-AIRisk-Feature`` value, the declared Content-Length)
+    in one pass: what `request_headers` then `build_head` make of headers the server read (names
+    in lower case, tokens, values free of controls: the llhttp parser refuses any other), with
+    ``length`` the body's length to send. None when those two must run: a ``Connection`` header
+    naming more than keep-alive or close, or a target or host that is not printable ASCII."""
+    if not (_TARGET.fullmatch(target.encode("latin-1", "replace")) and target.isascii() and _TARGET.fullmatch(host)):
+        return None
+    out = [f"{method} {target} HTTP/1.1\r\nhost: ".encode("latin-1"), host, b"\r\n"]
+    feature = declared = None
+    for name, value in raw:
+        if name in HOP_BY_HOP or name.startswith(b"x-airisk-"):
+            if name == b"x-airisk-feature":
+                feature = value.decode("latin-1")
+            elif name == b"connection":
+                if hop_by_hop(((name, value),)) is not HOP_BY_HOP:
+                    return None
+            elif name == b"content-length" and value.strip().isdigit():
+                declared = int(value)
+            continue
+        out += (name, b": ", value, b"\r\n")
+    if length is not None:
+        out.append(b"content-length: %d\r\n" % length)
+    out.append(b"\r\n")
+    return b"".join(out), feature, declared
+
+
+def response_block(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
+    """(the upstream's response headers as the block `_Cycle.start_block` takes, its Content-Length)
+    in one pass: what `response_headers` then `_Cycle.start` make of them, for headers the llhttp
+    parser read (names tokens, values free of controls); None when a ``Connection`` header may name
+    more headers to leave out (then those two run)."""
+    out: list[bytes] = []
+    length = None
+    for name, value in raw:
+        name = name.lower()
+        if name in HOP_BY_HOP:
+            if name == b"content-length":
+                length = value
+            elif name == b"connection":
+                return None
+            else:
+                continue
+        out += (name, b": ", value, b"\r\n")
+    return b"".join(out), length
 
 
 class Relay:
@@ -153,20 +204,21 @@ class Relay:
 
     # -- the answer comes back (chaos.upstream.Sink) --
     def head(self, conn: _Conn) -> None:
-        if self.ended or self.cycle.started:
+        cycle = self.cycle
+        if self.ended or cycle.started:
             return
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        entry = self.entry
-        entry["status"] = conn.status
-        out, _ = response_headers(conn.headers)
+        # (the head timer is let be until the end: `_timeout` does nothing once the answer has started)
+        status = self.entry["status"] = conn.status
         try:
-            self.cycle.start(conn.status, out)
+            block = response_block(conn.headers)
+            if block is None:  # a Connection header naming more: the general course
+                cycle.start(status, response_headers(conn.headers)[0])
+            else:
+                cycle.start_block(status, *block)
         except Exception as exc:  # (a header the server will not write)
             self.crash(exc)
             return
-        entry["ttfb_ms"] = round((time.perf_counter() - self.cycle.began) * 1000, 3)
+        self.entry["ttfb_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
 
     def body(self, data: bytes) -> None:
         self.pending.append(data)

@@ -21,8 +21,9 @@ from chaos.speakers import SPEAKERS, Ask
 
 # RFC 9110 7.6.1 (and the older names still sent): meaningful for one connection only. Host and
 # Content-Length are set again for the next hop, Proxy-Authorization is the proxy's own.
-_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization",
-                  b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length"})
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
+                        b"proxy-authorization", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
+                        b"content-length"})
 TRANSPORT_KEY = "airisk.transport"
 WATCH_AFTER_S = 0.05  # see `Watch`: well within the 1 s in which a hung-up client's upstream is let go
 _PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))  # kept as sent in a request target, '%' included
@@ -36,11 +37,11 @@ def hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     name the message's own ``Connection`` header lists."""
     connection = [value for key, value in headers if key.lower() == b"connection"]
     if not connection:
-        return _HOP
+        return HOP_BY_HOP
     named = {token.strip().lower() for value in connection for token in value.split(b",")}
-    named -= _HOP
+    named -= HOP_BY_HOP
     named.discard(b"")
-    return _HOP | named if named else _HOP
+    return HOP_BY_HOP | named if named else HOP_BY_HOP
 
 
 def response_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -54,13 +55,13 @@ def response_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, 
         lk = key.lower()
         if lk == b"content-type" and content_type is None:
             content_type = value
-        if lk in _HOP and lk != b"content-length":
+        if lk in HOP_BY_HOP and lk != b"content-length":
             named = named or lk == b"connection"
             continue
         out.append((key, value))
     if named:  # a Connection header may name more (rare beyond "keep-alive" or "close")
         hop = hop_by_hop(raw)
-        if hop is not _HOP:
+        if hop is not HOP_BY_HOP:
             out = [(k, v) for k, v in out if (lk := k.lower()) not in hop or lk == b"content-length"]
     return out, content_type or b""
 
@@ -98,7 +99,7 @@ def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[byte
     named: list[bytes] = []
     for key, value in raw:
         lk = key.lower()
-        if lk in _HOP or lk.startswith(b"x-airisk-"):
+        if lk in HOP_BY_HOP or lk.startswith(b"x-airisk-"):
             if lk == b"x-airisk-feature":
                 feature = value.decode("latin-1")
             elif lk == b"connection":
@@ -109,7 +110,7 @@ def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[byte
         headers.append((key, value))
     if named:  # rare beyond "keep-alive" or "close": a second pass only then
         hop = hop_by_hop((b"connection", v) for v in named)
-        if hop is not _HOP:
+        if hop is not HOP_BY_HOP:
             headers = [(k, v) for k, v in headers if k.lower() not in hop]
     return headers, feature, length
 

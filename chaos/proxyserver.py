@@ -208,8 +208,18 @@ class _Cycle:
                 raise RuntimeError("response content shorter than its Content-Length")
             self._finish()
 
+    def start_block(self, status: int, block: bytes, length: bytes | None) -> None:
+        """`start` for headers already as a block of ``name: value\r\n`` lines, names in lower case,
+        each a token and each value free of controls but tab (as the llhttp parser leaves headers
+        it read), with no ``transfer-encoding`` or ``connection`` line; ``length`` the block's
+        ``content-length`` value, if any. One pass fewer over the headers than `start`."""
+        self.started = True
+        if self.expect == _CONTINUE_WANTED:
+            self.expect = _CONTINUE_REFUSED
+        self._frame(status, block, length, False)
+
     def _start(self, status: int, headers: Any) -> None:
-        lines = [_status_line(status)]
+        lines = []
         length = None
         close = False
         for name, value in headers:
@@ -221,9 +231,14 @@ class _Cycle:
             elif name == b"connection" and b"close" in value.lower():
                 close = True
             lines += (name, b": ", value, b"\r\n")
-        block = b"".join(lines[1:])
+        block = b"".join(lines)
         if not _FIELDS.fullmatch(block) or block.count(b"\n") != len(lines) // 4:
             raise RuntimeError("response header: a name that is not a token or a control character in a value")
+        self._frame(status, block, length, close)
+
+    def _frame(self, status: int, block: bytes, length: bytes | None, close: bool) -> None:
+        """The head: status line, ``block``, and the framing and connection lines this answer takes."""
+        lines = [_status_line(status), block]
         conn = self.conn
         if self.head_only or status in (204, 304) or status < 200:
             self.head_only = True  # no body, whatever the headers say (RFC 9110 6.4.1)
