@@ -342,10 +342,12 @@ class Relay:
         if self.ended:
             return
         self.ended = True
-        self.cycle.done = True
+        cycle = self.cycle
+        cycle.done = True
+        cycle.relay = None  # (no reference cycle left behind: the cycle and its relay go when the last user drops them)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         entry = self.entry
-        entry["total_ms"] = round((time.perf_counter() - self.cycle.began) * 1000, 3)
+        entry["total_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
         self.proxy.log.done(entry)

@@ -457,6 +457,9 @@ class _Connection(asyncio.Protocol):
         try:
             taken = self.fast(cycle)  # type: ignore[misc]
         except Exception as exc:  # (a bug: the request is not lost with it, nor the server's parse)
+            if cycle.done:  # taken and ended already
+                log.error("Exception in the server's fast handler", exc_info=exc)
+                return
             if cycle.relay is not None:  # taken, then failed: the relay ends it (500, upstream let go, logged)
                 cycle.relay.crash(exc)
                 return

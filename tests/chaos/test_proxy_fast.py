@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import socket
@@ -540,3 +541,35 @@ async def test_an_exception_after_the_relay_took_a_request_ends_it_cleanly(monke
         assert entry["id"] == 2 and "total_ms" in entry
         await until(lambda: upstream.closed, 5, "the upstream let go")
         assert not [t for t in running.server.tasks if not t.done()]
+
+
+async def test_a_passed_request_leaves_no_garbage_for_the_collector(course):
+    """Each request's objects go when their last user drops them, not at the next collection: a
+    reference cycle a request (its relay and its cycle) left behind cost a collection pause in the
+    first-byte p99 (measured: bench/proxy_overhead.py, docs/BENCHMARKS.md)."""
+    async def answers(reader, writer) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    async with proxied(answers, course) as (_, _, running):
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+
+        async def one() -> None:
+            writer.write(b"POST /up/x HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+
+        for _ in range(20):
+            await one()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(500):
+                await one()
+            found = gc.collect()
+        finally:
+            gc.enable()
+        writer.close()
+    assert found < 100, f"{found} objects left to the collector by 500 requests"
