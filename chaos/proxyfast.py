@@ -29,6 +29,7 @@ route whose upstream URL has a query.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,41 @@ def request_head(method: str, target: str, host: bytes, raw: list[tuple[bytes, b
     return b"".join(out), feature, declared
 
 
+_HEAD_END = b"\r\n\r\n"
+# A header line that bars passing a head on as it came: a hop-by-hop name other than the framing
+# ones, or a folded line (obs-fold, RFC 9112 5.2).
+_NOT_AS_IS = re.compile(rb"\n(?:(?:connection|keep-alive|proxy-[a-z-]*|te|trailer|upgrade|host)[ \t]*:|[ \t])", re.I)
+_FRAMING = re.compile(rb"\n(transfer-encoding|content-length)[ \t]*:[ \t]*([^\r]*)\r", re.I)
+
+
+def passes_as_is(data: bytes) -> bool:
+    """Whether a response beginning ``data`` can go to the client as it came (the floor's design,
+    PERF_NOTES.md: bytes on as they arrive, written before they are parsed): an HTTP/1.1 answer
+    with a body (2xx-5xx, not 204 or 304), its head whole in ``data``, framed by one Content-Length
+    or by chunked alone, with no header the proxy must take out. What the client reads then is
+    what the general course sends, but for the chunks' sizes, the header names' case and order,
+    and a chunked answer's trailers, which it keeps. The parse that follows tells where the answer
+    ends: bytes the upstream sent past its end, or that do not parse, have gone on with the read
+    that held them, and the client's connection is then dropped (the general course answers a head
+    that does not parse with a 502 of its own, and drops the connection at a bad byte after it)."""
+    status = data[9:12]
+    if not (data.startswith(b"HTTP/1.1 ") and status.isdigit() and b"200" <= status <= b"599") \
+            or status in (b"204", b"304"):
+        return False
+    end = data.find(_HEAD_END)
+    if end < 0:
+        return False
+    head = data[:end + 2]
+    if _NOT_AS_IS.search(head):
+        return False
+    framing = _FRAMING.findall(head)
+    if len(framing) != 1:
+        return False
+    name, value = framing[0]
+    value = value.strip()
+    return value.isdigit() if name.lower() == b"content-length" else value.lower() == b"chunked"
+
+
 def response_block(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
     """(the upstream's response headers as the block `_Cycle.start_block` takes, its Content-Length)
     in one pass: what `response_headers` then `_Cycle.start` make of them, for headers the llhttp
@@ -158,7 +194,7 @@ class Relay:
     """One request's answer moved from its upstream connection to its client (`chaos.upstream.Sink`
     on one side, `chaos.proxyserver.Relay` on the other)."""
 
-    __slots__ = ("ask", "conn", "connecting", "cycle", "ended", "entry", "paused", "pending", "proxy", "route",
+    __slots__ = ("ask", "conn", "connecting", "cycle", "ended", "entry", "paused", "pending", "proxy", "raw", "route",
                  "timer")
 
     def __init__(self, proxy: FaultProxy, cycle: _Cycle, route: Route, entry: dict[str, Any]) -> None:
@@ -169,6 +205,7 @@ class Relay:
         self.pending: list[bytes] = []
         self.ended = False  # the entry is done: nothing more is relayed
         self.paused = False  # the upstream's reads are stopped for a client reading slowly
+        self.raw = False  # the answer goes on as it arrives (`arrived`)
         loop = cycle.conn.loop
         self.timer: asyncio.TimerHandle | None = loop.call_at(loop.time() + proxy.head_timeout_s, self._timeout)
 
@@ -203,8 +240,29 @@ class Relay:
         conn.transport.write(payload)  # type: ignore[union-attr]
 
     # -- the answer comes back (chaos.upstream.Sink) --
+    def arrived(self, conn: _Conn, data: bytes) -> None:
+        """The bytes of one read, before they are parsed: an answer whose head is whole in its first
+        read and can go on as it is (`passes_as_is`) is written now, then every later read as it
+        comes; the parse that follows only tells where it ends."""
+        if self.raw:
+            if not self.ended:
+                self.cycle.conn.transport.write(data)
+            return
+        cycle = self.cycle
+        if self.ended or cycle.started or not cycle.keep_alive or cycle.conn.closing or cycle.conn.refusing:
+            return
+        if conn.headers or conn.status or not passes_as_is(data):  # (its head began in an earlier read)
+            return
+        self.raw = True
+        cycle.start_raw()
+        cycle.conn.transport.write(data)
+        self.entry["ttfb_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
+
     def head(self, conn: _Conn) -> None:
         cycle = self.cycle
+        if self.raw:
+            self.entry["status"] = conn.status
+            return
         if self.ended or cycle.started:
             return
         # (the head timer is let be until the end: `_timeout` does nothing once the answer has started)
@@ -221,10 +279,19 @@ class Relay:
         self.entry["ttfb_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
 
     def body(self, data: bytes) -> None:
-        self.pending.append(data)
+        if not self.raw:
+            self.pending.append(data)
 
     def flush(self, conn: _Conn) -> None:
         if self.ended:
+            return
+        if self.raw:
+            if conn.done:
+                if conn.error is not None:  # bytes past the answer's end went on with its last read
+                    self.cycle.conn.transport.abort()  # (the client must not read them as a next answer)
+                else:
+                    self.cycle.finish()
+                self._done(conn)
             return
         pending = self.pending
         if not pending and not conn.done:
@@ -237,16 +304,20 @@ class Relay:
             self.crash(exc)
             return
         if conn.done:
-            self.conn = None
-            self._end()
-            if self.paused:  # (the client's buffer filled with this last write: the connection reads again)
-                self.paused = False
-                conn.transport.resume_reading()  # type: ignore[union-attr]
-            pool = self.proxy.pool
-            if pool is not None:
-                pool.release(conn)  # (its sink goes with the reset)
-            elif conn.transport is not None:
-                conn.transport.close()
+            self._done(conn)
+
+    def _done(self, conn: _Conn) -> None:
+        """The answer is whole: the entry is logged, the connection goes back to the pool."""
+        self.conn = None
+        self._end()
+        if self.paused:  # (the client's buffer filled with this last write: the connection reads again)
+            self.paused = False
+            conn.transport.resume_reading()  # type: ignore[union-attr]
+        pool = self.proxy.pool
+        if pool is not None:
+            pool.release(conn)  # (its sink goes with the reset; one that erred is closed)
+        elif conn.transport is not None:
+            conn.transport.close()
 
     def fail(self, exc: BaseException) -> None:
         if self.ended:

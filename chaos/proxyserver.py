@@ -218,6 +218,18 @@ class _Cycle:
             self.expect = _CONTINUE_REFUSED
         self._frame(status, block, length, False)
 
+    def start_raw(self) -> None:
+        """The caller writes the answer's bytes itself, as it got them: its head (no connection or
+        framing header this server would add: the connection stays open, Content-Length or chunked
+        framing), then its body; `finish` when it is whole."""
+        self.started = True
+        if self.expect == _CONTINUE_WANTED:
+            self.expect = _CONTINUE_REFUSED
+
+    def finish(self) -> None:
+        """A `start_raw` answer is whole."""
+        self._finish()
+
     def _start(self, status: int, headers: Any) -> None:
         lines = []
         length = None

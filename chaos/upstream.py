@@ -129,6 +129,8 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.arrived(self, data)
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -227,9 +229,11 @@ class _Conn(asyncio.Protocol):
 
 class Sink(Protocol):
     """Takes a response as the connection parses it, with no task and no buffering (`_Conn.sink`):
-    `head` once the head is parsed, `body` with each piece, `flush` after each read from the
-    socket (the pieces of one read go on as one), `fail` if the response cannot be read whole.
-    ``conn.done`` says the response is complete."""
+    `arrived` with each read's bytes before they are parsed, `head` once the head is parsed, `body`
+    with each piece, `flush` after each read from the socket (the pieces of one read go on as one),
+    `fail` if the response cannot be read whole. ``conn.done`` says the response is complete."""
+
+    def arrived(self, conn: _Conn, data: bytes) -> None: ...
 
     def head(self, conn: _Conn) -> None: ...
 

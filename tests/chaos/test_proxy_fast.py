@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from chaos.faults import Fault
 from chaos.faults.fault import Scope
 from chaos.proxy import FaultProxy
+from chaos.proxyfast import passes_as_is
 from chaos.proxyserve import serve_proxy
 from chaos.proxyserver import ProxyServer
 from chaos.routes import Route
@@ -36,8 +37,9 @@ from tests.conftest import until
 
 class Recorder:
     """A raw loopback upstream: keeps each request (head and body) as received, byte for byte, and
-    answers it with an answer derived from it alone (sized or chunked, by the body's length), so the
-    same request gets the same answer whichever course the proxy took."""
+    answers it with an answer derived from it alone (sized or chunked, by the body's length; with a
+    Connection header or not, so that the relay passes some on as they came and rebuilds the others'
+    heads), so the same request gets the same answer whichever course the proxy took."""
 
     def __init__(self) -> None:
         self.requests: list[bytes] = []
@@ -66,8 +68,9 @@ class Recorder:
                     writer.write(b"0\r\n\r\n")
                 else:
                     answer = json.dumps({"sha": digest.decode(), "n": length}).encode()
-                    writer.write(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\nconnection: keep-alive\r\n"
-                                 b"content-length: %d\r\n\r\n%s" % (200 + length % 5, len(answer), answer))
+                    hop = b"connection: keep-alive\r\n" if length % 3 == 0 else b""  # (then not passed on as is)
+                    writer.write(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
+                                 % (200 + length % 5, hop, len(answer), answer))
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
@@ -468,7 +471,9 @@ async def test_what_was_read_before_an_upstream_error_reaches_the_client_first(c
                     got += data
         writer.close()
         entry = await finished(proxy)
-    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"d\r\ndata: hello\n\n\r\n")  # then cut
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\nd\r\ndata: hello\n\n\r\n" in got
+    # then cut: what follows is the upstream's bad bytes as sent (passed on as they came) or nothing
+    assert got.endswith((b"d\r\ndata: hello\n\n\r\n", b"ZZZZ not a chunk\r\n\r\n")) and not got.endswith(b"0\r\n\r\n")
     assert entry["status"] == 200 and "malformed response" in entry["error"]
 
 
@@ -573,3 +578,22 @@ async def test_a_passed_request_leaves_no_garbage_for_the_collector(course):
             gc.enable()
         writer.close()
     assert found < 100, f"{found} objects left to the collector by 500 requests"
+
+
+@pytest.mark.parametrize(("head", "as_is"), [
+    (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n", True),
+    (b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\n{}", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}", False),  # a hop-by-hop header
+    (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n{}", False),
+    (b"HTTP/1.1 200 OK\r\nx: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", False),  # a folded line
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", False),  # two framings
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", False),
+    (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}", False),  # ended by the close
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", False),  # the head not whole in this read
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", False),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", False),
+    (b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}", False),
+])
+def test_which_answers_pass_on_as_they_came(head, as_is):
+    assert passes_as_is(head) is as_is
