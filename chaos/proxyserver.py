@@ -25,6 +25,11 @@ What it takes from HTTP/1.1 (RFC 9112) and what it refuses:
   closing the connection (1.0: RFC 9112 7.1, chunked is not for 1.0 recipients); nothing after
   the head for HEAD, 204 and 304 (RFC 9110 6.4.1).
 
+A ``fast`` hook (`ProxyServer`) may take a request that arrived whole in one read before any task
+exists for it and answer it through the cycle's `start`/`write` (or `start_raw`/`finish`): the
+fault proxy's relay (`chaos.proxyfast`) for a request that meets no fault. Everything it declines
+is served as below.
+
 The ASGI side is what FaultProxy uses (ASGI 3, HTTP spec 2.3, lifespan): ``receive`` gives the
 body, then ``http.disconnect`` when the client leaves or the answer is complete; ``send`` takes
 ``http.response.start`` and ``.body``; ``scope["extensions"]["airisk.transport"]`` is the

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -158,7 +159,7 @@ _TOKEN = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=
 _SEGMENT = st.text("abcdefghijklmnopqrstuvwxyzABCDEF0123456789-._~%20", min_size=1, max_size=10)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH"]),
        segments=st.lists(_SEGMENT, min_size=1, max_size=3),
        query=st.one_of(st.just(""), st.builds(lambda k, v: f"{k}={v}", _TOKEN, _TOKEN)),
@@ -187,7 +188,9 @@ def test_the_relay_sends_and_answers_exactly_what_the_asgi_course_does(pair, met
     ignore = {"id", "at", "ttfb_ms", "total_ms"}
     assert {k: v for k, v in entry.items() if k not in ignore} == \
         {k: v for k, v in course[4].items() if k not in ignore}
-    assert pair.taken[-1] is True  # (the relay took it: the comparison is between the two courses)
+    # The relay took it (the comparison is between the two courses), but for a path the ASGI course
+    # refuses with a 400 of its own: an encoded control character.
+    assert pair.taken[-1] == (re.search(r"%(?:[01][0-9a-fA-F]|7[fF])", target) is None)
 
 
 def test_the_relay_leaves_what_it_does_not_cover_to_the_asgi_course(pair):
