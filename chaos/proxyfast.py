@@ -136,38 +136,45 @@ def request_head(method: str, target: str, host: bytes, raw: list[tuple[bytes, b
 
 
 _HEAD_END = b"\r\n\r\n"
+CHUNKED = -1  # (`passes_as_is`: a chunked answer, whose length is known only at its end)
 # A header line that bars passing a head on as it came: a hop-by-hop name other than the framing
 # ones, or a folded line (obs-fold, RFC 9112 5.2).
 _NOT_AS_IS = re.compile(rb"\n(?:(?:connection|keep-alive|proxy-[a-z-]*|te|trailer|upgrade|host)[ \t]*:|[ \t])", re.I)
 _FRAMING = re.compile(rb"\n(transfer-encoding|content-length)[ \t]*:[ \t]*([^\r]*)\r", re.I)
 
 
-def passes_as_is(data: bytes) -> bool:
+def passes_as_is(data: bytes) -> int | None:
     """Whether a response beginning ``data`` can go to the client as it came (the floor's design,
     PERF_NOTES.md: bytes on as they arrive, written before they are parsed): an HTTP/1.1 answer
     with a body (2xx-5xx, not 204 or 304), its head whole in ``data``, framed by one Content-Length
-    or by chunked alone, with no header the proxy must take out. What the client reads then is
+    or by chunked alone, with no header the proxy must take out. Returns the answer's whole length
+    in bytes (head and body) for a Content-Length answer, `CHUNKED` for a chunked one, None when it
+    must have its head rebuilt. What the client reads then is
     what the general course sends, but for the chunks' sizes, the header names' case and order,
     and a chunked answer's trailers, which it keeps. The parse that follows tells where the answer
     ends: bytes the upstream sent past its end, or that do not parse, have gone on with the read
-    that held them, and the client's connection is then dropped (the general course answers a head
-    that does not parse with a 502 of its own, and drops the connection at a bad byte after it)."""
+    that held them, and the client's connection is then closed (at once when they do not parse,
+    after the answer when the parser let them be, as a stray CRLF), so the client never reads them as
+    a next answer (the general course answers a head that does not parse with a 502 of its own, and
+    drops the connection at a bad byte after it)."""
     status = data[9:12]
     if not (data.startswith(b"HTTP/1.1 ") and status.isdigit() and b"200" <= status <= b"599") \
             or status in (b"204", b"304"):
-        return False
+        return None
     end = data.find(_HEAD_END)
     if end < 0:
-        return False
+        return None
     head = data[:end + 2]
     if _NOT_AS_IS.search(head):
-        return False
+        return None
     framing = _FRAMING.findall(head)
     if len(framing) != 1:
-        return False
+        return None
     name, value = framing[0]
     value = value.strip()
-    return value.isdigit() if name.lower() == b"content-length" else value.lower() == b"chunked"
+    if name.lower() == b"content-length":
+        return end + 4 + int(value) if value.isdigit() else None
+    return CHUNKED if value.lower() == b"chunked" else None
 
 
 def response_block(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
@@ -194,8 +201,8 @@ class Relay:
     """One request's answer moved from its upstream connection to its client (`chaos.upstream.Sink`
     on one side, `chaos.proxyserver.Relay` on the other)."""
 
-    __slots__ = ("ask", "conn", "connecting", "cycle", "ended", "entry", "paused", "pending", "proxy", "raw", "route",
-                 "timer")
+    __slots__ = ("ask", "conn", "connecting", "cycle", "ended", "entry", "last", "paused", "pending", "proxy", "raw",
+                 "route", "sent", "size", "timer")
 
     def __init__(self, proxy: FaultProxy, cycle: _Cycle, route: Route, entry: dict[str, Any]) -> None:
         self.proxy, self.cycle, self.route, self.entry = proxy, cycle, route, entry
@@ -206,6 +213,9 @@ class Relay:
         self.ended = False  # the entry is done: nothing more is relayed
         self.paused = False  # the upstream's reads are stopped for a client reading slowly
         self.raw = False  # the answer goes on as it arrives (`arrived`)
+        self.sent = 0  # bytes of the answer read so far (written, when `raw`)
+        self.size = 0  # when `raw`: its whole length (`passes_as_is`)
+        self.last = b""  # when `raw`: the last read written
         loop = cycle.conn.loop
         self.timer: asyncio.TimerHandle | None = loop.call_at(loop.time() + proxy.head_timeout_s, self._timeout)
 
@@ -246,14 +256,20 @@ class Relay:
         comes; the parse that follows only tells where it ends."""
         if self.raw:
             if not self.ended:
+                self.sent += len(data)
+                self.last = data
                 self.cycle.conn.transport.write(data)
             return
+        if self.sent:  # only the answer's first read may begin a head that passes as it came
+            return
+        self.sent = len(data)
         cycle = self.cycle
         if self.ended or cycle.started or not cycle.keep_alive or cycle.conn.closing or cycle.conn.refusing:
             return
-        if conn.headers or conn.status or not passes_as_is(data):  # (its head began in an earlier read)
+        size = passes_as_is(data)
+        if size is None:
             return
-        self.raw = True
+        self.raw, self.size, self.last = True, size, data
         cycle.start_raw()
         cycle.conn.transport.write(data)
         self.entry["ttfb_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
@@ -290,8 +306,13 @@ class Relay:
                 if conn.error is not None:  # bytes past the answer's end went on with its last read
                     self.cycle.conn.transport.abort()  # (the client must not read them as a next answer)
                 else:
+                    if not self._ended_exactly():  # (bytes the parser let be, as a stray CRLF)
+                        self.cycle.keep_alive = False  # the connection closes after the answer
                     self.cycle.finish()
                 self._done(conn)
+            return
+        if conn.done and not self.cycle.started:  # a whole answer with no head seen: not one to pass on
+            self.fail(conn.error or UpstreamError("upstream sent an answer the proxy could not read"))
             return
         pending = self.pending
         if not pending and not conn.done:
@@ -305,6 +326,13 @@ class Relay:
             return
         if conn.done:
             self._done(conn)
+
+    def _ended_exactly(self) -> bool:
+        """Whether the bytes written as they came end where the answer does: its length for a
+        Content-Length answer, the last chunk's empty line for a chunked one."""
+        if self.size != CHUNKED:
+            return self.sent == self.size
+        return self.last.endswith(_HEAD_END) and not self.last.endswith(b"\n\r\n\r\n")
 
     def _done(self, conn: _Conn) -> None:
         """The answer is whole: the entry is logged, the connection goes back to the pool."""

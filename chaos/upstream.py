@@ -129,6 +129,11 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.sink is None and self.head is None:  # idle in the pool: bytes nobody asked for (a stray
+            self.closed = True                       # 408, say) make the connection unfit for a next request
+            if self.transport is not None:
+                self.transport.close()
+            return
         if self.sink is not None:
             self.sink.arrived(self, data)
         try:

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from chaos.faults import Fault
 from chaos.faults.fault import Scope
 from chaos.proxy import FaultProxy
-from chaos.proxyfast import passes_as_is
+from chaos.proxyfast import CHUNKED, passes_as_is
 from chaos.proxyserve import serve_proxy
 from chaos.proxyserver import ProxyServer
 from chaos.routes import Route
@@ -584,19 +584,91 @@ async def test_a_passed_request_leaves_no_garbage_for_the_collector(course):
 
 
 @pytest.mark.parametrize(("head", "as_is"), [
-    (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n", True),
-    (b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\n{}", True),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}", False),  # a hop-by-hop header
-    (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n{}", False),
-    (b"HTTP/1.1 200 OK\r\nx: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", False),  # a folded line
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", False),  # two framings
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", False),
-    (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}", False),  # ended by the close
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", False),  # the head not whole in this read
-    (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", False),
-    (b"HTTP/1.1 100 Continue\r\n\r\n", False),
-    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", False),
-    (b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}", False),
+    (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n", CHUNKED),
+    (b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\n{}", 62),  # its whole length
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}", None),  # a hop-by-hop header
+    (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n{}", None),
+    (b"HTTP/1.1 200 OK\r\nx: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", None),  # a folded line
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", None),  # two framings
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", None),
+    (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}", None),  # ended by the close
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", None),  # the head not whole in this read
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", None),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", None),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", None),
+    (b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}", None),
 ])
 def test_which_answers_pass_on_as_they_came(head, as_is):
-    assert passes_as_is(head) is as_is
+    assert passes_as_is(head) == as_is
+
+
+async def exchange(port: int, wait: float) -> tuple[bytes, bool]:
+    """One POST on a new connection: (what came within ``wait`` s, whether the proxy closed it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /up/chat HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+    got, closed = b"", False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while data := await reader.read(65536):
+                got += data
+            closed = True
+    writer.close()
+    return got, closed
+
+
+async def test_bytes_an_idle_upstream_connection_got_unasked_make_it_unfit_for_the_next_request(course):
+    """An upstream that sends a response nobody asked for (a 408) on a pooled, idle connection: the
+    next request goes on another connection and is answered."""
+    async def stray(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nokay")
+        await writer.drain()
+        await reader.read()
+
+    async with proxied(stray, course, head_timeout_s=30) as (upstream, proxy, running):
+        first, _ = await exchange(running.port, 0.3)
+        await asyncio.sleep(0.3)
+        second, _ = await exchange(running.port, 2.0)
+        entry = await finished(proxy)
+    assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"{}")
+    # answered on a new connection (whose first answer is "{}"), not left to wait on the spoilt one
+    assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"{}") and entry["status"] == 200
+    assert upstream.accepted == 2
+
+
+async def test_a_stray_line_after_an_answer_passed_as_it_came_never_reaches_a_next_answer(course):
+    """The upstream ends an answer with a CRLF too many, which the parser lets be: a client that
+    reuses its connection still reads its next answer right."""
+    async def crlf(reader, writer) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}\r\n")
+            await writer.drain()
+
+    async with proxied(crlf, course) as (_, _, running), httpx.AsyncClient() as client:
+        answers = [await client.post(f"{running.url}/up/chat", content=b"{}") for _ in range(3)]
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"{}")] * 3
+
+
+async def test_only_an_answers_first_read_may_begin_a_head_passed_as_it_came(course):
+    """A head split where its second read happens to begin like a status line: the client gets the
+    answer the upstream sent (503), not one made of the second read."""
+    async def split(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 503 Unavailable\r\nx-note: ")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.read()
+
+    async with proxied(split, course) as (_, proxy, running):
+        got, _ = await exchange(running.port, 0.5)
+        entry = await finished(proxy)
+    assert got.startswith(b"HTTP/1.1 503 ") and b"x-note: HTTP/1.1 200 OK" in got and entry["status"] == 503
