@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -39,6 +40,38 @@ def _logging_as_it_was() -> Iterator[None]:
     root.handlers[:] = state[1]
     sys.excepthook = state[2]
     logging.captureWarnings(False)
+
+
+class InThread:
+    """An event loop in a background thread, for tests that drive loopback servers with blocking
+    sockets (byte for byte, and from hypothesis): a subclass gives `_start` and `_stop`, and
+    ``with`` runs them on the loop; `call` runs a coroutine there and waits for it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        self.call(self._start())
+        return self
+
+    def call(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.call(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
 
 
 async def until(done, within: float = 20.0, what: str = "the condition") -> None:

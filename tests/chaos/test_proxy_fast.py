@@ -33,7 +33,7 @@ from chaos.proxyserve import serve_proxy
 from chaos.proxyserver import ProxyServer
 from chaos.routes import Route
 from tests.chaos.test_proxy_http import Reader
-from tests.conftest import until
+from tests.conftest import InThread, until
 
 
 class Recorder:
@@ -78,19 +78,13 @@ class Recorder:
         writer.close()
 
 
-class Pair:
+class Pair(InThread):
     """One upstream, two proxies in front of it: ``fast`` on (the relay) and off (the ASGI course),
     on a loop in a background thread so that hypothesis can drive them with blocking sockets."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.upstream = Recorder()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> Pair:
-        self.thread.start()
-        self.call(self._start())
-        return self
 
     async def _start(self) -> None:
         base = await self.upstream.start()
@@ -111,21 +105,10 @@ class Pair:
 
         server.fast = spy  # (a connection takes the server's hook when it is made)
 
-    def call(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def __exit__(self, *exc) -> None:
-        async def stop() -> None:
-            for running in self.running.values():
-                await running.stop()
-            self.upstream.server.close()  # type: ignore[union-attr]
-
-        try:
-            self.call(stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+    async def _stop(self) -> None:
+        for running in self.running.values():
+            await running.stop()
+        self.upstream.server.close()  # type: ignore[union-attr]
 
     def exchange(self, fast: bool, request: bytes) -> tuple[int, dict[str, str], bytes, bytes, dict]:
         """(status, headers, body as the client read it; the bytes the upstream got; the log entry)."""
@@ -366,6 +349,14 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
+async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream handler: ``{}`` for every request on the connection."""
+    while True:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+
+
 @contextlib.asynccontextmanager
 async def proxied(handler, course: bool, **options):
     upstream = Raw(handler)
@@ -529,13 +520,7 @@ async def test_a_client_leaving_while_the_upstream_connects_stops_the_connect(co
 async def test_an_exception_after_the_relay_took_a_request_ends_it_cleanly(monkeypatch):
     """A bug in the relay's bookkeeping (here: reading the request for the log) after the request
     went upstream: 500, the upstream let go, the entry finished, nothing left running."""
-    async def answers(reader, writer) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-            await writer.drain()
-
-    async with proxied(answers, True) as (upstream, proxy, running):
+    async with proxied(answer_each, True) as (upstream, proxy, running):
         async with httpx.AsyncClient() as client:
             assert (await client.post(f"{running.url}/up/chat", content=b"{}")).status_code == 200  # (pooled now)
 
@@ -555,13 +540,7 @@ async def test_a_passed_request_leaves_no_garbage_for_the_collector(course):
     """Each request's objects go when their last user drops them, not at the next collection: a
     reference cycle a request (its relay and its cycle) left behind cost a collection pause in the
     first-byte p99 (measured: bench/proxy_overhead.py, docs/BENCHMARKS.md)."""
-    async def answers(reader, writer) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-            await writer.drain()
-
-    async with proxied(answers, course) as (_, _, running):
+    async with proxied(answer_each, course) as (_, _, running):
         reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
 
         async def one() -> None:
@@ -602,6 +581,23 @@ def test_which_answers_pass_on_as_they_came(head, as_is):
     assert passes_as_is(head) == as_is
 
 
+def script(*steps: bytes | float | None):
+    """An upstream handler that plays ``steps`` on its connection: None reads a request, bytes are
+    written, a number waits that many seconds; then it reads until the proxy lets go."""
+    async def play(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for step in steps:
+            if step is None:
+                await read_request(reader)
+            elif isinstance(step, bytes):
+                writer.write(step)
+                await writer.drain()
+            else:
+                await asyncio.sleep(step)
+        await reader.read()
+
+    return play
+
+
 async def exchange(port: int, wait: float) -> tuple[bytes, bool]:
     """One POST on a new connection: (what came within ``wait`` s, whether the proxy closed it)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -619,18 +615,9 @@ async def exchange(port: int, wait: float) -> tuple[bytes, bool]:
 async def test_bytes_an_idle_upstream_connection_got_unasked_make_it_unfit_for_the_next_request(course):
     """An upstream that sends a response nobody asked for (a 408) on a pooled, idle connection: the
     next request goes on another connection and is answered."""
-    async def stray(reader, writer) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-        await writer.drain()
-        await asyncio.sleep(0.1)
-        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nokay")
-        await writer.drain()
-        await reader.read()
-
+    stray = script(None, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", 0.1,
+                   b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n",
+                   None, b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nokay")
     async with proxied(stray, course, head_timeout_s=30) as (upstream, proxy, running):
         first, _ = await exchange(running.port, 0.3)
         await asyncio.sleep(0.3)
@@ -659,15 +646,8 @@ async def test_a_stray_line_after_an_answer_passed_as_it_came_never_reaches_a_ne
 async def test_only_an_answers_first_read_may_begin_a_head_passed_as_it_came(course):
     """A head split where its second read happens to begin like a status line: the client gets the
     answer the upstream sent (503), not one made of the second read."""
-    async def split(reader, writer) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 503 Unavailable\r\nx-note: ")
-        await writer.drain()
-        await asyncio.sleep(0.1)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-        await writer.drain()
-        await reader.read()
-
+    split = script(None, b"HTTP/1.1 503 Unavailable\r\nx-note: ", 0.1,
+                   b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
     async with proxied(split, course) as (_, proxy, running):
         got, _ = await exchange(running.port, 0.5)
         entry = await finished(proxy)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from chaos.proxy import FaultProxy
 from chaos.proxyserve import serve_proxy
 from chaos.proxyserver import MAX_HEAD, ProxyServer
 from chaos.routes import Route
+from tests.conftest import InThread
 
 
 @dataclass
@@ -63,21 +63,14 @@ class Upstream:
         return resp
 
 
-class Served:
+class Served(InThread):
     """The proxy in front of `Upstream`, on a loop in a background thread."""
 
     def __init__(self, fast: bool = True, **options) -> None:
+        super().__init__()
         self.upstream = Upstream()
         self.fast = fast
         self.options = options
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        return self
 
     async def _start(self) -> None:
         self.runner = web.AppRunner(self.upstream.app(), access_log=None)
@@ -89,20 +82,9 @@ class Served:
         self.running = await serve_proxy(self.proxy, port=0, grace=0.5, fast=self.fast)
         self.port = self.running.port
 
-    def call(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def __exit__(self, *exc) -> None:
-        async def stop() -> None:
-            await self.running.stop()
-            await self.runner.cleanup()
-
-        try:
-            self.call(stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+    async def _stop(self) -> None:
+        await self.running.stop()
+        await self.runner.cleanup()
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
