@@ -140,16 +140,21 @@ CHUNKED = -1  # (`passes_as_is`: a chunked answer, whose length is known only at
 # A header line that bars passing a head on as it came: a hop-by-hop name other than the framing
 # ones, or a folded line (obs-fold, RFC 9112 5.2).
 _NOT_AS_IS = re.compile(rb"\n(?:(?:connection|keep-alive|proxy-[a-z-]*|te|trailer|upgrade|host)[ \t]*:|[ \t])", re.I)
+# ``Connection: keep-alive`` (what a CDN in front of a provider sends on every answer) says nothing the
+# client's connection does not (it is kept alive, or the answer does not pass as it came): cut out, the
+# rest goes on as it came. Any other Connection header is the general course's.
+_KEEP_ALIVE = re.compile(rb"\r\nconnection[ \t]*:[ \t]*keep-alive[ \t]*(?=\r\n)", re.I)
 _FRAMING = re.compile(rb"\n(transfer-encoding|content-length)[ \t]*:[ \t]*([^\r]*)\r", re.I)
 
 
-def passes_as_is(data: bytes) -> int | None:
+def passes_as_is(data: bytes) -> tuple[bytes, int] | None:
     """Whether a response beginning ``data`` can go to the client as it came (the floor's design,
     PERF_NOTES.md: bytes on as they arrive, written before they are parsed): an HTTP/1.1 answer
     with a body (2xx-5xx, not 204 or 304), its head whole in ``data``, framed by one Content-Length
-    or by chunked alone, with no header the proxy must take out. Returns the answer's whole length
-    in bytes (head and body) for a Content-Length answer, `CHUNKED` for a chunked one, None when it
-    must have its head rebuilt. What the client reads then is
+    or by chunked alone, with no header the proxy must take out but a ``Connection: keep-alive``.
+    Returns (``data`` to write, that line cut out if it was there; the answer's whole length in bytes
+    as the upstream sends it, head and body, for a Content-Length answer, `CHUNKED` for a chunked
+    one), or None when the answer must have its head rebuilt. What the client reads then is
     what the general course sends, but for the chunks' sizes, the header names' case and order,
     and a chunked answer's trailers, which it keeps. The parse that follows tells where the answer
     ends: bytes the upstream sent past its end, or that do not parse, have gone on with the read
@@ -165,6 +170,9 @@ def passes_as_is(data: bytes) -> int | None:
     if end < 0:
         return None
     head = data[:end + 2]
+    cut = _KEEP_ALIVE.search(head)
+    if cut is not None:
+        head = head[:cut.start()] + head[cut.end():]
     if _NOT_AS_IS.search(head):
         return None
     framing = _FRAMING.findall(head)
@@ -173,8 +181,12 @@ def passes_as_is(data: bytes) -> int | None:
     name, value = framing[0]
     value = value.strip()
     if name.lower() == b"content-length":
-        return end + 4 + int(value) if value.isdigit() else None
-    return CHUNKED if value.lower() == b"chunked" else None
+        size = end + 4 + int(value) if value.isdigit() else None
+    else:
+        size = CHUNKED if value.lower() == b"chunked" else None
+    if size is None:
+        return None
+    return (data if cut is None else data[:cut.start()] + data[cut.end():]), size
 
 
 def response_block(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
@@ -266,12 +278,13 @@ class Relay:
         cycle = self.cycle
         if self.ended or cycle.started or not cycle.keep_alive or cycle.conn.closing or cycle.conn.refusing:
             return
-        size = passes_as_is(data)
-        if size is None:
+        as_is = passes_as_is(data)
+        if as_is is None:
             return
-        self.raw, self.size, self.last = True, size, data
+        out, self.size = as_is
+        self.raw, self.last = True, data
         cycle.start_raw()
-        cycle.conn.transport.write(data)
+        cycle.conn.transport.write(out)
         self.entry["ttfb_ms"] = round((time.perf_counter() - cycle.began) * 1000, 3)
 
     def head(self, conn: _Conn) -> None:
