@@ -665,6 +665,25 @@ def goal_figures(row: Row, direct: Row) -> dict[str, tuple[str, bool | None]]:
     return out
 
 
+def airisk_proxy(stack: contextlib.ExitStack, name: str, flags: list[str], emu: str, airisk: list[str] | None) -> Row:
+    """`airisk proxy FLAGS --emulator EMU` on a free port (its problem said when ``airisk`` is None)."""
+    port = free_port()
+    row = Row(name, url=f"http://127.0.0.1:{port}/openai/chat/completions")
+    if airisk is None:
+        row.problem = "`airisk proxy` does not exist yet in this checkout"
+    else:
+        launch(stack, row, [*airisk, "proxy", *flags, "--port", str(port), "--emulator", emu], cwd=ROOT)
+    return row
+
+
+def script_proxy(stack: contextlib.ExitStack, name: str, script: str, emu: str) -> Row:
+    """One of bench/'s own proxies (``script --port P --upstream EMU``), path unchanged."""
+    port = free_port()
+    row = Row(name, url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
+    launch(stack, row, [sys.executable, str(ROOT / "bench" / script), "--port", str(port), "--upstream", emu])
+    return row
+
+
 def main(quick: bool, rounds: int, seconds: float) -> None:
     agentbreak, agentbreak_version = ensure_agentbreak()
     toxy_modules, toxy_version = ensure_toxy()
@@ -680,36 +699,12 @@ def main(quick: bool, rounds: int, seconds: float) -> None:
         direct = Row("direct", url=f"{emu}/openai/v1/chat/completions")
         rows = [direct]
 
-        port = free_port()
-        row = Row("airisk proxy", url=f"http://127.0.0.1:{port}/openai/chat/completions")
-        if has_proxy:
-            launch(stack, row, [*airisk, "proxy", "--port", str(port), "--emulator", emu], cwd=ROOT)
-        else:
-            row.problem = "`airisk proxy` does not exist yet in this checkout"
-        rows.append(row)
-        airisk_row = row
-
-        port = free_port()  # the same proxy before chaos.proxyfast: every request on the ASGI course
-        row = Row("airisk, --no-relay", url=f"http://127.0.0.1:{port}/openai/chat/completions")
-        if has_proxy:
-            launch(stack, row, [*airisk, "proxy", "--no-relay", "--port", str(port), "--emulator", emu], cwd=ROOT)
-        else:
-            row.problem = "`airisk proxy` does not exist yet in this checkout"
-        rows.append(row)
-        asgi_row = row
-
-        port = free_port()
-        row = Row("raw asyncio+httptools (floor)", url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
-        launch(stack, row, [sys.executable, str(ROOT / "bench" / "raw_proxy.py"), "--port", str(port),
-                            "--upstream", emu])
-        rows.append(row)
-        floor_row = row
-
-        port = free_port()
-        row = Row("naive Starlette+httpx", url=f"http://127.0.0.1:{port}/openai/v1/chat/completions")
-        launch(stack, row, [sys.executable, str(ROOT / "bench" / "naive_proxy.py"), "--port", str(port),
-                            "--upstream", emu])
-        rows.append(row)
+        # airisk's proxy, then the same with every request on the ASGI course (as before chaos.proxyfast)
+        airisk_row, asgi_row = (
+            airisk_proxy(stack, name, flags, emu, airisk if has_proxy else None)
+            for name, flags in (("airisk proxy", []), ("airisk, --no-relay", ["--no-relay"])))
+        floor_row = script_proxy(stack, "raw asyncio+httptools (floor)", "raw_proxy.py", emu)
+        rows += [airisk_row, asgi_row, floor_row, script_proxy(stack, "naive Starlette+httpx", "naive_proxy.py", emu)]
 
         port = free_port()
         row = Row(f"agentbreak {agentbreak_version}", url=f"http://127.0.0.1:{port}/v1/chat/completions")
