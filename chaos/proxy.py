@@ -57,12 +57,15 @@ from chaos.proxyhttp import (
     Watch,
     drop,
     hold,
+    log_entry,
+    no_head,
     proxy_error,
     read_body,
     request_headers,
     response_headers,
     send_json,
     split_target,
+    unreachable,
 )
 from chaos.requestlog import LOG_SIZE, RequestLog
 from chaos.rewrite import StreamEditor, is_stream, needs_editing, synthesize
@@ -163,11 +166,8 @@ class FaultProxy:
                      receive: Callable, send: Callable) -> None:
         started = time.perf_counter()
         headers, feature, length = request_headers(scope["headers"])
-        entry = self.log.open({
-            "at": time.time(), "route": route.name, "method": scope["method"], "path": path,
-            "upstream": route.upstream + raw_path, "model": None, "feature": feature,
-            "stream": None, "status": None, "faults": (),
-        })
+        entry = self.log.open(log_entry(time.time(), route.name, route.upstream + raw_path, scope["method"], path,
+                                        feature))
         tap: Tap | None = None
         try:
             try:
@@ -274,8 +274,8 @@ class FaultProxy:
             except (OSError, ValueError) as exc:
                 if read_late is not None:
                     read_late()
-                entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
-                message = f"airisk fault proxy: cannot reach {route.upstream} ({exc!s})"[:500]
+                entry["status"] = 502
+                entry["error"], message = unreachable(route.upstream, exc)
                 await self._send_error(route, ask, send, 502, message, b"upstream")
                 return
             watch.head_arrived()
@@ -319,9 +319,9 @@ class FaultProxy:
         if read_late is not None:
             read_late()  # (when the upstream was never written to, or the product left first)
         if watch.timed_out:  # the request's connection was closed by the cancellation
-            entry["status"], entry["error"] = 504, f"upstream sent no response head in {self.head_timeout_s:g}s"
-            await self._send_error(route, ask, send, 504, f"airisk fault proxy: {route.upstream} sent no "
-                                   f"response within {self.head_timeout_s:g}s", b"timeout")
+            entry["status"] = 504
+            entry["error"], message = no_head(route.upstream, self.head_timeout_s)
+            await self._send_error(route, ask, send, 504, message, b"timeout")
         elif watch.gone:
             entry["error"] = "client disconnected"
 

@@ -33,7 +33,17 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from chaos.proxyhttp import HOP_BY_HOP, hop_by_hop, proxy_error, request_headers, response_headers, split_target
+from chaos.proxyhttp import (
+    HOP_BY_HOP,
+    hop_by_hop,
+    log_entry,
+    no_head,
+    proxy_error,
+    request_headers,
+    response_headers,
+    split_target,
+    unreachable,
+)
 from chaos.proxyserver import plain_answer
 from chaos.upstream import _TARGET, UpstreamError, build_head, origin
 
@@ -87,11 +97,8 @@ def pass_through(proxy: FaultProxy, cycle: _Cycle) -> bool:
     if conn is not None:  # the request goes now; what follows is bookkeeping, off the path to the first byte
         conn.no_body = False
         conn.transport.write(head + body)  # type: ignore[union-attr]
-    relay = Relay(proxy, cycle, route, {  # type: ignore[arg-type]
-        "at": at, "route": route.name, "method": method, "path": path,  # type: ignore[union-attr]
-        "upstream": route.upstream + raw_path, "model": None, "feature": feature,  # type: ignore[union-attr]
-        "stream": None, "status": None, "faults": (),
-    })
+    relay = Relay(proxy, cycle, route,  # type: ignore[arg-type]
+                  log_entry(at, route.name, route.upstream + raw_path, method, path, feature))  # type: ignore[union-attr]
     cycle.relay = relay  # (from here an exception is the relay's to end, `crash`: the request has gone)
     if conn is not None:
         relay.attach(conn)  # (before this callback returns: no answer can have come yet)
@@ -400,18 +407,16 @@ class Relay:
         self.timer = None
         if self.ended or self.cycle.started:
             return
-        seconds = self.proxy.head_timeout_s
-        entry = self.entry
-        entry["status"], entry["error"] = 504, f"upstream sent no response head in {seconds:g}s"
+        self.entry["status"] = 504
+        self.entry["error"], message = no_head(self.route.upstream, self.proxy.head_timeout_s)
         self._drop_upstream()
-        self._answer(504, f"airisk fault proxy: {self.route.upstream} sent no response within {seconds:g}s",
-                     b"timeout")
+        self._answer(504, message, b"timeout")
 
     def _unreachable(self, exc: BaseException) -> None:
-        entry = self.entry
-        entry["status"], entry["error"] = 502, f"upstream unreachable: {exc!s}"[:300]
+        self.entry["status"] = 502
+        self.entry["error"], message = unreachable(self.route.upstream, exc)
         self._drop_upstream()
-        self._answer(502, f"airisk fault proxy: cannot reach {self.route.upstream} ({exc!s})"[:500], b"upstream")
+        self._answer(502, message, b"upstream")
 
     def _answer(self, status: int, message: str, reason: bytes) -> None:
         """An error of the proxy's own, in the route's format (as `FaultProxy._send_error`)."""

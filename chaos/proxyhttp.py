@@ -140,6 +140,25 @@ def proxy_error(dialect: str, status: int, message: str, ask: Ask | None = None,
     return status, out, body
 
 
+def log_entry(at: float, route: str, upstream: str, method: str, path: str, feature: str | None) -> dict[str, Any]:
+    """A request's log entry as the proxy opens it, on either course (`chaos.requestlog` says what
+    each field means; the answer fills in the rest)."""
+    return {"at": at, "route": route, "method": method, "path": path, "upstream": upstream, "model": None,
+            "feature": feature, "stream": None, "status": None, "faults": ()}
+
+
+def unreachable(upstream: str, exc: BaseException) -> tuple[str, str]:
+    """(the log entry's error, the 502's message) for an upstream that could not be reached or failed
+    before its head."""
+    return f"upstream unreachable: {exc!s}"[:300], f"airisk fault proxy: cannot reach {upstream} ({exc!s})"[:500]
+
+
+def no_head(upstream: str, seconds: float) -> tuple[str, str]:
+    """(the log entry's error, the 504's message) for an upstream with no head after ``seconds``."""
+    return (f"upstream sent no response head in {seconds:g}s",
+            f"airisk fault proxy: {upstream} sent no response within {seconds:g}s")
+
+
 MAX_BODY = 32 << 20
 """Default cap on a proxied request body (bytes). Large enough for what the providers themselves
 accept (Anthropic's Messages API: 32 MB, Gemini's inline data: 20 MB; a request with a few
